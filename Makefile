@@ -1,0 +1,42 @@
+# The two commands: `make run` and `make test`. Everything else is a helper of theirs.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint proto bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the server on 127.0.0.1:50051 with projections and the expiry sweeper in-process.
+## Uses LICENSE_SVC_DATABASE_URL, else an embedded PostgreSQL under var/.
+run: install
+	$(VENV)/bin/license-svc run
+
+## Lint, type-check, then the whole suite against LICENSE_SVC_TEST_DATABASE_URL (else embedded).
+test: install lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench protos
+	$(VENV)/bin/ruff format --check src tests bench protos
+	$(VENV)/bin/mypy
+
+## Regenerate src/license_svc/api/gen from protos/ (committed; a test fails when stale).
+proto: install
+	$(PY) protos/generate.py
+
+bench: install
+	$(PY) -m bench.run
+
+bench-quick: install
+	$(PY) -m bench.run --quick
+
+clean:
+	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache

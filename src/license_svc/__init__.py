@@ -1,0 +1,1 @@
+"""license-svc: FiscoBridge licensing microservice."""

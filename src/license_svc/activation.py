@@ -1,0 +1,95 @@
+"""The Activate Key dialog (SPEC §4): ValidateKey and ActivateKey behind the attempt limiter.
+
+Order matters: a blocked session is refused before the code is even parsed, so a blocked
+attacker learns nothing more; a mistyped code is refused without a database read; every one of
+the three dialog errors counts as one failed attempt of the session and the account.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from license_svc.application import Activation, KeyNotFound, LicensingApp
+from license_svc.attempts import AttemptLimiter
+from license_svc.domain import codes
+from license_svc.domain.key import ActivationKey, KeyNotAvailable
+from license_svc.domain.tiers import Product
+
+T = TypeVar("T")
+
+
+class WrongProduct(Exception):
+    def __init__(self, key_product: Product, dialog_product: Product) -> None:
+        super().__init__(
+            f"This is a {key_product.display} key. "
+            f"{dialog_product.prefix}- keys activate {dialog_product.display} only."
+        )
+        self.key_product = key_product
+        self.dialog_product = dialog_product
+
+
+@dataclass(frozen=True)
+class DialogRequest:
+    code: str
+    account_id: str
+    session_id: str
+    product: Product
+
+
+class ActivationDialog:
+    def __init__(self, app: LicensingApp, limiter: AttemptLimiter) -> None:
+        self._app = app
+        self._limiter = limiter
+
+    def validate(self, request: DialogRequest) -> ActivationKey:
+        return self._attempt("ValidateKey", request, self._validate)
+
+    def activate(self, request: DialogRequest) -> Activation:
+        return self._attempt("ActivateKey", request, self._activate)
+
+    def _validate(self, request: DialogRequest, parsed: codes.ParsedCode) -> ActivationKey:
+        try:
+            key = self._app.get_key(self._app.key_id_of(parsed))
+        except KeyNotFound:
+            raise KeyNotAvailable() from None
+        key.check_redeemable_by(request.account_id, self._app.clock())
+        return key
+
+    def _activate(self, request: DialogRequest, parsed: codes.ParsedCode) -> Activation:
+        return self._app.activate(self._app.key_id_of(parsed), request.account_id)
+
+    def _attempt(
+        self,
+        method: str,
+        request: DialogRequest,
+        action: Callable[[DialogRequest, codes.ParsedCode], T],
+    ) -> T:
+        self._limiter.check(request.account_id, request.session_id)
+        reason, key_id = "", None
+        try:
+            parsed = codes.parse(request.code)
+            key_product = Product(codes.PREFIXES[parsed.prefix])
+            if key_product is not request.product:
+                raise WrongProduct(key_product, request.product)
+            key_id = self._app.key_id_of(parsed)
+            return action(request, parsed)
+        except codes.InvalidKeyFormat:
+            reason = "INVALID_KEY_FORMAT"
+            raise
+        except WrongProduct:
+            reason = "WRONG_PRODUCT"
+            raise
+        except KeyNotAvailable:
+            reason = "KEY_NOT_AVAILABLE"
+            raise
+        finally:
+            if reason:
+                self._limiter.record_failure(
+                    account_id=request.account_id,
+                    session_id=request.session_id,
+                    method=method,
+                    reason=reason,
+                    key_id=key_id,
+                )

@@ -1,0 +1,1 @@
+"""gRPC adapter: server, servicers, auth and the error table."""

@@ -1,0 +1,467 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Product(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PRODUCT_UNSPECIFIED: _ClassVar[Product]
+    PRODUCT_INTEGRATIONS: _ClassVar[Product]
+    PRODUCT_CLOUD_POS: _ClassVar[Product]
+
+class Tier(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TIER_UNSPECIFIED: _ClassVar[Tier]
+    TIER_STARTER: _ClassVar[Tier]
+    TIER_GROWTH: _ClassVar[Tier]
+    TIER_SCALE: _ClassVar[Tier]
+
+class KeyStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    KEY_STATUS_UNSPECIFIED: _ClassVar[KeyStatus]
+    KEY_STATUS_ISSUED: _ClassVar[KeyStatus]
+    KEY_STATUS_ACTIVATED: _ClassVar[KeyStatus]
+    KEY_STATUS_REVOKED: _ClassVar[KeyStatus]
+    KEY_STATUS_EXPIRED: _ClassVar[KeyStatus]
+PRODUCT_UNSPECIFIED: Product
+PRODUCT_INTEGRATIONS: Product
+PRODUCT_CLOUD_POS: Product
+TIER_UNSPECIFIED: Tier
+TIER_STARTER: Tier
+TIER_GROWTH: Tier
+TIER_SCALE: Tier
+KEY_STATUS_UNSPECIFIED: KeyStatus
+KEY_STATUS_ISSUED: KeyStatus
+KEY_STATUS_ACTIVATED: KeyStatus
+KEY_STATUS_REVOKED: KeyStatus
+KEY_STATUS_EXPIRED: KeyStatus
+
+class TierLimits(_message.Message):
+    __slots__ = ("tier", "name", "invoices_per_month", "sync")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INVOICES_PER_MONTH_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    name: str
+    invoices_per_month: int
+    sync: str
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., name: _Optional[str] = ..., invoices_per_month: _Optional[int] = ..., sync: _Optional[str] = ...) -> None: ...
+
+class Entitlement(_message.Message):
+    __slots__ = ("key_id", "hint", "tier", "seats", "period_starts_at", "period_ends_at", "account_id", "product")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    hint: str
+    tier: Tier
+    seats: int
+    period_starts_at: _timestamp_pb2.Timestamp
+    period_ends_at: _timestamp_pb2.Timestamp
+    account_id: str
+    product: Product
+    def __init__(self, key_id: _Optional[str] = ..., hint: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., period_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ...) -> None: ...
+
+class Key(_message.Message):
+    __slots__ = ("key_id", "hint", "product", "tier", "seats", "period_months", "reseller_id", "batch_id", "status", "account_id", "issued_at", "activated_at", "period_starts_at", "period_ends_at", "revoked_at", "revoked_reason", "revoked_by", "expired_at", "version")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_MONTHS_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATED_AT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_REASON_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_BY_FIELD_NUMBER: _ClassVar[int]
+    EXPIRED_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    hint: str
+    product: Product
+    tier: Tier
+    seats: int
+    period_months: int
+    reseller_id: str
+    batch_id: str
+    status: KeyStatus
+    account_id: str
+    issued_at: _timestamp_pb2.Timestamp
+    activated_at: _timestamp_pb2.Timestamp
+    period_starts_at: _timestamp_pb2.Timestamp
+    period_ends_at: _timestamp_pb2.Timestamp
+    revoked_at: _timestamp_pb2.Timestamp
+    revoked_reason: str
+    revoked_by: str
+    expired_at: _timestamp_pb2.Timestamp
+    version: int
+    def __init__(self, key_id: _Optional[str] = ..., hint: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., period_months: _Optional[int] = ..., reseller_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., status: _Optional[_Union[KeyStatus, str]] = ..., account_id: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., activated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., revoked_reason: _Optional[str] = ..., revoked_by: _Optional[str] = ..., expired_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class IssueKeysRequest(_message.Message):
+    __slots__ = ("reseller_id", "product", "tier", "seats", "period_months", "count", "request_id")
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_MONTHS_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    product: Product
+    tier: Tier
+    seats: int
+    period_months: int
+    count: int
+    request_id: str
+    def __init__(self, reseller_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., period_months: _Optional[int] = ..., count: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class IssuedKey(_message.Message):
+    __slots__ = ("key_id", "code", "hint")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    code: str
+    hint: str
+    def __init__(self, key_id: _Optional[str] = ..., code: _Optional[str] = ..., hint: _Optional[str] = ...) -> None: ...
+
+class IssueKeysResponse(_message.Message):
+    __slots__ = ("batch_id", "keys", "position", "replayed")
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    batch_id: str
+    keys: _containers.RepeatedCompositeFieldContainer[IssuedKey]
+    position: int
+    replayed: bool
+    def __init__(self, batch_id: _Optional[str] = ..., keys: _Optional[_Iterable[_Union[IssuedKey, _Mapping]]] = ..., position: _Optional[int] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class RevokeKeyRequest(_message.Message):
+    __slots__ = ("key_id", "code", "reason")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    code: str
+    reason: str
+    def __init__(self, key_id: _Optional[str] = ..., code: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RevokeKeyResponse(_message.Message):
+    __slots__ = ("key", "position")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    key: Key
+    position: int
+    def __init__(self, key: _Optional[_Union[Key, _Mapping]] = ..., position: _Optional[int] = ...) -> None: ...
+
+class GetKeyRequest(_message.Message):
+    __slots__ = ("key_id", "code")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    code: str
+    def __init__(self, key_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class GetKeyResponse(_message.Message):
+    __slots__ = ("key",)
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    key: Key
+    def __init__(self, key: _Optional[_Union[Key, _Mapping]] = ...) -> None: ...
+
+class ListKeysRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "status", "reseller_id", "batch_id", "min_position")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    BATCH_ID_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    status: KeyStatus
+    reseller_id: str
+    batch_id: str
+    min_position: int
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., status: _Optional[_Union[KeyStatus, str]] = ..., reseller_id: _Optional[str] = ..., batch_id: _Optional[str] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class ListKeysResponse(_message.Message):
+    __slots__ = ("keys", "next_page_token", "position")
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    keys: _containers.RepeatedCompositeFieldContainer[Key]
+    next_page_token: str
+    position: int
+    def __init__(self, keys: _Optional[_Iterable[_Union[Key, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ValidateKeyRequest(_message.Message):
+    __slots__ = ("code", "account_id", "session_id", "product")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    account_id: str
+    session_id: str
+    product: Product
+    def __init__(self, code: _Optional[str] = ..., account_id: _Optional[str] = ..., session_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ...) -> None: ...
+
+class ValidateKeyResponse(_message.Message):
+    __slots__ = ("product", "tier", "seats", "period_months", "limits", "invoices_per_month", "sync", "hint", "key_id")
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_MONTHS_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    INVOICES_PER_MONTH_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    HINT_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    product: Product
+    tier: Tier
+    seats: int
+    period_months: int
+    limits: TierLimits
+    invoices_per_month: int
+    sync: str
+    hint: str
+    key_id: str
+    def __init__(self, product: _Optional[_Union[Product, str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., period_months: _Optional[int] = ..., limits: _Optional[_Union[TierLimits, _Mapping]] = ..., invoices_per_month: _Optional[int] = ..., sync: _Optional[str] = ..., hint: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class ActivateKeyRequest(_message.Message):
+    __slots__ = ("code", "account_id", "session_id", "product")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    account_id: str
+    session_id: str
+    product: Product
+    def __init__(self, code: _Optional[str] = ..., account_id: _Optional[str] = ..., session_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ...) -> None: ...
+
+class ActivateKeyResponse(_message.Message):
+    __slots__ = ("entitlement", "position", "already_active", "limits")
+    ENTITLEMENT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    ALREADY_ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    entitlement: Entitlement
+    position: int
+    already_active: bool
+    limits: TierLimits
+    def __init__(self, entitlement: _Optional[_Union[Entitlement, _Mapping]] = ..., position: _Optional[int] = ..., already_active: _Optional[bool] = ..., limits: _Optional[_Union[TierLimits, _Mapping]] = ...) -> None: ...
+
+class GetSubscriptionSummaryRequest(_message.Message):
+    __slots__ = ("account_id", "product", "min_position", "as_of")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    min_position: int
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., min_position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class SubscriptionSummary(_message.Message):
+    __slots__ = ("account_id", "product", "active", "tier", "seats", "invoices_per_month", "sync", "entitlements", "position", "as_of")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    INVOICES_PER_MONTH_FIELD_NUMBER: _ClassVar[int]
+    SYNC_FIELD_NUMBER: _ClassVar[int]
+    ENTITLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    active: bool
+    tier: Tier
+    seats: int
+    invoices_per_month: int
+    sync: str
+    entitlements: _containers.RepeatedCompositeFieldContainer[Entitlement]
+    position: int
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., active: _Optional[bool] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., invoices_per_month: _Optional[int] = ..., sync: _Optional[str] = ..., entitlements: _Optional[_Iterable[_Union[Entitlement, _Mapping]]] = ..., position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetSeatAllowanceRequest(_message.Message):
+    __slots__ = ("account_id", "product", "connections_in_use", "min_position")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_IN_USE_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    connections_in_use: int
+    min_position: int
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connections_in_use: _Optional[int] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class SeatAllowance(_message.Message):
+    __slots__ = ("account_id", "product", "seats", "tier", "active", "valid_until", "connections_in_use", "can_create_connection", "remaining", "position")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    ACTIVE_FIELD_NUMBER: _ClassVar[int]
+    VALID_UNTIL_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_IN_USE_FIELD_NUMBER: _ClassVar[int]
+    CAN_CREATE_CONNECTION_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    seats: int
+    tier: Tier
+    active: bool
+    valid_until: _timestamp_pb2.Timestamp
+    connections_in_use: int
+    can_create_connection: bool
+    remaining: int
+    position: int
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., seats: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., active: _Optional[bool] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connections_in_use: _Optional[int] = ..., can_create_connection: _Optional[bool] = ..., remaining: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+
+class GetKeyHistoryRequest(_message.Message):
+    __slots__ = ("key_id", "code")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    code: str
+    def __init__(self, key_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class StoredEvent(_message.Message):
+    __slots__ = ("type", "version", "recorded_at", "position", "payload", "key_id")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    version: int
+    recorded_at: _timestamp_pb2.Timestamp
+    position: int
+    payload: _struct_pb2.Struct
+    key_id: str
+    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class GetKeyHistoryResponse(_message.Message):
+    __slots__ = ("key_id", "events")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    events: _containers.RepeatedCompositeFieldContainer[StoredEvent]
+    def __init__(self, key_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ...) -> None: ...
+
+class StreamEventsRequest(_message.Message):
+    __slots__ = ("after_position", "follow", "limit")
+    AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after_position: int
+    follow: bool
+    limit: int
+    def __init__(self, after_position: _Optional[int] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class GetKeyStatsRequest(_message.Message):
+    __slots__ = ("reseller_id",)
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    def __init__(self, reseller_id: _Optional[str] = ...) -> None: ...
+
+class KeyCount(_message.Message):
+    __slots__ = ("tier", "status", "reseller_id", "count")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    tier: Tier
+    status: KeyStatus
+    reseller_id: str
+    count: int
+    def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., status: _Optional[_Union[KeyStatus, str]] = ..., reseller_id: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class DailyActivations(_message.Message):
+    __slots__ = ("date", "count")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    count: int
+    def __init__(self, date: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class GetKeyStatsResponse(_message.Message):
+    __slots__ = ("counts", "activations_per_day", "position")
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    ACTIVATIONS_PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    counts: _containers.RepeatedCompositeFieldContainer[KeyCount]
+    activations_per_day: _containers.RepeatedCompositeFieldContainer[DailyActivations]
+    position: int
+    def __init__(self, counts: _Optional[_Iterable[_Union[KeyCount, _Mapping]]] = ..., activations_per_day: _Optional[_Iterable[_Union[DailyActivations, _Mapping]]] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ListExpiringSubscriptionsRequest(_message.Message):
+    __slots__ = ("before", "page_size", "page_token")
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    before: _timestamp_pb2.Timestamp
+    page_size: int
+    page_token: str
+    def __init__(self, before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListExpiringSubscriptionsResponse(_message.Message):
+    __slots__ = ("entitlements", "next_page_token")
+    ENTITLEMENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entitlements: _containers.RepeatedCompositeFieldContainer[Entitlement]
+    next_page_token: str
+    def __init__(self, entitlements: _Optional[_Iterable[_Union[Entitlement, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class GetProjectionStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ProjectionStatus(_message.Message):
+    __slots__ = ("name", "position", "head_position", "lag")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LAG_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    position: int
+    head_position: int
+    lag: int
+    def __init__(self, name: _Optional[str] = ..., position: _Optional[int] = ..., head_position: _Optional[int] = ..., lag: _Optional[int] = ...) -> None: ...
+
+class GetProjectionStatusResponse(_message.Message):
+    __slots__ = ("projections", "head_position")
+    PROJECTIONS_FIELD_NUMBER: _ClassVar[int]
+    HEAD_POSITION_FIELD_NUMBER: _ClassVar[int]
+    projections: _containers.RepeatedCompositeFieldContainer[ProjectionStatus]
+    head_position: int
+    def __init__(self, projections: _Optional[_Iterable[_Union[ProjectionStatus, _Mapping]]] = ..., head_position: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,262 @@
+"""The licensing application on the `eventsourcing` library: commands return store positions.
+
+The store's optimistic concurrency decides every race: two replicas that activate (or revoke,
+or expire) one key both try to append the same aggregate version and exactly one succeeds; the
+loser reloads and decides again against what won.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
+
+from license_svc.domain import codes
+from license_svc.domain.identity import KeyIdentity
+from license_svc.domain.key import ActivationKey, KeyNotAvailable, event_type
+from license_svc.domain.tiers import Product, Tier, has_catalog
+from license_svc.store import TOPIC as RECORDER_TOPIC
+from license_svc.store import IssueRequest, LicensingRecorder
+
+Clock = Callable[[], datetime]
+MAX_BATCH = 10_000
+# How often a command re-decides after losing an optimistic-concurrency race.
+CONFLICT_RETRIES = 5
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RequestIdReused(Exception):
+    """The same request_id was used before with different parameters."""
+
+
+class KeyNotFound(Exception):
+    """No key with that id or code (or not one the caller may see)."""
+
+
+class UnsupportedProduct(Exception):
+    """There is no tier catalog for that product yet."""
+
+
+@dataclass(frozen=True)
+class IssueKeys:
+    reseller_id: str
+    product: Product
+    tier: Tier
+    seats: int
+    period_months: int
+    count: int
+    request_id: str = ""
+
+    def fingerprint(self) -> str:
+        fields = (self.product.value, self.tier.value, self.seats, self.period_months, self.count)
+        return hashlib.sha256(repr(fields).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: UUID
+    code: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class IssuedBatch:
+    batch_id: UUID
+    keys: list[IssuedKey]
+    position: int
+    replayed: bool
+
+
+@dataclass(frozen=True)
+class Activation:
+    key: ActivationKey
+    position: int
+    already_active: bool
+
+
+@dataclass(frozen=True)
+class Change:
+    key: ActivationKey
+    position: int
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    type: str
+    version: int
+    recorded_at: datetime
+    position: int
+    payload: dict[str, Any]
+
+
+class LicensingApp(Application[UUID]):
+    name = "licensing"
+    env = {"APPLICATION_RECORDER_TOPIC": RECORDER_TOPIC}  # noqa: RUF012 (library convention)
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        identity: KeyIdentity | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        super().__init__(env)
+        self._identity = identity
+        self.clock = clock
+
+    @property
+    def store(self) -> LicensingRecorder:
+        return cast(LicensingRecorder, self.recorder)
+
+    @property
+    def identity(self) -> KeyIdentity:
+        if self._identity is None:
+            raise RuntimeError("this LicensingApp was built without a pepper (read-only use)")
+        return self._identity
+
+    # -- issuing ---------------------------------------------------------------------------
+
+    def issue_keys(self, cmd: IssueKeys) -> IssuedBatch:
+        if not has_catalog(cmd.product):
+            raise UnsupportedProduct(cmd.product)
+        if cmd.request_id:
+            seen = self.store.find_issue_request(cmd.reseller_id, cmd.request_id)
+            if seen is not None:
+                return self._replay(cmd, seen)
+        request_id = cmd.request_id or "anon:" + secrets.token_hex(16)
+        batch = self._mint(cmd, request_id)
+        keys = [
+            ActivationKey.issue(
+                k.key_id,
+                product=cmd.product,
+                tier=cmd.tier,
+                seats=cmd.seats,
+                period_months=cmd.period_months,
+                reseller_id=cmd.reseller_id,
+                batch_id=str(batch.batch_id),
+                hint=k.hint,
+            )
+            for k in batch.keys
+        ]
+        record = IssueRequest(
+            reseller_id=cmd.reseller_id,
+            request_id=request_id,
+            batch_id=batch.batch_id,
+            fingerprint=cmd.fingerprint(),
+            count=cmd.count,
+            last_key_id=batch.keys[-1].key_id,
+        )
+        try:
+            recordings = self.save(*keys, issue_request=record)
+        except IntegrityError:
+            # A concurrent copy of this request won the race: answer as it did.
+            seen = self.store.find_issue_request(cmd.reseller_id, request_id)
+            if seen is None:
+                raise
+            return self._replay(cmd, seen)
+        position = max(r.notification.id for r in recordings)
+        return IssuedBatch(batch.batch_id, batch.keys, position, replayed=False)
+
+    def _mint(self, cmd: IssueKeys, request_id: str) -> IssuedBatch:
+        identity = self.identity
+        keys = []
+        for index in range(cmd.count):
+            code = identity.mint(cmd.reseller_id, request_id, index, cmd.product.prefix)
+            keys.append(IssuedKey(identity.key_id(code), code.text(), codes.hint(code)))
+        return IssuedBatch(identity.batch_id(cmd.reseller_id, request_id), keys, 0, False)
+
+    def _replay(self, cmd: IssueKeys, seen: IssueRequest) -> IssuedBatch:
+        if seen.fingerprint != cmd.fingerprint():
+            raise RequestIdReused(cmd.request_id)
+        batch = self._mint(cmd, seen.request_id)
+        position = self.store.position_of(seen.last_key_id, ActivationKey.INITIAL_VERSION) or 0
+        return IssuedBatch(seen.batch_id, batch.keys, position, replayed=True)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def key_id_of(self, code: codes.ParsedCode) -> UUID:
+        return self.identity.key_id(code)
+
+    def get_key(self, key_id: UUID) -> ActivationKey:
+        try:
+            return cast(ActivationKey, self.repository.get(key_id))
+        except AggregateNotFoundError:
+            raise KeyNotFound(str(key_id)) from None
+
+    def history(self, key_id: UUID) -> list[HistoryEntry]:
+        entries = []
+        for item in self.store.positioned_events(key_id):
+            domain_event = cast(DomainEventProtocol[UUID], self.mapper.to_domain_event(item.stored))
+            payload = {
+                k: v
+                for k, v in domain_event.__dict__.items()
+                if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+            }
+            entries.append(
+                HistoryEntry(
+                    type=event_type(item.stored.topic),
+                    version=item.stored.originator_version,
+                    recorded_at=domain_event.timestamp,
+                    position=item.position,
+                    payload=payload,
+                )
+            )
+        if not entries:
+            raise KeyNotFound(str(key_id))
+        return entries
+
+    # -- changing --------------------------------------------------------------------------
+
+    def activate(self, key_id: UUID, account_id: str) -> Activation:
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                key = self.get_key(key_id)
+            except KeyNotFound:
+                raise KeyNotAvailable() from None
+            now = self.clock()
+            if not key.activate(account_id, now):
+                position = self.store.position_of(key_id, 2) or 0
+                return Activation(key, position, already_active=True)
+            try:
+                recordings = self.save(key)
+            except IntegrityError:
+                continue  # another replica appended first: decide again against its event
+            return Activation(key, recordings[-1].notification.id, already_active=False)
+        raise KeyNotAvailable()
+
+    def revoke(self, key_id: UUID, *, reason: str, revoked_by: str, by_ops: bool) -> Change:
+        for _ in range(CONFLICT_RETRIES):
+            key = self.get_key(key_id)
+            if not key.revoke(reason=reason, revoked_by=revoked_by, by_ops=by_ops, now=self.clock()):
+                return Change(key, self.store.position_of(key_id, key.version) or 0)
+            try:
+                recordings = self.save(key)
+            except IntegrityError:
+                continue
+            return Change(key, recordings[-1].notification.id)
+        raise KeyNotAvailable()
+
+    def expire(self, key_id: UUID) -> Change | None:
+        """Append SubscriptionExpired if due. Safe to run on many replicas at once: a sweeper
+        that loses the race reloads, sees the key expired and appends nothing."""
+        for _ in range(CONFLICT_RETRIES):
+            key = self.get_key(key_id)
+            if not key.expire(self.clock()):
+                return None
+            try:
+                recordings = self.save(key)
+            except IntegrityError:
+                continue
+            return Change(key, recordings[-1].notification.id)
+        return None

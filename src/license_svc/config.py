@@ -1,0 +1,164 @@
+"""All configuration, read once from `LICENSE_SVC_*` environment variables.
+
+Nothing else in the service reads the environment. `Settings.eventsourcing_env()` translates
+the database settings into the variables the `eventsourcing` library understands.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+PREFIX = "LICENSE_SVC_"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEV_TOKENS = REPO_ROOT / "deploy" / "dev" / "tokens.json"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = ""
+    listen: str = "127.0.0.1:50051"
+    var_dir: Path = REPO_ROOT / "var"
+    pepper: bytes = b""
+    tokens_file: Path | None = None
+    # Database pool and timeouts. The server's pool serves `grpc_workers` threads.
+    pool_size: int = 8
+    pool_max_overflow: int = 8
+    connect_timeout: float = 5.0
+    lock_timeout: float = 5.0
+    # gRPC
+    grpc_workers: int = 16
+    grace_seconds: float = 10.0
+    max_message_bytes: int = 16 * 1024 * 1024
+    max_wait_seconds: float = 10.0  # cap for min_position waits when the client set no deadline
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # set → mutual TLS
+    # Failed-attempt limiter (SPEC §4)
+    session_attempt_limit: int = 5
+    session_block_seconds: int = 15 * 60
+    account_attempt_limit: int = 20
+    account_window_seconds: int = 60 * 60
+    # Workers run inside the server process (`make run`) or as separate processes.
+    run_projections: bool = False
+    run_sweeper: bool = False
+    sweep_interval_seconds: float = 30.0
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The variables `eventsourcing.postgres` reads, derived from `database_url`."""
+        if not self.database_url:
+            raise ConfigError("LICENSE_SVC_DATABASE_URL is not set and no embedded database runs")
+        params = conninfo_to_dict(self.database_url)
+        env = {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+            "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+            "POSTGRES_PORT": str(params.get("port", "5432")),
+            "POSTGRES_USER": str(params.get("user", "postgres")),
+            "POSTGRES_PASSWORD": str(params.get("password", "")),
+            "POSTGRES_POOL_SIZE": str(self.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.pool_max_overflow),
+            "POSTGRES_CONNECT_TIMEOUT": str(int(max(1, self.connect_timeout))),
+            "POSTGRES_LOCK_TIMEOUT": str(int(max(1, self.lock_timeout))),
+            "POSTGRES_POOL_OPEN_TIMEOUT": str(int(max(1, self.connect_timeout))),
+            "POSTGRES_SINGLE_ROW_TRACKING": "y",
+        }
+        env.update(self.extra)
+        return env
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
+    if value < lo:
+        raise ConfigError(f"{PREFIX}{name} must be at least {lo}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(PREFIX + name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on", "y"}
+
+
+def _path(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(PREFIX + name)
+    return Path(raw) if raw else None
+
+
+def _pepper(env: Mapping[str, str], var_dir: Path) -> bytes:
+    """The server secret behind key lookup hashes. Production sets it; dev keeps one in var/."""
+    raw = env.get(PREFIX + "PEPPER")
+    if raw:
+        return raw.encode()
+    pepper_file = _path(env, "PEPPER_FILE")
+    if pepper_file is not None:
+        return pepper_file.read_bytes().strip()
+    dev_file = var_dir / "pepper"
+    if not dev_file.exists():
+        var_dir.mkdir(parents=True, exist_ok=True)
+        dev_file.write_text(secrets.token_hex(32))
+        dev_file.chmod(0o600)
+    return dev_file.read_bytes().strip()
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    var_dir = _path(env, "VAR_DIR") or Settings.var_dir
+    pepper = _pepper(env, var_dir)
+    if len(pepper) < 16:
+        raise ConfigError(f"{PREFIX}PEPPER must be at least 16 bytes")
+    return Settings(
+        database_url=env.get(PREFIX + "DATABASE_URL", ""),
+        listen=env.get(PREFIX + "LISTEN", Settings.listen),
+        var_dir=var_dir,
+        pepper=pepper,
+        tokens_file=_path(env, "TOKENS_FILE"),
+        pool_size=_int(env, "POOL_SIZE", Settings.pool_size, lo=1),
+        pool_max_overflow=_int(env, "POOL_MAX_OVERFLOW", Settings.pool_max_overflow),
+        connect_timeout=_float(env, "CONNECT_TIMEOUT", Settings.connect_timeout),
+        lock_timeout=_float(env, "LOCK_TIMEOUT", Settings.lock_timeout),
+        grpc_workers=_int(env, "GRPC_WORKERS", Settings.grpc_workers, lo=1),
+        grace_seconds=_float(env, "GRACE_SECONDS", Settings.grace_seconds),
+        max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", Settings.max_message_bytes, lo=1024),
+        max_wait_seconds=_float(env, "MAX_WAIT_SECONDS", Settings.max_wait_seconds),
+        tls_cert=_path(env, "TLS_CERT"),
+        tls_key=_path(env, "TLS_KEY"),
+        tls_client_ca=_path(env, "TLS_CLIENT_CA"),
+        session_attempt_limit=_int(env, "SESSION_ATTEMPT_LIMIT", 5, lo=1),
+        session_block_seconds=_int(env, "SESSION_BLOCK_SECONDS", 15 * 60, lo=1),
+        account_attempt_limit=_int(env, "ACCOUNT_ATTEMPT_LIMIT", 20, lo=1),
+        account_window_seconds=_int(env, "ACCOUNT_WINDOW_SECONDS", 60 * 60, lo=1),
+        run_projections=_bool(env, "RUN_PROJECTIONS", False),
+        run_sweeper=_bool(env, "RUN_SWEEPER", False),
+        sweep_interval_seconds=_float(env, "SWEEP_INTERVAL_SECONDS", 30.0),
+    )

@@ -1,0 +1,1 @@
+"""Domain model of the licensing service: pure rules, no I/O."""

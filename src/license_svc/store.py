@@ -1,0 +1,124 @@
+"""The PostgreSQL event store: the library's application recorder plus what licensing adds.
+
+- `issue_requests` remembers each IssueKeys request (never its codes) and is written in the
+  same transaction as the batch's `KeyIssued` events, so a request is either wholly minted and
+  remembered or not at all; its primary key makes two racing copies of a request collide.
+- `positions_of` reads an aggregate's events with their notification ids (store positions),
+  which the library's `select_events` does not return.
+
+The application picks this class through `APPLICATION_RECORDER_TOPIC`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+TOPIC = "license_svc.store:LicensingRecorder"
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    reseller_id: str
+    request_id: str
+    batch_id: UUID
+    fingerprint: str  # what was asked for: same id with another fingerprint is refused
+    count: int
+    last_key_id: UUID
+
+
+@dataclass(frozen=True)
+class PositionedEvent:
+    stored: StoredEvent
+    position: int
+
+
+class LicensingRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.issue_requests ("
+                " reseller_id text NOT NULL,"
+                " request_id text NOT NULL,"
+                " batch_id uuid NOT NULL,"
+                " fingerprint text NOT NULL,"
+                " count integer NOT NULL,"
+                " last_key_id uuid NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (reseller_id, request_id))"
+            ).format(schema=schema)
+        )
+        self._insert_request = SQL(
+            "INSERT INTO {schema}.issue_requests"
+            " (reseller_id, request_id, batch_id, fingerprint, count, last_key_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+        ).format(schema=schema)
+        self._select_request = SQL(
+            "SELECT reseller_id, request_id, batch_id, fingerprint, count, last_key_id"
+            " FROM {schema}.issue_requests WHERE reseller_id = %s AND request_id = %s"
+        ).format(schema=schema)
+        self._select_positioned = SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id"
+            " FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self._select_position = SQL(
+            "SELECT notification_id FROM {schema}.{table}"
+            " WHERE originator_id = %s AND originator_version = %s"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        request: IssueRequest | None = kwargs.get("issue_request")
+        if request is not None:
+            curs.execute(
+                self._insert_request,
+                (
+                    request.reseller_id,
+                    request.request_id,
+                    request.batch_id,
+                    request.fingerprint,
+                    request.count,
+                    request.last_key_id,
+                ),
+            )
+        super()._insert_events(curs, stored_events, **kwargs)
+
+    def find_issue_request(self, reseller_id: str, request_id: str) -> IssueRequest | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_request, (reseller_id, request_id), prepare=True)
+            row = curs.fetchone()
+        return IssueRequest(**row) if row else None
+
+    def positioned_events(self, originator_id: UUID) -> list[PositionedEvent]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_positioned, (originator_id,), prepare=True)
+            rows = curs.fetchall()
+        return [
+            PositionedEvent(
+                stored=StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                ),
+                position=row["notification_id"],
+            )
+            for row in rows
+        ]
+
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_position, (originator_id, version), prepare=True)
+            row = curs.fetchone()
+        return int(row["notification_id"]) if row else None

@@ -1,0 +1,1 @@
+"""Materialised views of the licensing event store and their runner."""
