@@ -105,7 +105,9 @@ class ActivationKey(Aggregate):
         batch_id: str,
         hint: str,
     ) -> ActivationKey:
-        return cls(
+        # _create, not cls(...): the id is derived from the code's keyed hash, not generated.
+        return cls._create(
+            cls.KeyIssued,
             id=key_id,
             product=product.value,
             tier=tier.value,

@@ -1,0 +1,54 @@
+"""ActivationService: the Client Portal's Activate Key dialog."""
+
+from __future__ import annotations
+
+import grpc
+
+from license_svc.activation import ActivationDialog, DialogRequest
+from license_svc.domain.tiers import Product, limits
+
+from . import convert
+from .gen import licensing_pb2 as pb
+from .gen import licensing_pb2_grpc as pb_grpc
+
+
+def dialog_request(request: pb.ValidateKeyRequest | pb.ActivateKeyRequest) -> DialogRequest:
+    violations: list[tuple[str, str]] = []
+    account_id = convert.text_field(request.account_id, "account_id", violations)
+    session_id = convert.text_field(request.session_id, "session_id", violations)
+    if request.product != pb.PRODUCT_INTEGRATIONS:
+        violations.append(("product", "must be PRODUCT_INTEGRATIONS: this service activates Integrations"))
+    if len(request.code) > 100:
+        violations.append(("code", "must be at most 100 characters"))
+    convert.require(violations)
+    return DialogRequest(request.code, account_id, session_id, Product.INTEGRATIONS)
+
+
+class ActivationServicer(pb_grpc.ActivationServiceServicer):
+    def __init__(self, dialog: ActivationDialog) -> None:
+        self._dialog = dialog
+
+    def ValidateKey(self, request: pb.ValidateKeyRequest, context: grpc.ServicerContext) -> pb.ValidateKeyResponse:
+        key = self._dialog.validate(dialog_request(request))
+        tier_limits = limits(key.product, key.tier)
+        return pb.ValidateKeyResponse(
+            product=convert.PRODUCTS[key.product],
+            tier=convert.TIERS[key.tier],
+            seats=key.seats,
+            period_months=key.period_months,
+            limits=convert.limits(tier_limits),
+            invoices_per_month=tier_limits.invoices_per_month,
+            sync=tier_limits.sync,
+            hint=key.hint,
+            key_id=str(key.id),
+        )
+
+    def ActivateKey(self, request: pb.ActivateKeyRequest, context: grpc.ServicerContext) -> pb.ActivateKeyResponse:
+        activation = self._dialog.activate(dialog_request(request))
+        key = activation.key
+        return pb.ActivateKeyResponse(
+            entitlement=convert.entitlement(key),
+            position=activation.position,
+            already_active=activation.already_active,
+            limits=convert.limits(limits(key.product, key.tier)),
+        )

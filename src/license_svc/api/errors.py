@@ -1,0 +1,168 @@
+"""Every error the API can answer, in one table: exception → gRPC code, message, reason.
+
+Answers use the rich error model: a `google.rpc.Status` whose details carry an `ErrorInfo`
+(domain `licensing.fiscobridge.com`), plus `BadRequest` field violations for malformed
+requests and `RetryInfo` when the caller should come back later. Anything not in the table is
+an INTERNAL error with a generic message; the details go to the log, never to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import grpc
+from eventsourcing.persistence import InterfaceError, OperationalError
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from psycopg_pool import PoolTimeout
+
+from license_svc.activation import WrongProduct
+from license_svc.application import KeyNotFound, RequestIdReused, UnsupportedProduct
+from license_svc.attempts import TooManyAttempts
+from license_svc.domain.codes import InvalidKeyFormat
+from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
+
+from .auth import PermissionDenied, Unauthenticated
+
+DOMAIN = "licensing.fiscobridge.com"
+
+
+class BadRequest(Exception):
+    """A malformed request: one or more fields are missing or out of range."""
+
+    def __init__(self, violations: list[tuple[str, str]]) -> None:
+        super().__init__("; ".join(f"{f}: {d}" for f, d in violations))
+        self.violations = violations
+
+
+class Unavailable(Exception):
+    """A dependency (the database) is down or overloaded: safe to retry later."""
+
+
+class WaitTimedOut(Exception):
+    """A read asked for a position the view did not reach within the call's deadline."""
+
+
+class NotImplementedYet(Exception):
+    """A method of the contract whose issue is not built yet."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    code: grpc.StatusCode
+    reason: str
+    message: Callable[[Exception], str] = str
+    retry_after: Callable[[Exception], timedelta | None] = field(default=lambda _: None)
+
+
+def _fixed(text: str) -> Callable[[Exception], str]:
+    return lambda _: text
+
+
+TABLE: dict[type[Exception], Mapping] = {
+    InvalidKeyFormat: Mapping(
+        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_KEY_FORMAT", _fixed("Invalid key format")
+    ),
+    WrongProduct: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "WRONG_PRODUCT"),
+    KeyNotAvailable: Mapping(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "KEY_NOT_AVAILABLE",
+        _fixed("This activation key is not available"),
+    ),
+    TooManyAttempts: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "TOO_MANY_ATTEMPTS",
+        _fixed("Too many failed attempts"),
+        retry_after=lambda e: e.retry_after if isinstance(e, TooManyAttempts) else None,
+    ),
+    BadRequest: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    RequestIdReused: Mapping(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "REQUEST_ID_REUSED",
+        _fixed("This request_id was already used with different parameters"),
+    ),
+    UnsupportedProduct: Mapping(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "PRODUCT_NOT_SUPPORTED",
+        _fixed("Keys can only be issued for PRODUCT_INTEGRATIONS until a catalog exists"),
+    ),
+    KeyNotFound: Mapping(grpc.StatusCode.NOT_FOUND, "KEY_NOT_FOUND", _fixed("Key not found")),
+    NotPermitted: Mapping(grpc.StatusCode.PERMISSION_DENIED, "NOT_PERMITTED"),
+    NotRevocable: Mapping(grpc.StatusCode.FAILED_PRECONDITION, "KEY_NOT_REVOCABLE"),
+    Unauthenticated: Mapping(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+    PermissionDenied: Mapping(grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
+    Unavailable: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is temporarily unavailable, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    OperationalError: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is temporarily unavailable, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    InterfaceError: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is temporarily unavailable, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    PoolTimeout: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is busy, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),
+    NotImplementedYet: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
+}
+INTERNAL = Mapping(
+    grpc.StatusCode.INTERNAL, "INTERNAL", _fixed("Internal error; it has been logged")
+)
+
+
+def mapping_for(error: Exception) -> Mapping | None:
+    for cls in type(error).__mro__:
+        if cls in TABLE:
+            return TABLE[cls]
+    return None
+
+
+def to_status(error: Exception) -> grpc.Status:
+    mapping = mapping_for(error) or INTERNAL
+    message = mapping.message(error)
+    details = [
+        error_details_pb2.ErrorInfo(reason=mapping.reason, domain=DOMAIN),
+    ]
+    if isinstance(error, BadRequest):
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in error.violations
+                ]
+            )
+        )
+    retry_after = mapping.retry_after(error)
+    if retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(retry_after)
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    packed = []
+    for detail in details:
+        any_detail = any_pb2.Any()
+        any_detail.Pack(detail)
+        packed.append(any_detail)
+    status = status_pb2.Status(code=_rpc_code(mapping.code), message=message, details=packed)
+    return rpc_status.to_status(status)
+
+
+def _rpc_code(code: grpc.StatusCode) -> int:
+    value: int = code.value[0]
+    assert code_pb2.Code.Name(value)  # the two enumerations agree by construction
+    return value

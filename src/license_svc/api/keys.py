@@ -1,0 +1,111 @@
+"""KeyService: resellers issue, revoke and read their own keys; ops any key."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import grpc
+
+from license_svc.application import IssueKeys, KeyNotFound, LicensingApp
+from license_svc.domain import codes
+from license_svc.domain.key import ActivationKey
+
+from . import convert
+from .auth import Principal, PermissionDenied, Role, caller
+from .errors import NotImplementedYet
+from .gen import licensing_pb2 as pb
+from .gen import licensing_pb2_grpc as pb_grpc
+
+MAX_COUNT = 10_000
+MAX_SEATS = 10_000
+MAX_MONTHS = 60
+
+
+def key_id_from(app: LicensingApp, key_id: str, code: str) -> UUID:
+    """A request names its key by id or by code; a code is turned into its id here."""
+    if key_id:
+        return convert.key_id(key_id)
+    if code:
+        return app.key_id_of(codes.parse(code))
+    convert.require([("key_id", "key_id or code is required")])
+    raise AssertionError("unreachable")
+
+
+def visible_key(app: LicensingApp, principal: Principal, key_id: UUID) -> ActivationKey:
+    """A reseller sees only its own keys; another reseller's key looks like no key at all."""
+    key = app.get_key(key_id)
+    if principal.role is Role.RESELLER and key.reseller_id != principal.reseller_id:
+        raise KeyNotFound(str(key_id))
+    return key
+
+
+class KeyServicer(pb_grpc.KeyServiceServicer):
+    def __init__(self, app: LicensingApp) -> None:
+        self._app = app
+
+    def IssueKeys(self, request: pb.IssueKeysRequest, context: grpc.ServicerContext) -> pb.IssueKeysResponse:
+        principal = caller()
+        violations: list[tuple[str, str]] = []
+        reseller_id = request.reseller_id.strip()
+        if principal.role is Role.RESELLER:
+            reseller_id = reseller_id or principal.reseller_id
+            if reseller_id != principal.reseller_id:
+                raise PermissionDenied("A reseller may issue keys only under its own reseller_id")
+        convert.text_field(reseller_id, "reseller_id", violations)
+        product = tier = None
+        try:
+            product = convert.product(request.product)
+        except convert.BadRequest as error:
+            violations += error.violations
+        try:
+            tier = convert.tier(request.tier)
+        except convert.BadRequest as error:
+            violations += error.violations
+        _in_range(request.seats, 1, MAX_SEATS, "seats", violations)
+        _in_range(request.period_months, 1, MAX_MONTHS, "period_months", violations)
+        _in_range(request.count, 1, MAX_COUNT, "count", violations)
+        if len(request.request_id) > 200:
+            violations.append(("request_id", "must be at most 200 characters"))
+        convert.require(violations)
+        assert product is not None and tier is not None
+        batch = self._app.issue_keys(
+            IssueKeys(
+                reseller_id=reseller_id,
+                product=product,
+                tier=tier,
+                seats=request.seats,
+                period_months=request.period_months,
+                count=request.count,
+                request_id=request.request_id,
+            )
+        )
+        return pb.IssueKeysResponse(
+            batch_id=str(batch.batch_id),
+            keys=[pb.IssuedKey(key_id=str(k.key_id), code=k.code, hint=k.hint) for k in batch.keys],
+            position=batch.position,
+            replayed=batch.replayed,
+        )
+
+    def RevokeKey(self, request: pb.RevokeKeyRequest, context: grpc.ServicerContext) -> pb.RevokeKeyResponse:
+        principal = caller()
+        key_id = key_id_from(self._app, request.key_id, request.code)
+        violations: list[tuple[str, str]] = []
+        reason = convert.text_field(request.reason or "unspecified", "reason", violations, 500)
+        convert.require(violations)
+        visible_key(self._app, principal, key_id)
+        change = self._app.revoke(
+            key_id, reason=reason, revoked_by=principal.name, by_ops=principal.is_ops
+        )
+        return pb.RevokeKeyResponse(key=convert.key(change.key), position=change.position)
+
+    def GetKey(self, request: pb.GetKeyRequest, context: grpc.ServicerContext) -> pb.GetKeyResponse:
+        key_id = key_id_from(self._app, request.key_id, request.code)
+        return pb.GetKeyResponse(key=convert.key(visible_key(self._app, caller(), key_id)))
+
+    def ListKeys(self, request: pb.ListKeysRequest, context: grpc.ServicerContext) -> pb.ListKeysResponse:
+        raise NotImplementedYet("ListKeys arrives with the key catalog projection (issue 3)")
+
+
+def _in_range(value: int, lo: int, hi: int, field: str, violations: list[tuple[str, str]]) -> None:
+    if not lo <= value <= hi:
+        violations.append((field, f"must be between {lo} and {hi:,}"))

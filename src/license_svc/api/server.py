@@ -1,0 +1,117 @@
+"""The gRPC server: business servicers, health, reflection, one guard interceptor.
+
+A sync grpcio server with a thread pool: the `eventsourcing` library has no asyncio API, and
+each call is a short Postgres round trip. `serve()` stops gracefully on SIGTERM and SIGINT:
+health turns NOT_SERVING, new calls are refused, in-flight calls get `grace_seconds` to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent import futures
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from license_svc.bootstrap import Service, tokens_for
+
+from .activation import ActivationServicer
+from .audit import AuditServicer
+from .entitlements import EntitlementServicer
+from .gen import licensing_pb2 as pb
+from .gen import licensing_pb2_grpc as pb_grpc
+from .interceptor import GuardInterceptor
+from .keys import KeyServicer
+from .ops import OpsServicer
+
+log = logging.getLogger("license_svc.server")
+
+SERVICE_NAMES = [d.full_name for d in pb.DESCRIPTOR.services_by_name.values()]
+
+
+def _no_metrics(method: str, outcome: str, seconds: float) -> None:
+    pass
+
+
+class Server:
+    def __init__(
+        self, service: Service, observe: Callable[[str, str, float], None] = _no_metrics
+    ) -> None:
+        settings = service.settings
+        self.service = service
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        limit = settings.max_message_bytes
+        self.grpc = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=settings.grpc_workers, thread_name_prefix="rpc"
+            ),
+            interceptors=[GuardInterceptor(tokens_for(settings), observe)],
+            options=[
+                # One server per port unless we mean otherwise (bench runs several on purpose).
+                ("grpc.so_reuseport", int(settings.extra.get("SO_REUSEPORT", "0"))),
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+            ],
+        )
+        app = service.app
+        pb_grpc.add_KeyServiceServicer_to_server(KeyServicer(app), self.grpc)
+        pb_grpc.add_ActivationServiceServicer_to_server(
+            ActivationServicer(service.dialog), self.grpc
+        )
+        pb_grpc.add_EntitlementServiceServicer_to_server(EntitlementServicer(), self.grpc)
+        pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app), self.grpc)
+        pb_grpc.add_OpsServiceServicer_to_server(OpsServicer(), self.grpc)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        reflection.enable_server_reflection(
+            [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc
+        )
+        self.port = self._bind(settings.listen)
+
+    def _bind(self, address: str) -> int:
+        settings = self.service.settings
+        if settings.tls_cert and settings.tls_key:
+            ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
+            credentials = grpc.ssl_server_credentials(
+                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
+                root_certificates=ca,
+                require_client_auth=ca is not None,
+            )
+            return self.grpc.add_secure_port(address, credentials)
+        return self.grpc.add_insecure_port(address)
+
+    def start(self) -> None:
+        self.grpc.start()
+        for name in ["", *SERVICE_NAMES]:
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("serving on %s", self.service.settings.listen)
+
+    def stop(self, grace: float) -> None:
+        self.health.enter_graceful_shutdown()
+        self.grpc.stop(grace).wait()
+
+
+def serve(service: Service, on_started: Callable[[Server], None] | None = None) -> int:
+    """Run until SIGTERM or SIGINT; return the process exit code."""
+    server = Server(service)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    if on_started is not None:
+        on_started(server)
+    stopping.wait()
+    grace = service.settings.grace_seconds
+    log.info("draining in-flight calls (grace %.1fs)", grace)
+    server.stop(grace)
+    service.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,69 @@
+"""The composition root: settings in, a wired service out. Nothing else constructs parts."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from eventsourcing.postgres import PostgresDatastore
+
+from license_svc import embedded_db
+from license_svc.activation import ActivationDialog
+from license_svc.api.auth import TokenTable
+from license_svc.application import Clock, LicensingApp, utcnow
+from license_svc.attempts import AttemptLimiter, Limits
+from license_svc.config import DEV_TOKENS, Settings
+from license_svc.domain.identity import KeyIdentity
+
+log = logging.getLogger(__name__)
+
+
+def with_database(settings: Settings) -> Settings:
+    """Use LICENSE_SVC_DATABASE_URL, else start the embedded PostgreSQL under var/."""
+    if settings.database_url:
+        return settings
+    url = embedded_db.start(settings.var_dir / "pg")
+    log.info("LICENSE_SVC_DATABASE_URL is unset: using the embedded PostgreSQL under %s", settings.var_dir)
+    return settings.with_(database_url=url)
+
+
+def tokens_for(settings: Settings) -> TokenTable:
+    path: Path = settings.tokens_file or DEV_TOKENS
+    if settings.tokens_file is None:
+        log.warning("LICENSE_SVC_TOKENS_FILE is unset: using the DEVELOPMENT tokens of %s", path)
+    return TokenTable.from_file(path)
+
+
+@dataclass
+class Service:
+    settings: Settings
+    app: LicensingApp
+    limiter: AttemptLimiter
+    dialog: ActivationDialog
+    clock: Clock
+
+    @property
+    def datastore(self) -> PostgresDatastore:
+        datastore: PostgresDatastore = self.app.recorder.datastore  # type: ignore[attr-defined]
+        return datastore
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def build(settings: Settings, clock: Clock = utcnow) -> Service:
+    app = LicensingApp(
+        env=settings.eventsourcing_env(), identity=KeyIdentity(settings.pepper), clock=clock
+    )
+    limits = Limits(
+        session_limit=settings.session_attempt_limit,
+        session_window=timedelta(seconds=settings.session_block_seconds),
+        account_limit=settings.account_attempt_limit,
+        account_window=timedelta(seconds=settings.account_window_seconds),
+    )
+    datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
+    limiter = AttemptLimiter(datastore, limits, clock)
+    limiter.create_table()
+    return Service(settings, app, limiter, ActivationDialog(app, limiter), clock)
