@@ -1,0 +1,104 @@
+"""Fixtures shared by every test layer. The database is always a real PostgreSQL:
+LICENSE_SVC_TEST_DATABASE_URL, else an embedded one started for this run."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from license_svc import bootstrap, config, embedded_db
+from license_svc.bootstrap import Service
+from tests.support import TEST_PEPPER, Client, FakeClock, ServerProcess
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    url = os.environ.get("LICENSE_SVC_TEST_DATABASE_URL")
+    if url:
+        return url
+    folder = Path(tempfile.mkdtemp(prefix="license-svc-test-"))
+    return embedded_db.start(folder / "pg", keep=False)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
+    return config.load(
+        {
+            "LICENSE_SVC_DATABASE_URL": database_url,
+            "LICENSE_SVC_PEPPER": TEST_PEPPER,
+            "LICENSE_SVC_VAR_DIR": str(tmp_path_factory.mktemp("var")),
+            "LICENSE_SVC_TOKENS_FILE": str(config.DEV_TOKENS),
+            "LICENSE_SVC_LISTEN": "127.0.0.1:0",
+        }
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_service(settings: config.Settings) -> Iterator[Callable[..., Service]]:
+    """Build in-process services (real Postgres) with an injected clock; closed after the test."""
+    built: list[Service] = []
+
+    def make(clock: Callable[..., object] | None = None, **changes: object) -> Service:
+        service = bootstrap.build(settings.with_(**changes), clock=clock or FakeClock())  # type: ignore[arg-type]
+        built.append(service)
+        return service
+
+    yield make
+    for service in built:
+        service.close()
+
+
+@pytest.fixture
+def service(make_service: Callable[..., Service], clock: FakeClock) -> Service:
+    return make_service(clock)
+
+
+@pytest.fixture(scope="session")
+def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server process shared by the end-to-end tests of a run."""
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    process = ServerProcess(database_url, log_path)
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(server: ServerProcess) -> Client:
+    return server.client
+
+
+@pytest.fixture
+def sql(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def serve_in_process() -> Iterator[Callable[[Service], Client]]:
+    """A real gRPC server in this process around a service with an injected clock, reached over
+    a real channel: for the end-to-end rules that need time to pass."""
+    from license_svc.api.server import Server
+
+    started: list[tuple[Server, Client]] = []
+
+    def serve(service: Service) -> Client:
+        server = Server(service)
+        server.start()
+        client = Client(f"127.0.0.1:{server.port}")
+        started.append((server, client))
+        return client
+
+    yield serve
+    for server, client in started:
+        client.close()
+        server.stop(grace=1)

@@ -1,0 +1,199 @@
+"""Test helpers: a controllable clock, a gRPC client with tokens, a server process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+
+REPO = Path(__file__).resolve().parents[1]
+TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
+TOKENS = {
+    "acme": "dev-reseller-acme",
+    "globex": "dev-reseller-globex",
+    "portal": "dev-portal",
+    "integrations": "dev-integrations",
+    "auditor": "dev-auditor",
+    "ops": "dev-ops",
+}
+
+
+class FakeClock:
+    """An injected clock: tests move time instead of sleeping."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self._now = now or datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def set(self, now: datetime) -> None:
+        with self._lock:
+            self._now = now
+
+    def advance(self, **delta: float) -> datetime:
+        with self._lock:
+            self._now += timedelta(**delta)
+            return self._now
+
+
+class Client:
+    """Typed stubs on one channel; `as_(role)` picks the bearer token per call."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.insecure_channel(address)
+        self.keys = pb_grpc.KeyServiceStub(self.channel)
+        self.activation = pb_grpc.ActivationServiceStub(self.channel)
+        self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
+        self.audit = pb_grpc.AuditServiceStub(self.channel)
+        self.ops = pb_grpc.OpsServiceStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
+
+    @staticmethod
+    def as_(role: str) -> tuple[tuple[str, str], ...]:
+        return (("authorization", f"Bearer {TOKENS[role]}"),)
+
+    def issue(self, count: int = 1, reseller: str = "acme", **fields: Any) -> pb.IssueKeysResponse:
+        request = pb.IssueKeysRequest(
+            reseller_id=fields.pop("reseller_id", reseller),
+            product=fields.pop("product", pb.PRODUCT_INTEGRATIONS),
+            tier=fields.pop("tier", pb.TIER_GROWTH),
+            seats=fields.pop("seats", 3),
+            period_months=fields.pop("period_months", 12),
+            count=count,
+            request_id=fields.pop("request_id", f"req-{time.time_ns()}-{os.getpid()}"),
+        )
+        assert not fields, fields
+        response: pb.IssueKeysResponse = self.keys.IssueKeys(
+            request, metadata=self.as_(reseller), timeout=60
+        )
+        return response
+
+    def activate(self, code: str, account: str, session: str = "s-1") -> pb.ActivateKeyResponse:
+        response: pb.ActivateKeyResponse = self.activation.ActivateKey(
+            pb.ActivateKeyRequest(
+                code=code, account_id=account, session_id=session, product=pb.PRODUCT_INTEGRATIONS
+            ),
+            metadata=self.as_("portal"),
+            timeout=10,
+        )
+        return response
+
+    def validate(self, code: str, account: str, session: str = "s-1") -> pb.ValidateKeyResponse:
+        response: pb.ValidateKeyResponse = self.activation.ValidateKey(
+            pb.ValidateKeyRequest(
+                code=code, account_id=account, session_id=session, product=pb.PRODUCT_INTEGRATIONS
+            ),
+            metadata=self.as_("portal"),
+            timeout=10,
+        )
+        return response
+
+    def wait_serving(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                answer = self.health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"server at {self.address} not SERVING after {timeout}s")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def error_reason(error: grpc.RpcError) -> str:
+    """The ErrorInfo.reason of a failed call ('' if none)."""
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    if status is None:
+        return ""
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return str(info.reason)
+    return ""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`license-svc serve` in a child process, its log captured to a file."""
+
+    def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log_path = log_path
+        full_env = {
+            **os.environ,
+            "LICENSE_SVC_DATABASE_URL": database_url,
+            "LICENSE_SVC_PEPPER": TEST_PEPPER,
+            "LICENSE_SVC_LISTEN": self.address,
+            "LICENSE_SVC_TOKENS_FILE": str(REPO / "deploy" / "dev" / "tokens.json"),
+            **env,
+        }
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "license_svc.cli", "serve"],
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.client = Client(self.address)
+        try:
+            self.client.wait_serving()
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        self.client.close()
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self._log.close()
+        return code
+
+
+@contextmanager
+def server_process(database_url: str, log_path: Path, **env: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(database_url, log_path, **env)
+    try:
+        yield server
+    finally:
+        server.stop()
