@@ -16,7 +16,6 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import IntegrityError
 
 from license_svc.domain import codes
@@ -197,7 +196,7 @@ class LicensingApp(Application[UUID]):
     def history(self, key_id: UUID) -> list[HistoryEntry]:
         entries = []
         for item in self.store.positioned_events(key_id):
-            domain_event = cast(DomainEventProtocol[UUID], self.mapper.to_domain_event(item.stored))
+            domain_event: Any = self.mapper.to_domain_event(item.stored)
             payload = {
                 k: v
                 for k, v in domain_event.__dict__.items()
@@ -238,7 +237,9 @@ class LicensingApp(Application[UUID]):
     def revoke(self, key_id: UUID, *, reason: str, revoked_by: str, by_ops: bool) -> Change:
         for _ in range(CONFLICT_RETRIES):
             key = self.get_key(key_id)
-            if not key.revoke(reason=reason, revoked_by=revoked_by, by_ops=by_ops, now=self.clock()):
+            if not key.revoke(
+                reason=reason, revoked_by=revoked_by, by_ops=by_ops, now=self.clock()
+            ):
                 return Change(key, self.store.position_of(key_id, key.version) or 0)
             try:
                 recordings = self.save(key)

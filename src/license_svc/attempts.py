@@ -10,7 +10,7 @@ answered by one indexed query, so the block lifts by itself and replicas need no
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore

@@ -25,7 +25,10 @@ def with_database(settings: Settings) -> Settings:
     if settings.database_url:
         return settings
     url = embedded_db.start(settings.var_dir / "pg")
-    log.info("LICENSE_SVC_DATABASE_URL is unset: using the embedded PostgreSQL under %s", settings.var_dir)
+    log.info(
+        "LICENSE_SVC_DATABASE_URL is unset: using the embedded PostgreSQL under %s",
+        settings.var_dir,
+    )
     return settings.with_(database_url=url)
 
 

@@ -1,7 +1,7 @@
 """`license-svc`: the service's one command line.
 
-    license-svc serve                      a gRPC server replica
-    license-svc run                        development: server + projections + sweeper, embedded DB
+license-svc serve                      a gRPC server replica
+license-svc run                        development: server + projections + sweeper, embedded DB
 """
 
 from __future__ import annotations

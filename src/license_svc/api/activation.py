@@ -17,7 +17,9 @@ def dialog_request(request: pb.ValidateKeyRequest | pb.ActivateKeyRequest) -> Di
     account_id = convert.text_field(request.account_id, "account_id", violations)
     session_id = convert.text_field(request.session_id, "session_id", violations)
     if request.product != pb.PRODUCT_INTEGRATIONS:
-        violations.append(("product", "must be PRODUCT_INTEGRATIONS: this service activates Integrations"))
+        violations.append(
+            ("product", "must be PRODUCT_INTEGRATIONS: this service activates Integrations")
+        )
     if len(request.code) > 100:
         violations.append(("code", "must be at most 100 characters"))
     convert.require(violations)
@@ -28,7 +30,9 @@ class ActivationServicer(pb_grpc.ActivationServiceServicer):
     def __init__(self, dialog: ActivationDialog) -> None:
         self._dialog = dialog
 
-    def ValidateKey(self, request: pb.ValidateKeyRequest, context: grpc.ServicerContext) -> pb.ValidateKeyResponse:
+    def ValidateKey(
+        self, request: pb.ValidateKeyRequest, context: grpc.ServicerContext
+    ) -> pb.ValidateKeyResponse:
         key = self._dialog.validate(dialog_request(request))
         tier_limits = limits(key.product, key.tier)
         return pb.ValidateKeyResponse(
@@ -43,7 +47,9 @@ class ActivationServicer(pb_grpc.ActivationServiceServicer):
             key_id=str(key.id),
         )
 
-    def ActivateKey(self, request: pb.ActivateKeyRequest, context: grpc.ServicerContext) -> pb.ActivateKeyResponse:
+    def ActivateKey(
+        self, request: pb.ActivateKeyRequest, context: grpc.ServicerContext
+    ) -> pb.ActivateKeyResponse:
         activation = self._dialog.activate(dialog_request(request))
         key = activation.key
         return pb.ActivateKeyResponse(

@@ -44,21 +44,21 @@ class PermissionDenied(Exception):
 
 
 _PKG = "/fiscobridge.licensing.v1."
-R, P, I, A, O = Role.RESELLER, Role.PORTAL, Role.INTEGRATIONS, Role.AUDITOR, Role.OPS
+R, P, IN, A, OPS = Role.RESELLER, Role.PORTAL, Role.INTEGRATIONS, Role.AUDITOR, Role.OPS
 ACCESS: dict[str, frozenset[Role]] = {
-    _PKG + "KeyService/IssueKeys": frozenset({R, O}),
-    _PKG + "KeyService/RevokeKey": frozenset({R, O}),
-    _PKG + "KeyService/GetKey": frozenset({R, A, O}),
-    _PKG + "KeyService/ListKeys": frozenset({R, A, O}),
+    _PKG + "KeyService/IssueKeys": frozenset({R, OPS}),
+    _PKG + "KeyService/RevokeKey": frozenset({R, OPS}),
+    _PKG + "KeyService/GetKey": frozenset({R, A, OPS}),
+    _PKG + "KeyService/ListKeys": frozenset({R, A, OPS}),
     _PKG + "ActivationService/ValidateKey": frozenset({P}),
     _PKG + "ActivationService/ActivateKey": frozenset({P}),
-    _PKG + "EntitlementService/GetSubscriptionSummary": frozenset({P, I, A, O}),
-    _PKG + "EntitlementService/GetSeatAllowance": frozenset({P, I, A, O}),
-    _PKG + "AuditService/GetKeyHistory": frozenset({A, O}),
-    _PKG + "AuditService/StreamEvents": frozenset({A, O}),
-    _PKG + "OpsService/GetKeyStats": frozenset({O}),
-    _PKG + "OpsService/ListExpiringSubscriptions": frozenset({O}),
-    _PKG + "OpsService/GetProjectionStatus": frozenset({O}),
+    _PKG + "EntitlementService/GetSubscriptionSummary": frozenset({P, IN, A, OPS}),
+    _PKG + "EntitlementService/GetSeatAllowance": frozenset({P, IN, A, OPS}),
+    _PKG + "AuditService/GetKeyHistory": frozenset({A, OPS}),
+    _PKG + "AuditService/StreamEvents": frozenset({A, OPS}),
+    _PKG + "OpsService/GetKeyStats": frozenset({OPS}),
+    _PKG + "OpsService/ListExpiringSubscriptions": frozenset({OPS}),
+    _PKG + "OpsService/GetProjectionStatus": frozenset({OPS}),
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
@@ -112,7 +112,8 @@ def needs_token(method: str) -> bool:
 def authorize(method: str, principal: Principal) -> None:
     allowed = ACCESS.get(method)
     if allowed is None or principal.role not in allowed:
-        raise PermissionDenied(f"Role '{principal.role.value}' may not call {method.rsplit('/', 1)[-1]}")
+        name = method.rsplit("/", 1)[-1]
+        raise PermissionDenied(f"Role '{principal.role.value}' may not call {name}")
 
 
 def _digest(token: str) -> bytes:

@@ -45,7 +45,7 @@ def status(value: int, field: str = "status") -> KeyStatus | None:
     return _enum(_STATUSES_BACK, value, field, "a KEY_STATUS_* value")
 
 
-def _enum(table: dict[int, Any], value: int, field: str, expected: str) -> Any:
+def _enum(table: dict[Any, Any], value: int, field: str, expected: str) -> Any:
     try:
         return table[value]
     except KeyError:
@@ -146,7 +146,9 @@ def require(violations: list[tuple[str, str]]) -> None:
         raise BadRequest(violations)
 
 
-def text_field(value: str, field: str, violations: list[tuple[str, str]], max_len: int = 200) -> str:
+def text_field(
+    value: str, field: str, violations: list[tuple[str, str]], max_len: int = 200
+) -> str:
     value = value.strip()
     if not value:
         violations.append((field, "is required"))

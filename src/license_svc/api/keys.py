@@ -11,7 +11,7 @@ from license_svc.domain import codes
 from license_svc.domain.key import ActivationKey
 
 from . import convert
-from .auth import Principal, PermissionDenied, Role, caller
+from .auth import PermissionDenied, Principal, Role, caller
 from .errors import NotImplementedYet
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
@@ -43,7 +43,9 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
     def __init__(self, app: LicensingApp) -> None:
         self._app = app
 
-    def IssueKeys(self, request: pb.IssueKeysRequest, context: grpc.ServicerContext) -> pb.IssueKeysResponse:
+    def IssueKeys(
+        self, request: pb.IssueKeysRequest, context: grpc.ServicerContext
+    ) -> pb.IssueKeysResponse:
         principal = caller()
         violations: list[tuple[str, str]] = []
         reseller_id = request.reseller_id.strip()
@@ -86,7 +88,9 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
             replayed=batch.replayed,
         )
 
-    def RevokeKey(self, request: pb.RevokeKeyRequest, context: grpc.ServicerContext) -> pb.RevokeKeyResponse:
+    def RevokeKey(
+        self, request: pb.RevokeKeyRequest, context: grpc.ServicerContext
+    ) -> pb.RevokeKeyResponse:
         principal = caller()
         key_id = key_id_from(self._app, request.key_id, request.code)
         violations: list[tuple[str, str]] = []
@@ -102,7 +106,9 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
         key_id = key_id_from(self._app, request.key_id, request.code)
         return pb.GetKeyResponse(key=convert.key(visible_key(self._app, caller(), key_id)))
 
-    def ListKeys(self, request: pb.ListKeysRequest, context: grpc.ServicerContext) -> pb.ListKeysResponse:
+    def ListKeys(
+        self, request: pb.ListKeysRequest, context: grpc.ServicerContext
+    ) -> pb.ListKeysResponse:
         raise NotImplementedYet("ListKeys arrives with the key catalog projection (issue 3)")
 
 

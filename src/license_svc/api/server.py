@@ -46,9 +46,7 @@ class Server:
         self.health = health.HealthServicer(experimental_non_blocking=True)
         limit = settings.max_message_bytes
         self.grpc = grpc.server(
-            futures.ThreadPoolExecutor(
-                max_workers=settings.grpc_workers, thread_name_prefix="rpc"
-            ),
+            futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),
             interceptors=[GuardInterceptor(tokens_for(settings), observe)],
             options=[
                 # One server per port unless we mean otherwise (bench runs several on purpose).

@@ -29,7 +29,9 @@ class KeyIdentity:
         return codes.derive(self._mint_key, _scope(reseller_id, request_id), index, prefix=prefix)
 
     def batch_id(self, reseller_id: str, request_id: str) -> UUID:
-        digest = hmac.digest(self._mint_key, b"batch\x00" + _scope(reseller_id, request_id), "sha256")
+        digest = hmac.digest(
+            self._mint_key, b"batch\x00" + _scope(reseller_id, request_id), "sha256"
+        )
         return UUID(bytes=digest[:16], version=4)
 
 

@@ -1,4 +1,4 @@
-"""The tier catalog (SPEC §5): the one place tier limits live. The API returns it, never repeats it."""
+"""The tier catalog (SPEC §5): the one place tier limits live; the API returns it."""
 
 from __future__ import annotations
 
