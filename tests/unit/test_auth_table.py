@@ -1,0 +1,132 @@
+"""Who may call what (SPEC §8), and how bearer tokens become principals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from license_svc.api.auth import (
+    ACCESS,
+    PermissionDenied,
+    Principal,
+    Role,
+    TokenTable,
+    Unauthenticated,
+    authorize,
+    needs_token,
+)
+from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.config import DEV_TOKENS
+
+RES, POR, INT, AUD, OPS = "reseller", "portal", "integrations", "auditor", "ops"
+# SPEC §8's table, written out independently of ACCESS.
+SPEC_ACCESS = {
+    "KeyService/IssueKeys": {RES, OPS},
+    "KeyService/RevokeKey": {RES, OPS},
+    "KeyService/GetKey": {RES, AUD, OPS},
+    "KeyService/ListKeys": {RES, AUD, OPS},
+    "ActivationService/ValidateKey": {POR},
+    "ActivationService/ActivateKey": {POR},
+    "EntitlementService/GetSubscriptionSummary": {POR, INT, AUD, OPS},
+    "EntitlementService/GetSeatAllowance": {POR, INT, AUD, OPS},
+    "AuditService/GetKeyHistory": {AUD, OPS},
+    "AuditService/StreamEvents": {AUD, OPS},
+    "OpsService/GetKeyStats": {OPS},
+    "OpsService/ListExpiringSubscriptions": {OPS},
+    "OpsService/GetProjectionStatus": {OPS},
+}
+PKG = "/fiscobridge.licensing.v1."
+
+
+def contract_methods() -> list[str]:
+    return [
+        f"{service.name}/{method.name}"
+        for service in pb.DESCRIPTOR.services_by_name.values()
+        for method in service.methods
+    ]
+
+
+def test_every_method_of_the_contract_has_a_row_in_the_access_table() -> None:
+    assert sorted(contract_methods()) == sorted(SPEC_ACCESS)
+    assert {m.removeprefix(PKG) for m in ACCESS} == set(SPEC_ACCESS)
+
+
+@pytest.mark.parametrize("method", sorted(SPEC_ACCESS))
+@pytest.mark.parametrize("role", list(Role))
+def test_each_role_may_call_exactly_the_methods_of_the_spec_table(method: str, role: Role) -> None:
+    principal = Principal(role, "acme" if role is Role.RESELLER else "")
+    if role.value in SPEC_ACCESS[method]:
+        authorize(PKG + method, principal)
+    else:
+        with pytest.raises(PermissionDenied):
+            authorize(PKG + method, principal)
+
+
+def test_a_method_outside_the_table_is_denied_to_every_role() -> None:
+    for role in Role:
+        with pytest.raises(PermissionDenied):
+            authorize(PKG + "KeyService/DeleteEverything", Principal(role))
+
+
+def test_health_and_reflection_need_no_token_and_everything_else_does() -> None:
+    assert not needs_token("/grpc.health.v1.Health/Check")
+    assert not needs_token("/grpc.health.v1.Health/Watch")
+    assert not needs_token("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo")
+    assert not needs_token("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
+    for method in SPEC_ACCESS:
+        assert needs_token(PKG + method)
+
+
+def test_the_development_token_file_has_two_resellers_and_every_other_role() -> None:
+    entries = json.loads(DEV_TOKENS.read_text())
+    resellers = {e["reseller_id"] for e in entries if e["role"] == "reseller"}
+    assert len(resellers) >= 2
+    assert {e["role"] for e in entries} == {r.value for r in Role}
+    table = TokenTable.from_file(DEV_TOKENS)
+    for entry in entries:
+        principal = table.authenticate((("authorization", f"Bearer {entry['token']}"),))
+        assert principal.role.value == entry["role"]
+        assert principal.reseller_id == entry.get("reseller_id", "")
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        (),
+        (("x-other", "value"),),
+        (("authorization", "Bearer "),),
+        (("authorization", "Basic dev-ops"),),
+        (("authorization", "dev-ops"),),
+        (("authorization", "Bearer not-a-known-token"),),
+    ],
+    ids=["none", "other-header", "empty-bearer", "basic", "no-scheme", "unknown"],
+)
+def test_a_missing_malformed_or_unknown_token_is_unauthenticated(
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    with pytest.raises(Unauthenticated):
+        TokenTable.from_file(DEV_TOKENS).authenticate(metadata)
+
+
+def test_the_bearer_scheme_is_case_insensitive_and_the_header_may_arrive_as_bytes() -> None:
+    table = TokenTable.from_file(DEV_TOKENS)
+    assert table.authenticate((("authorization", "bearer dev-ops"),)).role is Role.OPS
+    assert table.authenticate((("authorization", b"Bearer dev-portal"),)).role is Role.PORTAL
+
+
+@pytest.mark.parametrize(
+    "entries",
+    [
+        [{"token": "t", "role": "reseller"}],
+        [{"token": "t", "role": "superuser"}],
+        [{"role": "ops"}],
+    ],
+    ids=["reseller-without-id", "unknown-role", "no-token"],
+)
+def test_a_token_file_with_an_incomplete_entry_is_refused(entries: object, tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps(entries))
+    with pytest.raises(ValueError):
+        TokenTable.from_file(path)
