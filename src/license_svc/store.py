@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -62,6 +62,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
             "INSERT INTO {schema}.issue_requests"
             " (reseller_id, request_id, batch_id, fingerprint, count, last_key_id)"
             " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (reseller_id, request_id) DO NOTHING RETURNING batch_id"
         ).format(schema=schema)
         self._select_request = SQL(
             "SELECT reseller_id, request_id, batch_id, fingerprint, count, last_key_id"
@@ -81,17 +82,26 @@ class LicensingRecorder(PostgresApplicationRecorder):
     ) -> None:
         request: IssueRequest | None = kwargs.get("issue_request")
         if request is not None:
-            curs.execute(
-                self._insert_request,
-                (
-                    request.reseller_id,
-                    request.request_id,
-                    request.batch_id,
-                    request.fingerprint,
-                    request.count,
-                    request.last_key_id,
-                ),
-            )
+            # A racing copy of the request must fail here, cleanly, before the events are sent:
+            # a unique violation surfacing later inside the library's pipeline can leave it
+            # aborted, and the commit then fails as a retried OperationalError. So the insert
+            # cannot fail (ON CONFLICT DO NOTHING), the nested pipeline syncs to read its answer
+            # (waiting for the racing copy to commit), and a conflict is raised as the library's
+            # IntegrityError, which the application answers by replaying the winner's batch.
+            with curs.connection.pipeline():
+                curs.execute(
+                    self._insert_request,
+                    (
+                        request.reseller_id,
+                        request.request_id,
+                        request.batch_id,
+                        request.fingerprint,
+                        request.count,
+                        request.last_key_id,
+                    ),
+                )
+            if curs.fetchone() is None:
+                raise IntegrityError(f"issue request {request.request_id!r} was recorded first")
         super()._insert_events(curs, stored_events, **kwargs)
 
     def find_issue_request(self, reseller_id: str, request_id: str) -> IssueRequest | None:
