@@ -37,6 +37,7 @@ class Settings:
     lock_timeout: float = 5.0
     # gRPC
     grpc_workers: int = 16
+    so_reuseport: bool = False  # several server processes on one port (bench --workers N)
     grace_seconds: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
     max_wait_seconds: float = 10.0  # cap for min_position waits when the client set no deadline
@@ -148,6 +149,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         connect_timeout=_float(env, "CONNECT_TIMEOUT", Settings.connect_timeout),
         lock_timeout=_float(env, "LOCK_TIMEOUT", Settings.lock_timeout),
         grpc_workers=_int(env, "GRPC_WORKERS", Settings.grpc_workers, lo=1),
+        so_reuseport=_bool(env, "SO_REUSEPORT", False),
         grace_seconds=_float(env, "GRACE_SECONDS", Settings.grace_seconds),
         max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", Settings.max_message_bytes, lo=1024),
         max_wait_seconds=_float(env, "MAX_WAIT_SECONDS", Settings.max_wait_seconds),

@@ -50,7 +50,7 @@ class Server:
             interceptors=[GuardInterceptor(tokens_for(settings), observe)],
             options=[
                 # One server per port unless we mean otherwise (bench runs several on purpose).
-                ("grpc.so_reuseport", int(settings.extra.get("SO_REUSEPORT", "0"))),
+                ("grpc.so_reuseport", int(settings.so_reuseport)),
                 ("grpc.max_receive_message_length", limit),
                 ("grpc.max_send_message_length", limit),
             ],
