@@ -3,6 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install run test lint proto bench bench-quick clean
 
@@ -32,11 +33,13 @@ lint: install
 proto: install
 	$(PY) protos/generate.py
 
+## Measure every hot path against ceilings measured in the same run (bench/README.md).
+## BENCH_ARGS passes options, e.g. BENCH_ARGS="--workers 2" or "--only ActivateKey".
 bench: install
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 bench-quick: install
-	$(PY) -m bench.run --quick
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,223 @@
+"""The run's table, the issue's targets (printed, never asserted) and the JSON files."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.plan import TARGET_CONCURRENCY
+from bench.results import OK, Results, Series
+from bench.stats import ratio
+
+RSS_LIMIT_MB = 200.0
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: float | None
+    limit: float
+    higher_is_better: bool
+    note: str = ""
+
+    @property
+    def passed(self) -> bool | None:
+        if self.value is None or math.isnan(self.value):
+            return None
+        return self.value >= self.limit if self.higher_is_better else self.value <= self.limit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.name,
+            "value": self.value,
+            "limit": self.limit,
+            "pass": self.passed,
+            "note": self.note,
+        }
+
+
+def _row(results: Results, name: str, concurrency: int) -> tuple[dict[str, Any] | None, str]:
+    """The row at `concurrency`, else the highest measured below it (and a note saying so)."""
+    series = results.series.get(name)
+    if series is None or series.status != OK or not series.levels:
+        return None, f"{name}: {series.status if series else 'not measured'}"
+    row = series.at(concurrency)
+    if row is not None:
+        return row, ""
+    lower = [r for r in series.levels if (r["concurrency"] or 0) <= concurrency]
+    if not lower:
+        return None, f"{name}: no row at c≤{concurrency}"
+    row = max(lower, key=lambda r: r["concurrency"] or 0)
+    return row, f"{name} at c={row['concurrency']} (no c={concurrency} in this run)"
+
+
+def _value(row: dict[str, Any] | None, key: str) -> float | None:
+    return None if row is None else row.get(key)
+
+
+def targets(results: Results) -> list[Target]:
+    c = TARGET_CONCURRENCY
+    found: list[Target] = []
+
+    def against(name: str, op: str, ceiling: str, key: str, limit: float, higher: bool) -> None:
+        row, note_a = _row(results, op, c)
+        ref, note_b = _row(results, ceiling, c)
+        value = ratio(_value(row, key), _value(ref, key))
+        found.append(
+            Target(name, value, limit, higher, "; ".join(n for n in (note_a, note_b) if n))
+        )
+
+    against(
+        "GetSeatAllowance throughput / ceiling (b)",
+        "GetSeatAllowance",
+        "b_select",
+        "throughput",
+        0.8,
+        True,
+    )
+    against(
+        "GetSeatAllowance p99 / ceiling (b) p99",
+        "GetSeatAllowance",
+        "b_select",
+        "p99_ms",
+        2.0,
+        False,
+    )
+    against(
+        "ActivateKey throughput / ceiling (e)",
+        "ActivateKey",
+        "e_repository",
+        "throughput",
+        0.7,
+        True,
+    )
+    against(
+        "IssueKeys rows/s / executemany (d)", "IssueKeys", "d_executemany", "throughput", 0.5, True
+    )
+    rebuilds = [s for s in results.operations() if s.name.startswith("Rebuild")]
+    for series in rebuilds or [Series("Rebuild", "operation", status="not available yet")]:
+        row, note = _row(results, series.name, c)
+        found.append(
+            Target(
+                f"{series.name} events/s",
+                _value(row, "throughput"),
+                20_000,
+                True,
+                note or series.note,
+            )
+        )
+        against(f"{series.name} / COPY (d)", series.name, "d_copy", "throughput", 0.3, True)
+    row, note = _row(results, "ReadYourWrites", 1)
+    found.append(Target("ReadYourWrites p50 ms at c=1", _value(row, "p50_ms"), 15, False, note))
+    found.append(Target("ReadYourWrites p99 ms at c=1", _value(row, "p99_ms"), 50, False, note))
+    rss = [r.get("peak_rss_mb", 0.0) for s in results.operations() for r in s.levels]
+    found.append(
+        Target(
+            "peak RSS MB per server process",
+            max(rss, default=None),
+            RSS_LIMIT_MB,
+            False,
+            "max over every operation and level",
+        )
+    )
+    return found
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:,.{digits}f}"
+    return str(value)
+
+
+COLUMNS = (  # title, width, key, digits
+    ("c", 4, "concurrency", 0),
+    ("throughput", 11, "throughput", 1),
+    ("p50 ms", 8, "p50_ms", 2),
+    ("p95 ms", 8, "p95_ms", 2),
+    ("p99 ms", 8, "p99_ms", 2),
+    ("srvCPU", 7, "server_cpu", 2),
+    ("dbCPU", 6, "db_cpu", 2),
+    ("cliCPU", 7, "client_cpu", 2),
+    ("RSS MB", 7, "peak_rss_mb", 0),
+)
+
+
+def _line(name: str, unit: str, row: dict[str, Any], ceiling: str, share: str, errors: str) -> str:
+    cells = "".join(f"{_fmt(row.get(key), digits):>{width}}" for _, width, key, digits in COLUMNS)
+    return f"{name:<24}{cells} {unit:<9} {ceiling:<14}{share:>6}  {errors}"
+
+
+def table(results: Results) -> str:
+    titles = "".join(f"{title:>{width}}" for title, width, _, _ in COLUMNS)
+    header = f"{'series':<24}{titles} {'unit':<9} {'ceiling':<14}{'ratio':>6}  errors"
+    lines = [header, "-" * len(header)]
+    for series in [*results.ceilings(), *results.operations()]:
+        if series.status != OK and not series.levels:
+            lines.append(f"{series.name:<24}  {series.status}: {series.note}")
+            continue
+        ceiling = results.series.get(series.ceiling)
+        for row in series.levels:
+            ref = ceiling.at(row["concurrency"] or 1) if ceiling else None
+            share = _fmt(ratio(row["throughput"], _value(ref, "throughput")), 2)
+            errors = sum(row.get("error_codes", {}).values())
+            lines.append(
+                _line(series.name, series.unit, row, series.ceiling, share, str(errors or ""))
+            )
+        if series.status != OK:
+            lines.append(f"{'':<24}  {series.status}: {series.note}")
+    return "\n".join(lines)
+
+
+def targets_text(found: list[Target]) -> str:
+    lines = [f"Targets (at c={TARGET_CONCURRENCY} unless stated; reported, not asserted):"]
+    for t in found:
+        verdict = {True: "PASS", False: "FAIL", None: "n/a "}[t.passed]
+        op = "≥" if t.higher_is_better else "≤"
+        lines.append(
+            f"  [{verdict}] {t.name}: {_fmt(t.value, 2)} (target {op} {t.limit:g})"
+            + (f"  — {t.note}" if t.note else "")
+        )
+    return "\n".join(lines)
+
+
+def scaling_text(results: Results) -> str:
+    if not results.scaling:
+        return ""
+    lines = ["Read throughput, 1 vs 2 server workers (the load generator shares the same 2 cores):"]
+    for s in results.scaling:
+        lines.append(
+            f"  {s['series']:<22} c={s['concurrency']:<3} 1 worker {_fmt(s['workers_1'])}/s"
+            f"  → 2 workers {_fmt(s['workers_2'])}/s  (×{_fmt(s['ratio'], 2)})"
+        )
+    return "\n".join(lines)
+
+
+def _clean(value: Any) -> Any:
+    """NaN is not JSON: missing figures become null."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+def write_json(results: Results, found: list[Target], folder: Path, stamp: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    document = {
+        "meta": results.meta,
+        "series": {name: s.as_dict() for name, s in results.series.items()},
+        "targets": [t.as_dict() for t in found],
+        "scaling": results.scaling,
+    }
+    text = json.dumps(_clean(document), indent=1, default=str, allow_nan=False)
+    path = folder / f"{stamp}.json"
+    path.write_text(text)
+    (folder / "latest.json").write_text(text)
+    return path

@@ -1,0 +1,265 @@
+"""One scenario per measured operation: how to probe it, seed it and call it.
+
+A scenario's client side (`call`) runs in the load-generator processes on `grpc.aio` stubs;
+its parent side (`probe`, `items`) runs in the orchestrator with sync stubs. Items are what a
+call consumes: reusable ones (accounts, key ids) are cycled; fresh ones (unredeemed codes for
+ActivateKey) are used once, and a client stops early when it runs out.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+
+TOKENS = {
+    "reseller": "dev-reseller-acme",
+    "portal": "dev-portal",
+    "integrations": "dev-integrations",
+    "auditor": "dev-auditor",
+    "ops": "dev-ops",
+}
+ISSUE_COUNT = 10_000  # keys per IssueKeys call, as in the issue
+ACCOUNTS = 10_000
+
+
+def auth(role: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {TOKENS[role]}"),)
+
+
+class Exhausted(Exception):
+    """A client used all its fresh items."""
+
+
+class Stubs:
+    """The service's stubs on one channel (sync or aio: the stub classes are the same)."""
+
+    def __init__(self, channel: Any) -> None:
+        self.keys = pb_grpc.KeyServiceStub(channel)
+        self.activation = pb_grpc.ActivationServiceStub(channel)
+        self.entitlements = pb_grpc.EntitlementServiceStub(channel)
+        self.audit = pb_grpc.AuditServiceStub(channel)
+
+
+class Items:
+    def __init__(self, items: list[Any], once: bool) -> None:
+        self._items = items
+        self._once = once
+        self._next = 0
+
+    def take(self) -> Any:
+        if self._next >= len(self._items):
+            if self._once or not self._items:
+                raise Exhausted()
+            self._next = 0
+        item = self._items[self._next]
+        self._next += 1
+        return item
+
+
+def account_name(index: int) -> str:
+    return f"bench-acct-{index % ACCOUNTS:05d}"
+
+
+def session() -> str:
+    return uuid.uuid4().hex
+
+
+# -- client side: one awaitable per call, returning the units it did (calls or rows) ---------
+
+Call = Callable[[Stubs, Items], Awaitable[int]]
+
+
+async def seat_allowance(stubs: Stubs, items: Items, timeout: float = 30) -> int:
+    request = pb.GetSeatAllowanceRequest(
+        account_id=items.take(), product=pb.PRODUCT_INTEGRATIONS, connections_in_use=1
+    )
+    await stubs.entitlements.GetSeatAllowance(
+        request, metadata=auth("integrations"), timeout=timeout
+    )
+    return 1
+
+
+async def subscription_summary(stubs: Stubs, items: Items) -> int:
+    request = pb.GetSubscriptionSummaryRequest(
+        account_id=items.take(), product=pb.PRODUCT_INTEGRATIONS
+    )
+    await stubs.entitlements.GetSubscriptionSummary(
+        request, metadata=auth("integrations"), timeout=30
+    )
+    return 1
+
+
+async def validate_key(stubs: Stubs, items: Items) -> int:
+    request = pb.ValidateKeyRequest(
+        code=items.take(),
+        account_id=account_name(random.randrange(ACCOUNTS)),
+        session_id=session(),
+        product=pb.PRODUCT_INTEGRATIONS,
+    )
+    await stubs.activation.ValidateKey(request, metadata=auth("portal"), timeout=30)
+    return 1
+
+
+async def _activate(stubs: Stubs, code: str, account: str) -> int:
+    request = pb.ActivateKeyRequest(
+        code=code, account_id=account, session_id=session(), product=pb.PRODUCT_INTEGRATIONS
+    )
+    answer = await stubs.activation.ActivateKey(request, metadata=auth("portal"), timeout=30)
+    return int(answer.position)
+
+
+async def activate_key(stubs: Stubs, items: Items) -> int:
+    await _activate(stubs, items.take(), account_name(random.randrange(ACCOUNTS)))
+    return 1
+
+
+async def read_your_writes(stubs: Stubs, items: Items) -> int:
+    account = f"bench-ryw-{uuid.uuid4().hex[:12]}"
+    position = await _activate(stubs, items.take(), account)
+    request = pb.GetSeatAllowanceRequest(
+        account_id=account, product=pb.PRODUCT_INTEGRATIONS, min_position=position
+    )
+    answer = await stubs.entitlements.GetSeatAllowance(
+        request, metadata=auth("integrations"), timeout=30
+    )
+    if answer.seats <= 0:
+        raise RuntimeError("read-your-writes: the allowance does not show the activation")
+    return 1
+
+
+def issue_request(count: int = ISSUE_COUNT) -> pb.IssueKeysRequest:
+    return pb.IssueKeysRequest(
+        reseller_id="acme",
+        product=pb.PRODUCT_INTEGRATIONS,
+        tier=pb.TIER_GROWTH,
+        seats=3,
+        period_months=12,
+        count=count,
+        request_id=f"bench-{uuid.uuid4().hex}",
+    )
+
+
+async def issue_keys(stubs: Stubs, items: Items) -> int:
+    answer = await stubs.keys.IssueKeys(issue_request(), metadata=auth("reseller"), timeout=300)
+    return len(answer.keys)
+
+
+async def key_history(stubs: Stubs, items: Items) -> int:
+    request = pb.GetKeyHistoryRequest(key_id=items.take())
+    await stubs.audit.GetKeyHistory(request, metadata=auth("auditor"), timeout=30)
+    return 1
+
+
+async def ceiling_call(stubs: Stubs, items: Items) -> int:
+    """Ceilings (a)–(c) answer GetSeatAllowance: the very call of the read path."""
+    return await seat_allowance(stubs, items)
+
+
+# -- the registry ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Probe:
+    method: str  # full gRPC path
+    request: Any
+    response_type: Any
+    role: str
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    call: Call
+    items: str  # "accounts" | "unredeemed" (cycled) | "fresh" (once) | "history" | "none"
+    ceiling: str  # the series this one is compared with
+    probes: tuple[Probe, ...] = ()
+    unit: str = "calls/s"
+    long_calls: bool = False
+
+
+_ALLOWANCE = Probe(
+    "/fiscobridge.licensing.v1.EntitlementService/GetSeatAllowance",
+    pb.GetSeatAllowanceRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
+    pb.SeatAllowance,
+    "integrations",
+)
+_SUMMARY = Probe(
+    "/fiscobridge.licensing.v1.EntitlementService/GetSubscriptionSummary",
+    pb.GetSubscriptionSummaryRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
+    pb.SubscriptionSummary,
+    "integrations",
+)
+_VALIDATE = Probe(
+    "/fiscobridge.licensing.v1.ActivationService/ValidateKey",
+    pb.ValidateKeyRequest(
+        code="probe", account_id="probe", session_id="probe", product=pb.PRODUCT_INTEGRATIONS
+    ),
+    pb.ValidateKeyResponse,
+    "portal",
+)
+_ACTIVATE = Probe(
+    "/fiscobridge.licensing.v1.ActivationService/ActivateKey",
+    pb.ActivateKeyRequest(
+        code="probe", account_id="probe", session_id="probe", product=pb.PRODUCT_INTEGRATIONS
+    ),
+    pb.ActivateKeyResponse,
+    "portal",
+)
+_ISSUE = Probe(
+    "/fiscobridge.licensing.v1.KeyService/IssueKeys",
+    issue_request(count=1),
+    pb.IssueKeysResponse,
+    "reseller",
+)
+_HISTORY = Probe(
+    "/fiscobridge.licensing.v1.AuditService/GetKeyHistory",
+    pb.GetKeyHistoryRequest(key_id=str(uuid.UUID(int=0))),
+    pb.GetKeyHistoryResponse,
+    "auditor",
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in [
+        Scenario("GetSeatAllowance", seat_allowance, "accounts", "b_select", (_ALLOWANCE,)),
+        Scenario(
+            "GetSubscriptionSummary", subscription_summary, "accounts", "b_select", (_SUMMARY,)
+        ),
+        Scenario("ValidateKey", validate_key, "unredeemed", "b_select", (_VALIDATE,)),
+        Scenario("ActivateKey", activate_key, "fresh", "e_repository", (_ACTIVATE,)),
+        Scenario(
+            "IssueKeys", issue_keys, "none", "d_executemany", (_ISSUE,), "rows/s", long_calls=True
+        ),
+        Scenario("GetKeyHistory", key_history, "history", "b_select", (_HISTORY,)),
+        Scenario("ReadYourWrites", read_your_writes, "fresh", "c_insert", (_ACTIVATE, _ALLOWANCE)),
+    ]
+}
+CEILING_CALL = Scenario("ceiling", ceiling_call, "ceiling_accounts", "")
+
+
+def lookup(name: str) -> Scenario:
+    return CEILING_CALL if name == CEILING_CALL.name else SCENARIOS[name]
+
+
+def unavailable(channel: grpc.Channel, scenario: Scenario) -> str:
+    """'' when every method the scenario needs is served, else the server's reason."""
+    for probe in scenario.probes:
+        method = channel.unary_unary(
+            probe.method,
+            request_serializer=type(probe.request).SerializeToString,
+            response_deserializer=probe.response_type.FromString,
+        )
+        try:
+            method(probe.request, metadata=auth(probe.role), timeout=30)
+        except grpc.RpcError as error:
+            if error.code() == grpc.StatusCode.UNIMPLEMENTED:  # type: ignore[attr-defined]
+                return f"{probe.method.rsplit('/', 1)[1]}: {error.details()}"  # type: ignore[attr-defined]
+    return ""

@@ -1,0 +1,93 @@
+"""Seed data through the API, as a reseller and the portal would: issued and activated keys."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import grpc
+
+from bench.scenarios import ISSUE_COUNT, Stubs, account_name, auth, issue_request, session
+from license_svc.api.gen import licensing_pb2 as pb
+
+
+@dataclass
+class Seeds:
+    accounts: list[str] = field(default_factory=list)  # with at least one active entitlement
+    history: list[str] = field(default_factory=list)  # key ids with two events
+    unredeemed: list[str] = field(default_factory=list)  # codes to validate (never activated)
+
+
+class Seeder:
+    def __init__(self, address: str) -> None:
+        self._channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        self._stubs = Stubs(self._channel)
+        self.seeds: Seeds | None = None
+        self.last_position = 0  # of the last activation seeded
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def issue(self, count: int) -> list[tuple[str, str]]:
+        """`count` fresh keys as (key_id, code), in IssueKeys calls of up to 10,000."""
+        keys: list[tuple[str, str]] = []
+        while len(keys) < count:
+            batch = min(ISSUE_COUNT, count - len(keys))
+            answer = self._stubs.keys.IssueKeys(
+                issue_request(batch), metadata=auth("reseller"), timeout=600
+            )
+            keys.extend((k.key_id, k.code) for k in answer.keys)
+        return keys
+
+    def codes(self, count: int) -> list[str]:
+        return [code for _, code in self.issue(count)] if count > 0 else []
+
+    def _activate(self, code_and_account: tuple[str, str]) -> int:
+        code, account = code_and_account
+        answer = self._stubs.activation.ActivateKey(
+            pb.ActivateKeyRequest(
+                code=code,
+                account_id=account,
+                session_id=session(),
+                product=pb.PRODUCT_INTEGRATIONS,
+            ),
+            metadata=auth("portal"),
+            timeout=60,
+        )
+        return int(answer.position)
+
+    def catch_up(self, timeout: float = 60) -> None:
+        """Wait until the views have processed the seeded activations (when they exist)."""
+        request = pb.GetSeatAllowanceRequest(
+            account_id=account_name(0),
+            product=pb.PRODUCT_INTEGRATIONS,
+            min_position=self.last_position,
+        )
+        # Not implemented yet, or the view lags: the measurement will show it.
+        with contextlib.suppress(grpc.RpcError):
+            self._stubs.entitlements.GetSeatAllowance(
+                request, metadata=auth("integrations"), timeout=timeout
+            )
+
+    def reads(self, activated: int, unredeemed: int) -> Seeds:
+        """Accounts with entitlements, keys with a history, and codes left to validate."""
+        if self.seeds is None:
+            keys = self.issue(activated + unredeemed)
+            to_activate = keys[:activated]
+            accounts = [account_name(i) for i in range(max(1, activated // 2))]
+            pairs = [(code, accounts[i % len(accounts)]) for i, (_, code) in enumerate(to_activate)]
+            with ThreadPoolExecutor(8) as pool:
+                positions = list(pool.map(self._activate, pairs))
+            self.last_position = max(positions, default=0)
+            self.seeds = Seeds(
+                accounts=accounts,
+                history=[key_id for key_id, _ in to_activate],
+                unredeemed=[code for _, code in keys[activated:]],
+            )
+            for values in (self.seeds.accounts, self.seeds.history, self.seeds.unredeemed):
+                random.shuffle(values)
+        return self.seeds

@@ -1,0 +1,204 @@
+"""The stages of a run, in order: ceilings, the service's operations, rebuild, scaling."""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+
+import grpc
+import psycopg
+
+from bench import ceiling_server, inprocess, projections
+from bench.database import count_events
+from bench.measure import Runner, fresh_budget
+from bench.processes import ProcessGroup, start_ceiling
+from bench.results import NOT_AVAILABLE, Results, Series, scalar_row
+from bench.scenarios import SCENARIOS, unavailable
+from bench.seed import Seeder
+
+log = logging.getLogger("bench")
+READS = ("GetSeatAllowance", "GetSubscriptionSummary", "ValidateKey", "GetKeyHistory")
+CEILING_MODES = {"a_echo": "echo", "b_select": "select", "c_insert": "insert"}
+# The ceilings each operation is compared with (so --only measures just what it needs).
+NEEDS = {
+    "GetSeatAllowance": ("a_echo", "b_select"),
+    "GetSubscriptionSummary": ("a_echo", "b_select"),
+    "ValidateKey": ("a_echo", "b_select"),
+    "GetKeyHistory": ("a_echo", "b_select"),
+    "ActivateKey": ("c_insert", "e_repository"),
+    "ReadYourWrites": ("c_insert",),
+    "IssueKeys": ("d_executemany",),
+    "Rebuild": ("d_executemany", "f_notifications"),
+}
+
+
+def ceilings_for(selected: Sequence[str]) -> list[str]:
+    wanted = {c for name in selected for c in NEEDS.get(name, (name,))}
+    order = ["a_echo", "b_select", "c_insert", "d_executemany", "e_repository", "f_notifications"]
+    return [c for c in order if c in wanted]
+
+
+def rpc_ceilings(
+    runner: Runner, results: Results, url: str, workers: int, logs: Path, names: Sequence[str]
+) -> None:
+    """(a)–(c): the bare grpcio server, same settings, same client code."""
+    with psycopg.connect(url) as conn:
+        ceiling_server.prepare_tables(conn)
+    accounts = [ceiling_server.account(i) for i in range(ceiling_server.ACCOUNTS)]
+    random.shuffle(accounts)
+    for name in names:
+        if name not in CEILING_MODES:
+            continue
+        series = results.add(Series(name, "ceiling", workers=workers))
+        with start_ceiling(CEILING_MODES[name], url, workers, logs) as group:
+            runner.closed_loop(
+                series,
+                "ceiling",
+                group.address,
+                group.pids,
+                lambda _: accounts,
+                False,
+                runner.plan.levels,
+            )
+
+
+def bulk_ceilings(runner: Runner, results: Results, url: str) -> None:
+    """(d): executemany and COPY of 10,000 rows shaped like this store's KeyIssued."""
+    state_bytes = inprocess.mean_state_bytes(url)
+    best = runner.executor.submit(inprocess.bulk_ceiling, url, state_bytes).result()
+    for kind in ("executemany", "copy"):
+        series = results.add(Series(f"d_{kind}", "ceiling", unit="rows/s"))
+        series.levels.append(
+            scalar_row(best[kind], rows=inprocess.BULK_ROWS, state_bytes=state_bytes)
+        )
+        log.info("%-24s %12.0f rows/s", series.name, best[kind])
+
+
+def repository_ceiling(runner: Runner, results: Results, url: str) -> None:
+    series = results.add(Series("e_repository", "ceiling"))
+    runner.repository(series, url, runner.plan.levels)
+
+
+def notification_ceiling(runner: Runner, results: Results, url: str) -> None:
+    read = runner.executor.submit(inprocess.notification_ceiling, url).result()
+    series = results.add(Series("f_notifications", "ceiling", unit="events/s"))
+    series.levels.append(scalar_row(read["events_per_s"], events=read["events"]))
+    log.info("%-24s %12.0f events/s (%d events)", series.name, read["events_per_s"], read["events"])
+
+
+def operation(
+    runner: Runner,
+    results: Results,
+    service: ProcessGroup,
+    seeder: Seeder,
+    name: str,
+    workers: int,
+    levels: Sequence[int] | None = None,
+    label: str = "",
+) -> Series:
+    """Measure one operation at each level, or record why it cannot be measured yet."""
+    scenario = SCENARIOS[name]
+    plan = runner.plan
+    series = Series(
+        label or name,
+        "operation" if not label else "scaling",
+        scenario.unit,
+        scenario.ceiling,
+        workers=workers,
+    )
+    results.add(series)
+    with grpc.insecure_channel(service.address) as channel:
+        reason = unavailable(channel, scenario)
+    if reason:
+        series.status, series.note = NOT_AVAILABLE, reason
+        log.info("%-24s %s (%s)", name, NOT_AVAILABLE, reason)
+        return series
+    if scenario.items == "fresh":
+
+        def items_for(concurrency: int) -> list[str]:
+            return seeder.codes(fresh_budget(series, plan, concurrency))
+    else:
+        seeds = seeder.reads(plan.seed_activated, plan.seed_unredeemed)
+        if name in ("GetSeatAllowance", "GetSubscriptionSummary"):
+            seeder.catch_up()
+        reusable = {
+            "accounts": seeds.accounts,
+            "history": seeds.history,
+            "unredeemed": seeds.unredeemed,
+            "none": [],
+        }[scenario.items]
+
+        def items_for(concurrency: int) -> list[str]:
+            return reusable
+
+    default_levels = plan.issue_levels if scenario.long_calls else plan.levels
+    return runner.closed_loop(
+        series,
+        name,
+        service.address,
+        service.pids,
+        items_for,
+        scenario.items == "fresh",
+        levels or default_levels,
+        warmup=0.0 if scenario.long_calls else None,
+    )
+
+
+def rebuild(runner: Runner, results: Results, url: str, seeder: Seeder, logs: Path) -> None:
+    """Projection rebuild through the CLI, over at least `rebuild_events` stored events."""
+    if "rebuild" not in projections.subcommands():
+        series = results.add(Series("Rebuild", "operation", "events/s", "d_copy"))
+        series.status = NOT_AVAILABLE
+        series.note = "`license-svc projections rebuild` does not exist yet"
+        log.info("Rebuild: %s", series.note)
+        return
+    missing = runner.plan.rebuild_events - count_events(url)
+    if missing > 0:
+        seeder.issue(missing)
+    events = count_events(url)
+    names = projections.names({}) or ["all"]
+    for name in names:
+        done = projections.rebuild(url, name, events, logs)
+        series = results.add(Series(f"Rebuild {name}", "operation", "events/s", "d_copy"))
+        series.note = done.note
+        if not done.ok:
+            series.status = "failed"
+            continue
+        series.levels.append(
+            scalar_row(
+                done.events_per_s, events=events, seconds=done.seconds, cli_startup_s=done.startup
+            )
+        )
+        log.info(
+            "%-24s %12.0f events/s (%d events, %.1f s)",
+            series.name,
+            done.events_per_s,
+            events,
+            done.seconds,
+        )
+
+
+def scaling(results: Results, workers: int, other: int) -> None:
+    """Pair each read measured with `other` workers with the main run's figure."""
+    for series in results.series.values():
+        if series.kind != "scaling":
+            continue
+        base = results.series.get(series.name.split("@", 1)[0])
+        for row in series.levels:
+            ref = base.at(row["concurrency"]) if base else None
+            one, two = (ref, row) if workers == 1 else (row, ref)
+            t1 = one["throughput"] if one else None
+            t2 = two["throughput"] if two else None
+            results.scaling.append(
+                {
+                    "series": series.name.split("@", 1)[0],
+                    "concurrency": row["concurrency"],
+                    "workers_1": t1,
+                    "workers_2": t2,
+                    "ratio": (t2 / t1) if t1 and t2 else None,
+                    "note": f"main run with {workers} worker(s), comparison with {other}; "
+                    "the load generator shares the same 2 cores",
+                }
+            )
