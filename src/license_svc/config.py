@@ -53,6 +53,12 @@ class Settings:
     run_projections: bool = False
     run_sweeper: bool = False
     sweep_interval_seconds: float = 30.0
+    sweep_batch: int = 500  # due keys read from the catalog per query
+    # Projections: how often a worker re-checks its lock and the live generation, and how often
+    # a waiting read re-checks the view when no notification woke it (a safety net only).
+    worker_poll_seconds: float = 0.5
+    view_recheck_seconds: float = 0.5
+    rebuild_switch_seconds: float = 30.0  # how long a rebuild's switch may wait for catch-up
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -163,4 +169,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         run_projections=_bool(env, "RUN_PROJECTIONS", False),
         run_sweeper=_bool(env, "RUN_SWEEPER", False),
         sweep_interval_seconds=_float(env, "SWEEP_INTERVAL_SECONDS", 30.0),
+        sweep_batch=_int(env, "SWEEP_BATCH", Settings.sweep_batch, lo=1),
+        worker_poll_seconds=_float(env, "WORKER_POLL_SECONDS", Settings.worker_poll_seconds),
+        view_recheck_seconds=_float(env, "VIEW_RECHECK_SECONDS", Settings.view_recheck_seconds),
+        rebuild_switch_seconds=_float(
+            env, "REBUILD_SWITCH_SECONDS", Settings.rebuild_switch_seconds
+        ),
     )

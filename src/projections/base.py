@@ -1,0 +1,196 @@
+"""What every view shares: a batch of events, the tracking-recorder base, the projection base.
+
+A view is a `PostgresTrackingRecorder` that owns its tables. It writes a whole batch of events
+(many events, one transaction, one tracking row) and, in the same transaction, NOTIFYs
+`license_svc_views` so that servers waiting for a position wake at commit instead of polling.
+
+Generations: a view's tables are named `{name}_g{generation}_…` and its tracking table
+`{name}_g{generation}_tracking`. A rebuild fills generation g+1 while readers use g, then
+switches (see `generations.py`). The generation is read from the tracking table's name, which is
+how the library's factory hands a name to a recorder.
+"""
+
+from __future__ import annotations
+
+import zlib
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.projection import Projection
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Composed, Identifier
+
+from license_svc.application import LicensingApp
+from license_svc.domain.key import ActivationKey
+
+CHANNEL = "license_svc_views"
+APP_NAME = LicensingApp.name  # the application name tracking rows are recorded under
+# One advisory lock serialises DDL across processes: concurrent CREATE TABLE IF NOT EXISTS can
+# collide in pg_type, and the library's tracking-table migration check is not concurrency-safe.
+DDL_LOCK = zlib.crc32(b"license-svc/views/ddl")
+
+
+def generation_name(name: str, generation: int) -> str:
+    return f"{name}_g{generation}"
+
+
+@dataclass
+class Batch:
+    """Consecutive events of the store, grouped by type. Applying the groups in the order of the
+    state machine (issued, activated, revoked, expired) equals applying the events one by one,
+    because each key's events occur in that order and a key is never both revoked and expired."""
+
+    first: int
+    last: int
+    issued: list[tuple[int, ActivationKey.KeyIssued]] = field(default_factory=list)
+    activated: list[ActivationKey.KeyActivated] = field(default_factory=list)
+    revoked: list[ActivationKey.KeyRevoked] = field(default_factory=list)
+    expired: list[ActivationKey.SubscriptionExpired] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, items: Sequence[tuple[Any, Tracking]]) -> Batch:
+        batch = cls(first=items[0][1].notification_id, last=items[-1][1].notification_id)
+        for event, tracking in items:
+            if isinstance(event, ActivationKey.KeyIssued):
+                batch.issued.append((tracking.notification_id, event))
+            elif isinstance(event, ActivationKey.KeyActivated):
+                batch.activated.append(event)
+            elif isinstance(event, ActivationKey.KeyRevoked):
+                batch.revoked.append(event)
+            elif isinstance(event, ActivationKey.SubscriptionExpired):
+                batch.expired.append(event)
+            # Any other event is still covered by the batch's tracking row.
+        return batch
+
+    @property
+    def tracking(self) -> Tracking:
+        return Tracking(APP_NAME, self.last)
+
+
+class View(PostgresTrackingRecorder):
+    """Base of the three views. Subclasses name their tables and write a batch."""
+
+    name: ClassVar[str]
+    tables: ClassVar[tuple[str, ...]]  # suffixes of the data tables, tracking excluded
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, tracking_table_name: str, **kwargs: Any
+    ) -> None:
+        super().__init__(datastore, tracking_table_name=tracking_table_name, **kwargs)
+        self.full_name = tracking_table_name.removesuffix("_tracking")
+        self.generation = int(self.full_name.rsplit("_g", 1)[1])
+        self.sql_create_statements.extend(self.create_statements())
+        self._select_position = SQL(
+            "SELECT max(notification_id) AS position FROM {} WHERE application_name = %s"
+        ).format(self.tracking)
+
+    @classmethod
+    def at(cls, datastore: PostgresDatastore, generation: int) -> View:
+        return cls(
+            datastore, tracking_table_name=generation_name(cls.name, generation) + "_tracking"
+        )
+
+    def table(self, suffix: str) -> Identifier:
+        return Identifier(self.datastore.schema, f"{self.full_name}_{suffix}")
+
+    @property
+    def tracking(self) -> Identifier:
+        return Identifier(self.datastore.schema, self.tracking_table_name)
+
+    def table_names(self) -> list[str]:
+        return [f"{self.full_name}_{suffix}" for suffix in self.tables]
+
+    @abstractmethod
+    def create_statements(self) -> list[Composed]: ...
+
+    @abstractmethod
+    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None: ...
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def record(self, batch: Batch) -> None:
+        """The batch's changes, its tracking row and the wake-up notice: one transaction.
+        The tracking upsert refuses a position not above the recorded one (IntegrityError), so
+        two processes that both apply a batch cannot both commit it."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._write(curs, batch)
+            self._insert_tracking(curs, batch.tracking)
+            curs.execute(
+                "SELECT pg_notify(%s, %s)",
+                (CHANNEL, f"{self.full_name}:{batch.first}:{batch.last}"),
+                prepare=True,
+            )
+
+    def create_table(self) -> None:
+        with self.datastore.get_connection() as conn, ddl_lock(conn):
+            super().create_table()
+
+    def drop_tables(self) -> None:
+        with self.datastore.get_connection() as conn, ddl_lock(conn):
+            for name in [*self.table_names(), self.tracking_table_name]:
+                conn.execute(SQL("DROP TABLE IF EXISTS {}").format(self._ident(name)))
+
+    def _ident(self, name: str) -> Identifier:
+        return Identifier(self.datastore.schema, name)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def position(self) -> int:
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(self._select_position, (APP_NAME,), prepare=True).fetchone()
+        return int(row["position"] or 0) if row else 0
+
+    def position_subquery(self) -> Composable:
+        """`(SELECT max(...) ...) p`: joined into every read so rows and position agree."""
+        return SQL(
+            "(SELECT coalesce(max(notification_id), 0) AS position FROM {} "
+            "WHERE application_name = {}) p"
+        ).format(self.tracking, APP_NAME)
+
+
+@contextmanager
+def ddl_lock(conn: Any) -> Iterator[None]:
+    conn.execute("SELECT pg_advisory_lock(%s)", (DDL_LOCK,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (DDL_LOCK,))
+
+
+TView = TypeVar("TView", bound=View)
+
+
+class BatchProjection(Projection[TView], Generic[TView]):
+    """A projection that applies events in batches; the runner hands it whole batches."""
+
+    view_class: ClassVar[type[View]]
+    _by_generation: ClassVar[dict[int, type[BatchProjection[Any]]]]
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        self.process_batch([(domain_event, tracking)])
+
+    def process_batch(self, items: Sequence[tuple[Any, Tracking]]) -> None:
+        if items:
+            self.view.record(Batch.of(items))
+
+    @classmethod
+    def for_generation(cls, generation: int) -> type[BatchProjection[Any]]:
+        """The library names a projection's environment and tracking table after the class's
+        `name`; a subclass per generation is how generation g gets tables of its own."""
+        cache = cls.__dict__.get("_by_generation")
+        if cache is None:
+            cache = {}
+            cls._by_generation = cache
+        if generation not in cache:
+            cache[generation] = type(
+                f"{cls.__name__}G{generation}",
+                (cls,),
+                {"name": generation_name(cls.view_class.name, generation)},
+            )
+        return cache[generation]

@@ -1,0 +1,235 @@
+"""Key catalog: one row per key (status, tier, seats, reseller, account, dates) — for ListKeys,
+ops counts and the expiry sweeper. Never holds a code: only the key id (a keyed hash) and hint.
+
+Keys are listed in the order they were issued (`issued_position`, the KeyIssued's store
+position), which makes a page token a single number and paging stable while keys are added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Composed, Identifier
+
+from license_svc.domain.key import KeyStatus
+from license_svc.domain.tiers import Product, Tier
+
+from .base import Batch, BatchProjection, View
+
+COLUMNS = (
+    "key_id, issued_position, product, tier, seats, period_months, reseller_id, batch_id, hint,"
+    " status, account_id, issued_at, activated_at, period_starts_at, period_ends_at, revoked_at,"
+    " revoked_reason, revoked_by, expired_at, version"
+)
+
+
+@dataclass(frozen=True)
+class CatalogKey:
+    key_id: UUID
+    issued_position: int
+    product: Product
+    tier: Tier
+    seats: int
+    period_months: int
+    reseller_id: str
+    batch_id: str
+    hint: str
+    status: KeyStatus
+    account_id: str | None
+    issued_at: datetime
+    activated_at: datetime | None
+    period_starts_at: datetime | None
+    period_ends_at: datetime | None
+    revoked_at: datetime | None
+    revoked_reason: str | None
+    revoked_by: str | None
+    expired_at: datetime | None
+    version: int
+
+    def at(self, now: datetime) -> CatalogKey:
+        """As it stands at `now`: an activated key whose period has ended is expired, even
+        before the sweeper records it (the read-time rule of SPEC §3)."""
+        if (
+            self.status is KeyStatus.ACTIVATED
+            and self.period_ends_at
+            and self.period_ends_at <= now
+        ):
+            return replace(self, status=KeyStatus.EXPIRED, expired_at=self.period_ends_at)
+        return self
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    keys: list[CatalogKey]
+    position: int
+
+
+@dataclass(frozen=True)
+class KeyFilter:
+    reseller_id: str = ""
+    batch_id: str = ""
+    status: KeyStatus | None = None
+
+
+class CatalogView(View):
+    name = "catalog"
+    tables = ("keys",)
+
+    def create_statements(self) -> list[Composed]:
+        keys = self.table("keys")
+        return [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (key_id uuid PRIMARY KEY,"
+                " issued_position bigint NOT NULL UNIQUE, product text NOT NULL,"
+                " tier text NOT NULL, seats integer NOT NULL, period_months integer NOT NULL,"
+                " reseller_id text NOT NULL, batch_id text NOT NULL, hint text NOT NULL,"
+                " status text NOT NULL, account_id text, issued_at timestamptz NOT NULL,"
+                " activated_at timestamptz, period_starts_at timestamptz,"
+                " period_ends_at timestamptz, revoked_at timestamptz, revoked_reason text,"
+                " revoked_by text, expired_at timestamptz, version integer NOT NULL)"
+            ).format(keys),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (reseller_id, issued_position)").format(
+                Identifier(f"{self.full_name}_by_reseller"), keys
+            ),
+            # The sweeper's question: which activated keys are due?
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (period_ends_at, key_id)"
+                " WHERE status = 'activated'"
+            ).format(Identifier(f"{self.full_name}_due"), keys),
+        ]
+
+    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        keys = self.table("keys")
+        if batch.issued:
+            columns = SQL(
+                "key_id, issued_position, product, tier, seats, period_months, reseller_id,"
+                " batch_id, hint, status, issued_at, version"
+            )
+            with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(keys, columns)) as copy:
+                for position, e in batch.issued:
+                    copy.write_row(
+                        (e.originator_id, position, e.product, e.tier, e.seats, e.period_months,
+                         e.reseller_id, e.batch_id, e.hint, KeyStatus.ISSUED.value, e.timestamp,
+                         e.originator_version)
+                    )  # fmt: skip
+        if batch.activated:
+            curs.execute(
+                SQL(
+                    "UPDATE {} k SET status = 'activated', account_id = a.account_id,"
+                    " activated_at = a.activated_at, period_starts_at = a.starts_at,"
+                    " period_ends_at = a.ends_at, version = a.version"
+                    " FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[], %s::timestamptz[],"
+                    " %s::timestamptz[], %s::integer[])"
+                    " AS a(key_id, account_id, activated_at, starts_at, ends_at, version)"
+                    " WHERE k.key_id = a.key_id"
+                ).format(keys),
+                _columns(
+                    batch.activated,
+                    "originator_id account_id activated_at period_starts_at period_ends_at"
+                    " originator_version",
+                ),
+            )
+        if batch.revoked:
+            curs.execute(
+                SQL(
+                    "UPDATE {} k SET status = 'revoked', revoked_at = a.revoked_at,"
+                    " revoked_reason = a.reason, revoked_by = a.revoked_by, version = a.version"
+                    " FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[], %s::text[],"
+                    " %s::integer[]) AS a(key_id, revoked_at, reason, revoked_by, version)"
+                    " WHERE k.key_id = a.key_id"
+                ).format(keys),
+                _columns(
+                    batch.revoked, "originator_id revoked_at reason revoked_by originator_version"
+                ),
+            )
+        if batch.expired:
+            curs.execute(
+                SQL(
+                    "UPDATE {} k SET status = 'expired', expired_at = a.expired_at,"
+                    " version = a.version FROM unnest(%s::uuid[], %s::timestamptz[],"
+                    " %s::integer[]) AS a(key_id, expired_at, version) WHERE k.key_id = a.key_id"
+                ).format(keys),
+                _columns(batch.expired, "originator_id expired_at originator_version"),
+            )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def list_keys(
+        self, where: KeyFilter, now: datetime, after_position: int, limit: int
+    ) -> KeyPage:
+        """One page in issue order, after `after_position`, with the view's position."""
+        conditions: list[Composable] = [SQL("k.issued_position > %s")]
+        params: list[object] = [after_position]
+        if where.reseller_id:
+            conditions.append(SQL("k.reseller_id = %s"))
+            params.append(where.reseller_id)
+        if where.batch_id:
+            conditions.append(SQL("k.batch_id = %s"))
+            params.append(where.batch_id)
+        if where.status is not None:
+            conditions.append(_status_condition(where.status))
+            params.extend(_status_params(where.status, now))
+        statement = SQL(
+            "SELECT p.position, k.* FROM {position} LEFT JOIN LATERAL"
+            " (SELECT {columns} FROM {keys} k WHERE {conditions}"
+            " ORDER BY k.issued_position LIMIT %s) k ON true"
+        ).format(
+            position=self.position_subquery(),
+            columns=SQL(COLUMNS),
+            keys=self.table("keys"),
+            conditions=SQL(" AND ").join(conditions),
+        )
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, [*params, limit]).fetchall()
+        keys = [_key(row).at(now) for row in rows if row["key_id"] is not None]
+        return KeyPage(keys, int(rows[0]["position"]) if rows else 0)
+
+    def due(
+        self, now: datetime, after: tuple[datetime, UUID] | None, limit: int
+    ) -> list[CatalogKey]:
+        """Activated keys whose period has ended by `now`, oldest end first, after `after`."""
+        statement = SQL(
+            "SELECT {columns} FROM {keys} WHERE status = 'activated' AND period_ends_at <= %s"
+            " AND (period_ends_at, key_id) > (%s, %s) ORDER BY period_ends_at, key_id LIMIT %s"
+        ).format(columns=SQL(COLUMNS), keys=self.table("keys"))
+        start = after or (datetime.min.replace(tzinfo=now.tzinfo), UUID(int=0))
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, (now, *start, limit), prepare=True).fetchall()
+        return [_key(row) for row in rows]
+
+
+_ACTIVE_NOW = "(k.status = 'activated' AND k.period_ends_at > %s)"
+_ENDED_NOW = "(k.status = 'expired' OR (k.status = 'activated' AND k.period_ends_at <= %s))"
+
+
+def _status_condition(status: KeyStatus) -> Composable:
+    if status is KeyStatus.ACTIVATED:
+        return SQL(_ACTIVE_NOW)
+    if status is KeyStatus.EXPIRED:
+        return SQL(_ENDED_NOW)
+    return SQL("k.status = %s")
+
+
+def _status_params(status: KeyStatus, now: datetime) -> list[object]:
+    return [now] if status in (KeyStatus.ACTIVATED, KeyStatus.EXPIRED) else [status.value]
+
+
+def _columns(events: Sequence[object], names: str) -> tuple[list[object], ...]:
+    return tuple([getattr(e, name) for e in events] for name in names.split())
+
+
+def _key(row: DictRow) -> CatalogKey:
+    values = {name.strip(): row[name.strip()] for name in COLUMNS.split(",")}
+    values["product"] = Product(values["product"])
+    values["tier"] = Tier(values["tier"])
+    values["status"] = KeyStatus(values["status"])
+    return CatalogKey(**values)
+
+
+class CatalogProjection(BatchProjection[CatalogView]):
+    view_class = CatalogView

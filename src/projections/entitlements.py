@@ -1,0 +1,145 @@
+"""The tables the summary and allowance views both keep: each in tables of its own.
+
+`…_pending` holds what an unredeemed key would grant (KeyActivated does not repeat tier and
+seats); `…_entitlements` holds every activated key that was neither revoked nor marked expired.
+A period that has ended is filtered out when read, so the view never depends on the sweeper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Composed, Identifier
+
+from license_svc.domain.tiers import Product, Tier
+
+from .base import Batch, View
+
+
+@dataclass(frozen=True)
+class Entitlement:
+    key_id: UUID
+    account_id: str
+    product: Product
+    tier: Tier
+    seats: int
+    period_starts_at: datetime
+    period_ends_at: datetime
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class AccountEntitlements:
+    """What a view held for one (account, product) when it answered, and its position."""
+
+    entitlements: tuple[Entitlement, ...]
+    position: int
+
+
+class EntitlementsView(View):
+    tables = ("pending", "entitlements")
+    with_hint: ClassVar[bool]
+
+    def create_statements(self) -> list[Composed]:
+        hint = SQL(", hint text NOT NULL") if self.with_hint else SQL("")
+        return [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (key_id uuid PRIMARY KEY, product text NOT NULL,"
+                " tier text NOT NULL, seats integer NOT NULL{})"
+            ).format(self.table("pending"), hint),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (key_id uuid PRIMARY KEY,"
+                " account_id text NOT NULL, product text NOT NULL, tier text NOT NULL,"
+                " seats integer NOT NULL, starts_at timestamptz NOT NULL,"
+                " ends_at timestamptz NOT NULL{})"
+            ).format(self.table("entitlements"), hint),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, product)").format(
+                Identifier(f"{self.full_name}_by_account"), self.table("entitlements")
+            ),
+        ]
+
+    @property
+    def _hint_column(self) -> Composable:
+        return SQL(", hint") if self.with_hint else SQL("")
+
+    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        pending, entitlements = self.table("pending"), self.table("entitlements")
+        if batch.issued:
+            copy_sql = SQL("COPY {} (key_id, product, tier, seats{}) FROM STDIN").format(
+                pending, self._hint_column
+            )
+            with curs.copy(copy_sql) as copy:
+                for _, e in batch.issued:
+                    row = (e.originator_id, e.product, e.tier, e.seats)
+                    copy.write_row((*row, e.hint) if self.with_hint else row)
+        if batch.activated:
+            # Move each redeemed key from pending to entitlements, with its period.
+            curs.execute(
+                SQL(
+                    "WITH a AS (SELECT * FROM unnest(%s::uuid[], %s::text[], %s::timestamptz[],"
+                    " %s::timestamptz[]) AS a(key_id, account_id, starts_at, ends_at)),"
+                    " gone AS (DELETE FROM {pending} p USING a WHERE p.key_id = a.key_id"
+                    " RETURNING p.*)"
+                    " INSERT INTO {entitlements} (key_id, account_id, product, tier, seats,"
+                    " starts_at, ends_at{hint})"
+                    " SELECT a.key_id, a.account_id, gone.product, gone.tier, gone.seats,"
+                    " a.starts_at, a.ends_at{gone_hint} FROM a JOIN gone USING (key_id)"
+                ).format(
+                    pending=pending,
+                    entitlements=entitlements,
+                    hint=self._hint_column,
+                    gone_hint=SQL(", gone.hint") if self.with_hint else SQL(""),
+                ),
+                (
+                    [e.originator_id for e in batch.activated],
+                    [e.account_id for e in batch.activated],
+                    [e.period_starts_at for e in batch.activated],
+                    [e.period_ends_at for e in batch.activated],
+                ),
+            )
+        ended = [e.originator_id for e in [*batch.revoked, *batch.expired]]
+        if ended:
+            curs.execute(
+                SQL("DELETE FROM {} WHERE key_id = ANY(%s)").format(entitlements), (ended,)
+            )
+        if batch.revoked:  # a reseller may revoke a key nobody redeemed
+            revoked = [e.originator_id for e in batch.revoked]
+            curs.execute(SQL("DELETE FROM {} WHERE key_id = ANY(%s)").format(pending), (revoked,))
+
+    def for_account(self, account_id: str, product: Product, now: datetime) -> AccountEntitlements:
+        """The account's entitlements whose period has not ended at `now`, with the position
+        of the view in the same statement, so the two always agree."""
+        statement = SQL(
+            "SELECT p.position, e.key_id, e.tier, e.seats, e.starts_at, e.ends_at{hint}"
+            " FROM {position} LEFT JOIN {entitlements} e"
+            " ON e.account_id = %s AND e.product = %s AND e.ends_at > %s"
+            " ORDER BY e.starts_at, e.key_id"
+        ).format(
+            hint=SQL(", e.hint") if self.with_hint else SQL(""),
+            position=self.position_subquery(),
+            entitlements=self.table("entitlements"),
+        )
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                statement, (account_id, product.value, now), prepare=True
+            ).fetchall()
+        found = tuple(
+            Entitlement(
+                key_id=row["key_id"],
+                account_id=account_id,
+                product=product,
+                tier=Tier(row["tier"]),
+                seats=row["seats"],
+                period_starts_at=row["starts_at"],
+                period_ends_at=row["ends_at"],
+                hint=row.get("hint") or "",
+            )
+            for row in rows
+            if row["key_id"] is not None
+        )
+        return AccountEntitlements(found, int(rows[0]["position"]) if rows else 0)
