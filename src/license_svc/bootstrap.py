@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 from eventsourcing.postgres import PostgresDatastore
 
@@ -16,6 +17,9 @@ from license_svc.application import Clock, LicensingApp, utcnow
 from license_svc.attempts import AttemptLimiter, Limits
 from license_svc.config import DEV_TOKENS, Settings
 from license_svc.domain.identity import KeyIdentity
+from license_svc.sweeper import Sweeper, SweeperThread
+from projections.live import LiveViews
+from projections.runner import ProjectionWorkers
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,10 @@ def tokens_for(settings: Settings) -> TokenTable:
     return TokenTable.from_file(path)
 
 
+class Background(Protocol):
+    def stop(self, timeout: float = ...) -> None: ...
+
+
 @dataclass
 class Service:
     settings: Settings
@@ -46,13 +54,24 @@ class Service:
     limiter: AttemptLimiter
     dialog: ActivationDialog
     clock: Clock
+    views: LiveViews
+    background: list[Background] = field(default_factory=list)
 
     @property
     def datastore(self) -> PostgresDatastore:
         datastore: PostgresDatastore = self.app.recorder.datastore  # type: ignore[attr-defined]
         return datastore
 
+    def sweeper(self) -> Sweeper:
+        return Sweeper(
+            self.app, lambda: self.views.catalog, self.clock, batch=self.settings.sweep_batch
+        )
+
     def close(self) -> None:
+        for task in reversed(self.background):  # they use the app's pool: stop them first
+            task.stop()
+        self.background.clear()
+        self.views.close()
         self.app.close()
 
 
@@ -69,4 +88,20 @@ def build(settings: Settings, clock: Clock = utcnow) -> Service:
     datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
     limiter = AttemptLimiter(datastore, limits, clock)
     limiter.create_table()
-    return Service(settings, app, limiter, ActivationDialog(app, limiter), clock)
+    views = LiveViews(datastore, settings.database_url, settings.view_recheck_seconds)
+    views.ensure_tables()
+    return Service(settings, app, limiter, ActivationDialog(app, limiter), clock, views)
+
+
+def start_projections(service: Service) -> None:
+    """Run the views' workers in this process (`license-svc project`, `license-svc run`)."""
+    workers = ProjectionWorkers(service.settings, service.datastore)
+    workers.start()
+    service.background.append(workers)
+
+
+def start_sweeper(service: Service) -> None:
+    """Run the expiry sweeper in this process (`license-svc expire`, `license-svc run`)."""
+    thread = SweeperThread(service.sweeper(), service.settings.sweep_interval_seconds)
+    thread.start()
+    service.background.append(thread)

@@ -2,15 +2,27 @@
 
 license-svc serve                      a gRPC server replica
 license-svc run                        development: server + projections + sweeper, embedded DB
+license-svc project                    a projection worker: keeps the views up to date
+license-svc expire [--once]            the expiry sweeper
+license-svc projections rebuild NAME   replay a view from position 0, then switch to it
+license-svc projections list           the views, their live generation and position
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 from license_svc import bootstrap, config
+from projections.registry import NAMES
+
+log = logging.getLogger("license_svc")
+
+# Background commands need few connections: the worker's runners have pools of their own.
+SMALL_POOL: dict[str, int] = {"pool_size": 2, "pool_max_overflow": 4}
 
 
 def _logging() -> None:
@@ -21,14 +33,85 @@ def _logging() -> None:
     )
 
 
+def _wait_for_signal() -> None:
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+
+
+def _settings(dev: bool = False, **changes: int) -> config.Settings:
+    settings = config.load()
+    if dev:
+        settings = bootstrap.with_database(settings)
+    return settings.with_(**changes) if changes else settings
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from license_svc.api.server import serve
 
-    settings = config.load()
-    if args.dev:
-        settings = bootstrap.with_database(settings)
+    settings = _settings(args.dev)
     service = bootstrap.build(settings)
+    if args.dev or settings.run_projections:
+        bootstrap.start_projections(service)
+    if args.dev or settings.run_sweeper:
+        bootstrap.start_sweeper(service)
     return serve(service)
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    bootstrap.start_projections(service)
+    log.info("projection worker running: %s", ", ".join(NAMES))
+    _wait_for_signal()
+    service.close()
+    return 0
+
+
+def cmd_expire(args: argparse.Namespace) -> int:
+    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    if args.once:
+        sweep = service.sweeper().sweep_once()
+        print(f"expired {sweep.expired} of {sweep.due} due keys")
+        service.close()
+        return 0
+    bootstrap.start_sweeper(service)
+    log.info("expiry sweeper running every %.0fs", service.settings.sweep_interval_seconds)
+    _wait_for_signal()
+    service.close()
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from projections.rebuild import RebuildBusy, rebuild
+
+    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    try:
+        for name in NAMES if args.name == "all" else [args.name]:
+            rebuild(service.settings, service.datastore, service.app, name)
+    except RebuildBusy as error:
+        log.error("%s", error)
+        return 1
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    try:
+        head = service.app.recorder.max_notification_id() or 0
+        for name, position in service.views.status():
+            generation = service.views.live_generation(name)
+            print(f"{name} generation={generation} position={position} head={head}")
+    finally:
+        service.close()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,11 +122,23 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve, dev=False)
     run = commands.add_parser("run", help="development: everything in one process")
     run.set_defaults(func=cmd_serve, dev=True)
+    project = commands.add_parser("project", help="run a projection worker")
+    project.set_defaults(func=cmd_project)
+    expire = commands.add_parser("expire", help="run the expiry sweeper")
+    expire.add_argument("--once", action="store_true", help="sweep once, then exit")
+    expire.set_defaults(func=cmd_expire)
+    views = commands.add_parser("projections", help="manage the projections' views")
+    view_commands = views.add_subparsers(dest="projections_command", required=True)
+    rebuild = view_commands.add_parser("rebuild", help="rebuild a view from position 0")
+    rebuild.add_argument("name", choices=[*NAMES, "all"])
+    rebuild.set_defaults(func=cmd_rebuild)
+    view_commands.add_parser("list", help="list the views").set_defaults(func=cmd_list)
+    view_commands.add_parser("run", help="the same as `project`").set_defaults(func=cmd_project)
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
     except config.ConfigError as error:
-        logging.getLogger("license_svc").error("configuration error: %s", error)
+        log.error("configuration error: %s", error)
         return 2
     return code
 

@@ -1,21 +1,113 @@
-"""EntitlementService: the subscription summary and the seat allowance, read from the views."""
+"""EntitlementService: the subscription summary and the seat allowance, read from the views.
+
+Both answers are computed at the service's clock from the view's rows (`projections.subscription`
+holds the rules), so a period that has ended is never counted, whatever the sweeper has done.
+With `min_position` the read waits, within the call's deadline, for the view to reach it.
+"""
 
 from __future__ import annotations
 
 import grpc
 
-from .errors import NotImplementedYet
+from license_svc.application import Clock
+from license_svc.domain.tiers import Product
+from projections.allowance import AllowanceView
+from projections.live import LiveViews
+from projections.subscription import Subscription
+from projections.summary import SummaryView
+
+from . import convert
+from .errors import BadRequest, NotImplementedYet
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
+from .reads import min_position, wait_budget
 
 
 class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
+    def __init__(self, views: LiveViews, clock: Clock, max_wait_seconds: float) -> None:
+        self._views = views
+        self._clock = clock
+        self._max_wait = max_wait_seconds
+
     def GetSubscriptionSummary(
         self, request: pb.GetSubscriptionSummaryRequest, context: grpc.ServicerContext
     ) -> pb.SubscriptionSummary:
-        raise NotImplementedYet("GetSubscriptionSummary arrives with the projections (issue 3)")
+        account_id, product = _account(request.account_id, request.product)
+        if request.HasField("as_of"):
+            raise NotImplementedYet("Point-in-time summaries (as_of) are not built yet")
+        now = self._clock()
+        found, position = self._views.read(
+            SummaryView,
+            min_position(request.min_position),
+            wait_budget(context, self._max_wait),
+            lambda view: view.summary(account_id, product, now),
+        )
+        limits = found.limits
+        return pb.SubscriptionSummary(
+            account_id=account_id,
+            product=convert.PRODUCTS[product],
+            active=found.active,
+            tier=_tier(found),
+            seats=found.seats,
+            invoices_per_month=limits.invoices_per_month if limits else 0,
+            sync=limits.sync if limits else "",
+            entitlements=[
+                pb.Entitlement(
+                    key_id=str(e.key_id),
+                    hint=e.hint,
+                    tier=convert.TIERS[e.tier],
+                    seats=e.seats,
+                    period_starts_at=convert.timestamp(e.period_starts_at),
+                    period_ends_at=convert.timestamp(e.period_ends_at),
+                    account_id=e.account_id,
+                    product=convert.PRODUCTS[e.product],
+                )
+                for e in found.entitlements
+            ],
+            position=position,
+        )
 
     def GetSeatAllowance(
         self, request: pb.GetSeatAllowanceRequest, context: grpc.ServicerContext
     ) -> pb.SeatAllowance:
-        raise NotImplementedYet("GetSeatAllowance arrives with the projections (issue 3)")
+        account_id, product = _account(request.account_id, request.product)
+        in_use = request.connections_in_use
+        if in_use < 0:
+            raise BadRequest([("connections_in_use", "must not be negative")])
+        now = self._clock()
+        found, position = self._views.read(
+            AllowanceView,
+            min_position(request.min_position),
+            wait_budget(context, self._max_wait),
+            lambda view: view.allowance(account_id, product, now),
+        )
+        return pb.SeatAllowance(
+            account_id=account_id,
+            product=convert.PRODUCTS[product],
+            seats=found.seats,
+            tier=_tier(found),
+            active=found.active,
+            valid_until=convert.timestamp(found.valid_until),
+            connections_in_use=in_use,
+            can_create_connection=found.allows(in_use),
+            remaining=found.remaining(in_use),
+            position=position,
+        )
+
+
+def _account(account_id: str, product: int) -> tuple[str, Product]:
+    violations: list[tuple[str, str]] = []
+    account = convert.text_field(account_id, "account_id", violations)
+    try:
+        chosen = convert.product(product)
+    except BadRequest as error:
+        violations += error.violations
+        chosen = None
+    convert.require(violations)
+    assert chosen is not None
+    return account, chosen
+
+
+def _tier(found: Subscription) -> pb.Tier:
+    tier = found.tier
+    return convert.TIERS[tier] if tier is not None else pb.TIER_UNSPECIFIED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from uuid import UUID
 
 import grpc
@@ -9,16 +11,21 @@ import grpc
 from license_svc.application import IssueKeys, KeyNotFound, LicensingApp
 from license_svc.domain import codes
 from license_svc.domain.key import ActivationKey
+from projections.catalog import CatalogKey, CatalogView, KeyFilter
+from projections.live import LiveViews
 
 from . import convert
 from .auth import PermissionDenied, Principal, Role, caller
-from .errors import NotImplementedYet
+from .errors import BadRequest
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
+from .reads import min_position, wait_budget
 
 MAX_COUNT = 10_000
 MAX_SEATS = 10_000
 MAX_MONTHS = 60
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1_000
 
 
 def key_id_from(app: LicensingApp, key_id: str, code: str) -> UUID:
@@ -40,8 +47,10 @@ def visible_key(app: LicensingApp, principal: Principal, key_id: UUID) -> Activa
 
 
 class KeyServicer(pb_grpc.KeyServiceServicer):
-    def __init__(self, app: LicensingApp) -> None:
+    def __init__(self, app: LicensingApp, views: LiveViews, max_wait_seconds: float) -> None:
         self._app = app
+        self._views = views
+        self._max_wait = max_wait_seconds
 
     def IssueKeys(
         self, request: pb.IssueKeysRequest, context: grpc.ServicerContext
@@ -109,7 +118,77 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
     def ListKeys(
         self, request: pb.ListKeysRequest, context: grpc.ServicerContext
     ) -> pb.ListKeysResponse:
-        raise NotImplementedYet("ListKeys arrives with the key catalog projection (issue 3)")
+        """From the key catalog, in issue order; a reseller sees only its own keys."""
+        principal = caller()
+        reseller_id = request.reseller_id.strip()
+        if principal.role is Role.RESELLER:
+            if reseller_id and reseller_id != principal.reseller_id:
+                raise PermissionDenied("A reseller may list only its own keys")
+            reseller_id = principal.reseller_id
+        if request.page_size < 0:
+            raise BadRequest([("page_size", f"must be between 0 and {MAX_PAGE_SIZE:,}")])
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        where = KeyFilter(reseller_id, request.batch_id.strip(), convert.status(request.status))
+        after = _read_page_token(request.page_token)
+        now = self._app.clock()
+
+        def page_of(view: CatalogView) -> tuple[list[CatalogKey], int]:
+            page = view.list_keys(where, now, after, size + 1)  # one more: is there a next page?
+            return page.keys, page.position
+
+        keys, position = self._views.read(
+            CatalogView,
+            min_position(request.min_position),
+            wait_budget(context, self._max_wait),
+            page_of,
+        )
+        more = len(keys) > size
+        keys = keys[:size]
+        return pb.ListKeysResponse(
+            keys=[_listed(k) for k in keys],
+            next_page_token=_page_token(keys[-1].issued_position) if more else "",
+            position=position,
+        )
+
+
+def _page_token(after_position: int) -> str:
+    return base64.urlsafe_b64encode(f"v1:{after_position}".encode()).decode()
+
+
+def _read_page_token(token: str) -> int:
+    if not token:
+        return 0
+    try:
+        version, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+        if version == "v1" and int(value) >= 0:
+            return int(value)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        pass
+    raise BadRequest([("page_token", "is not a token this service returned")])
+
+
+def _listed(key: CatalogKey) -> pb.Key:
+    return pb.Key(
+        key_id=str(key.key_id),
+        hint=key.hint,
+        product=convert.PRODUCTS[key.product],
+        tier=convert.TIERS[key.tier],
+        seats=key.seats,
+        period_months=key.period_months,
+        reseller_id=key.reseller_id,
+        batch_id=key.batch_id,
+        status=convert.STATUSES[key.status],
+        account_id=key.account_id or "",
+        issued_at=convert.timestamp(key.issued_at),
+        activated_at=convert.timestamp(key.activated_at),
+        period_starts_at=convert.timestamp(key.period_starts_at),
+        period_ends_at=convert.timestamp(key.period_ends_at),
+        revoked_at=convert.timestamp(key.revoked_at),
+        revoked_reason=key.revoked_reason or "",
+        revoked_by=key.revoked_by or "",
+        expired_at=convert.timestamp(key.expired_at),
+        version=key.version,
+    )
 
 
 def _in_range(value: int, lo: int, hi: int, field: str, violations: list[tuple[str, str]]) -> None:

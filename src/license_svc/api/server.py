@@ -56,13 +56,18 @@ class Server:
             ],
         )
         app = service.app
-        pb_grpc.add_KeyServiceServicer_to_server(KeyServicer(app), self.grpc)
+        views, max_wait = service.views, settings.max_wait_seconds
+        pb_grpc.add_KeyServiceServicer_to_server(KeyServicer(app, views, max_wait), self.grpc)
         pb_grpc.add_ActivationServiceServicer_to_server(
             ActivationServicer(service.dialog), self.grpc
         )
-        pb_grpc.add_EntitlementServiceServicer_to_server(EntitlementServicer(), self.grpc)
+        pb_grpc.add_EntitlementServiceServicer_to_server(
+            EntitlementServicer(views, service.clock, max_wait), self.grpc
+        )
         pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app), self.grpc)
-        pb_grpc.add_OpsServiceServicer_to_server(OpsServicer(), self.grpc)
+        pb_grpc.add_OpsServiceServicer_to_server(
+            OpsServicer(views, app.recorder.max_notification_id), self.grpc
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc
@@ -82,6 +87,7 @@ class Server:
         return self.grpc.add_insecure_port(address)
 
     def start(self) -> None:
+        self.service.views.start()  # listen for view notices before the first read waits
         self.grpc.start()
         for name in ["", *SERVICE_NAMES]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)

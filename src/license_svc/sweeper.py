@@ -1,0 +1,88 @@
+"""The expiry sweeper: appends SubscriptionExpired for keys whose period has ended.
+
+It finds due keys in the key catalog view and asks the application to expire each one. Several
+sweepers may run at once (one per replica): `LicensingApp.expire` appends through the store's
+optimistic concurrency, so of two sweepers expiring one key exactly one appends and the other
+reloads, sees it expired and appends nothing. The catalog lags the store a little, so a key
+just expired may be offered again; expiring it again is a no-op.
+
+Reads never wait for the sweeper: an ended period is not counted whatever it has done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from license_svc.application import LicensingApp
+from projections.catalog import CatalogView
+
+log = logging.getLogger("license_svc.sweeper")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    due: int  # keys the catalog offered as due
+    expired: int  # SubscriptionExpired events this sweeper appended
+
+
+class Sweeper:
+    def __init__(
+        self,
+        app: LicensingApp,
+        catalog: Callable[[], CatalogView],
+        clock: Callable[[], datetime],
+        batch: int = 500,
+    ) -> None:
+        self._app = app
+        self._catalog = catalog
+        self._clock = clock
+        self._batch = batch
+
+    def sweep_once(self) -> Sweep:
+        """Expire every key that is due now; page through the catalog by (end, key id)."""
+        now = self._clock()
+        after: tuple[datetime, UUID] | None = None
+        due = expired = 0
+        while True:
+            page = self._catalog().due(now, after, self._batch)
+            for key in page:
+                due += 1
+                if self._app.expire(key.key_id) is not None:
+                    expired += 1
+            if len(page) < self._batch:
+                return Sweep(due, expired)
+            last = page[-1]
+            assert last.period_ends_at is not None
+            after = (last.period_ends_at, last.key_id)
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Sweep every `interval` seconds until `stop` is set; errors are logged, not fatal."""
+        while not stop.is_set():
+            try:
+                sweep = self.sweep_once()
+                if sweep.expired:
+                    log.info("expired %d of %d due keys", sweep.expired, sweep.due)
+            except Exception as error:
+                log.warning("sweep failed: %s", error)
+            stop.wait(interval)
+
+
+class SweeperThread(threading.Thread):
+    def __init__(self, sweeper: Sweeper, interval: float) -> None:
+        super().__init__(name="sweeper", daemon=True)
+        self._sweeper = sweeper
+        self._interval = interval
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        self._sweeper.run(self._stopping, self._interval)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout)

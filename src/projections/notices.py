@@ -1,0 +1,108 @@
+"""One LISTEN connection per server process, waking reads that wait for a view's position.
+
+Workers NOTIFY `license_svc_views` inside each batch's transaction (so it fires at commit) with
+`{view}_g{n}:{first}:{last}`, and a rebuild's switch with `live:{view}:{n}`. This thread keeps
+the highest position heard per view generation and wakes every waiter (one condition
+variable); a waiter re-reads the view only once the position it needs was heard, or when its
+re-check interval passes (the safety net for a lost connection or a missed notice).
+
+The library's own `TrackingRecorder.wait()` polls with a first sleep of 100 ms; this is the
+notification-driven wait the read path uses instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+
+from .base import CHANNEL
+
+log = logging.getLogger("license_svc.projections")
+
+OnSwitch = Callable[[str, int], None]
+
+
+class Notices:
+    def __init__(self, conninfo: str, on_switch: OnSwitch, on_reconnect: Callable[[], None]):
+        self._conninfo = conninfo
+        self._on_switch = on_switch
+        self._on_reconnect = on_reconnect
+        self._heard: dict[str, int] = {}
+        self.changed = threading.Condition()
+        self._listening = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    @property
+    def listening(self) -> bool:
+        return self._listening.is_set()
+
+    def start(self, timeout: float = 5.0) -> None:
+        """Start listening (once); return when LISTEN is in place or `timeout` passed."""
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="view-notices", daemon=True)
+                self._thread.start()
+        self._listening.wait(timeout)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+    def heard(self, view: str) -> int:
+        with self.changed:
+            return self._heard.get(view, 0)
+
+    def observe(self, view: str, position: int) -> None:
+        """A position learnt some other way (a read): keeps the cache from lagging behind."""
+        with self.changed:
+            if position > self._heard.get(view, 0):
+                self._heard[view] = position
+
+    def wait(self, ready: Callable[[], bool], timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(ready, timeout)
+
+    def _run(self) -> None:
+        backoff = 0.2
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
+                    self._on_reconnect()  # switches may have been missed while disconnected
+                    self._wake()  # waiters re-check what they may have missed
+                    backoff = 0.2
+                    while not self._stopping.is_set():
+                        for notice in conn.notifies(timeout=0.25):
+                            self._hear(notice.payload)
+            except Exception as error:
+                if self._stopping.is_set():
+                    break
+                log.warning("view notices: %s; reconnecting in %.1fs", error, backoff)
+            self._listening.clear()
+            self._wake()  # waiters fall back to their re-check interval meanwhile
+            time.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def _hear(self, payload: str) -> None:
+        parts = payload.split(":")
+        try:
+            if parts[0] == "live" and len(parts) == 3:
+                self._on_switch(parts[1], int(parts[2]))
+            elif len(parts) == 3:
+                self.observe(parts[0], int(parts[2]))
+        except ValueError:
+            log.warning("view notices: ignoring malformed notice %r", payload)
+            return
+        self._wake()
+
+    def _wake(self) -> None:
+        with self.changed:
+            self.changed.notify_all()

@@ -1,0 +1,141 @@
+"""`license-svc projections rebuild NAME`: replay the store from position 0 into a new generation
+of the view's tables, with a progress bar, then switch readers over once it has caught up.
+
+Readers keep answering from the live generation the whole time. The new generation is filled by
+the same runner (and batches) a worker uses, holding that generation's worker lock, so no worker
+runs it concurrently; after the switch the workers move to it. Tables of generations other than
+the live one (the one before last, or an abandoned rebuild) are dropped when a rebuild starts.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import zlib
+from dataclasses import dataclass
+from typing import TextIO
+
+from eventsourcing.postgres import PostgresDatastore
+
+from license_svc.application import LicensingApp
+from license_svc.config import Settings
+
+from .base import View
+from .generations import Generations, advisory_lock
+from .registry import view_class
+from .runner import close_runner, connect, start_runner, worker_lock_key
+
+TICK_SECONDS = 0.25
+
+
+class RebuildBusy(Exception):
+    """Another rebuild of this view is running."""
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    name: str
+    generation: int
+    events: int  # the position replayed up to before the switch
+    seconds: float  # replay time, from the runner's start until it caught up
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+
+class Progress:
+    """A plain-text bar on a stream: redrawn in place on a terminal, a line per second if not."""
+
+    def __init__(self, label: str, out: TextIO) -> None:
+        self.label = label
+        self.out = out
+        self.tty = out.isatty()
+        self.started = time.monotonic()
+        self._last_line = 0.0
+
+    def show(self, done: int, total: int, final: bool = False) -> None:
+        now = time.monotonic()
+        if not (self.tty or final or now - self._last_line >= 1.0):
+            return
+        self._last_line = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = done / elapsed
+        fraction = min(1.0, done / total) if total else 1.0
+        eta = (total - done) / rate if rate > 0 and total > done else 0.0
+        bar = "#" * int(fraction * 30)
+        line = (
+            f"{self.label} [{bar:<30}] {fraction:4.0%} {done:,}/{total:,} events"
+            f"  {rate:,.0f} ev/s  ETA {int(eta) // 60}:{int(eta) % 60:02d}"
+        )
+        self.out.write(("\r" + line + ("\n" if final else "")) if self.tty else line + "\n")
+        self.out.flush()
+
+
+def rebuild(
+    settings: Settings,
+    datastore: PostgresDatastore,
+    app: LicensingApp,
+    name: str,
+    out: TextIO = sys.stderr,
+) -> Rebuilt:
+    generations = Generations(datastore)
+    generations.create_table()
+    cls = view_class(name)
+    with connect(settings) as conn, advisory_lock(conn, _rebuild_lock_key(name)) as mine:
+        if not mine:
+            raise RebuildBusy(f"a rebuild of {name} is already running")
+        live, new_generation = generations.begin_rebuild(name)
+        try:
+            old = cls.at(datastore, live)
+            old.create_table()
+            for stale in generations.generations_on_disk(name) - {live}:
+                cls.at(datastore, stale).drop_tables()
+            new = cls.at(datastore, new_generation)
+            new.create_table()
+            with advisory_lock(conn, worker_lock_key(name, new_generation)) as held:
+                assert held, "nothing else runs a generation that is not live yet"
+                return _replay_and_switch(settings, generations, app, old, new, out)
+        except BaseException:
+            generations.abandon_rebuild(name)
+            raise
+
+
+def _replay_and_switch(
+    settings: Settings,
+    generations: Generations,
+    app: LicensingApp,
+    old: View,
+    new: View,
+    out: TextIO,
+) -> Rebuilt:
+    name = type(new).name
+    progress = Progress(f"rebuild {name} g{new.generation}", out)
+    runner = start_runner(settings, name, new.generation)
+    try:
+        while True:
+            head = app.recorder.max_notification_id() or 0
+            done = new.position()
+            progress.show(done, head)
+            if done >= head:
+                break
+            runner.run_forever(timeout=TICK_SECONDS)  # re-raises the runner's error
+            if runner.is_interrupted.is_set():
+                raise RuntimeError("the rebuild's runner stopped")
+        seconds = time.monotonic() - progress.started
+        progress.show(done, head, final=True)
+        # Traffic goes on: the switch waits, with the live position held still, for the last few.
+        while not generations.switch(name, old, new, settings.rebuild_switch_seconds):
+            runner.run_forever(timeout=TICK_SECONDS)
+    finally:
+        close_runner(runner)
+    rebuilt = Rebuilt(name, new.generation, done, seconds)
+    out.write(
+        f"rebuilt {name}: {rebuilt.events:,} events in {seconds:.1f}s"
+        f" ({rebuilt.events_per_second:,.0f} events/s); generation {new.generation} is live\n"
+    )
+    return rebuilt
+
+
+def _rebuild_lock_key(name: str) -> int:
+    return zlib.crc32(f"license-svc/rebuild/{name}".encode())

@@ -1,0 +1,146 @@
+"""Helpers for the projection tests: fresh databases, worker processes, comparing generations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from license_svc import config
+from projections.registry import NAMES, view_class
+from tests.support import REPO, TEST_PEPPER
+
+# Keep test processes small: other suites share the PostgreSQL server's 100 connections.
+SMALL_POOLS = {"LICENSE_SVC_POOL_SIZE": "2", "LICENSE_SVC_POOL_MAX_OVERFLOW": "6"}
+
+
+@contextmanager
+def fresh_database(database_url: str) -> Iterator[str]:
+    """A database of its own, for tests that compare whole views or replay the whole store."""
+    name = f"lsv_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_conninfo(database_url, dbname=name)
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def settings_for(database_url: str, var_dir: Path, **env: str) -> config.Settings:
+    return config.load(
+        {
+            "LICENSE_SVC_DATABASE_URL": database_url,
+            "LICENSE_SVC_PEPPER": TEST_PEPPER,
+            "LICENSE_SVC_VAR_DIR": str(var_dir),
+            "LICENSE_SVC_TOKENS_FILE": str(config.DEV_TOKENS),
+            "LICENSE_SVC_LISTEN": "127.0.0.1:0",
+            **env,
+        }
+    )
+
+
+def cli_env(database_url: str, **env: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "LICENSE_SVC_DATABASE_URL": database_url,
+        "LICENSE_SVC_PEPPER": TEST_PEPPER,
+        "LICENSE_SVC_TOKENS_FILE": str(REPO / "deploy" / "dev" / "tokens.json"),
+        **SMALL_POOLS,
+        **env,
+    }
+
+
+def start_worker(database_url: str, log_path: Path) -> subprocess.Popen[bytes]:
+    """`license-svc project` in a child process."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "license_svc.cli", "project"],
+            env=cli_env(database_url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cli(database_url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "license_svc.cli", *args],
+        env=cli_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120) -> None:
+    """Wait for a condition the system reaches by itself (not for time to pass)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+def head(conn: psycopg.Connection) -> int:
+    row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM licensing_events").fetchone()
+    return int(row[0]) if row else 0
+
+
+def live_generations(conn: psycopg.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT name, live FROM view_generations").fetchall()
+    return {str(name): int(live) for name, live in rows}
+
+
+def position(conn: psycopg.Connection, name: str, generation: int) -> int:
+    row = conn.execute(
+        f"SELECT coalesce(max(notification_id), 0) FROM {name}_g{generation}_tracking"
+        " WHERE application_name = 'licensing'"
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def all_live_at_head(conn: psycopg.Connection) -> bool:
+    live = live_generations(conn)
+    target = head(conn)
+    return len(live) == len(NAMES) and all(
+        position(conn, name, live[name]) >= target for name in NAMES
+    )
+
+
+def differences(conn: psycopg.Connection, name: str, one: int, other: int) -> dict[str, int]:
+    """Rows of each table of view `name` present in one generation and not the other."""
+    found: dict[str, int] = {}
+    for suffix in view_class(name).tables:
+        a, b = f"{name}_g{one}_{suffix}", f"{name}_g{other}_{suffix}"
+        row = conn.execute(
+            f"SELECT (SELECT count(*) FROM (TABLE {a} EXCEPT ALL TABLE {b}) x)"
+            f" + (SELECT count(*) FROM (TABLE {b} EXCEPT ALL TABLE {a}) y)"
+        ).fetchone()
+        count = int(row[0]) if row else 0
+        if count:
+            found[suffix] = count
+    return found
+
+
+def row_count(conn: psycopg.Connection, table: str) -> int:
+    row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
