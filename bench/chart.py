@@ -40,51 +40,83 @@ def _curve(ax: Axes, series: Series, style: str, color: str | None, label: str) 
         )
 
 
-def _ceiling(ax: Axes, results: Results, name: str) -> None:
+CEILING_COLORS = ("black", "darkorange", "purple")
+
+
+def _ceiling(ax: Axes, results: Results, name: str, color: str) -> None:
     series = results.series.get(name)
     if series is None or not series.levels:
         return
     if len(series.levels) == 1 and series.levels[0]["concurrency"] is None:
         ax.axvline(
-            series.levels[0]["throughput"], color="gray", linestyle=":", label=f"ceiling {name}"
+            series.levels[0]["throughput"], color=color, linestyle=":", label=f"ceiling {name}"
         )
         return
-    _curve(ax, series, ".-", "gray" if name == series.name else None, f"ceiling {name}")
+    _curve(ax, series, ".-", color, f"ceiling {name}")
+
+
+def _batches(ax: Axes, results: Results, batches: list[Series]) -> None:
+    """Projection rebuilds: events/s per view against COPY, the log read and the targets."""
+    ax.bar(
+        [s.name.removeprefix("Rebuild ") for s in batches],
+        [s.levels[0]["throughput"] for s in batches],
+        color="tab:blue",
+    )
+    copy = results.series.get("d_copy")
+    lines = [("f_notifications", 1.0, "purple"), ("d_copy", 1.0, "black")]
+    for name, factor, color in lines:
+        ceiling = results.series.get(name)
+        if ceiling and ceiling.levels:
+            ax.axhline(
+                ceiling.levels[0]["throughput"] * factor,
+                color=color,
+                linestyle=":",
+                label=f"ceiling {name}",
+            )
+    if copy and copy.levels:
+        ax.axhline(
+            0.3 * copy.levels[0]["throughput"],
+            color="red",
+            linestyle="--",
+            alpha=0.5,
+            label="target 0.3 × COPY",
+        )
+    ax.axhline(20_000, color="red", linestyle="-.", alpha=0.5, label="target 20,000 events/s")
+    ax.set_ylabel("events/s")
+    ax.set_title("projection rebuild", fontsize=9)
 
 
 def draw(results: Results, path: Path) -> Path | None:
-    operations = [s for s in results.operations() if s.levels]
-    if not operations:
+    curves = [s for s in results.operations() if s.levels and s.levels[0]["concurrency"]]
+    batches = [s for s in results.operations() if s.levels and not s.levels[0]["concurrency"]]
+    panels = len(curves) + (1 if batches else 0)
+    if not panels:
         return None
-    columns = min(3, len(operations))
-    rows = math.ceil(len(operations) / columns)
+    columns = min(3, panels)
+    rows = math.ceil(panels / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.8 * rows), squeeze=False)
-    for ax, series in zip(axes.flat, operations, strict=False):
-        if len(series.levels) == 1 and series.levels[0]["concurrency"] is None:
-            ax.bar([series.name], [series.levels[0]["throughput"]], color="tab:blue")
-            for name in ("d_copy", "f_notifications"):
-                ceiling = results.series.get(name)
-                if ceiling and ceiling.levels:
-                    ax.axhline(
-                        ceiling.levels[0]["throughput"],
-                        color="gray",
-                        linestyle=":",
-                        label=f"ceiling {name}",
-                    )
-            ax.set_ylabel(series.unit)
-        else:
-            _curve(ax, series, "o-", "tab:blue", series.name)
-            for name in (series.ceiling, *EXTRA_CEILINGS.get(series.ceiling, ())):
-                _ceiling(ax, results, name)
-            ax.set_xlabel(f"throughput ({series.unit})")
-            ax.set_ylabel("latency (ms)")
-            ax.set_yscale("log")
+    flat = list(axes.flat)
+    for ax, series in zip(flat, curves, strict=False):
+        _curve(ax, series, "o-", "tab:blue", series.name)
+        names = (series.ceiling, *EXTRA_CEILINGS.get(series.ceiling, ()))
+        for name, color in zip(names, CEILING_COLORS, strict=False):
+            _ceiling(ax, results, name, color)
+        ax.set_xlabel(f"throughput ({series.unit})")
+        ax.set_ylabel("latency (ms)")
+        ax.set_yscale("log")
         ax.set_title(f"{series.name} ({series.workers} server worker(s))", fontsize=9)
+    if batches:
+        _batches(flat[len(curves)], results, batches)
+    for ax in flat[:panels]:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=6)
-    for ax in list(axes.flat)[len(operations) :]:
+    for ax in flat[panels:]:
         ax.set_visible(False)
-    figure.suptitle(f"license-svc bench {results.meta.get('stamp', '')}", fontsize=10)
+    figure.suptitle(
+        f"license-svc bench {results.meta.get('stamp', '')}: latency (p50 solid, p99 dashed) "
+        "against throughput; ceilings measured in the same run",
+        fontsize=10,
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=80)

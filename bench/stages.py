@@ -13,7 +13,7 @@ import psycopg
 from bench import ceiling_server, inprocess, projections
 from bench.database import count_events
 from bench.measure import Runner, fresh_budget
-from bench.processes import ProcessGroup, start_ceiling
+from bench.processes import ProcessGroup, service_env, start_ceiling
 from bench.results import NOT_AVAILABLE, Results, Series, scalar_row
 from bench.scenarios import SCENARIOS, unavailable
 from bench.seed import Seeder
@@ -158,7 +158,7 @@ def rebuild(runner: Runner, results: Results, url: str, seeder: Seeder, logs: Pa
     if missing > 0:
         seeder.issue(missing)
     events = count_events(url)
-    names = projections.names({}) or ["all"]
+    names = projections.names(service_env(url, "127.0.0.1:0", 1)) or ["all"]
     for name in names:
         done = projections.rebuild(url, name, events, logs)
         series = results.add(Series(f"Rebuild {name}", "operation", "events/s", "d_copy"))
@@ -168,7 +168,10 @@ def rebuild(runner: Runner, results: Results, url: str, seeder: Seeder, logs: Pa
             continue
         series.levels.append(
             scalar_row(
-                done.events_per_s, events=events, seconds=done.seconds, cli_startup_s=done.startup
+                done.events_per_s,
+                events=done.events,
+                seconds=done.seconds,
+                cli_startup_s=done.startup,
             )
         )
         log.info(
