@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
 from license_svc import embedded_db
@@ -22,6 +26,7 @@ from projections.live import LiveViews
 from projections.runner import ProjectionWorkers
 
 log = logging.getLogger(__name__)
+SCHEMA_LOCK = zlib.crc32(b"license-svc/bootstrap/schema")
 
 
 def with_database(settings: Settings) -> Settings:
@@ -75,7 +80,27 @@ class Service:
         self.app.close()
 
 
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """Serialise table creation across processes starting at once on a fresh database: two
+    concurrent CREATE TABLE IF NOT EXISTS of one table can both pass the check and collide in
+    pg_type. Held on a connection of its own for the whole of `build`."""
+    with psycopg.connect(
+        settings.database_url,
+        autocommit=True,
+        connect_timeout=int(max(1, settings.connect_timeout)),
+    ) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        yield  # closing the connection releases the lock
+
+
 def build(settings: Settings, clock: Clock = utcnow) -> Service:
+    settings.eventsourcing_env()  # raises ConfigError when there is no database to lock
+    with schema_lock(settings):
+        return _build(settings, clock)
+
+
+def _build(settings: Settings, clock: Clock) -> Service:
     app = LicensingApp(
         env=settings.eventsourcing_env(), identity=KeyIdentity(settings.pepper), clock=clock
     )
