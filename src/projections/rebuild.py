@@ -116,9 +116,9 @@ def _replay_and_switch(
         while True:
             head = app.recorder.max_notification_id() or 0
             done = new.position()
-            progress.show(done, head)
             if done >= head:
                 break
+            progress.show(done, head)
             runner.run_forever(timeout=TICK_SECONDS)  # re-raises the runner's error
             if runner.is_interrupted.is_set():
                 raise RuntimeError("the rebuild's runner stopped")
