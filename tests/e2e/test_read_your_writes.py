@@ -1,0 +1,51 @@
+"""Read-your-writes through real processes: a `serve` replica answers reads while the views are
+kept by a `license-svc project` worker in another process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from license_svc.api.gen import licensing_pb2 as pb
+from tests.helpers import unique
+from tests.support import Client, ServerProcess
+from tests.views_support import SMALL_POOLS, start_worker, stop
+
+ROUNDS = 200
+
+
+@pytest.fixture
+def server_and_worker(database_url: str, tmp_path: Path) -> Iterator[Client]:
+    worker = start_worker(database_url, tmp_path / "worker.log")
+    try:
+        server = ServerProcess(database_url, tmp_path / "server.log", **SMALL_POOLS)
+        try:
+            yield server.client
+        finally:
+            server.stop()
+    finally:
+        stop(worker)
+
+
+def test_every_activation_is_seen_by_the_next_allowance_read_at_its_position(
+    server_and_worker: Client,
+) -> None:
+    client = server_and_worker
+    issued = client.issue(count=ROUNDS, tier=pb.TIER_STARTER, seats=1, period_months=12)
+    account = unique("acct")
+    for round_number, key in enumerate(issued.keys, start=1):
+        position = client.activate(key.code, account, session=f"s-{round_number}").position
+        seen = client.entitlements.GetSeatAllowance(
+            pb.GetSeatAllowanceRequest(
+                account_id=account,
+                product=pb.PRODUCT_INTEGRATIONS,
+                connections_in_use=round_number - 1,
+                min_position=position,
+            ),
+            metadata=client.as_("integrations"),
+            timeout=30,
+        )
+        assert (seen.seats, seen.remaining, seen.can_create_connection) == (round_number, 1, True)
+        assert seen.position >= position
