@@ -43,11 +43,14 @@ class Notices:
         return self._listening.is_set()
 
     def start(self, timeout: float = 5.0) -> None:
-        """Start listening (once); return when LISTEN is in place or `timeout` passed."""
+        """Start listening; the first call returns when LISTEN is in place (or `timeout`
+        passed), later calls at once: while the listener reconnects, waits fall back to
+        re-checking the view."""
         with self._start_lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="view-notices", daemon=True)
-                self._thread.start()
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="view-notices", daemon=True)
+            self._thread.start()
         self._listening.wait(timeout)
 
     def stop(self) -> None:
