@@ -7,12 +7,18 @@ are exactly those of the real read path; only the work behind the call differs:
     select  (b) + one primary-key SELECT through a psycopg pool (prepared)
     insert  (c) + one single-row INSERT and COMMIT
 
+and, to weigh the server model, the same on a `grpc.aio` server that hands the (sync) store
+call to a thread, as a service built on the sync `eventsourcing` library would:
+
+    aio-echo, aio-select
+
 No auth interceptor, no eventsourcing: what gRPC + Postgres can do on this machine.
 Run as `python -m bench.ceiling_server MODE` with the service's LICENSE_SVC_* environment.
 """
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
 import threading
@@ -94,6 +100,16 @@ def handlers(pool: ConnectionPool | None) -> dict[str, Handler]:
     return {"echo": echo, "select": select, "insert": insert}
 
 
+def _pool(settings: config.Settings) -> ConnectionPool:
+    return ConnectionPool(
+        settings.database_url,
+        min_size=settings.pool_size,
+        max_size=settings.pool_size + settings.pool_max_overflow,
+        timeout=settings.connect_timeout,
+        open=True,
+    )
+
+
 class CeilingServicer(pb_grpc.EntitlementServiceServicer):
     def __init__(self, handler: Handler) -> None:
         self._handler = handler
@@ -104,18 +120,57 @@ class CeilingServicer(pb_grpc.EntitlementServiceServicer):
         return self._handler(request)
 
 
+class AioCeilingServicer(pb_grpc.EntitlementServiceServicer):
+    def __init__(self, handler: Handler, threaded: bool) -> None:
+        self._handler = handler
+        self._threaded = threaded
+
+    async def GetSeatAllowance(  # type: ignore[override]
+        self, request: pb.GetSeatAllowanceRequest, context: Any
+    ) -> pb.SeatAllowance:
+        if self._threaded:
+            return await asyncio.to_thread(self._handler, request)
+        return self._handler(request)
+
+
+async def serve_aio(settings: config.Settings, handler: Handler, threaded: bool) -> None:
+    limit = settings.max_message_bytes
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", int(settings.so_reuseport)),
+            ("grpc.max_receive_message_length", limit),
+            ("grpc.max_send_message_length", limit),
+        ],
+    )
+    pb_grpc.add_EntitlementServiceServicer_to_server(AioCeilingServicer(handler, threaded), server)
+    health_servicer = health.aio.HealthServicer()  # type: ignore[attr-defined]
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    server.add_insecure_port(settings.listen)
+    await server.start()
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stopping.set)
+    loop.add_signal_handler(signal.SIGINT, stopping.set)
+    await stopping.wait()
+    await server.stop(1)
+
+
 def main(argv: list[str]) -> int:
     mode = argv[0] if argv else "echo"
     settings = config.load()
     pool = None
+    if mode.startswith("aio-"):
+        if mode != "aio-echo":
+            pool = _pool(settings)
+        base = mode.removeprefix("aio-")
+        # To a thread with the sync pool's default size, as asyncio.to_thread does.
+        asyncio.run(serve_aio(settings, handlers(pool)[base], threaded=base != "echo"))
+        if pool is not None:
+            pool.close()
+        return 0
     if mode != "echo":
-        pool = ConnectionPool(
-            settings.database_url,
-            min_size=settings.pool_size,
-            max_size=settings.pool_size + settings.pool_max_overflow,
-            timeout=settings.connect_timeout,
-            open=True,
-        )
+        pool = _pool(settings)
     limit = settings.max_message_bytes
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),

@@ -13,7 +13,11 @@ from matplotlib.axes import Axes
 
 from bench.results import Results, Series
 
-EXTRA_CEILINGS = {"b_select": ("a_echo",), "c_insert": ("a_echo",), "e_repository": ("c_insert",)}
+EXTRA_CEILINGS = {
+    "b_select": ("a_echo", "b2_aio_select"),
+    "c_insert": ("a_echo",),
+    "e_repository": ("c_insert",),
+}
 
 
 def _curve(ax: Axes, series: Series, style: str, color: str | None, label: str) -> None:

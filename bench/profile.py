@@ -2,8 +2,8 @@
 
 Starts the service on a fresh database, seeds it, drives closed-loop load at one concurrency
 and records the server process with py-spy (`pip install py-spy`), twice: `--gil` (what holds
-the interpreter: the CPU a sync grpcio server is bounded by) and `--idle` (where the rpc
-threads spend wall time, waiting included). Prints the top functions of each, by inclusive and
+the interpreter: a sync grpcio server is bounded by one) and `--idle` (where the rpc threads
+spend wall time, waiting included). Prints the top functions of each, by inclusive and
 by own samples; writes the collapsed stacks and flame graphs to bench/results/profiles/.
 """
 
@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
-from bench import database, stages
+from bench import database, projections, stages
 from bench.measure import Runner
 from bench.plan import Plan
 from bench.processes import start_service
@@ -30,6 +30,40 @@ from bench.results import Results
 from bench.seed import Seeder
 
 OUT = Path(__file__).resolve().parent / "results" / "profiles"
+# gil: the thread holding the interpreter lock; idle: every thread, waiting included. (py-spy's
+# idle detection sometimes sees nothing on this server: then only the idle view is useful.)
+MODES = {"gil": ["--gil"], "idle": ["--idle"]}
+
+
+def _bucket(frames: list[str]) -> str:
+    """Where an rpc thread (one of grpc's pool) is, from its innermost frames."""
+    leaf = frames[-1]
+    if "_WorkItem.run" not in frames:
+        return "idle: no call to run"
+    if leaf in ("Connection.wait", "Pipeline.sync", "notifies") or leaf.startswith("wait_"):
+        return "waiting for Postgres"
+    if leaf in ("Condition.wait", "Event.wait"):
+        parents = set(frames[-4:])
+        if parents & {"ConnectionPool.getconn", "ConnectionPool._getconn_unchecked"}:
+            return "waiting for a pool connection"
+        if any("unary_request" in f for f in parents):
+            return "waiting for the request message"
+        return "waiting on a lock or event (view notice, …)"
+    return "running Python (or holding/awaiting the GIL)"
+
+
+def rpc_threads(collapsed: Path) -> str:
+    """Share of rpc-thread samples per bucket: running Python, or waiting for what."""
+    shares: Counter[str] = Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        frames = [f.split(" (")[0] for f in stack.split(";")]
+        if "_worker" in frames:
+            shares[_bucket(frames)] += int(samples)
+    total = sum(shares.values()) or 1
+    lines = [f"{collapsed.name}: where the rpc threads are"]
+    lines += [f"  {100 * n / total:5.1f}%  {name}" for name, n in shares.most_common()]
+    return "\n".join(lines)
 
 
 def top(collapsed: Path, count: int = 22) -> str:
@@ -93,10 +127,11 @@ def main(argv: list[str] | None = None) -> int:
         ProcessPoolExecutor(1, mp_context=context) as executor,
         start_service(url, 1, logs) as service,
     ):
+        worker = projections.start_worker(url, logs)  # so views advance, as in bench.run
         seeder = Seeder(service.address)
         seeder.reads(plan.seed_activated, plan.seed_unredeemed)
         reports = []
-        for mode in ("gil", "idle"):
+        for mode in MODES:
             path = OUT / f"{args.name}-c{args.concurrency}-{mode}.txt"
             spy: list[subprocess.Popen[bytes]] = []
             timer = threading.Timer(
@@ -116,8 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             timer.join()
             for process in spy:
                 process.wait()
+            if not path.exists():
+                reports.append(f"{path.name}: py-spy collected no samples")
+                continue
             reports.append(top(path))
+            if mode == "idle":
+                reports.append(rpc_threads(path))
         seeder.close()
+        projections.stop_worker(worker)
     print("\n\n".join(reports))
     return 0
 

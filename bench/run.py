@@ -89,7 +89,9 @@ def _meta(args: argparse.Namespace, plan: Plan, url: str, stamp: str) -> dict[st
 def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, logs: Path) -> None:
     selected = [n for n in ORDER if not args.only or n in args.only.split(",")]
     extra = [n for n in args.only.split(",") if n and n not in ORDER]
-    ceilings = stages.ceilings_for([*selected, *extra])
+    ceilings = stages.ceilings_for(
+        [*selected, *extra, *(stages.SERVER_MODEL if not (args.only or args.quick) else ())]
+    )
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(plan.clients, mp_context=context) as executor:
         runner = Runner(plan, executor)
@@ -150,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if n
         and n not in ORDER
         and n not in SCENARIOS
-        and n not in stages.ceilings_for(["Rebuild", *stages.NEEDS])
-        and n not in ("a_echo", "b_select", "c_insert", "e_repository")
+        and n not in stages.ceilings_for([*stages.NEEDS, *stages.SERVER_MODEL])
     ]
     if unknown:
         log.error("unknown --only name(s): %s", ", ".join(unknown))
