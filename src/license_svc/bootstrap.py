@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -23,6 +23,7 @@ from license_svc.config import DEV_TOKENS, Settings
 from license_svc.domain.identity import KeyIdentity
 from license_svc.sweeper import Sweeper, SweeperThread
 from projections.live import LiveViews
+from projections.registry import NAMES
 from projections.runner import ProjectionWorkers
 
 log = logging.getLogger(__name__)
@@ -118,9 +119,9 @@ def _build(settings: Settings, clock: Clock) -> Service:
     return Service(settings, app, limiter, ActivationDialog(app, limiter), clock, views)
 
 
-def start_projections(service: Service) -> None:
+def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:
     """Run the views' workers in this process (`license-svc project`, `license-svc run`)."""
-    workers = ProjectionWorkers(service.settings, service.datastore)
+    workers = ProjectionWorkers(service.settings, service.datastore, names)
     workers.start()
     service.background.append(workers)
 

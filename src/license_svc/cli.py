@@ -2,7 +2,7 @@
 
 license-svc serve                      a gRPC server replica
 license-svc run                        development: server + projections + sweeper, embedded DB
-license-svc project                    a projection worker: keeps the views up to date
+license-svc project [NAME ...]         a projection worker: keeps the views up to date
 license-svc expire [--once]            the expiry sweeper
 license-svc projections rebuild NAME   replay a view from position 0, then switch to it
 license-svc projections list           the views, their live generation and position
@@ -65,9 +65,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    names = args.names or NAMES
     service = bootstrap.build(_settings(False, **SMALL_POOL))
-    bootstrap.start_projections(service)
-    log.info("projection worker running: %s", ", ".join(NAMES))
+    bootstrap.start_projections(service, names)
+    log.info("projection worker running: %s", ", ".join(names))
     _wait_for_signal()
     service.close()
     return 0
@@ -123,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="development: everything in one process")
     run.set_defaults(func=cmd_serve, dev=True)
     project = commands.add_parser("project", help="run a projection worker")
+    project.add_argument("names", nargs="*", metavar="NAME", help=f"views to keep: {NAMES}")
     project.set_defaults(func=cmd_project)
     expire = commands.add_parser("expire", help="run the expiry sweeper")
     expire.add_argument("--once", action="store_true", help="sweep once, then exit")
@@ -133,8 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     rebuild.add_argument("name", choices=[*NAMES, "all"])
     rebuild.set_defaults(func=cmd_rebuild)
     view_commands.add_parser("list", help="list the views").set_defaults(func=cmd_list)
-    view_commands.add_parser("run", help="the same as `project`").set_defaults(func=cmd_project)
+    view_commands.add_parser("run", help="the same as `project`").set_defaults(
+        func=cmd_project, names=[]
+    )
     args = parser.parse_args(argv)
+    if unknown := set(getattr(args, "names", [])) - set(NAMES):
+        parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")
     try:
         code: int = args.func(args)
     except config.ConfigError as error:
