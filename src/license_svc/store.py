@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from psycopg import Cursor
+from psycopg import Cursor, generators
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
@@ -103,6 +103,17 @@ class LicensingRecorder(PostgresApplicationRecorder):
             if curs.fetchone() is None:
                 raise IntegrityError(f"issue request {request.request_id!r} was recorded first")
         super()._insert_events(curs, stored_events, **kwargs)
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # psycopg 3.3's pipeline sends a command with one non-blocking flush and then waits for
+        # results: a message larger than the socket buffer (a batch of thousands of events, the
+        # more so over a Unix socket, as with the embedded database) stays half in libpq's
+        # buffer, the server waits for the rest and the client for the results, forever. Push
+        # the whole message out before the library syncs the pipeline.
+        curs.connection.wait(generators.send(curs.connection.pgconn))
 
     def find_issue_request(self, reseller_id: str, request_id: str) -> IssueRequest | None:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
