@@ -49,3 +49,25 @@ def test_every_activation_is_seen_by_the_next_allowance_read_at_its_position(
         )
         assert (seen.seats, seen.remaining, seen.can_create_connection) == (round_number, 1, True)
         assert seen.position >= position
+
+
+def test_a_replica_told_to_run_the_projections_keeps_the_views_itself(
+    database_url: str, tmp_path: Path
+) -> None:
+    env = {"LICENSE_SVC_RUN_PROJECTIONS": "1", "LICENSE_SVC_RUN_SWEEPER": "1", **SMALL_POOLS}
+    server = ServerProcess(database_url, tmp_path / "server.log", **env)
+    try:
+        client = server.client
+        issued = client.issue(count=1, tier=pb.TIER_SCALE, seats=4)
+        account = unique("acct")
+        position = client.activate(issued.keys[0].code, account).position
+        summary = client.entitlements.GetSubscriptionSummary(
+            pb.GetSubscriptionSummaryRequest(
+                account_id=account, product=pb.PRODUCT_INTEGRATIONS, min_position=position
+            ),
+            metadata=client.as_("portal"),
+            timeout=30,
+        )
+        assert (summary.active, summary.tier, summary.seats) == (True, pb.TIER_SCALE, 4)
+    finally:
+        assert server.stop() == 0
