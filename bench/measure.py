@@ -38,6 +38,7 @@ class Runner:
     def __init__(self, plan: Plan, executor: ProcessPoolExecutor) -> None:
         self.plan = plan
         self.executor = executor
+        self.worker_pids: list[int] = []  # the projection worker, watched beside the server
 
     def closed_loop(
         self,
@@ -71,7 +72,7 @@ class Runner:
                 )
                 for share, part in zip(shares, _split(items, clients, once), strict=True)
             ]
-            with Monitor(pids) as monitor:
+            with Monitor(pids, self.worker_pids) as monitor:
                 merged = merge(list(self.executor.map(run_load, specs)))
             row = level_row(concurrency, merged, monitor, plan.duration)
             series.levels.append(row)

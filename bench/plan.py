@@ -18,7 +18,9 @@ class Plan:
     seed_unredeemed: int  # keys left to validate
     rebuild_events: int  # events in the store before the projection rebuild
     clients: int = 1  # load-generator processes
-    channels: int = 4  # gRPC channels (TCP connections) per client process
+    # gRPC channels (TCP connections) per client process: enough that the kernel's SO_REUSEPORT
+    # hashing rarely leaves a replica without connections (all 8 on one of 2: p = 1/128).
+    channels: int = 8
 
     @classmethod
     def full(cls) -> Plan:

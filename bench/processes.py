@@ -164,19 +164,25 @@ def _postgres_processes() -> dict[int, psutil.Process]:
 
 
 class Monitor:
-    """CPU (in cores: 1.0 = one core busy) and peak RSS of server pids during a measurement.
+    """CPU (in cores: 1.0 = one core busy) and peak RSS of server pids during a measurement,
+    and the CPU of the projection worker.
 
     Postgres CPU is the whole server's, other clients included: a hint, not a figure.
     """
 
-    def __init__(self, pids: Sequence[int], interval: float = 0.1) -> None:
+    def __init__(
+        self, pids: Sequence[int], worker_pids: Sequence[int] = (), interval: float = 0.1
+    ) -> None:
         self._servers = {pid: psutil.Process(pid) for pid in pids}
+        self._workers = {pid: psutil.Process(pid) for pid in worker_pids}
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self.peak_rss: dict[int, int] = dict.fromkeys(pids, 0)
         self.server_cores = 0.0
+        self.cores_by_pid: dict[int, float] = {}
         self.db_cores = 0.0
+        self.worker_cores = 0.0  # the projection worker's
 
     def _sample(self) -> None:
         while not self._stop.wait(self._interval):
@@ -194,6 +200,7 @@ class Monitor:
         self._postgres = _postgres_processes()
         self._db_start = _cpu_seconds(self._postgres)
         self._start = _cpu_seconds(self._servers)
+        self._worker_start = _cpu_seconds(self._workers)
         self._t0 = time.monotonic()
         self._rss_once()
         self._thread.start()
@@ -205,7 +212,12 @@ class Monitor:
         self._rss_once()
         wall = max(time.monotonic() - self._t0, 1e-9)
         end = _cpu_seconds(self._servers)
-        self.server_cores = sum(end[p] - self._start.get(p, 0.0) for p in end) / wall
+        self.cores_by_pid = {p: (end[p] - self._start.get(p, 0.0)) / wall for p in end}
+        self.server_cores = sum(self.cores_by_pid.values())
+        worker_end = _cpu_seconds(self._workers)
+        self.worker_cores = (
+            sum(worker_end[p] - self._worker_start.get(p, 0.0) for p in worker_end) / wall
+        )
         postgres = {**self._postgres, **_postgres_processes()}
         db_end = _cpu_seconds(postgres)
         self.db_cores = sum(db_end[p] - self._db_start.get(p, 0.0) for p in db_end) / wall

@@ -142,6 +142,7 @@ COLUMNS = (  # title, width, key, digits
     ("p99 ms", 8, "p99_ms", 2),
     ("srvCPU", 7, "server_cpu", 2),
     ("dbCPU", 6, "db_cpu", 2),
+    ("wrkCPU", 7, "worker_cpu", 2),
     ("cliCPU", 7, "client_cpu", 2),
     ("RSS MB", 7, "peak_rss_mb", 0),
 )
@@ -192,7 +193,8 @@ def scaling_text(results: Results) -> str:
     for s in results.scaling:
         lines.append(
             f"  {s['series']:<22} c={s['concurrency']:<3} 1 worker {_fmt(s['workers_1'])}/s"
-            f"  → 2 workers {_fmt(s['workers_2'])}/s  (×{_fmt(s['ratio'], 2)})"
+            f"  → 2 workers {_fmt(s['workers_2'])}/s  (×{_fmt(s['ratio'], 2)};"
+            f" server CPU by replica {s.get('cpu_split', '-')})"
         )
     return "\n".join(lines)
 

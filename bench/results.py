@@ -62,7 +62,10 @@ def level_row(
     if monitor is not None:
         row.update(
             server_cpu=monitor.server_cores,
+            # Per replica: shows how SO_REUSEPORT spread the client's connections.
+            server_cpu_split=[round(c, 2) for c in monitor.cores_by_pid.values()],
             db_cpu=monitor.db_cores,
+            worker_cpu=monitor.worker_cores,
             peak_rss_mb=monitor.peak_rss_mb,
         )
     return row

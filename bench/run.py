@@ -51,6 +51,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "or a ceiling (a_echo, b_select, c_insert, d_executemany, …)",
     )
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1 vs 2 workers reads")
+    parser.add_argument(
+        "--no-projection-worker",
+        action="store_true",
+        help="do not run `license-svc projections run` (isolates the write path; views stall)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS)
     return parser.parse_args(argv)
 
@@ -80,9 +85,8 @@ def _meta(args: argparse.Namespace, plan: Plan, url: str, stamp: str) -> dict[st
             "pool_max_overflow": settings.pool_max_overflow,
         },
         "plan": asdict(plan),
-        "projection_worker": bool(
-            set(projections.subcommands()) & set(projections.WORKER_COMMANDS)
-        ),
+        "projection_worker": not args.no_projection_worker
+        and bool(set(projections.subcommands()) & set(projections.WORKER_COMMANDS)),
     }
 
 
@@ -98,7 +102,8 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
         stages.rpc_ceilings(runner, results, url, args.workers, logs, ceilings)
         if "e_repository" in ceilings:
             stages.repository_ceiling(runner, results, url)
-        worker = projections.start_worker(url, logs)
+        worker = None if args.no_projection_worker else projections.start_worker(url, logs)
+        runner.worker_pids = [worker.pid] if worker is not None else []
         try:
             with start_service(url, args.workers, logs) as service:
                 seeder = Seeder(service.address)
@@ -118,8 +123,9 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
                 other = 3 - args.workers
                 reads = [n for n in ("GetSeatAllowance", "ValidateKey") if n in selected]
                 with start_service(url, other, logs) as service:
+                    seeds, position = seeder.seeds, seeder.last_position
                     seeder = Seeder(service.address)
-                    seeder.seeds = None
+                    seeder.seeds, seeder.last_position = seeds, position  # same database
                     for name in reads:
                         stages.operation(
                             runner,

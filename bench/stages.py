@@ -217,6 +217,7 @@ def scaling(results: Results, workers: int, other: int) -> None:
                     "workers_1": t1,
                     "workers_2": t2,
                     "ratio": (t2 / t1) if t1 and t2 else None,
+                    "cpu_split": row.get("server_cpu_split"),
                     "note": f"main run with {workers} worker(s), comparison with {other}; "
                     "the load generator shares the same 2 cores",
                 }
