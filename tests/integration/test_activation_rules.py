@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -12,7 +13,7 @@ import pytest
 
 from license_svc.activation import DialogRequest
 from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.application import IssueKeys
+from license_svc.application import Activation, IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.key import KeyNotAvailable, KeyStatus
 from license_svc.domain.tiers import Product, Tier
@@ -164,3 +165,47 @@ def test_the_history_of_an_expired_key_ends_with_subscription_expired(
     ]
     assert history.events[-1].position == expired.position
     assert history.events[-1].payload["expired_at"] == "2026-02-28T09:30:00Z"
+
+
+def test_two_simultaneous_activations_by_one_account_both_succeed_with_one_event(
+    service: Service, sql: psycopg.Connection
+) -> None:
+    code, key_id = issue_one(service)
+    account, copies = unique("acct"), 6
+    start = threading.Barrier(copies)
+    answers: list[Activation] = []
+    failures: list[BaseException] = []
+
+    def activate() -> None:
+        start.wait()
+        try:
+            answers.append(service.dialog.activate(dialog(code, account)))
+        except BaseException as error:
+            failures.append(error)
+
+    threads = [threading.Thread(target=activate) for _ in range(copies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(a.already_active for a in answers) == [False] + [True] * (copies - 1)
+    assert len({a.position for a in answers}) == 1
+    assert stored_topics(sql, key_id) == ["KeyIssued", "KeyActivated"]
+
+
+def test_revoking_a_key_whose_subscription_has_expired_is_refused(
+    service: Service, clock: FakeClock, grpc_client: Client
+) -> None:
+    code, key_id = issue_one(service)
+    grpc_client.activate(code, unique("acct"), unique("sess"))
+    clock.advance(days=31)
+    assert service.app.expire(UUID(key_id)) is not None
+    with pytest.raises(grpc.RpcError) as refused:
+        grpc_client.keys.RevokeKey(
+            pb.RevokeKeyRequest(key_id=key_id, reason="late refund"),
+            metadata=Client.as_("ops"),
+            timeout=10,
+        )
+    error = rich(refused.value)
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "KEY_NOT_REVOCABLE")
