@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
+from PIL import Image
 
 from bench.results import Results, Series
 
@@ -123,6 +124,10 @@ def draw(results: Results, path: Path) -> Path | None:
     )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=64)
     plt.close(figure)
+    # A 256-colour palette keeps the committed chart small (line art loses nothing visible).
+    with Image.open(path) as image:
+        small = image.convert("RGB").quantize(256)
+    small.save(path, optimize=True)
     return path
