@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Iterator
 from uuid import UUID
 
 from license_svc.domain import codes
@@ -18,15 +19,26 @@ from license_svc.domain import codes
 class KeyIdentity:
     def __init__(self, pepper: bytes) -> None:
         # Separate sub-keys: a lookup hash can never be mistaken for a code-derivation input.
-        self._lookup_key = hmac.digest(pepper, b"license-svc/key-lookup/v1", hashlib.sha256)
+        lookup_key = hmac.digest(pepper, b"license-svc/key-lookup/v1", hashlib.sha256)
         self._mint_key = hmac.digest(pepper, b"license-svc/code-derivation/v1", hashlib.sha256)
+        # Keyed once; each lookup hash copies this state (copies never change the original, so
+        # threads share it safely).
+        self._lookup = hmac.new(lookup_key, digestmod=hashlib.sha256)
 
     def key_id(self, code: codes.ParsedCode) -> UUID:
-        digest = hmac.digest(self._lookup_key, code.text().encode(), hashlib.sha256)
-        return UUID(bytes=digest[:16])
+        mac = self._lookup.copy()
+        mac.update(code.text().encode())
+        return UUID(bytes=mac.digest()[:16])
 
     def mint(self, reseller_id: str, request_id: str, index: int, prefix: str) -> codes.ParsedCode:
         return codes.derive(self._mint_key, _scope(reseller_id, request_id), index, prefix=prefix)
+
+    def mint_batch(
+        self, reseller_id: str, request_id: str, count: int, prefix: str
+    ) -> Iterator[codes.ParsedCode]:
+        """`mint` for indexes 0..count-1, in order, lazily."""
+        derivation = codes.Derivation(self._mint_key, _scope(reseller_id, request_id), prefix)
+        return map(derivation.code, range(count))
 
     def batch_id(self, reseller_id: str, request_id: str) -> UUID:
         digest = hmac.digest(
