@@ -34,10 +34,23 @@ APP_NAME = LicensingApp.name  # the application name tracking rows are recorded 
 # One advisory lock serialises DDL across processes: concurrent CREATE TABLE IF NOT EXISTS can
 # collide in pg_type, and the library's tracking-table migration check is not concurrency-safe.
 DDL_LOCK = zlib.crc32(b"license-svc/views/ddl")
+# The last statement of every batch: the wake-up notice, and `synchronous_commit = off` for this
+# transaction only (it acts at COMMIT, so setting it last is enough). A view commit then does not
+# wait for its WAL flush — and does not hold Postgres's global NOTIFY lock through that flush,
+# which every writer's commit (the event store NOTIFYs too) queues behind. Safe because a view
+# is rebuildable and its tracking row is in the same transaction: a database crash can lose the
+# last few view commits only together with their tracking rows, and the worker replays from the
+# recorded position. Events themselves are still committed synchronously by the writers.
+NOTIFY_ASYNC_COMMIT = "SELECT pg_notify(%s, %s), set_config('synchronous_commit', 'off', true)"
 
 
 def generation_name(name: str, generation: int) -> str:
     return f"{name}_g{generation}"
+
+
+def notice(full_name: str, batch: Batch) -> str:
+    """`{view}_g{n}:{first}:{last}`: what `notices.py` parses."""
+    return f"{full_name}:{batch.first}:{batch.last}"
 
 
 @dataclass
@@ -122,9 +135,7 @@ class View(PostgresTrackingRecorder):
             self._write(curs, batch)
             self._insert_tracking(curs, batch.tracking)
             curs.execute(
-                "SELECT pg_notify(%s, %s)",
-                (CHANNEL, f"{self.full_name}:{batch.first}:{batch.last}"),
-                prepare=True,
+                NOTIFY_ASYNC_COMMIT, (CHANNEL, notice(self.full_name, batch)), prepare=True
             )
 
     def create_table(self) -> None:
