@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.utils import get_topic
 
 from license_svc.domain import codes
 from license_svc.domain.identity import KeyIdentity
@@ -29,6 +32,10 @@ Clock = Callable[[], datetime]
 MAX_BATCH = 10_000
 # How often a command re-decides after losing an optimistic-concurrency race.
 CONFLICT_RETRIES = 5
+# IssueKeys calls minting at once in one process (each holds a batch of 10,000 keys in
+# memory); the composition root sets it from LICENSE_SVC_ISSUE_CONCURRENCY.
+ISSUE_CONCURRENCY = "ISSUE_CONCURRENCY"
+DEFAULT_ISSUE_CONCURRENCY = 2
 
 
 def utcnow() -> datetime:
@@ -45,6 +52,10 @@ class KeyNotFound(Exception):
 
 class UnsupportedProduct(Exception):
     """There is no tier catalog for that product yet."""
+
+
+class IssuingBusy(Exception):
+    """Every IssueKeys slot of this process stayed taken for as long as the caller could wait."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,8 @@ class LicensingApp(Application[UUID]):
         super().__init__(env)
         self._identity = identity
         self.clock = clock
+        slots = int(self.env.get(ISSUE_CONCURRENCY) or DEFAULT_ISSUE_CONCURRENCY)
+        self._issue_slots = threading.BoundedSemaphore(max(1, slots))
 
     @property
     def store(self) -> LicensingRecorder:
@@ -126,61 +139,94 @@ class LicensingApp(Application[UUID]):
 
     # -- issuing ---------------------------------------------------------------------------
 
-    def issue_keys(self, cmd: IssueKeys) -> IssuedBatch:
+    def issue_keys(self, cmd: IssueKeys, wait: float | None = None) -> IssuedBatch:
+        """Mint and store a batch, or answer a request_id seen before as it was answered.
+        At most ISSUE_CONCURRENCY calls mint at once; another waits up to `wait` seconds
+        (None: as long as it takes), then raises IssuingBusy."""
         if not has_catalog(cmd.product):
             raise UnsupportedProduct(cmd.product)
-        if cmd.request_id:
-            seen = self.store.find_issue_request(cmd.reseller_id, cmd.request_id)
-            if seen is not None:
-                return self._replay(cmd, seen)
-        request_id = cmd.request_id or "anon:" + secrets.token_hex(16)
-        batch = self._mint(cmd, request_id)
-        keys = [
-            ActivationKey.issue(
-                k.key_id,
-                product=cmd.product,
-                tier=cmd.tier,
-                seats=cmd.seats,
-                period_months=cmd.period_months,
-                reseller_id=cmd.reseller_id,
-                batch_id=str(batch.batch_id),
-                hint=k.hint,
-            )
-            for k in batch.keys
-        ]
+        with self._issue_slot(wait):
+            if cmd.request_id:
+                seen = self.store.find_issue_request(cmd.reseller_id, cmd.request_id)
+                if seen is not None:
+                    return self._replay(cmd, seen)
+            return self._issue(cmd, cmd.request_id or "anon:" + secrets.token_hex(16))
+
+    @contextmanager
+    def _issue_slot(self, wait: float | None) -> Iterator[None]:
+        if not self._issue_slots.acquire(timeout=wait):
+            raise IssuingBusy()
+        try:
+            yield
+        finally:
+            self._issue_slots.release()
+
+    def _issue(self, cmd: IssueKeys, request_id: str) -> IssuedBatch:
+        batch_id = self.identity.batch_id(cmd.reseller_id, request_id)
+        keys = self._mint(cmd, request_id)
         record = IssueRequest(
             reseller_id=cmd.reseller_id,
             request_id=request_id,
-            batch_id=batch.batch_id,
+            batch_id=batch_id,
             fingerprint=cmd.fingerprint(),
             count=cmd.count,
-            last_key_id=batch.keys[-1].key_id,
+            last_key_id=keys[-1].key_id,
         )
         try:
-            recordings = self.save(*keys, issue_request=record)
+            position = self.store.insert_issued(record, self.issued_events(cmd, batch_id, keys))
         except IntegrityError:
             # A concurrent copy of this request won the race: answer as it did.
             seen = self.store.find_issue_request(cmd.reseller_id, request_id)
             if seen is None:
                 raise
             return self._replay(cmd, seen)
-        position = max(r.notification.id for r in recordings)
-        return IssuedBatch(batch.batch_id, batch.keys, position, replayed=False)
+        return IssuedBatch(batch_id, keys, position, replayed=False)
 
-    def _mint(self, cmd: IssueKeys, request_id: str) -> IssuedBatch:
+    def issued_events(
+        self, cmd: IssueKeys, batch_id: UUID, keys: list[IssuedKey]
+    ) -> list[StoredEvent]:
+        """The batch's `KeyIssued` events exactly as the library's mapper stores them, without
+        building an aggregate per key: they differ only in originator_id and hint, so one
+        event is mapped with a marker for its hint and each key's hint is spliced in, encoded
+        by the same transcoder. (A compressor or cipher would scramble the splice: then every
+        event is mapped.)"""
+        fields: dict[str, Any] = {
+            "originator_version": ActivationKey.INITIAL_VERSION,
+            "timestamp": ActivationKey.KeyIssued.create_timestamp(),  # one instant per batch
+            "originator_topic": get_topic(ActivationKey),
+            "product": cmd.product.value,
+            "tier": cmd.tier.value,
+            "seats": cmd.seats,
+            "period_months": cmd.period_months,
+            "reseller_id": cmd.reseller_id,
+            "batch_id": str(batch_id),
+        }
+        mapper = self.mapper
+
+        def mapped(key_id: UUID, hint: str) -> StoredEvent:
+            event = ActivationKey.KeyIssued(originator_id=key_id, **{**fields, "hint": hint})
+            return mapper.to_stored_event(event)
+
+        marker = f"\x00hint:{secrets.token_hex(8)}\x00"
+        template = mapped(keys[0].key_id, marker)
+        head, *tail = template.state.split(mapper.transcoder.encode(marker))
+        if mapper.compressor or mapper.cipher or len(tail) != 1:
+            return [mapped(k.key_id, k.hint) for k in keys]
+        encode, (suffix,) = mapper.transcoder.encode, tail
+        version, topic = template.originator_version, template.topic
+        return [StoredEvent(k.key_id, version, topic, head + encode(k.hint) + suffix) for k in keys]
+
+    def _mint(self, cmd: IssueKeys, request_id: str) -> list[IssuedKey]:
         identity = self.identity
-        keys = []
-        for index in range(cmd.count):
-            code = identity.mint(cmd.reseller_id, request_id, index, cmd.product.prefix)
-            keys.append(IssuedKey(identity.key_id(code), code.text(), codes.hint(code)))
-        return IssuedBatch(identity.batch_id(cmd.reseller_id, request_id), keys, 0, False)
+        minted = identity.mint_batch(cmd.reseller_id, request_id, cmd.count, cmd.product.prefix)
+        return [IssuedKey(identity.key_id(c), c.text(), codes.hint(c)) for c in minted]
 
     def _replay(self, cmd: IssueKeys, seen: IssueRequest) -> IssuedBatch:
         if seen.fingerprint != cmd.fingerprint():
             raise RequestIdReused(cmd.request_id)
-        batch = self._mint(cmd, seen.request_id)
+        keys = self._mint(cmd, seen.request_id)
         position = self.store.position_of(seen.last_key_id, ActivationKey.INITIAL_VERSION) or 0
-        return IssuedBatch(seen.batch_id, batch.keys, position, replayed=True)
+        return IssuedBatch(seen.batch_id, keys, position, replayed=True)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@ class Settings:
     grace_seconds: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
     max_wait_seconds: float = 10.0  # cap for min_position waits when the client set no deadline
+    issue_concurrency: int = 2  # IssueKeys calls minting at once per process (memory bound)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set → mutual TLS
@@ -65,7 +66,8 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def eventsourcing_env(self) -> dict[str, str]:
-        """The variables `eventsourcing.postgres` reads, derived from `database_url`."""
+        """The variables `eventsourcing.postgres` reads, derived from `database_url`, and the
+        application's own (read by `LicensingApp` from the same environment)."""
         if not self.database_url:
             raise ConfigError("LICENSE_SVC_DATABASE_URL is not set and no embedded database runs")
         params = conninfo_to_dict(self.database_url)
@@ -82,6 +84,7 @@ class Settings:
             "POSTGRES_LOCK_TIMEOUT": str(int(max(1, self.lock_timeout))),
             "POSTGRES_POOL_OPEN_TIMEOUT": str(int(max(1, self.connect_timeout))),
             "POSTGRES_SINGLE_ROW_TRACKING": "y",
+            "ISSUE_CONCURRENCY": str(self.issue_concurrency),
         }
         env.update(self.extra)
         return env
@@ -159,6 +162,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         grace_seconds=_float(env, "GRACE_SECONDS", Settings.grace_seconds),
         max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", Settings.max_message_bytes, lo=1024),
         max_wait_seconds=_float(env, "MAX_WAIT_SECONDS", Settings.max_wait_seconds),
+        issue_concurrency=_int(env, "ISSUE_CONCURRENCY", Settings.issue_concurrency, lo=1),
         tls_cert=_path(env, "TLS_CERT"),
         tls_key=_path(env, "TLS_KEY"),
         tls_client_ca=_path(env, "TLS_CLIENT_CA"),

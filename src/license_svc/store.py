@@ -3,6 +3,9 @@
 - `issue_requests` remembers each IssueKeys request (never its codes) and is written in the
   same transaction as the batch's `KeyIssued` events, so a request is either wholly minted and
   remembered or not at all; its primary key makes two racing copies of a request collide.
+- `insert_issued` writes a whole IssueKeys batch with binary COPY instead of the library's
+  unnest insert, keeping the library's rules: the request row first, then its table lock (so
+  notification ids are assigned and committed in order), NOTIFY of its channel, one transaction.
 - `positions_of` reads an aggregate's events with their notification ids (store positions),
   which the library's `select_events` does not return.
 
@@ -16,8 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from psycopg import Cursor, generators
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -68,6 +77,11 @@ class LicensingRecorder(PostgresApplicationRecorder):
             "SELECT reseller_id, request_id, batch_id, fingerprint, count, last_key_id"
             " FROM {schema}.issue_requests WHERE reseller_id = %s AND request_id = %s"
         ).format(schema=schema)
+        self._copy_events = SQL(
+            "COPY {schema}.{table} (originator_id, originator_version, topic, state)"
+            " FROM STDIN (FORMAT BINARY)"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self._copy_types = [self.datastore.originator_id_type, "int8", "text", "bytea"]
         self._select_positioned = SQL(
             "SELECT originator_id, originator_version, topic, state, notification_id"
             " FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
@@ -77,32 +91,45 @@ class LicensingRecorder(PostgresApplicationRecorder):
             " WHERE originator_id = %s AND originator_version = %s"
         ).format(schema=schema, table=Identifier(self.events_table_name))
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        request: IssueRequest | None = kwargs.get("issue_request")
-        if request is not None:
-            # A racing copy of the request must fail here, cleanly, before the events are sent:
-            # a unique violation surfacing later inside the library's pipeline can leave it
-            # aborted, and the commit then fails as a retried OperationalError. So the insert
-            # cannot fail (ON CONFLICT DO NOTHING), the nested pipeline syncs to read its answer
-            # (waiting for the racing copy to commit), and a conflict is raised as the library's
-            # IntegrityError, which the application answers by replaying the winner's batch.
-            with curs.connection.pipeline():
-                curs.execute(
-                    self._insert_request,
-                    (
-                        request.reseller_id,
-                        request.request_id,
-                        request.batch_id,
-                        request.fingerprint,
-                        request.count,
-                        request.last_key_id,
-                    ),
-                )
-            if curs.fetchone() is None:
-                raise IntegrityError(f"issue request {request.request_id!r} was recorded first")
-        super()._insert_events(curs, stored_events, **kwargs)
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_issued(self, request: IssueRequest, stored_events: Sequence[StoredEvent]) -> int:
+        """Record a batch and its request in one transaction; return the batch's last
+        notification id. Raises IntegrityError when a racing copy of the request was recorded
+        first (after waiting for it to commit) or a key already exists."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._record_request(curs, request)
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            # Ids come from the bigserial default in COPY order, under the lock.
+            with curs.copy(self._copy_events) as copy:
+                copy.set_types(self._copy_types)
+                for event in stored_events:
+                    copy.write_row(
+                        (event.originator_id, event.originator_version, event.topic, event.state)
+                    )
+            curs.execute(self.max_notification_id_statement, prepare=True)
+            row = curs.fetchone()
+        assert row is not None and row["max"] is not None
+        return int(row["max"])
+
+    def _record_request(self, curs: Cursor[DictRow], request: IssueRequest) -> None:
+        """Insert the request row; a racing copy of the request makes it wait for that copy to
+        commit and then raises the library's IntegrityError (ON CONFLICT DO NOTHING keeps the
+        transaction usable)."""
+        curs.execute(
+            self._insert_request,
+            (
+                request.reseller_id,
+                request.request_id,
+                request.batch_id,
+                request.fingerprint,
+                request.count,
+                request.last_key_id,
+            ),
+            prepare=True,
+        )
+        if curs.fetchone() is None:
+            raise IntegrityError(f"issue request {request.request_id!r} was recorded first")
 
     def _insert_stored_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -112,7 +139,9 @@ class LicensingRecorder(PostgresApplicationRecorder):
         # results: a message larger than the socket buffer (a batch of thousands of events, the
         # more so over a Unix socket, as with the embedded database) stays half in libpq's
         # buffer, the server waits for the rest and the client for the results, forever. Push
-        # the whole message out before the library syncs the pipeline.
+        # the whole message out before the library syncs the pipeline. (IssueKeys batches no
+        # longer come this way: `insert_issued` streams them with COPY, outside any pipeline,
+        # and COPY flushes each chunk. Kept for any other large save.)
         curs.connection.wait(generators.send(curs.connection.pgconn))
 
     def find_issue_request(self, reseller_id: str, request_id: str) -> IssueRequest | None:
