@@ -10,6 +10,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 from license_svc.activation import WrongProduct
 from license_svc.api import errors
+from license_svc.application import IssuingBusy
 from license_svc.attempts import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable
@@ -79,6 +80,17 @@ def test_too_many_attempts_tells_when_to_retry() -> None:
     retry = details["RetryInfo"]
     assert isinstance(retry, error_details_pb2.RetryInfo)
     assert retry.retry_delay.ToTimedelta() == timedelta(minutes=14, seconds=30)
+
+
+def test_a_caller_that_found_every_issuing_slot_taken_is_told_to_retry() -> None:
+    code, message, details = decoded(IssuingBusy())
+    assert code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "retry" in message
+    info, retry = details["ErrorInfo"], details["RetryInfo"]
+    assert isinstance(info, error_details_pb2.ErrorInfo)
+    assert isinstance(retry, error_details_pb2.RetryInfo)
+    assert info.reason == "ISSUING_BUSY"
+    assert retry.retry_delay.ToTimedelta() > timedelta(0)
 
 
 def test_a_bad_request_lists_its_field_violations() -> None:

@@ -20,7 +20,12 @@ from grpc_status import rpc_status
 from psycopg_pool import PoolTimeout
 
 from license_svc.activation import WrongProduct
-from license_svc.application import KeyNotFound, RequestIdReused, UnsupportedProduct
+from license_svc.application import (
+    IssuingBusy,
+    KeyNotFound,
+    RequestIdReused,
+    UnsupportedProduct,
+)
 from license_svc.attempts import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
@@ -77,6 +82,12 @@ TABLE: dict[type[Exception], Mapping] = {
         "TOO_MANY_ATTEMPTS",
         _fixed("Too many failed attempts"),
         retry_after=lambda e: e.retry_after if isinstance(e, TooManyAttempts) else None,
+    ),
+    IssuingBusy: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "ISSUING_BUSY",
+        _fixed("Too many key batches are being issued at once, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
     ),
     BadRequest: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
     RequestIdReused: Mapping(
