@@ -10,7 +10,6 @@ from datetime import datetime
 
 from license_svc.domain.tiers import Product
 
-from .base import BatchProjection
 from .entitlements import EntitlementsView
 from .subscription import Subscription, subscription_at
 
@@ -25,7 +24,3 @@ class AllowanceView(EntitlementsView):
         """The subscription at `now` (seats, tier, valid_until) and the view's position."""
         read = self.for_account(account_id, product, now)
         return subscription_at(product, read.entitlements, now), read.position
-
-
-class AllowanceProjection(BatchProjection[AllowanceView]):
-    view_class = AllowanceView

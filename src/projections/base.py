@@ -1,13 +1,13 @@
-"""What every view shares: a batch of events, the tracking-recorder base, the projection base.
+"""What every view shares: a batch of events and the tracking-recorder base.
 
 A view is a `PostgresTrackingRecorder` that owns its tables. It writes a whole batch of events
-(many events, one transaction, one tracking row) and, in the same transaction, NOTIFYs
-`license_svc_views` so that servers waiting for a position wake at commit instead of polling.
+(many events, one tracking row) and, in the same transaction, NOTIFYs `license_svc_views` so
+that servers waiting for a position wake at commit instead of polling. The transaction is its
+worker's (`viewset.py`): the views one worker keeps commit a batch together.
 
 Generations: a view's tables are named `{name}_g{generation}_…` and its tracking table
 `{name}_g{generation}_tracking`. A rebuild fills generation g+1 while readers use g, then
-switches (see `generations.py`). The generation is read from the tracking table's name, which is
-how the library's factory hands a name to a recorder.
+switches (see `generations.py`). The generation is read from the tracking table's name.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.projection import Projection
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
@@ -34,23 +33,10 @@ APP_NAME = LicensingApp.name  # the application name tracking rows are recorded 
 # One advisory lock serialises DDL across processes: concurrent CREATE TABLE IF NOT EXISTS can
 # collide in pg_type, and the library's tracking-table migration check is not concurrency-safe.
 DDL_LOCK = zlib.crc32(b"license-svc/views/ddl")
-# The last statement of every batch: the wake-up notice, and `synchronous_commit = off` for this
-# transaction only (it acts at COMMIT, so setting it last is enough). A view commit then does not
-# wait for its WAL flush — and does not hold Postgres's global NOTIFY lock through that flush,
-# which every writer's commit (the event store NOTIFYs too) queues behind. Safe because a view
-# is rebuildable and its tracking row is in the same transaction: a database crash can lose the
-# last few view commits only together with their tracking rows, and the worker replays from the
-# recorded position. Events themselves are still committed synchronously by the writers.
-NOTIFY_ASYNC_COMMIT = "SELECT pg_notify(%s, %s), set_config('synchronous_commit', 'off', true)"
 
 
 def generation_name(name: str, generation: int) -> str:
     return f"{name}_g{generation}"
-
-
-def notice(full_name: str, batch: Batch) -> str:
-    """`{view}_g{n}:{first}:{last}`: what `notices.py` parses."""
-    return f"{full_name}:{batch.first}:{batch.last}"
 
 
 @dataclass
@@ -127,16 +113,18 @@ class View(PostgresTrackingRecorder):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def record(self, batch: Batch) -> None:
-        """The batch's changes, its tracking row and the wake-up notice: one transaction.
-        The tracking upsert refuses a position not above the recorded one (IntegrityError), so
-        two processes that both apply a batch cannot both commit it."""
-        with self.datastore.transaction(commit=True) as curs:
-            self._write(curs, batch)
-            self._insert_tracking(curs, batch.tracking)
-            curs.execute(
-                NOTIFY_ASYNC_COMMIT, (CHANNEL, notice(self.full_name, batch)), prepare=True
-            )
+    def write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        """The batch's changes, its tracking row and the wake-up notice, in the caller's
+        transaction (see `viewset.py`). The tracking upsert refuses a position not above the
+        recorded one (IntegrityError), so two processes that both apply a batch cannot both
+        commit it."""
+        self._write(curs, batch)
+        self._insert_tracking(curs, batch.tracking)
+        curs.execute(
+            "SELECT pg_notify(%s, %s)",
+            (CHANNEL, f"{self.full_name}:{batch.first}:{batch.last}"),
+            prepare=True,
+        )
 
     def create_table(self) -> None:
         with self.datastore.get_connection() as conn, ddl_lock(conn):
@@ -172,36 +160,3 @@ def ddl_lock(conn: Any) -> Iterator[None]:
         yield
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (DDL_LOCK,))
-
-
-TView = TypeVar("TView", bound=View)
-
-
-class BatchProjection(Projection[TView], Generic[TView]):
-    """A projection that applies events in batches; the runner hands it whole batches."""
-
-    view_class: ClassVar[type[View]]
-    _by_generation: ClassVar[dict[int, type[BatchProjection[Any]]]]
-
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        self.process_batch([(domain_event, tracking)])
-
-    def process_batch(self, items: Sequence[tuple[Any, Tracking]]) -> None:
-        if items:
-            self.view.record(Batch.of(items))
-
-    @classmethod
-    def for_generation(cls, generation: int) -> type[BatchProjection[Any]]:
-        """The library names a projection's environment and tracking table after the class's
-        `name`; a subclass per generation is how generation g gets tables of its own."""
-        cache = cls.__dict__.get("_by_generation")
-        if cache is None:
-            cache = {}
-            cls._by_generation = cache
-        if generation not in cache:
-            cache[generation] = type(
-                f"{cls.__name__}G{generation}",
-                (cls,),
-                {"name": generation_name(cls.view_class.name, generation)},
-            )
-        return cache[generation]

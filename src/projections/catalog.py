@@ -19,7 +19,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
 
-from .base import Batch, BatchProjection, View
+from .base import Batch, View
 
 COLUMNS = (
     "key_id, issued_position, product, tier, seats, period_months, reseller_id, batch_id, hint,"
@@ -229,7 +229,3 @@ def _key(row: DictRow) -> CatalogKey:
     values["tier"] = Tier(values["tier"])
     values["status"] = KeyStatus(values["status"])
     return CatalogKey(**values)
-
-
-class CatalogProjection(BatchProjection[CatalogView]):
-    view_class = CatalogView

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from .allowance import AllowanceView
+from .base import View
+from .catalog import CatalogView
+from .summary import SummaryView
 
-from .allowance import AllowanceProjection
-from .base import BatchProjection, View
-from .catalog import CatalogProjection
-from .summary import SummaryProjection
-
-PROJECTIONS: dict[str, type[BatchProjection[Any]]] = {
-    "summary": SummaryProjection,
-    "allowance": AllowanceProjection,
-    "catalog": CatalogProjection,
+VIEWS: dict[str, type[View]] = {
+    "summary": SummaryView,
+    "allowance": AllowanceView,
+    "catalog": CatalogView,
 }
-NAMES = list(PROJECTIONS)
+NAMES = list(VIEWS)
 
 
 def view_class(name: str) -> type[View]:
-    return PROJECTIONS[name].view_class
+    return VIEWS[name]

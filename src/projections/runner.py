@@ -1,58 +1,95 @@
-"""Runs the views: one library `ProjectionRunner` per view, supervised, in batches.
+"""Runs the views: one library runner per worker over the views it holds, supervised, in batches.
 
+- One runner, many views: the library's `BaseProjectionRunner` follows the store for a
+  `ViewSet` (see `viewset.py`): one subscription, and one transaction per batch for all of the
+  worker's views, each with its own tracking row.
 - Batches: the library's subscription already fetches events 500 at a time; the runner hands the
   projection every event it holds before it would block (at most MAX_BATCH), so a catch-up or a
-  rebuild writes thousands of events per transaction and a live worker still commits each
-  event as soon as it is seen.
-- One worker per view at a time: a worker takes a Postgres advisory lock named after the view's
+  rebuild writes thousands of events per transaction. A live worker commits an event as soon as
+  it is seen after a quiet spell; under load it lets a batch gather until GATHER_SECONDS after
+  its previous commit, so commits (each a turn at the global NOTIFY lock that writers' commits
+  queue on) stay at most one per GATHER_SECONDS, and a lone read-your-writes round never waits.
+- One worker per view at a time: a worker takes a Postgres advisory lock named after each view's
   live generation before running it; a second worker (another process, or a rebuild) stands by
   and takes over within `worker_poll_seconds` of the first one dying. The lock only avoids
   wasted work: exactly-once comes from the tracking row written with each batch, which refuses
   a position that was already recorded.
-- Generation switches: a worker re-reads the live generation every poll and moves to the new
-  one after a rebuild switched it.
+- Generation switches: a worker re-reads the live generations every poll and restarts its
+  runner on the new one after a rebuild switched it (or to add a view it could now take).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.projection import ProjectionRunner
+from eventsourcing.projection import BaseProjectionRunner
 from psycopg.rows import dict_row
 
 from license_svc.application import LicensingApp
 from license_svc.config import Settings
 
-from .base import View, generation_name
-from .generations import Generations, advisory_lock
-from .registry import NAMES, PROJECTIONS
+from .base import generation_name
+from .generations import Generations
+from .registry import NAMES, view_class
+from .viewset import ViewSet, ViewSetProjection
 
 log = logging.getLogger("license_svc.projections")
 
 MAX_BATCH = 5_000
+GATHER_SECONDS = 0.005
 # The runner's own pools (the library opens them up front): the subscription keeps one
-# connection LISTENing and pulls on another, the view writes on one.
+# connection LISTENing and pulls on another, the views write on one.
 RUNNER_ENV = {"CREATE_TABLE": "n", "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
 
 
-class BatchingRunner(ProjectionRunner[LicensingApp, View]):
+class BatchingRunner(BaseProjectionRunner[LicensingApp]):
+    """The library's runner, given a view set and handing it whole batches."""
+
+    def __init__(self, settings: Settings, generations: Mapping[str, int]) -> None:
+        env = {**settings.eventsourcing_env(), **RUNNER_ENV}
+        factory: Any = InfrastructureFactory[TrackingRecorder].construct(
+            env=self._construct_env(name=ViewSetProjection.name, env=env)
+        )
+        self.datastore: PostgresDatastore = factory.datastore
+        try:
+            self.views = ViewSet(
+                [view_class(name).at(self.datastore, g) for name, g in generations.items()]
+            )
+            super().__init__(
+                projection=ViewSetProjection(self.views),
+                application_class=LicensingApp,
+                tracking_recorder=self.views,
+                topics=(),
+                env=env,
+            )
+        except BaseException:
+            self.datastore.close()
+            raise
+
     @staticmethod
     def _process_events_loop(  # type: ignore[override]
         subscription: Any, projection: Any, is_stopping: threading.Event, runner: Any
     ) -> None:
         try:
             items: list[Any] = []
+            committed = 0.0
             for item in subscription:
                 items.append(item)
-                if len(items) >= MAX_BATCH or not _more_buffered(subscription):
-                    projection.process_batch(items)
-                    items = []
+                if len(items) < MAX_BATCH and _more_coming(
+                    subscription, until=committed + GATHER_SECONDS
+                ):
+                    continue
+                projection.process_batch(items)
+                items = []
+                committed = time.monotonic()
         except BaseException as error:
             owner = runner()
             if owner is not None:
@@ -63,37 +100,37 @@ class BatchingRunner(ProjectionRunner[LicensingApp, View]):
             is_stopping.set()
 
 
-def _more_buffered(subscription: Any) -> bool:
-    """Whether the library's subscription already holds further events. Reads private state of
-    eventsourcing 9.5's ListenNotifySubscription; should it change, batches shrink to one event:
-    slower, never wrong."""
+def _more_coming(subscription: Any, until: float) -> bool:
+    """Whether the library's subscription holds further events, or receives some before `until`
+    (monotonic). Reads private state of eventsourcing 9.5's ListenNotifySubscription; should it
+    change, batches shrink to one event: slower, never wrong."""
     inner = getattr(subscription, "subscription", None)
     try:
-        return bool(
-            inner._notifications_index < len(inner._notifications)  # type: ignore[union-attr]
-            or not inner._notifications_queue.empty()  # type: ignore[union-attr]
-        )
+        if inner._notifications_index < len(inner._notifications):  # type: ignore[union-attr]
+            return True
+        queue = inner._notifications_queue  # type: ignore[union-attr]
+        with queue.not_empty:  # the queue's own condition, notified by each put()
+            return bool(queue.not_empty.wait_for(queue._qsize, until - time.monotonic()))
     except AttributeError:
         return False
 
 
+def start_views(settings: Settings, generations: Mapping[str, int]) -> BatchingRunner:
+    """A running runner for the given views, each at the given generation."""
+    return BatchingRunner(settings, generations).__enter__()
+
+
 def start_runner(settings: Settings, name: str, generation: int) -> BatchingRunner:
-    projection = PROJECTIONS[name].for_generation(generation)
-    runner = BatchingRunner(
-        application_class=LicensingApp,
-        projection_class=projection,  # type: ignore[arg-type]
-        view_class=projection.view_class,
-        env={**settings.eventsourcing_env(), **RUNNER_ENV},
-    )
-    return runner.__enter__()
+    """A running runner for one generation of one view (a rebuild's, or a test's)."""
+    return start_views(settings, {name: generation})
 
 
 def close_runner(runner: BatchingRunner) -> None:
-    """Stop it and close its view's pool too (the library closes only the application)."""
+    """Stop it and close its views' pool too (the library closes only the application)."""
     try:
         runner.__exit__(None, None, None)
     finally:
-        runner.view.datastore.close()
+        runner.datastore.close()
 
 
 def worker_lock_key(name: str, generation: int) -> int:
@@ -109,18 +146,45 @@ def connect(settings: Settings) -> psycopg.Connection[Any]:
     )
 
 
-class ViewWorker(threading.Thread):
-    """Keeps one view's live generation up to date until stopped; restarts after errors."""
+class WorkerLocks:
+    """The session-level worker locks one connection holds, by (view, generation)."""
 
-    def __init__(self, settings: Settings, datastore: PostgresDatastore, name: str) -> None:
-        super().__init__(name=f"view-{name}", daemon=True)
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self._conn = conn
+        self.held: set[tuple[str, int]] = set()
+
+    def take(self, wanted: Mapping[str, int]) -> dict[str, int]:
+        """Keep the locks of `wanted` that can be had, release the others; what is held."""
+        for name, generation in sorted(self.held - set(wanted.items())):
+            self._conn.execute(
+                "SELECT pg_advisory_unlock(%s)", (worker_lock_key(name, generation),)
+            )
+            self.held.discard((name, generation))
+        for name, generation in wanted.items():
+            if (name, generation) not in self.held and self._try(name, generation):
+                self.held.add((name, generation))
+        return {name: g for name, g in wanted.items() if (name, g) in self.held}
+
+    def _try(self, name: str, generation: int) -> bool:
+        row = self._conn.execute(
+            "SELECT pg_try_advisory_lock(%s) AS taken", (worker_lock_key(name, generation),)
+        ).fetchone()
+        return bool(row and row["taken"])
+
+
+class ViewWorker(threading.Thread):
+    """Keeps the live generation of each of its views up to date until stopped; restarts
+    after errors. Closing its connection releases its locks."""
+
+    def __init__(self, settings: Settings, datastore: PostgresDatastore, names: Iterable[str]):
+        self.view_names = list(names)
+        super().__init__(name=f"views-{'+'.join(self.view_names)}", daemon=True)
         self.settings = settings
-        self.view_name = name
         self._datastore = datastore
         self._generations = Generations(datastore)
         self._stopping = threading.Event()
         self._runner: BatchingRunner | None = None
-        self.running_generation: int | None = None
+        self.running: dict[str, int] = {}  # the views it runs now, by live generation
 
     def stop(self) -> None:
         self._stopping.set()
@@ -132,63 +196,75 @@ class ViewWorker(threading.Thread):
         backoff = self.settings.worker_poll_seconds
         while not self._stopping.is_set():
             try:
-                self._serve_live_generation()
+                self._serve_live_generations()
                 backoff = self.settings.worker_poll_seconds
             except Exception as error:
-                log.warning("view %s: %s; restarting in %.1fs", self.view_name, error, backoff)
+                log.warning("views %s: %s; restarting in %.1fs", self.name, error, backoff)
                 self._stopping.wait(backoff)
                 backoff = min(backoff * 2, 10.0)
 
-    def _live(self, conn: psycopg.Connection[Any]) -> int:
-        return self._generations.live_on(conn, self.view_name)
+    def _live(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
+        return {name: self._generations.live_on(conn, name) for name in self.view_names}
 
-    def _serve_live_generation(self) -> None:
+    def _serve_live_generations(self) -> None:
         poll = self.settings.worker_poll_seconds
         with connect(self.settings) as conn:
-            generation = self._live(conn)
-            with advisory_lock(conn, worker_lock_key(self.view_name, generation)) as taken:
-                if not taken:  # another worker runs it: stand by
+            locks = WorkerLocks(conn)
+            while not self._stopping.is_set():
+                live = self._live(conn)
+                held = locks.take(live)
+                if not held:  # other workers run them all: stand by
                     self._stopping.wait(poll)
+                    continue
+                self._run(conn, locks, live, held)
+
+    def _run(
+        self,
+        conn: psycopg.Connection[Any],
+        locks: WorkerLocks,
+        live: dict[str, int],
+        held: dict[str, int],
+    ) -> None:
+        """Run `held` until a generation switches or a view more can be taken."""
+        poll = self.settings.worker_poll_seconds
+        for name, generation in held.items():
+            view_class(name).at(self._datastore, generation).create_table()
+        runner = self._runner = start_views(self.settings, held)
+        self.running = dict(held)
+        log.info("views: running %s", ", ".join(generation_name(*item) for item in held.items()))
+        try:
+            while not self._stopping.is_set():
+                runner.run_forever(timeout=poll)  # re-raises the runner's error
+                if runner.is_interrupted.is_set() and not self._stopping.is_set():
+                    raise RuntimeError("the runner stopped")
+                now = self._live(conn)
+                if now != live:
+                    log.info("views: a generation was switched; restarting the runner")
                     return
-                PROJECTIONS[self.view_name].view_class.at(
-                    self._datastore, generation
-                ).create_table()
-                runner = self._runner = start_runner(self.settings, self.view_name, generation)
-                self.running_generation = generation
-                log.info("view %s: running generation %d", self.view_name, generation)
-                try:
-                    while not self._stopping.is_set():
-                        runner.run_forever(timeout=poll)  # re-raises the runner's error
-                        if runner.is_interrupted.is_set() and not self._stopping.is_set():
-                            raise RuntimeError("the runner stopped")
-                        if self._live(conn) != generation:
-                            log.info("view %s: generation %d replaced", self.view_name, generation)
-                            return
-                finally:
-                    self.running_generation = self._runner = None
-                    close_runner(runner)
+                if len(locks.take(now)) > len(held):
+                    log.info("views: taking over a view from a worker that stopped")
+                    return
+        finally:
+            self.running, self._runner = {}, None
+            close_runner(runner)
 
 
 class ProjectionWorkers:
-    """The views' workers of one process: `license-svc project`, or inside `license-svc run`."""
+    """The views' worker of one process: `license-svc project`, or inside `license-svc run`."""
 
     def __init__(
         self, settings: Settings, datastore: PostgresDatastore, names: Iterable[str] = NAMES
     ) -> None:
         Generations(datastore).create_table()
-        self.workers = [ViewWorker(settings, datastore, name) for name in names]
+        self.workers = [ViewWorker(settings, datastore, names)]
 
     def start(self) -> None:
         for worker in self.workers:
             worker.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        _stop_all(self.workers)
+        for worker in self.workers:
+            worker.stop()
         for worker in self.workers:
             if worker.is_alive():
                 worker.join(timeout)
-
-
-def _stop_all(workers: list[ViewWorker]) -> None:
-    for worker in workers:
-        worker.stop()

@@ -10,7 +10,6 @@ from datetime import datetime
 
 from license_svc.domain.tiers import Product
 
-from .base import BatchProjection
 from .entitlements import EntitlementsView
 from .subscription import Subscription, subscription_at
 
@@ -23,7 +22,3 @@ class SummaryView(EntitlementsView):
         """The subscription at `now` and the view's position it was read at."""
         read = self.for_account(account_id, product, now)
         return subscription_at(product, read.entitlements, now), read.position
-
-
-class SummaryProjection(BatchProjection[SummaryView]):
-    view_class = SummaryView
