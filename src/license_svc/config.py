@@ -30,13 +30,20 @@ class Settings:
     var_dir: Path = REPO_ROOT / "var"
     pepper: bytes = b""
     tokens_file: Path | None = None
-    # Database pool and timeouts. The server's pool serves `grpc_workers` threads.
+    # Database pool and timeouts. The server's pool serves `grpc_workers` threads, each using one
+    # connection at a time, so it is as large as the thread pool; the overflow is for work that
+    # runs in-process beside them (the sweeper, projections under `run`).
     pool_size: int = 8
-    pool_max_overflow: int = 8
+    pool_max_overflow: int = 4
     connect_timeout: float = 5.0
     lock_timeout: float = 5.0
-    # gRPC
-    grpc_workers: int = 16
+    # gRPC. 8 threads, not more: every call is a few short Postgres round trips, so more threads
+    # only contend for the GIL, and an ActivateKey holds the event table's lock while its thread
+    # waits for the GIL between the insert and the COMMIT. Measured on 2 cores at concurrency 32
+    # (make bench-quick): 16 threads did ~430 activations/s, 8 threads ~520; reads were no
+    # slower. Fewer than 8 read faster still, but each min_position read that waits holds a
+    # thread, so a lagging worker would starve a small pool sooner.
+    grpc_workers: int = 8
     so_reuseport: bool = False  # several server processes on one port (bench --workers N)
     grace_seconds: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
