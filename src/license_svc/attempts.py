@@ -58,13 +58,13 @@ class AttemptLimiter:
                 "CREATE INDEX IF NOT EXISTS failed_attempts_account_idx ON {t} (account_id, at)"
             ).format(t=table),
         ]
-        self._insert = SQL(
+        insert = SQL(
             "INSERT INTO {t} (at, account_id, session_id, method, reason, key_id)"
             " VALUES (%s, %s, %s, %s, %s, %s)"
         ).format(t=table)
         # For each scope: the failure whose leaving the window would lift the block, if any.
         # With N failures in the window and limit L, that is the L-th most recent one.
-        self._blocking = SQL(
+        blocking = SQL(
             "(SELECT 's' AS scope, at FROM {t}"
             "  WHERE account_id = %(account)s AND session_id = %(session)s"
             "    AND at > %(session_since)s AND at <= %(now)s"
@@ -74,6 +74,8 @@ class AttemptLimiter:
             "  WHERE account_id = %(account)s AND at > %(account_since)s AND at <= %(now)s"
             "  ORDER BY at DESC OFFSET %(account_offset)s LIMIT 1)"
         ).format(t=table)
+        # Rendered once: composing them on every call costs a tenth of a check's client time.
+        self._insert, self._blocking = insert.as_bytes(), blocking.as_bytes()
 
     def create_table(self) -> None:
         with self._datastore.transaction(commit=True) as curs:
