@@ -3,12 +3,13 @@
 - One runner, many views: the library's `BaseProjectionRunner` follows the store for a
   `ViewSet` (see `viewset.py`): one subscription, and one transaction per batch for all of the
   worker's views, each with its own tracking row.
-- Batches: the library's subscription already fetches events 500 at a time; the runner hands the
-  projection every event it holds before it would block (at most MAX_BATCH), so a catch-up or a
-  rebuild writes thousands of events per transaction. A live worker commits an event as soon as
-  it is seen after a quiet spell; under load it lets a batch gather until GATHER_SECONDS after
-  its previous commit, so commits (each a turn at the global NOTIFY lock that writers' commits
-  queue on) stay at most one per GATHER_SECONDS, and a lone read-your-writes round never waits.
+- Batches: the subscription fetches events 500 at a time; the runner hands the projection every
+  event it holds before it would block (at most MAX_BATCH), so a catch-up or a rebuild writes
+  thousands of events per transaction. A live worker commits an event as soon as it is seen
+  after a quiet spell, so a lone read-your-writes round never waits; under load it lets a batch
+  gather until GATHER_SECONDS after its previous commit, so commits (each a turn at the global
+  NOTIFY lock that writers' commits queue on) stay at most one per GATHER_SECONDS — and the
+  subscription reads the log at most as often (`follow.py`).
 - One worker per view at a time: a worker takes a Postgres advisory lock named after each view's
   live generation before running it; a second worker (another process, or a rebuild) stands by
   and takes over within `worker_poll_seconds` of the first one dying. The lock only avoids
@@ -37,6 +38,8 @@ from license_svc.application import LicensingApp
 from license_svc.config import Settings
 
 from .base import generation_name
+from .follow import PULL_SECONDS
+from .follow import TOPIC as FOLLOWING_TOPIC
 from .generations import Generations
 from .registry import NAMES, view_class
 from .viewset import ViewSet, ViewSetProjection
@@ -44,10 +47,16 @@ from .viewset import ViewSet, ViewSetProjection
 log = logging.getLogger("license_svc.projections")
 
 MAX_BATCH = 5_000
-GATHER_SECONDS = 0.005
+GATHER_SECONDS = PULL_SECONDS
 # The runner's own pools (the library opens them up front): the subscription keeps one
-# connection LISTENing and pulls on another, the views write on one.
-RUNNER_ENV = {"CREATE_TABLE": "n", "POSTGRES_POOL_SIZE": "1", "POSTGRES_MAX_OVERFLOW": "2"}
+# connection LISTENing and pulls on another, the views write on one. Its application follows
+# the store with the paced subscription of `follow.py`.
+RUNNER_ENV = {
+    "CREATE_TABLE": "n",
+    "POSTGRES_POOL_SIZE": "1",
+    "POSTGRES_MAX_OVERFLOW": "2",
+    "APPLICATION_RECORDER_TOPIC": FOLLOWING_TOPIC,
+}
 
 
 class BatchingRunner(BaseProjectionRunner[LicensingApp]):
