@@ -6,7 +6,9 @@ writes its part, its own tracking row and its own notice: one commit, one turn a
 global NOTIFY lock, instead of one per view. Views may stand at different positions (a worker
 that took one over, a freshly switched generation): the subscription starts at the lowest, and
 each view is given only the events after its own position, so each stays exactly-once by its
-own tracking row.
+own tracking row. The price: while a rebuild switches one view (its live tracking table locked
+until the new generation has caught up, normally milliseconds), the worker's other views wait
+with it.
 """
 
 from __future__ import annotations
