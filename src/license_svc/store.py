@@ -6,6 +6,11 @@
 - `insert_issued` writes a whole IssueKeys batch with binary COPY instead of the library's
   unnest insert, keeping the library's rules: the request row first, then its table lock (so
   notification ids are assigned and committed in order), NOTIFY of its channel, one transaction.
+- `insert_events` (every ordinary save) sends BEGIN, the table lock, NOTIFY, the INSERT and
+  COMMIT in one pipeline with one sync, where the library syncs after the INSERT and sends COMMIT
+  only once the client has read its result: the table lock (which serializes every writer) is
+  then released as soon as the server reaches COMMIT, not a client round trip later. Same
+  statements, same order, same errors (a duplicate version is the library's IntegrityError).
 - `positions_of` reads an aggregate's events with their notification ids (store positions),
   which the library's `select_events` does not return.
 
@@ -14,6 +19,7 @@ The application picks this class through `APPLICATION_RECORDER_TOPIC`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +33,9 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
-from psycopg import Cursor, generators
+from psycopg import Connection, Cursor, generators
+from psycopg import Error as PsycopgError
+from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
@@ -90,6 +98,64 @@ class LicensingRecorder(PostgresApplicationRecorder):
             "SELECT notification_id FROM {schema}.{table}"
             " WHERE originator_id = %s AND originator_version = %s"
         ).format(schema=schema, table=Identifier(self.events_table_name))
+        # The ordinary save's statements, rendered once (the library renders its Composed
+        # statements on every call). Identifiers render the same with or without a connection.
+        self._append_lock = [_rendered(statement) for statement in self.lock_table_statements]
+        self._append_notify = _rendered(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+        self._append_insert = _rendered(self.insert_events_statement)
+        # A subclass that adds to the library's transaction (its `_insert_events` hook, as a
+        # process recorder's tracking row) keeps the library's path.
+        self._pipelined_append = (
+            type(self)._insert_events is PostgresApplicationRecorder._insert_events
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events or self.datastore.enable_db_functions or not self._pipelined_append:
+            return super().insert_events(stored_events, **kwargs)
+        return self._append(stored_events, **kwargs)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _append(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert transaction in one round trip: BEGIN, SET LOCAL lock_timeout,
+        LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, INSERT … RETURNING notification_id, COMMIT,
+        then one sync. Ids are still issued under the lock, so in commit order."""
+        make = self.construct_pg_stored_event
+        pg_stored_events = [
+            make(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events
+        ]
+        with self.datastore.get_connection() as conn:
+            assert conn.autocommit  # BEGIN and COMMIT are ours
+            error: PsycopgError | None = None
+            notification_ids: Sequence[int] | None = None
+            try:
+                with conn.pipeline() as pipeline:
+                    try:
+                        with conn.cursor() as curs, conn.cursor() as insert:
+                            curs.execute(b"BEGIN")
+                            for statement in self._append_lock:
+                                curs.execute(statement, prepare=True)
+                            curs.execute(self._append_notify)
+                            insert.execute(self._append_insert, (pg_stored_events,))
+                            curs.execute(b"COMMIT")
+                            # See `_insert_stored_events`: push a large message out whole
+                            # before syncing, or client and server wait for each other.
+                            conn.wait(generators.send(conn.pgconn))
+                            pipeline.sync()
+                            notification_ids = self._fetch_ids_after_insert_events(
+                                insert, stored_events, **kwargs
+                            )
+                    except PsycopgError as exc:
+                        error = exc  # raised below, once out of the pipeline (as the library)
+            except PsycopgError as exc:
+                error = error or exc
+            if error is not None:
+                _roll_back(conn)
+                # Inside `get_connection`, which maps psycopg's errors to the library's: a
+                # duplicate (originator_id, originator_version) is its IntegrityError.
+                raise error
+        return notification_ids
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_issued(self, request: IssueRequest, stored_events: Sequence[StoredEvent]) -> int:
@@ -172,3 +238,20 @@ class LicensingRecorder(PostgresApplicationRecorder):
             curs.execute(self._select_position, (originator_id, version), prepare=True)
             row = curs.fetchone()
         return int(row["notification_id"]) if row else None
+
+
+def _rendered(statement: Any) -> bytes:
+    if isinstance(statement, bytes):
+        return statement
+    if isinstance(statement, str):
+        return statement.encode()
+    return bytes(statement.as_bytes(None))
+
+
+def _roll_back(conn: Connection[DictRow]) -> None:
+    """After a failed append: in pipeline mode the statements after the error were skipped,
+    COMMIT among them, so the transaction is still open (failed). End it, so the connection
+    goes back to the pool clean; a broken connection is left for the pool to discard."""
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with contextlib.suppress(PsycopgError):
+            conn.rollback()
