@@ -16,7 +16,7 @@ from psycopg.conninfo import make_conninfo
 
 from license_svc import config
 from projections.registry import NAMES, view_class
-from tests.support import REPO, TEST_PEPPER
+from tests.support import REPO, TEST_PEPPER, Client, ServerProcess
 
 # Keep test processes small: other suites share the PostgreSQL server's 100 connections.
 SMALL_POOLS = {"LICENSE_SVC_POOL_SIZE": "2", "LICENSE_SVC_POOL_MAX_OVERFLOW": "6"}
@@ -68,6 +68,20 @@ def start_worker(database_url: str, log_path: Path) -> subprocess.Popen[bytes]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+
+
+@contextmanager
+def server_with_worker(database_url: str, folder: Path) -> Iterator[Client]:
+    """A `license-svc serve` process whose views are kept by a separate worker process."""
+    worker = start_worker(database_url, folder / "worker.log")
+    try:
+        server = ServerProcess(database_url, folder / "server.log", **SMALL_POOLS)
+        try:
+            yield server.client
+        finally:
+            server.stop()
+    finally:
+        stop(worker)
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -47,7 +47,7 @@ class ViewSet(TrackingRecorder):
         return min(self._positions.values())
 
     def insert_tracking(self, tracking: Tracking) -> None:
-        raise NotImplementedError("a view set records tracking with each view's batch")
+        raise TypeError("a view set records tracking with each view's batch, never alone")
 
     def record(self, items: Sequence[Item]) -> None:
         parts = [(view, Batch.of(due)) for view in self.views if (due := self._due(view, items))]

@@ -11,22 +11,15 @@ import pytest
 from license_svc.api.gen import licensing_pb2 as pb
 from tests.helpers import unique
 from tests.support import Client, ServerProcess
-from tests.views_support import SMALL_POOLS, start_worker, stop
+from tests.views_support import SMALL_POOLS, server_with_worker
 
 ROUNDS = 200
 
 
 @pytest.fixture
 def server_and_worker(database_url: str, tmp_path: Path) -> Iterator[Client]:
-    worker = start_worker(database_url, tmp_path / "worker.log")
-    try:
-        server = ServerProcess(database_url, tmp_path / "server.log", **SMALL_POOLS)
-        try:
-            yield server.client
-        finally:
-            server.stop()
-    finally:
-        stop(worker)
+    with server_with_worker(database_url, tmp_path) as client:
+        yield client
 
 
 def test_every_activation_is_seen_by_the_next_allowance_read_at_its_position(

@@ -16,18 +16,16 @@ from license_svc.api.gen import licensing_pb2 as pb
 from projections.registry import NAMES
 from projections.runner import close_runner, start_runner
 from tests.helpers import unique
-from tests.support import Client, ServerProcess
+from tests.support import Client
 from tests.views_support import (
-    SMALL_POOLS,
     cli,
     differences,
     fresh_database,
     head,
     live_generations,
     position,
+    server_with_worker,
     settings_for,
-    start_worker,
-    stop,
     wait_until,
 )
 
@@ -40,15 +38,8 @@ def own_database(database_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def client(own_database: str, tmp_path: Path) -> Iterator[Client]:
-    worker = start_worker(own_database, tmp_path / "worker.log")
-    try:
-        server = ServerProcess(own_database, tmp_path / "server.log", **SMALL_POOLS)
-        try:
-            yield server.client
-        finally:
-            server.stop()
-    finally:
-        stop(worker)
+    with server_with_worker(own_database, tmp_path) as client:
+        yield client
 
 
 class Traffic(threading.Thread):
