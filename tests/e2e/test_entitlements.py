@@ -189,7 +189,7 @@ def test_a_read_with_no_deadline_waits_at_most_the_configured_cap(
 def test_a_reseller_lists_its_own_keys_page_by_page(api: Client) -> None:
     mine = api.issue(count=5, tier=pb.TIER_STARTER, seats=1)
     api.issue(count=2, reseller="globex")
-    api.activate(mine.keys[0].code, unique("acct"))
+    activated = api.activate(mine.keys[0].code, unique("acct"))
     batch_ids: list[str] = []
     seen: list[str] = []
     token = ""
@@ -211,7 +211,11 @@ def test_a_reseller_lists_its_own_keys_page_by_page(api: Client) -> None:
     assert set(batch_ids) == {mine.batch_id}
 
     issued_only = api.keys.ListKeys(
-        pb.ListKeysRequest(batch_id=mine.batch_id, status=pb.KEY_STATUS_ISSUED),
+        pb.ListKeysRequest(
+            batch_id=mine.batch_id,
+            status=pb.KEY_STATUS_ISSUED,
+            min_position=activated.position,  # read our own activation, not a view behind it
+        ),
         metadata=api.as_("acme"),
         timeout=WAIT,
     )
