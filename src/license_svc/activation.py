@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+from uuid import UUID
 
 from license_svc.application import Activation, KeyNotFound, LicensingApp
 from license_svc.attempts import AttemptLimiter
@@ -49,22 +50,22 @@ class ActivationDialog:
     def activate(self, request: DialogRequest) -> Activation:
         return self._attempt("ActivateKey", request, self._activate)
 
-    def _validate(self, request: DialogRequest, parsed: codes.ParsedCode) -> ActivationKey:
+    def _validate(self, request: DialogRequest, key_id: UUID) -> ActivationKey:
         try:
-            key = self._app.get_key(self._app.key_id_of(parsed))
+            key = self._app.get_key(key_id)
         except KeyNotFound:
             raise KeyNotAvailable() from None
         key.check_redeemable_by(request.account_id, self._app.clock())
         return key
 
-    def _activate(self, request: DialogRequest, parsed: codes.ParsedCode) -> Activation:
-        return self._app.activate(self._app.key_id_of(parsed), request.account_id)
+    def _activate(self, request: DialogRequest, key_id: UUID) -> Activation:
+        return self._app.activate(key_id, request.account_id)
 
     def _attempt(
         self,
         method: str,
         request: DialogRequest,
-        action: Callable[[DialogRequest, codes.ParsedCode], T],
+        action: Callable[[DialogRequest, UUID], T],
     ) -> T:
         self._limiter.check(request.account_id, request.session_id)
         reason, key_id = "", None
@@ -74,7 +75,7 @@ class ActivationDialog:
             if key_product is not request.product:
                 raise WrongProduct(key_product, request.product)
             key_id = self._app.key_id_of(parsed)
-            return action(request, parsed)
+            return action(request, key_id)
         except codes.InvalidKeyFormat:
             reason = "INVALID_KEY_FORMAT"
             raise

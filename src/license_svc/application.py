@@ -280,9 +280,20 @@ class LicensingApp(Application[UUID]):
             return Activation(key, recordings[-1].notification.id, already_active=False)
         raise KeyNotAvailable()
 
-    def revoke(self, key_id: UUID, *, reason: str, revoked_by: str, by_ops: bool) -> Change:
+    def revoke(
+        self,
+        key_id: UUID,
+        *,
+        reason: str,
+        revoked_by: str,
+        by_ops: bool,
+        owner: str | None = None,
+    ) -> Change:
+        """`owner`: a reseller revokes only its own keys; another's key looks like no key."""
         for _ in range(CONFLICT_RETRIES):
             key = self.get_key(key_id)
+            if owner is not None and key.reseller_id != owner:
+                raise KeyNotFound(str(key_id))
             if not key.revoke(
                 reason=reason, revoked_by=revoked_by, by_ops=by_ops, now=self.clock()
             ):

@@ -111,9 +111,12 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
         violations: list[tuple[str, str]] = []
         reason = convert.text_field(request.reason or "unspecified", "reason", violations, 500)
         convert.require(violations)
-        visible_key(self._app, principal, key_id)
         change = self._app.revoke(
-            key_id, reason=reason, revoked_by=principal.name, by_ops=principal.is_ops
+            key_id,
+            reason=reason,
+            revoked_by=principal.name,
+            by_ops=principal.is_ops,
+            owner=principal.reseller_id if principal.role is Role.RESELLER else None,
         )
         return pb.RevokeKeyResponse(key=convert.key(change.key), position=change.position)
 
