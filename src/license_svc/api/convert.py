@@ -13,6 +13,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from license_svc.domain.key import ActivationKey, KeyStatus
 from license_svc.domain.tiers import Product, Tier, TierLimits
+from projections.entitlements import Entitlement
 
 from .errors import BadRequest
 from .gen import licensing_pb2 as pb
@@ -104,9 +105,11 @@ def key(value: ActivationKey) -> pb.Key:
     )
 
 
-def entitlement(value: ActivationKey) -> pb.Entitlement:
+def entitlement(value: ActivationKey | Entitlement) -> pb.Entitlement:
+    """From an activated key (ActivateKey) or a view's row (the subscription summary)."""
+    key_id = value.id if isinstance(value, ActivationKey) else value.key_id
     return pb.Entitlement(
-        key_id=str(value.id),
+        key_id=str(key_id),
         hint=value.hint,
         tier=TIERS[value.tier],
         seats=value.seats,

@@ -51,19 +51,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
             seats=found.seats,
             invoices_per_month=limits.invoices_per_month if limits else 0,
             sync=limits.sync if limits else "",
-            entitlements=[
-                pb.Entitlement(
-                    key_id=str(e.key_id),
-                    hint=e.hint,
-                    tier=convert.TIERS[e.tier],
-                    seats=e.seats,
-                    period_starts_at=convert.timestamp(e.period_starts_at),
-                    period_ends_at=convert.timestamp(e.period_ends_at),
-                    account_id=e.account_id,
-                    product=convert.PRODUCTS[e.product],
-                )
-                for e in found.entitlements
-            ],
+            entitlements=[convert.entitlement(e) for e in found.entitlements],
             position=position,
         )
 
