@@ -53,7 +53,7 @@ def _settings(dev: bool = False, **changes: int) -> config.Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from license_svc.api.server import serve
+    from license_svc.api.server import Server
 
     settings = _settings(args.dev)
     service = bootstrap.build(settings)
@@ -61,7 +61,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bootstrap.start_projections(service)
     if args.dev or settings.run_sweeper:
         bootstrap.start_sweeper(service)
-    return serve(service)
+    server = Server(service)
+    server.start()
+    _wait_for_signal()
+    log.info("draining in-flight calls (grace %.1fs)", settings.grace_seconds)
+    server.stop(settings.grace_seconds)
+    service.close()
+    log.info("stopped")
+    return 0
 
 
 def cmd_project(args: argparse.Namespace) -> int:

@@ -1,15 +1,13 @@
 """The gRPC server: business servicers, health, reflection, one guard interceptor.
 
 A sync grpcio server with a thread pool: the `eventsourcing` library has no asyncio API, and
-each call is a short Postgres round trip. `serve()` stops gracefully on SIGTERM and SIGINT:
+each call is a short Postgres round trip. `stop()` is graceful (the CLI calls it on SIGTERM/SIGINT):
 health turns NOT_SERVING, new calls are refused, in-flight calls get `grace_seconds` to finish.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Callable
 from concurrent import futures
 
@@ -96,26 +94,3 @@ class Server:
     def stop(self, grace: float) -> None:
         self.health.enter_graceful_shutdown()
         self.grpc.stop(grace).wait()
-
-
-def serve(service: Service, on_started: Callable[[Server], None] | None = None) -> int:
-    """Run until SIGTERM or SIGINT; return the process exit code."""
-    server = Server(service)
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server.start()
-    if on_started is not None:
-        on_started(server)
-    stopping.wait()
-    grace = service.settings.grace_seconds
-    log.info("draining in-flight calls (grace %.1fs)", grace)
-    server.stop(grace)
-    service.close()
-    log.info("stopped")
-    return 0
