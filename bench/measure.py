@@ -76,16 +76,7 @@ class Runner:
                 merged = merge(list(self.executor.map(run_load, specs)))
             row = level_row(concurrency, merged, monitor, plan.duration)
             series.levels.append(row)
-            log.info(
-                "%-24s c=%-3d %9.1f %s  p50 %7.2f ms  p99 %7.2f ms  errors %s",
-                series.name,
-                concurrency,
-                row["throughput"],
-                series.unit,
-                row["p50_ms"],
-                row["p99_ms"],
-                row["error_codes"] or 0,
-            )
+            _log_level(series, concurrency, row)
             if row["calls"] == 0:
                 series.status = FAILED
                 series.note = f"no successful call at c={concurrency}: {row['error_sample']}"
@@ -101,13 +92,18 @@ class Runner:
             result = self.executor.submit(repository_ceiling, spec).result()
             row = level_row(concurrency, result, None, plan.duration)
             series.levels.append(row)
-            log.info(
-                "%-24s c=%-3d %9.1f %s  p50 %7.2f ms  p99 %7.2f ms",
-                series.name,
-                concurrency,
-                row["throughput"],
-                series.unit,
-                row["p50_ms"],
-                row["p99_ms"],
-            )
+            _log_level(series, concurrency, row)
         return series
+
+
+def _log_level(series: Series, concurrency: int, row: dict[str, Any]) -> None:
+    log.info(
+        "%-24s c=%-3d %9.1f %s  p50 %7.2f ms  p99 %7.2f ms  errors %s",
+        series.name,
+        concurrency,
+        row["throughput"],
+        series.unit,
+        row["p50_ms"],
+        row["p99_ms"],
+        row.get("error_codes") or 0,
+    )
