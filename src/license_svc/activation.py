@@ -7,6 +7,7 @@ the three dialog errors counts as one failed attempt of the session and the acco
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -19,6 +20,8 @@ from license_svc.domain.key import ActivationKey, KeyNotAvailable
 from license_svc.domain.tiers import Product
 
 T = TypeVar("T")
+
+log = logging.getLogger("license_svc.activation")
 
 
 class WrongProduct(Exception):
@@ -67,7 +70,7 @@ class ActivationDialog:
         request: DialogRequest,
         action: Callable[[DialogRequest, UUID], T],
     ) -> T:
-        self._limiter.check(request.account_id, request.session_id)
+        attempt = self._limiter.begin(request.account_id, request.session_id, method)
         reason, key_id = "", None
         try:
             parsed = codes.parse(request.code)
@@ -75,7 +78,7 @@ class ActivationDialog:
             if key_product is not request.product:
                 raise WrongProduct(key_product, request.product)
             key_id = self._app.key_id_of(parsed)
-            return action(request, key_id)
+            result = action(request, key_id)
         except codes.InvalidKeyFormat:
             reason = "INVALID_KEY_FORMAT"
             raise
@@ -85,12 +88,16 @@ class ActivationDialog:
         except KeyNotAvailable:
             reason = "KEY_NOT_AVAILABLE"
             raise
+        except BaseException:
+            # Not the customer's failure (the store was unreachable, the call was cancelled):
+            # give the reservation back if we can; if not, it counts until its window ends.
+            try:
+                self._limiter.ended(attempt)
+            except Exception as error:
+                log.warning("could not end attempt %s: %s", attempt, error)
+            raise
         finally:
             if reason:
-                self._limiter.record_failure(
-                    account_id=request.account_id,
-                    session_id=request.session_id,
-                    method=method,
-                    reason=reason,
-                    key_id=key_id,
-                )
+                self._limiter.failed(attempt, reason, key_id)
+        self._limiter.ended(attempt)
+        return result

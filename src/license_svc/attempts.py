@@ -5,18 +5,34 @@ account and session, which method, why, and the key id when the code was well-fo
 the code). A session is blocked while it has `session_limit` failures within the block window;
 an account while it has `account_limit` failures within its window. Both are sliding windows,
 answered by one indexed query, so the block lifts by itself and replicas need no coordination.
+
+Concurrent attempts cannot slip past the limit: `begin` checks and reserves in one transaction
+under a per-account advisory lock, and the reservation (a row whose reason is IN_FLIGHT) counts
+as a failure until the attempt ends — `failed` gives it its reason, `ended` deletes it. An
+attacker firing a hundred guesses at once in one session gets five of them tried, as one firing
+them one by one does. A reservation whose server died mid-attempt stays counted until it leaves
+the window: the limiter fails closed. Reservations and their deletions commit asynchronously (a
+crash can only lose one together with the attempt it guarded); failures commit synchronously.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from license_svc.application import Clock
+
+IN_FLIGHT = "IN_FLIGHT"
+LOCK_NAMESPACE = 0x4C53  # pg_advisory_xact_lock(namespace, hashtext(account_id))
+ASYNC_COMMIT = b"SELECT set_config('synchronous_commit', 'off', true)"  # = SET LOCAL
 
 
 class TooManyAttempts(Exception):
@@ -58,67 +74,89 @@ class AttemptLimiter:
                 "CREATE INDEX IF NOT EXISTS failed_attempts_account_idx ON {t} (account_id, at)"
             ).format(t=table),
         ]
-        insert = SQL(
-            "INSERT INTO {t} (at, account_id, session_id, method, reason, key_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-        ).format(t=table)
         # For each scope: the failure whose leaving the window would lift the block, if any.
         # With N failures in the window and limit L, that is the L-th most recent one.
-        blocking = SQL(
-            "(SELECT 's' AS scope, at FROM {t}"
-            "  WHERE account_id = %(account)s AND session_id = %(session)s"
-            "    AND at > %(session_since)s AND at <= %(now)s"
-            "  ORDER BY at DESC OFFSET %(session_offset)s LIMIT 1)"
+        # Otherwise: the reservation of this attempt.
+        reserve = SQL(
+            "WITH blocking AS ("
+            " (SELECT 's' AS scope, at FROM {t}"
+            "   WHERE account_id = %(account)s AND session_id = %(session)s"
+            "     AND at > %(session_since)s AND at <= %(now)s"
+            "   ORDER BY at DESC OFFSET %(session_offset)s LIMIT 1)"
             " UNION ALL "
-            "(SELECT 'a' AS scope, at FROM {t}"
-            "  WHERE account_id = %(account)s AND at > %(account_since)s AND at <= %(now)s"
-            "  ORDER BY at DESC OFFSET %(account_offset)s LIMIT 1)"
+            " (SELECT 'a' AS scope, at FROM {t}"
+            "   WHERE account_id = %(account)s AND at > %(account_since)s AND at <= %(now)s"
+            "   ORDER BY at DESC OFFSET %(account_offset)s LIMIT 1)),"
+            " reserved AS ("
+            "  INSERT INTO {t} (at, account_id, session_id, method, reason)"
+            "  SELECT %(now)s, %(account)s, %(session)s, %(method)s, %(in_flight)s"
+            "  WHERE NOT EXISTS (SELECT FROM blocking) RETURNING id)"
+            " SELECT scope, at, NULL::bigint AS id FROM blocking"
+            " UNION ALL SELECT NULL, NULL, id FROM reserved"
         ).format(t=table)
         # Rendered once: composing them on every call costs a tenth of a check's client time.
-        self._insert, self._blocking = insert.as_bytes(), blocking.as_bytes()
+        self._reserve = reserve.as_bytes()
+        self._lock = b"SELECT pg_advisory_xact_lock(%d, hashtext(%%(account)s))" % LOCK_NAMESPACE
+        self._fail = (
+            SQL("UPDATE {t} SET reason = %s, key_id = %s WHERE id = %s").format(t=table).as_bytes()
+        )
+        self._end = SQL("DELETE FROM {t} WHERE id = %s").format(t=table).as_bytes()
 
     def create_table(self) -> None:
         with self._datastore.transaction(commit=True) as curs:
             for statement in self._create:
                 curs.execute(statement)
 
-    def check(self, account_id: str, session_id: str) -> None:
-        """Raise TooManyAttempts while the session or the account is blocked."""
+    def begin(self, account_id: str, session_id: str, method: str) -> int:
+        """Reserve an attempt (its id), or raise TooManyAttempts while the session or the
+        account is blocked. Every attempt begun must be `failed` or `ended`."""
         now = self._clock()
         limits = self._limits
         params = {
             "account": account_id,
             "session": session_id,
+            "method": method,
+            "in_flight": IN_FLIGHT,
             "now": now,
             "session_since": now - limits.session_window,
             "account_since": now - limits.account_window,
             "session_offset": limits.session_limit - 1,
             "account_offset": limits.account_limit - 1,
         }
-        with self._datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(self._blocking, params, prepare=True)
+        # The lock comes before the statement that counts, so that statement's snapshot sees
+        # every reservation committed by those who held the lock before.
+        with self._async_transaction() as curs:
+            curs.execute(self._lock, params, prepare=True)
+            curs.execute(self._reserve, params, prepare=True)
             rows = curs.fetchall()
-        if not rows:
-            return
+        reserved = [row["id"] for row in rows if row["id"] is not None]
+        if reserved:
+            return int(reserved[0])
         window = {"s": limits.session_window, "a": limits.account_window}
         lifts_at = max(row["at"] + window[row["scope"]] for row in rows)
         raise TooManyAttempts(retry_after=max(lifts_at - now, timedelta(seconds=1)))
 
-    def record_failure(
-        self,
-        *,
-        account_id: str,
-        session_id: str,
-        method: str,
-        reason: str,
-        key_id: UUID | None = None,
-    ) -> None:
+    def failed(self, attempt: int, reason: str, key_id: UUID | None = None) -> None:
+        """The attempt failed: its row stays, with the reason, for the limit and the audit."""
         with self._datastore.transaction(commit=True) as curs:
-            curs.execute(
-                self._insert,
-                (self._clock(), account_id, session_id, method, reason, key_id),
-                prepare=True,
-            )
+            curs.execute(self._fail, (reason, key_id, attempt), prepare=True)
+
+    def ended(self, attempt: int) -> None:
+        """The attempt did not fail (it succeeded, or the service could not answer it)."""
+        with self._async_transaction() as curs:
+            curs.execute(self._end, (attempt,), prepare=True)
+
+    @contextmanager
+    def _async_transaction(self) -> Iterator[Cursor[DictRow]]:
+        """A transaction committed without waiting for its WAL flush, sent in one round trip."""
+        with (
+            self._datastore.get_connection() as conn,
+            conn.pipeline(),
+            conn.transaction(),
+            conn.cursor() as curs,
+        ):
+            curs.execute(ASYNC_COMMIT, prepare=True)
+            yield curs
 
     def recorded(self, account_id: str) -> list[dict[str, object]]:
         """The audit trail of one account's failures, oldest first."""

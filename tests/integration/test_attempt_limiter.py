@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
 import pytest
+from eventsourcing.persistence import OperationalError
 
 from license_svc.activation import DialogRequest, WrongProduct
 from license_svc.application import IssueKeys
@@ -181,3 +183,46 @@ def test_two_services_on_one_database_share_the_counters(
     for service in (first, second):
         with pytest.raises(TooManyAttempts):
             service.dialog.activate(good(code, account, session))
+
+
+def test_guesses_fired_at_once_in_one_session_get_only_five_tries(service: Service) -> None:
+    account, session = unique("acct"), unique("sess")
+    racers = 16
+    start = threading.Barrier(racers)
+    outcomes: list[str] = []
+
+    def guess() -> None:
+        request = good(codes.generate("INT").text(), account, session)  # never issued
+        start.wait()
+        try:
+            service.dialog.validate(request)
+            outcomes.append("OK")
+        except KeyNotAvailable:
+            outcomes.append("KEY_NOT_AVAILABLE")
+        except TooManyAttempts:
+            outcomes.append("TOO_MANY_ATTEMPTS")
+
+    threads = [threading.Thread(target=guess) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["KEY_NOT_AVAILABLE"] * 5 + ["TOO_MANY_ATTEMPTS"] * (racers - 5)
+    assert [row["reason"] for row in service.limiter.recorded(account)] == ["KEY_NOT_AVAILABLE"] * 5
+
+
+def test_an_attempt_the_service_could_not_answer_is_not_counted(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, account, session = issue_one(service), unique("acct"), unique("sess")
+
+    def store_down(*_: object) -> None:
+        raise OperationalError("the store is unreachable")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(service.app, "activate", store_down)
+        for _ in range(6):
+            with pytest.raises(OperationalError):
+                service.dialog.activate(good(code, account, session))
+    assert service.limiter.recorded(account) == []
+    assert service.dialog.activate(good(code, account, session)).key.account_id == account
