@@ -17,22 +17,17 @@ crash can only lose one together with the attempt it guarded); failures commit s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Cursor
-from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from license_svc.application import Clock
 
 IN_FLIGHT = "IN_FLIGHT"
 LOCK_NAMESPACE = 0x4C53  # pg_advisory_xact_lock(namespace, hashtext(account_id))
-ASYNC_COMMIT = b"SELECT set_config('synchronous_commit', 'off', true)"  # = SET LOCAL
 
 
 class TooManyAttempts(Exception):
@@ -55,6 +50,8 @@ class AttemptLimiter:
         self._limits = limits
         self._clock = clock
         table = SQL("{}.failed_attempts").format(Identifier(datastore.schema))
+        begin = Identifier(datastore.schema, "license_svc_begin_attempt")
+        end = Identifier(datastore.schema, "license_svc_end_attempt")
         self._create = [
             SQL(
                 "CREATE TABLE IF NOT EXISTS {t} ("
@@ -73,34 +70,65 @@ class AttemptLimiter:
             SQL(
                 "CREATE INDEX IF NOT EXISTS failed_attempts_account_idx ON {t} (account_id, at)"
             ).format(t=table),
+            # Check and reserve, in one round trip. In a VOLATILE function each statement
+            # takes a fresh snapshot, so the one that counts, coming after the lock, sees every
+            # reservation committed by those who held the lock before. For each scope it
+            # returns the failure whose leaving the window would lift the block, if any (with
+            # N failures in the window and limit L, the L-th most recent one); else the
+            # attempt's reservation.
+            SQL(
+                "CREATE OR REPLACE FUNCTION {begin}("
+                " p_account text, p_session text, p_method text, p_now timestamptz,"
+                " p_session_since timestamptz, p_account_since timestamptz,"
+                " p_session_offset integer, p_account_offset integer)"
+                " RETURNS TABLE (scope text, at timestamptz, id bigint)"
+                " LANGUAGE plpgsql VOLATILE AS $$"
+                " #variable_conflict use_column\n"
+                " BEGIN"
+                "  PERFORM set_config('synchronous_commit', 'off', true);"
+                "  PERFORM pg_advisory_xact_lock({namespace}, hashtext(p_account));"
+                "  RETURN QUERY"
+                "  WITH blocking AS ("
+                "   (SELECT 's' AS scope, f.at FROM {t} f"
+                "     WHERE f.account_id = p_account AND f.session_id = p_session"
+                "       AND f.at > p_session_since AND f.at <= p_now"
+                "     ORDER BY f.at DESC OFFSET p_session_offset LIMIT 1)"
+                "   UNION ALL"
+                "   (SELECT 'a' AS scope, f.at FROM {t} f"
+                "     WHERE f.account_id = p_account AND f.at > p_account_since AND f.at <= p_now"
+                "     ORDER BY f.at DESC OFFSET p_account_offset LIMIT 1)),"
+                "  reserved AS ("
+                "   INSERT INTO {t} (at, account_id, session_id, method, reason)"
+                "   SELECT p_now, p_account, p_session, p_method, {in_flight}"
+                "   WHERE NOT EXISTS (SELECT FROM blocking) RETURNING {t}.id)"
+                "  SELECT b.scope, b.at, NULL::bigint FROM blocking b"
+                "  UNION ALL SELECT NULL, NULL, r.id FROM reserved r;"
+                " END $$"
+            ).format(
+                begin=begin,
+                t=table,
+                namespace=Literal(LOCK_NAMESPACE),
+                in_flight=Literal(IN_FLIGHT),
+            ),
+            SQL(
+                "CREATE OR REPLACE FUNCTION {end}(p_id bigint) RETURNS void"
+                " LANGUAGE plpgsql VOLATILE AS $$"
+                " BEGIN"
+                "  PERFORM set_config('synchronous_commit', 'off', true);"
+                "  DELETE FROM {t} WHERE id = p_id;"
+                " END $$"
+            ).format(end=end, t=table),
         ]
-        # For each scope: the failure whose leaving the window would lift the block, if any.
-        # With N failures in the window and limit L, that is the L-th most recent one.
-        # Otherwise: the reservation of this attempt.
-        reserve = SQL(
-            "WITH blocking AS ("
-            " (SELECT 's' AS scope, at FROM {t}"
-            "   WHERE account_id = %(account)s AND session_id = %(session)s"
-            "     AND at > %(session_since)s AND at <= %(now)s"
-            "   ORDER BY at DESC OFFSET %(session_offset)s LIMIT 1)"
-            " UNION ALL "
-            " (SELECT 'a' AS scope, at FROM {t}"
-            "   WHERE account_id = %(account)s AND at > %(account_since)s AND at <= %(now)s"
-            "   ORDER BY at DESC OFFSET %(account_offset)s LIMIT 1)),"
-            " reserved AS ("
-            "  INSERT INTO {t} (at, account_id, session_id, method, reason)"
-            "  SELECT %(now)s, %(account)s, %(session)s, %(method)s, %(in_flight)s"
-            "  WHERE NOT EXISTS (SELECT FROM blocking) RETURNING id)"
-            " SELECT scope, at, NULL::bigint AS id FROM blocking"
-            " UNION ALL SELECT NULL, NULL, id FROM reserved"
-        ).format(t=table)
         # Rendered once: composing them on every call costs a tenth of a check's client time.
-        self._reserve = reserve.as_bytes()
-        self._lock = b"SELECT pg_advisory_xact_lock(%d, hashtext(%%(account)s))" % LOCK_NAMESPACE
+        self._begin = (
+            SQL("SELECT scope, at, id FROM {}(%s, %s, %s, %s, %s, %s, %s, %s)")
+            .format(begin)
+            .as_bytes()
+        )
+        self._end = SQL("SELECT {}(%s)").format(end).as_bytes()
         self._fail = (
             SQL("UPDATE {t} SET reason = %s, key_id = %s WHERE id = %s").format(t=table).as_bytes()
         )
-        self._end = SQL("DELETE FROM {t} WHERE id = %s").format(t=table).as_bytes()
 
     def create_table(self) -> None:
         with self._datastore.transaction(commit=True) as curs:
@@ -112,22 +140,21 @@ class AttemptLimiter:
         account is blocked. Every attempt begun must be `failed` or `ended`."""
         now = self._clock()
         limits = self._limits
-        params = {
-            "account": account_id,
-            "session": session_id,
-            "method": method,
-            "in_flight": IN_FLIGHT,
-            "now": now,
-            "session_since": now - limits.session_window,
-            "account_since": now - limits.account_window,
-            "session_offset": limits.session_limit - 1,
-            "account_offset": limits.account_limit - 1,
-        }
-        # The lock comes before the statement that counts, so that statement's snapshot sees
-        # every reservation committed by those who held the lock before.
-        with self._async_transaction() as curs:
-            curs.execute(self._lock, params, prepare=True)
-            curs.execute(self._reserve, params, prepare=True)
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                self._begin,
+                (
+                    account_id,
+                    session_id,
+                    method,
+                    now,
+                    now - limits.session_window,
+                    now - limits.account_window,
+                    limits.session_limit - 1,
+                    limits.account_limit - 1,
+                ),
+                prepare=True,
+            )
             rows = curs.fetchall()
         reserved = [row["id"] for row in rows if row["id"] is not None]
         if reserved:
@@ -143,20 +170,8 @@ class AttemptLimiter:
 
     def ended(self, attempt: int) -> None:
         """The attempt did not fail (it succeeded, or the service could not answer it)."""
-        with self._async_transaction() as curs:
-            curs.execute(self._end, (attempt,), prepare=True)
-
-    @contextmanager
-    def _async_transaction(self) -> Iterator[Cursor[DictRow]]:
-        """A transaction committed without waiting for its WAL flush, sent in one round trip."""
-        with (
-            self._datastore.get_connection() as conn,
-            conn.pipeline(),
-            conn.transaction(),
-            conn.cursor() as curs,
-        ):
-            curs.execute(ASYNC_COMMIT, prepare=True)
-            yield curs
+        with self._datastore.get_connection() as conn:
+            conn.execute(self._end, (attempt,), prepare=True)
 
     def recorded(self, account_id: str) -> list[dict[str, object]]:
         """The audit trail of one account's failures, oldest first."""
