@@ -20,7 +20,7 @@ The worker's runner picks this recorder through `APPLICATION_RECORDER_TOPIC` (se
 the servers keep the store's own. It overrides private methods of eventsourcing 9.5's
 ListenNotifySubscription and PostgresSubscription (`_pull`, `_listen`): should they change, the
 worker reads once per notice again — slower, never wrong — and the two gaps reopen, which
-`tests/integration/test_follow.py` would show.
+`tests/integration/test_runner.py` would show.
 """
 
 from __future__ import annotations
