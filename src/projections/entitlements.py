@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import ClassVar
 from uuid import UUID
 
@@ -63,6 +64,21 @@ class EntitlementsView(View):
             ),
         ]
 
+    @cached_property
+    def _select_for_account(self) -> bytes:
+        """Rendered once per view: composing it on every read cost a third of a read's CPU."""
+        statement = SQL(
+            "SELECT p.position, e.key_id, e.tier, e.seats, e.starts_at, e.ends_at{hint}"
+            " FROM {position} LEFT JOIN {entitlements} e"
+            " ON e.account_id = %s AND e.product = %s AND e.ends_at > %s"
+            " ORDER BY e.starts_at, e.key_id"
+        ).format(
+            hint=SQL(", e.hint") if self.with_hint else SQL(""),
+            position=self.position_subquery(),
+            entitlements=self.table("entitlements"),
+        )
+        return statement.as_bytes(None)
+
     @property
     def _hint_column(self) -> Composable:
         return SQL(", hint") if self.with_hint else SQL("")
@@ -114,19 +130,9 @@ class EntitlementsView(View):
     def for_account(self, account_id: str, product: Product, now: datetime) -> AccountEntitlements:
         """The account's entitlements whose period has not ended at `now`, with the position
         of the view in the same statement, so the two always agree."""
-        statement = SQL(
-            "SELECT p.position, e.key_id, e.tier, e.seats, e.starts_at, e.ends_at{hint}"
-            " FROM {position} LEFT JOIN {entitlements} e"
-            " ON e.account_id = %s AND e.product = %s AND e.ends_at > %s"
-            " ORDER BY e.starts_at, e.key_id"
-        ).format(
-            hint=SQL(", e.hint") if self.with_hint else SQL(""),
-            position=self.position_subquery(),
-            entitlements=self.table("entitlements"),
-        )
         with self.datastore.get_connection() as conn:
             rows = conn.execute(
-                statement, (account_id, product.value, now), prepare=True
+                self._select_for_account, (account_id, product.value, now), prepare=True
             ).fetchall()
         found = tuple(
             Entitlement(
