@@ -27,15 +27,26 @@ class GuardInterceptor(grpc.ServerInterceptor):
     def __init__(self, tokens: TokenTable, observe: Callable[[str, str, float], None]) -> None:
         self._tokens = tokens
         self._observe = observe  # (method, outcome code name, seconds) → metrics
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
     def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
         method: str = handler_call_details.method  # type: ignore[attr-defined]
-        if handler is None or not needs_token(method):
+        try:
+            return self._wrapped[method]
+        except KeyError:
+            pass
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None  # UNIMPLEMENTED; not cached, so unknown names cannot grow the dict
+        wrapped = self._wrapped[method] = self._wrap(method, handler)
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        if not needs_token(method):
             return handler
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
