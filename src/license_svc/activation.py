@@ -34,6 +34,15 @@ class WrongProduct(Exception):
         self.dialog_product = dialog_product
 
 
+# The dialog's three errors: each is one failed attempt, recorded with this reason.
+DIALOG_FAILURES: dict[type[Exception], str] = {
+    codes.InvalidKeyFormat: "INVALID_KEY_FORMAT",
+    WrongProduct: "WRONG_PRODUCT",
+    KeyNotAvailable: "KEY_NOT_AVAILABLE",
+}
+_DIALOG_FAILURE_TYPES = tuple(DIALOG_FAILURES)
+
+
 @dataclass(frozen=True)
 class DialogRequest:
     code: str
@@ -71,7 +80,7 @@ class ActivationDialog:
         action: Callable[[DialogRequest, UUID], T],
     ) -> T:
         attempt = self._limiter.begin(request.account_id, request.session_id, method)
-        reason, key_id = "", None
+        key_id = None
         try:
             parsed = codes.parse(request.code)
             key_product = Product(codes.PREFIXES[parsed.prefix])
@@ -79,14 +88,8 @@ class ActivationDialog:
                 raise WrongProduct(key_product, request.product)
             key_id = self._app.key_id_of(parsed)
             result = action(request, key_id)
-        except codes.InvalidKeyFormat:
-            reason = "INVALID_KEY_FORMAT"
-            raise
-        except WrongProduct:
-            reason = "WRONG_PRODUCT"
-            raise
-        except KeyNotAvailable:
-            reason = "KEY_NOT_AVAILABLE"
+        except _DIALOG_FAILURE_TYPES as failure:  # the customer's failed attempt
+            self._limiter.failed(attempt, DIALOG_FAILURES[type(failure)], key_id)
             raise
         except BaseException:
             # Not the customer's failure (the store was unreachable, the call was cancelled):
@@ -96,8 +99,5 @@ class ActivationDialog:
             except Exception as error:
                 log.warning("could not end attempt %s: %s", attempt, error)
             raise
-        finally:
-            if reason:
-                self._limiter.failed(attempt, reason, key_id)
         self._limiter.ended(attempt)
         return result
