@@ -18,7 +18,7 @@ FAILED = "failed"
 @dataclass
 class Series:
     name: str
-    kind: str  # "operation" | "ceiling"
+    kind: str  # "operation" | "ceiling" | "scaling" | "recheck"
     unit: str = "calls/s"  # of `throughput`
     ceiling: str = ""  # the series this one is judged against
     status: str = OK
@@ -81,6 +81,8 @@ class Results:
     meta: dict[str, Any] = field(default_factory=dict)
     series: dict[str, Series] = field(default_factory=dict)
     scaling: list[dict[str, Any]] = field(default_factory=list)
+    # Paired re-checks of the throughput targets: {target, operation, ceiling, rounds, median}
+    rechecks: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, series: Series) -> Series:
         self.series[series.name] = series

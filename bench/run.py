@@ -118,6 +118,8 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
                     stages.bulk_ceilings(runner, results, url)
                 if "f_notifications" in ceilings and "f_notifications" not in results.series:
                     stages.notification_ceiling(runner, results, url)
+                if not args.quick:
+                    stages.recheck(runner, results, url, service, seeder, args.workers, logs)
                 seeder.close()
             if not args.no_scaling and args.workers in (1, 2):
                 other = 3 - args.workers

@@ -47,3 +47,21 @@ def test_targets_compare_with_the_ceiling_at_the_same_concurrency() -> None:
     assert found["IssueKeys rows/s / executemany (d)"].passed is None  # not measured
     assert ratio(1.0, 0.0) is None
     assert "ActivateKey" in report.table(results)
+
+
+def test_a_paired_recheck_is_reported_beside_its_target_with_the_same_limit() -> None:
+    results = Results()
+    results.rechecks.append(
+        {
+            "target": "ActivateKey throughput / ceiling (e)",
+            "operation": "ActivateKey",
+            "ceiling": "e_repository",
+            "concurrency": 32,
+            "rounds": [0.66, 0.74, 0.81],
+            "median": 0.74,
+        }
+    )
+    found = {t.name: t for t in report.targets(results)}
+    paired = found["ActivateKey throughput / ceiling (e), paired re-check (median of 3)"]
+    assert (paired.value, paired.limit, paired.passed) == (0.74, 0.7, True)
+    assert "0.66, 0.74, 0.81" in paired.note
