@@ -25,6 +25,8 @@ log = logging.getLogger("license_svc.activation")
 
 
 class WrongProduct(Exception):
+    reason = "WRONG_PRODUCT"  # in the API's error details and the failed-attempt audit
+
     def __init__(self, key_product: Product, dialog_product: Product) -> None:
         super().__init__(
             f"This is a {key_product.display} key. "
@@ -34,13 +36,8 @@ class WrongProduct(Exception):
         self.dialog_product = dialog_product
 
 
-# The dialog's three errors: each is one failed attempt, recorded with this reason.
-DIALOG_FAILURES: dict[type[Exception], str] = {
-    codes.InvalidKeyFormat: "INVALID_KEY_FORMAT",
-    WrongProduct: "WRONG_PRODUCT",
-    KeyNotAvailable: "KEY_NOT_AVAILABLE",
-}
-_DIALOG_FAILURE_TYPES = tuple(DIALOG_FAILURES)
+# The dialog's three errors: each is one failed attempt, recorded with its `reason`.
+DIALOG_FAILURES = (codes.InvalidKeyFormat, WrongProduct, KeyNotAvailable)
 
 
 @dataclass(frozen=True)
@@ -88,8 +85,8 @@ class ActivationDialog:
                 raise WrongProduct(key_product, request.product)
             key_id = self._app.key_id_of(parsed)
             result = action(request, key_id)
-        except _DIALOG_FAILURE_TYPES as failure:  # the customer's failed attempt
-            self._limiter.failed(attempt, DIALOG_FAILURES[type(failure)], key_id)
+        except DIALOG_FAILURES as failure:  # the customer's failed attempt
+            self._limiter.failed(attempt, failure.reason, key_id)
             raise
         except BaseException:
             # Not the customer's failure (the store was unreachable, the call was cancelled):

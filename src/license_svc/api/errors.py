@@ -69,12 +69,12 @@ def _fixed(text: str) -> Callable[[Exception], str]:
 
 TABLE: dict[type[Exception], Mapping] = {
     InvalidKeyFormat: Mapping(
-        grpc.StatusCode.INVALID_ARGUMENT, "INVALID_KEY_FORMAT", _fixed("Invalid key format")
+        grpc.StatusCode.INVALID_ARGUMENT, InvalidKeyFormat.reason, _fixed("Invalid key format")
     ),
-    WrongProduct: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "WRONG_PRODUCT"),
+    WrongProduct: Mapping(grpc.StatusCode.INVALID_ARGUMENT, WrongProduct.reason),
     KeyNotAvailable: Mapping(
         grpc.StatusCode.FAILED_PRECONDITION,
-        "KEY_NOT_AVAILABLE",
+        KeyNotAvailable.reason,
         _fixed("This activation key is not available"),
     ),
     TooManyAttempts: Mapping(

@@ -71,6 +71,8 @@ _CODE_RE = re.compile(f"({_PREFIX})-({_GROUP})-({_GROUP})-({_GROUP})")
 class InvalidKeyFormat(ValueError):
     """The text is not a well-formed key with a correct check symbol."""
 
+    reason = "INVALID_KEY_FORMAT"  # in the API's error details and the failed-attempt audit
+
     def __init__(self) -> None:
         # One fixed message: the API returns it verbatim and it must not echo the attempted code.
         super().__init__(_MESSAGE)

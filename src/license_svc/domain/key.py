@@ -31,6 +31,8 @@ class KeyStatus(str, Enum):
 class KeyNotAvailable(Exception):
     """Unknown, used elsewhere, revoked or expired: one answer, so it reveals nothing more."""
 
+    reason = "KEY_NOT_AVAILABLE"  # in the API's error details and the failed-attempt audit
+
 
 class NotPermitted(Exception):
     """The caller's role may not make this change (e.g. a reseller revoking a redeemed key)."""
