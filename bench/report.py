@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.plan import TARGET_CONCURRENCY
-from bench.results import OK, Results, Series
+from bench.results import OK, Results, Series, value_of
 from bench.stats import ratio
 
 RSS_LIMIT_MB = 200.0
@@ -54,21 +54,19 @@ def _row(results: Results, name: str, concurrency: int) -> tuple[dict[str, Any] 
     return row, f"{name} at c={row['concurrency']} (no c={concurrency} in this run)"
 
 
-def _value(row: dict[str, Any] | None, key: str) -> float | None:
-    return None if row is None else row.get(key)
-
-
 def targets(results: Results) -> list[Target]:
     c = TARGET_CONCURRENCY
     found: list[Target] = []
+    throughput_targets: dict[tuple[str, str], Target] = {}  # by (operation, ceiling)
 
     def against(name: str, op: str, ceiling: str, key: str, limit: float, higher: bool) -> None:
         row, note_a = _row(results, op, c)
         ref, note_b = _row(results, ceiling, c)
-        value = ratio(_value(row, key), _value(ref, key))
-        found.append(
-            Target(name, value, limit, higher, "; ".join(n for n in (note_a, note_b) if n))
-        )
+        value = ratio(value_of(row, key), value_of(ref, key))
+        target = Target(name, value, limit, higher, "; ".join(n for n in (note_a, note_b) if n))
+        found.append(target)
+        if key == "throughput":
+            throughput_targets[(op, ceiling)] = target
 
     against(
         "GetSeatAllowance throughput / ceiling (b)",
@@ -97,15 +95,15 @@ def targets(results: Results) -> list[Target]:
     against(
         "IssueKeys rows/s / executemany (d)", "IssueKeys", "d_executemany", "throughput", 0.5, True
     )
-    limits = {t.name: t.limit for t in found}
     for paired in results.rechecks:
+        main = throughput_targets[(paired["operation"], paired["ceiling"])]
         rounds = ", ".join(f"{r:.2f}" for r in paired["rounds"])
         found.append(
             Target(
-                f"{paired['target']}, paired re-check (median of {len(paired['rounds'])})",
+                f"{main.name}, paired re-check (median of {len(paired['rounds'])})",
                 paired["median"],
-                limits[paired["target"]],
-                True,
+                main.limit,
+                main.higher_is_better,
                 f"rounds {rounds}: each ceiling measured right before its operation",
             )
         )
@@ -115,7 +113,7 @@ def targets(results: Results) -> list[Target]:
         found.append(
             Target(
                 f"{series.name} events/s",
-                _value(row, "throughput"),
+                value_of(row, "throughput"),
                 20_000,
                 True,
                 note or series.note,
@@ -123,8 +121,8 @@ def targets(results: Results) -> list[Target]:
         )
         against(f"{series.name} / COPY (d)", series.name, "d_copy", "throughput", 0.3, True)
     row, note = _row(results, "ReadYourWrites", 1)
-    found.append(Target("ReadYourWrites p50 ms at c=1", _value(row, "p50_ms"), 15, False, note))
-    found.append(Target("ReadYourWrites p99 ms at c=1", _value(row, "p99_ms"), 50, False, note))
+    found.append(Target("ReadYourWrites p50 ms at c=1", value_of(row, "p50_ms"), 15, False, note))
+    found.append(Target("ReadYourWrites p99 ms at c=1", value_of(row, "p99_ms"), 50, False, note))
     rss = [r.get("peak_rss_mb", 0.0) for s in results.operations() for r in s.levels]
     found.append(
         Target(
@@ -176,7 +174,7 @@ def table(results: Results) -> str:
         ceiling = results.series.get(series.ceiling)
         for row in series.levels:
             ref = ceiling.at(row["concurrency"] or 1) if ceiling else None
-            share = _fmt(ratio(row["throughput"], _value(ref, "throughput")), 2)
+            share = _fmt(ratio(row["throughput"], value_of(ref, "throughput")), 2)
             errors = sum(row.get("error_codes", {}).values())
             lines.append(
                 _line(series.name, series.unit, row, series.ceiling, share, str(errors or ""))

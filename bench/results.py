@@ -71,6 +71,11 @@ def level_row(
     return row
 
 
+def value_of(row: dict[str, Any] | None, key: str) -> float | None:
+    """A figure of a row that may be missing."""
+    return None if row is None else row.get(key)
+
+
 def scalar_row(throughput: float, **extra: Any) -> dict[str, Any]:
     """A batch figure (rows/s, events/s) with no latency distribution."""
     return {"concurrency": None, "throughput": throughput, **extra}

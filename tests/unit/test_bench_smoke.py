@@ -53,7 +53,6 @@ def test_a_paired_recheck_is_reported_beside_its_target_with_the_same_limit() ->
     results = Results()
     results.rechecks.append(
         {
-            "target": "ActivateKey throughput / ceiling (e)",
             "operation": "ActivateKey",
             "ceiling": "e_repository",
             "concurrency": 32,
