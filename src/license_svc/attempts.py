@@ -165,8 +165,8 @@ class AttemptLimiter:
 
     def failed(self, attempt: int, reason: str, key_id: UUID | None = None) -> None:
         """The attempt failed: its row stays, with the reason, for the limit and the audit."""
-        with self._datastore.transaction(commit=True) as curs:
-            curs.execute(self._fail, (reason, key_id, attempt), prepare=True)
+        with self._datastore.get_connection() as conn:  # one statement: its own transaction
+            conn.execute(self._fail, (reason, key_id, attempt), prepare=True)
 
     def ended(self, attempt: int) -> None:
         """The attempt did not fail (it succeeded, or the service could not answer it)."""
