@@ -92,7 +92,7 @@ def serve_in_process() -> Iterator[Callable[[Service], Client]]:
     started: list[tuple[Server, Client]] = []
 
     def serve(service: Service) -> Client:
-        server = Server(service)
+        server = bootstrap.server(service)
         server.start()
         client = Client(f"127.0.0.1:{server.port}")
         started.append((server, client))

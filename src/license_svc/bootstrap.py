@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
@@ -22,9 +22,12 @@ from license_svc.attempts import AttemptLimiter, Limits
 from license_svc.config import DEV_TOKENS, Settings
 from license_svc.domain.identity import KeyIdentity
 from license_svc.sweeper import Sweeper, SweeperThread
-from projections.live import LiveViews
 from projections.registry import NAMES
-from projections.runner import ProjectionWorkers
+from projections.workers.runner import ProjectionWorkers
+from readpath.live import LiveViews
+
+if TYPE_CHECKING:
+    from license_svc.api.server import Server
 
 log = logging.getLogger(__name__)
 SCHEMA_LOCK = zlib.crc32(b"license-svc/bootstrap/schema")
@@ -117,6 +120,13 @@ def _build(settings: Settings, clock: Clock) -> Service:
     views = LiveViews(datastore, settings.database_url, settings.view_recheck_seconds)
     views.ensure_tables()
     return Service(settings, app, limiter, ActivationDialog(app, limiter), clock, views)
+
+
+def server(service: Service) -> Server:
+    """The gRPC server over a built service, with the token table its settings name."""
+    from license_svc.api.server import Server
+
+    return Server(service, tokens_for(service.settings))
 
 
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:

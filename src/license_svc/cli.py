@@ -53,15 +53,13 @@ def _settings(dev: bool = False, **changes: int) -> config.Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from license_svc.api.server import Server
-
     settings = _settings(args.dev)
     service = bootstrap.build(settings)
     if args.dev or settings.run_projections:
         bootstrap.start_projections(service)
     if args.dev or settings.run_sweeper:
         bootstrap.start_sweeper(service)
-    server = Server(service)
+    server = bootstrap.server(service)
     server.start()
     _wait_for_signal()
     log.info("draining in-flight calls (grace %.1fs)", settings.grace_seconds)
@@ -96,7 +94,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
-    from projections.rebuild import RebuildBusy, rebuild
+    from projections.workers.rebuild import RebuildBusy, rebuild
 
     service = bootstrap.build(_settings(False, **SMALL_POOL))
     try:

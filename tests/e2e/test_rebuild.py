@@ -14,7 +14,7 @@ import pytest
 
 from license_svc.api.gen import licensing_pb2 as pb
 from projections.registry import NAMES
-from projections.runner import close_runner, start_runner
+from projections.workers.runner import close_runner, start_runner
 from tests.helpers import unique
 from tests.support import Client
 from tests.views_support import (

@@ -18,8 +18,8 @@ from license_svc.application import IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
 from projections.base import CHANNEL
-from projections.follow import PacedSubscription
-from projections.runner import close_runner, start_runner
+from projections.workers.follow import PacedSubscription
+from projections.workers.runner import close_runner, start_runner
 from tests.helpers import unique
 from tests.support import FakeClock
 from tests.views_support import fresh_database, head, row_count, settings_for, wait_until

@@ -21,6 +21,7 @@ from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.config import DEV_TOKENS
 
 RES, POR, INT, AUD, OPS = "reseller", "portal", "integrations", "auditor", "ops"
+BIL = "billing"
 # SPEC §8's table, written out independently of ACCESS.
 SPEC_ACCESS = {
     "KeyService/IssueKeys": {RES, OPS},
@@ -31,11 +32,14 @@ SPEC_ACCESS = {
     "ActivationService/ActivateKey": {POR},
     "EntitlementService/GetSubscriptionSummary": {POR, INT, AUD, OPS},
     "EntitlementService/GetSeatAllowance": {POR, INT, AUD, OPS},
+    "EntitlementService/WatchSeatAllowance": {POR, INT, OPS},
     "AuditService/GetKeyHistory": {AUD, OPS},
     "AuditService/StreamEvents": {AUD, OPS},
-    "OpsService/GetKeyStats": {OPS},
-    "OpsService/ListExpiringSubscriptions": {OPS},
+    "OpsService/GetKeyStats": {RES, OPS},
+    "OpsService/ListExpiringSubscriptions": {RES, OPS},
     "OpsService/GetProjectionStatus": {OPS},
+    "OpsService/LiftAttemptBlock": {OPS},
+    "BillingService/RecordPlanEvent": {BIL, OPS},
 }
 PKG = "/fiscobridge.licensing.v1."
 

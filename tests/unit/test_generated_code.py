@@ -35,9 +35,19 @@ def test_the_contract_has_the_five_services_and_their_fixed_methods():
     assert services == {
         "KeyService": ["GetKey", "IssueKeys", "ListKeys", "RevokeKey"],
         "ActivationService": ["ActivateKey", "ValidateKey"],
-        "EntitlementService": ["GetSeatAllowance", "GetSubscriptionSummary"],
+        "EntitlementService": [
+            "GetSeatAllowance",
+            "GetSubscriptionSummary",
+            "WatchSeatAllowance",
+        ],
         "AuditService": ["GetKeyHistory", "StreamEvents"],
-        "OpsService": ["GetKeyStats", "GetProjectionStatus", "ListExpiringSubscriptions"],
+        "OpsService": [
+            "GetKeyStats",
+            "GetProjectionStatus",
+            "LiftAttemptBlock",
+            "ListExpiringSubscriptions",
+        ],
+        "BillingService": ["RecordPlanEvent"],
     }
     assert pb.DESCRIPTOR.package == "fiscobridge.licensing.v1"
     imports = [d.name for d in pb.DESCRIPTOR.dependencies]

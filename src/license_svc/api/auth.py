@@ -22,6 +22,7 @@ class Role(str, Enum):
     INTEGRATIONS = "integrations"
     AUDITOR = "auditor"
     OPS = "ops"
+    BILLING = "billing"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class PermissionDenied(Exception):
 
 _PKG = "/fiscobridge.licensing.v1."
 R, P, IN, A, OPS = Role.RESELLER, Role.PORTAL, Role.INTEGRATIONS, Role.AUDITOR, Role.OPS
+B = Role.BILLING
 ACCESS: dict[str, frozenset[Role]] = {
     _PKG + "KeyService/IssueKeys": frozenset({R, OPS}),
     _PKG + "KeyService/RevokeKey": frozenset({R, OPS}),
@@ -54,11 +56,17 @@ ACCESS: dict[str, frozenset[Role]] = {
     _PKG + "ActivationService/ActivateKey": frozenset({P}),
     _PKG + "EntitlementService/GetSubscriptionSummary": frozenset({P, IN, A, OPS}),
     _PKG + "EntitlementService/GetSeatAllowance": frozenset({P, IN, A, OPS}),
+    # One account: portal, integrations, ops; every account (no account_id): integrations, ops
+    # only — the servicer decides that part, it knows the request.
+    _PKG + "EntitlementService/WatchSeatAllowance": frozenset({P, IN, OPS}),
     _PKG + "AuditService/GetKeyHistory": frozenset({A, OPS}),
     _PKG + "AuditService/StreamEvents": frozenset({A, OPS}),
-    _PKG + "OpsService/GetKeyStats": frozenset({OPS}),
-    _PKG + "OpsService/ListExpiringSubscriptions": frozenset({OPS}),
+    # Resellers: their own reseller_id only (the servicer scopes it).
+    _PKG + "OpsService/GetKeyStats": frozenset({R, OPS}),
+    _PKG + "OpsService/ListExpiringSubscriptions": frozenset({R, OPS}),
     _PKG + "OpsService/GetProjectionStatus": frozenset({OPS}),
+    _PKG + "OpsService/LiftAttemptBlock": frozenset({OPS}),
+    _PKG + "BillingService/RecordPlanEvent": frozenset({B, OPS}),
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 

@@ -12,9 +12,9 @@ import grpc
 from license_svc.application import Clock
 from license_svc.domain.tiers import Product
 from projections.allowance import AllowanceView
-from projections.live import LiveViews
 from projections.subscription import Subscription
 from projections.summary import SummaryView
+from readpath.live import LiveViews
 
 from . import convert
 from .errors import BadRequest, NotImplementedYet

@@ -29,6 +29,7 @@ from license_svc.application import (
 from license_svc.attempts import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
+from readpath.live import WaitTimedOut
 
 from .auth import PermissionDenied, Unauthenticated
 
@@ -45,10 +46,6 @@ class BadRequest(Exception):
 
 class Unavailable(Exception):
     """A dependency (the database) is down or overloaded: safe to retry later."""
-
-
-class WaitTimedOut(Exception):
-    """A read asked for a position the view did not reach within the call's deadline."""
 
 
 class NotImplementedYet(Exception):

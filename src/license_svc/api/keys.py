@@ -12,7 +12,7 @@ from license_svc.application import IssueKeys, KeyNotFound, LicensingApp
 from license_svc.domain import codes
 from license_svc.domain.key import ActivationKey
 from projections.catalog import CatalogKey, CatalogView, KeyFilter
-from projections.live import LiveViews
+from readpath.live import LiveViews
 
 from . import convert
 from .auth import PermissionDenied, Principal, Role, caller

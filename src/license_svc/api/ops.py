@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import grpc
 
-from projections.live import LiveViews
+from readpath.live import LiveViews
 
 from .errors import NotImplementedYet
 from .gen import licensing_pb2 as pb

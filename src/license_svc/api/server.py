@@ -10,15 +10,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent import futures
+from typing import Protocol
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from license_svc.bootstrap import Service, tokens_for
+from license_svc.activation import ActivationDialog
+from license_svc.application import Clock, LicensingApp
+from license_svc.config import Settings
+from readpath.live import LiveViews
 
 from .activation import ActivationServicer
 from .audit import AuditServicer
+from .auth import TokenTable
 from .entitlements import EntitlementServicer
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
@@ -35,9 +40,27 @@ def _no_metrics(method: str, outcome: str, seconds: float) -> None:
     pass
 
 
+class Parts(Protocol):
+    """What the server serves; the composition root (`bootstrap.server`) hands them in."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def app(self) -> LicensingApp: ...
+    @property
+    def dialog(self) -> ActivationDialog: ...
+    @property
+    def views(self) -> LiveViews: ...
+    @property
+    def clock(self) -> Clock: ...
+
+
 class Server:
     def __init__(
-        self, service: Service, observe: Callable[[str, str, float], None] = _no_metrics
+        self,
+        service: Parts,
+        tokens: TokenTable,
+        observe: Callable[[str, str, float], None] = _no_metrics,
     ) -> None:
         settings = service.settings
         self.service = service
@@ -45,7 +68,7 @@ class Server:
         limit = settings.max_message_bytes
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),
-            interceptors=[GuardInterceptor(tokens_for(settings), observe)],
+            interceptors=[GuardInterceptor(tokens, observe)],
             options=[
                 # One server per port unless we mean otherwise (bench runs several on purpose).
                 ("grpc.so_reuseport", int(settings.so_reuseport)),

@@ -31,6 +31,20 @@ class KeyStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     KEY_STATUS_ACTIVATED: _ClassVar[KeyStatus]
     KEY_STATUS_REVOKED: _ClassVar[KeyStatus]
     KEY_STATUS_EXPIRED: _ClassVar[KeyStatus]
+
+class EntitlementSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENTITLEMENT_SOURCE_UNSPECIFIED: _ClassVar[EntitlementSource]
+    ENTITLEMENT_SOURCE_KEY: _ClassVar[EntitlementSource]
+    ENTITLEMENT_SOURCE_PLAN: _ClassVar[EntitlementSource]
+
+class PlanEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PLAN_EVENT_KIND_UNSPECIFIED: _ClassVar[PlanEventKind]
+    PLAN_EVENT_KIND_STARTED: _ClassVar[PlanEventKind]
+    PLAN_EVENT_KIND_RENEWED: _ClassVar[PlanEventKind]
+    PLAN_EVENT_KIND_CHANGED: _ClassVar[PlanEventKind]
+    PLAN_EVENT_KIND_CANCELLED: _ClassVar[PlanEventKind]
 PRODUCT_UNSPECIFIED: Product
 PRODUCT_INTEGRATIONS: Product
 PRODUCT_CLOUD_POS: Product
@@ -43,6 +57,14 @@ KEY_STATUS_ISSUED: KeyStatus
 KEY_STATUS_ACTIVATED: KeyStatus
 KEY_STATUS_REVOKED: KeyStatus
 KEY_STATUS_EXPIRED: KeyStatus
+ENTITLEMENT_SOURCE_UNSPECIFIED: EntitlementSource
+ENTITLEMENT_SOURCE_KEY: EntitlementSource
+ENTITLEMENT_SOURCE_PLAN: EntitlementSource
+PLAN_EVENT_KIND_UNSPECIFIED: PlanEventKind
+PLAN_EVENT_KIND_STARTED: PlanEventKind
+PLAN_EVENT_KIND_RENEWED: PlanEventKind
+PLAN_EVENT_KIND_CHANGED: PlanEventKind
+PLAN_EVENT_KIND_CANCELLED: PlanEventKind
 
 class TierLimits(_message.Message):
     __slots__ = ("tier", "name", "invoices_per_month", "sync")
@@ -57,7 +79,7 @@ class TierLimits(_message.Message):
     def __init__(self, tier: _Optional[_Union[Tier, str]] = ..., name: _Optional[str] = ..., invoices_per_month: _Optional[int] = ..., sync: _Optional[str] = ...) -> None: ...
 
 class Entitlement(_message.Message):
-    __slots__ = ("key_id", "hint", "tier", "seats", "period_starts_at", "period_ends_at", "account_id", "product")
+    __slots__ = ("key_id", "hint", "tier", "seats", "period_starts_at", "period_ends_at", "account_id", "product", "reseller_id", "source", "subscription_id")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     HINT_FIELD_NUMBER: _ClassVar[int]
     TIER_FIELD_NUMBER: _ClassVar[int]
@@ -66,6 +88,9 @@ class Entitlement(_message.Message):
     PERIOD_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     hint: str
     tier: Tier
@@ -74,7 +99,10 @@ class Entitlement(_message.Message):
     period_ends_at: _timestamp_pb2.Timestamp
     account_id: str
     product: Product
-    def __init__(self, key_id: _Optional[str] = ..., hint: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., period_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ...) -> None: ...
+    reseller_id: str
+    source: EntitlementSource
+    subscription_id: str
+    def __init__(self, key_id: _Optional[str] = ..., hint: _Optional[str] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., period_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., reseller_id: _Optional[str] = ..., source: _Optional[_Union[EntitlementSource, str]] = ..., subscription_id: _Optional[str] = ...) -> None: ...
 
 class Key(_message.Message):
     __slots__ = ("key_id", "hint", "product", "tier", "seats", "period_months", "reseller_id", "batch_id", "status", "account_id", "issued_at", "activated_at", "period_starts_at", "period_ends_at", "revoked_at", "revoked_reason", "revoked_by", "expired_at", "version")
@@ -311,19 +339,21 @@ class SubscriptionSummary(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., active: _Optional[bool] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., invoices_per_month: _Optional[int] = ..., sync: _Optional[str] = ..., entitlements: _Optional[_Iterable[_Union[Entitlement, _Mapping]]] = ..., position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetSeatAllowanceRequest(_message.Message):
-    __slots__ = ("account_id", "product", "connections_in_use", "min_position")
+    __slots__ = ("account_id", "product", "connections_in_use", "min_position", "as_of")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     CONNECTIONS_IN_USE_FIELD_NUMBER: _ClassVar[int]
     MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     product: Product
     connections_in_use: int
     min_position: int
-    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connections_in_use: _Optional[int] = ..., min_position: _Optional[int] = ...) -> None: ...
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connections_in_use: _Optional[int] = ..., min_position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SeatAllowance(_message.Message):
-    __slots__ = ("account_id", "product", "seats", "tier", "active", "valid_until", "connections_in_use", "can_create_connection", "remaining", "position")
+    __slots__ = ("account_id", "product", "seats", "tier", "active", "valid_until", "connections_in_use", "can_create_connection", "remaining", "position", "as_of")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     SEATS_FIELD_NUMBER: _ClassVar[int]
@@ -334,6 +364,7 @@ class SeatAllowance(_message.Message):
     CAN_CREATE_CONNECTION_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     product: Product
     seats: int
@@ -344,31 +375,58 @@ class SeatAllowance(_message.Message):
     can_create_connection: bool
     remaining: int
     position: int
-    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., seats: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., active: _Optional[bool] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connections_in_use: _Optional[int] = ..., can_create_connection: _Optional[bool] = ..., remaining: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+    as_of: _timestamp_pb2.Timestamp
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., seats: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., active: _Optional[bool] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connections_in_use: _Optional[int] = ..., can_create_connection: _Optional[bool] = ..., remaining: _Optional[int] = ..., position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class WatchSeatAllowanceRequest(_message.Message):
+    __slots__ = ("account_id", "product", "connections_in_use", "after_position")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTIONS_IN_USE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    connections_in_use: int
+    after_position: int
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connections_in_use: _Optional[int] = ..., after_position: _Optional[int] = ...) -> None: ...
+
+class WatchSeatAllowanceResponse(_message.Message):
+    __slots__ = ("allowance", "checkpoint", "caught_up")
+    ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    allowance: SeatAllowance
+    checkpoint: Checkpoint
+    caught_up: CaughtUp
+    def __init__(self, allowance: _Optional[_Union[SeatAllowance, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ...) -> None: ...
 
 class GetKeyHistoryRequest(_message.Message):
-    __slots__ = ("key_id", "code")
+    __slots__ = ("key_id", "code", "subscription_id")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     code: str
-    def __init__(self, key_id: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+    subscription_id: str
+    def __init__(self, key_id: _Optional[str] = ..., code: _Optional[str] = ..., subscription_id: _Optional[str] = ...) -> None: ...
 
 class StoredEvent(_message.Message):
-    __slots__ = ("type", "version", "recorded_at", "position", "payload", "key_id")
+    __slots__ = ("type", "version", "recorded_at", "position", "payload", "key_id", "aggregate_type")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_TYPE_FIELD_NUMBER: _ClassVar[int]
     type: str
     version: int
     recorded_at: _timestamp_pb2.Timestamp
     position: int
     payload: _struct_pb2.Struct
     key_id: str
-    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., key_id: _Optional[str] = ...) -> None: ...
+    aggregate_type: str
+    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., key_id: _Optional[str] = ..., aggregate_type: _Optional[str] = ...) -> None: ...
 
 class GetKeyHistoryResponse(_message.Message):
     __slots__ = ("key_id", "events")
@@ -379,20 +437,56 @@ class GetKeyHistoryResponse(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., events: _Optional[_Iterable[_Union[StoredEvent, _Mapping]]] = ...) -> None: ...
 
 class StreamEventsRequest(_message.Message):
-    __slots__ = ("after_position", "follow", "limit")
+    __slots__ = ("after_position", "follow", "limit", "event_types", "reseller_id", "account_id", "key_id")
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
     after_position: int
     follow: bool
     limit: int
-    def __init__(self, after_position: _Optional[int] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    reseller_id: str
+    account_id: str
+    key_id: str
+    def __init__(self, after_position: _Optional[int] = ..., follow: _Optional[bool] = ..., limit: _Optional[int] = ..., event_types: _Optional[_Iterable[str]] = ..., reseller_id: _Optional[str] = ..., account_id: _Optional[str] = ..., key_id: _Optional[str] = ...) -> None: ...
+
+class Checkpoint(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class CaughtUp(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
+
+class StreamEventsResponse(_message.Message):
+    __slots__ = ("event", "checkpoint", "caught_up")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
+    CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    event: StoredEvent
+    checkpoint: Checkpoint
+    caught_up: CaughtUp
+    def __init__(self, event: _Optional[_Union[StoredEvent, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ...) -> None: ...
 
 class GetKeyStatsRequest(_message.Message):
-    __slots__ = ("reseller_id",)
+    __slots__ = ("reseller_id", "product", "from_date", "to_date")
     RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    FROM_DATE_FIELD_NUMBER: _ClassVar[int]
+    TO_DATE_FIELD_NUMBER: _ClassVar[int]
     reseller_id: str
-    def __init__(self, reseller_id: _Optional[str] = ...) -> None: ...
+    product: Product
+    from_date: str
+    to_date: str
+    def __init__(self, reseller_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., from_date: _Optional[str] = ..., to_date: _Optional[str] = ...) -> None: ...
 
 class KeyCount(_message.Message):
     __slots__ = ("tier", "status", "reseller_id", "count")
@@ -425,22 +519,26 @@ class GetKeyStatsResponse(_message.Message):
     def __init__(self, counts: _Optional[_Iterable[_Union[KeyCount, _Mapping]]] = ..., activations_per_day: _Optional[_Iterable[_Union[DailyActivations, _Mapping]]] = ..., position: _Optional[int] = ...) -> None: ...
 
 class ListExpiringSubscriptionsRequest(_message.Message):
-    __slots__ = ("before", "page_size", "page_token")
+    __slots__ = ("before", "page_size", "page_token", "reseller_id")
     BEFORE_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
     before: _timestamp_pb2.Timestamp
     page_size: int
     page_token: str
-    def __init__(self, before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+    reseller_id: str
+    def __init__(self, before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., reseller_id: _Optional[str] = ...) -> None: ...
 
 class ListExpiringSubscriptionsResponse(_message.Message):
-    __slots__ = ("entitlements", "next_page_token")
+    __slots__ = ("entitlements", "next_page_token", "position")
     ENTITLEMENTS_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
     entitlements: _containers.RepeatedCompositeFieldContainer[Entitlement]
     next_page_token: str
-    def __init__(self, entitlements: _Optional[_Iterable[_Union[Entitlement, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    position: int
+    def __init__(self, entitlements: _Optional[_Iterable[_Union[Entitlement, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
 
 class GetProjectionStatusRequest(_message.Message):
     __slots__ = ()
@@ -465,3 +563,59 @@ class GetProjectionStatusResponse(_message.Message):
     projections: _containers.RepeatedCompositeFieldContainer[ProjectionStatus]
     head_position: int
     def __init__(self, projections: _Optional[_Iterable[_Union[ProjectionStatus, _Mapping]]] = ..., head_position: _Optional[int] = ...) -> None: ...
+
+class LiftAttemptBlockRequest(_message.Message):
+    __slots__ = ("account_id", "session_id", "reason")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    session_id: str
+    reason: str
+    def __init__(self, account_id: _Optional[str] = ..., session_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class LiftAttemptBlockResponse(_message.Message):
+    __slots__ = ("lifted",)
+    LIFTED_FIELD_NUMBER: _ClassVar[int]
+    lifted: int
+    def __init__(self, lifted: _Optional[int] = ...) -> None: ...
+
+class RecordPlanEventRequest(_message.Message):
+    __slots__ = ("billing_event_id", "subscription_id", "account_id", "product", "tier", "seats", "kind", "period_starts_at", "period_ends_at", "occurred_at", "cancel_at_period_end")
+    BILLING_EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SUBSCRIPTION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    OCCURRED_AT_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_AT_PERIOD_END_FIELD_NUMBER: _ClassVar[int]
+    billing_event_id: str
+    subscription_id: str
+    account_id: str
+    product: Product
+    tier: Tier
+    seats: int
+    kind: PlanEventKind
+    period_starts_at: _timestamp_pb2.Timestamp
+    period_ends_at: _timestamp_pb2.Timestamp
+    occurred_at: _timestamp_pb2.Timestamp
+    cancel_at_period_end: bool
+    def __init__(self, billing_event_id: _Optional[str] = ..., subscription_id: _Optional[str] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., tier: _Optional[_Union[Tier, str]] = ..., seats: _Optional[int] = ..., kind: _Optional[_Union[PlanEventKind, str]] = ..., period_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., period_ends_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., occurred_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cancel_at_period_end: _Optional[bool] = ...) -> None: ...
+
+class RecordPlanEventResponse(_message.Message):
+    __slots__ = ("plan_id", "position", "duplicate", "ignored", "entitlement")
+    PLAN_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    IGNORED_FIELD_NUMBER: _ClassVar[int]
+    ENTITLEMENT_FIELD_NUMBER: _ClassVar[int]
+    plan_id: str
+    position: int
+    duplicate: bool
+    ignored: bool
+    entitlement: Entitlement
+    def __init__(self, plan_id: _Optional[str] = ..., position: _Optional[int] = ..., duplicate: _Optional[bool] = ..., ignored: _Optional[bool] = ..., entitlement: _Optional[_Union[Entitlement, _Mapping]] = ...) -> None: ...

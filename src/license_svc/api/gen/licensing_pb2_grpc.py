@@ -393,6 +393,11 @@ class EntitlementServiceStub:
                 request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatAllowanceRequest.SerializeToString,
                 response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.SeatAllowance.FromString,
                 _registered_method=True)
+        self.WatchSeatAllowance = channel.unary_stream(
+                '/fiscobridge.licensing.v1.EntitlementService/WatchSeatAllowance',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceResponse.FromString,
+                _registered_method=True)
 
 
 class EntitlementServiceServicer:
@@ -414,6 +419,15 @@ class EntitlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchSeatAllowance(self, request, context):
+        """With account_id: the account's allowance at once, then again at every change (including
+        the instant a period ends). Without account_id (integrations, ops): a resumable change
+        feed of every account's allowance after `after_position`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -426,6 +440,11 @@ def add_EntitlementServiceServicer_to_server(servicer, server):
                     servicer.GetSeatAllowance,
                     request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatAllowanceRequest.FromString,
                     response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.SeatAllowance.SerializeToString,
+            ),
+            'WatchSeatAllowance': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchSeatAllowance,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -496,6 +515,33 @@ class EntitlementService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def WatchSeatAllowance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.EntitlementService/WatchSeatAllowance',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AuditServiceStub:
     """---------------------------------------------------------------------------------------------
@@ -518,7 +564,7 @@ class AuditServiceStub:
         self.StreamEvents = channel.unary_stream(
                 '/fiscobridge.licensing.v1.AuditService/StreamEvents',
                 request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StreamEventsRequest.SerializeToString,
-                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StoredEvent.FromString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StreamEventsResponse.FromString,
                 _registered_method=True)
 
 
@@ -553,7 +599,7 @@ def add_AuditServiceServicer_to_server(servicer, server):
             'StreamEvents': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamEvents,
                     request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StreamEventsRequest.FromString,
-                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StoredEvent.SerializeToString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StreamEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -613,7 +659,7 @@ class AuditService:
             target,
             '/fiscobridge.licensing.v1.AuditService/StreamEvents',
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StreamEventsRequest.SerializeToString,
-            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StoredEvent.FromString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.StreamEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -653,6 +699,11 @@ class OpsServiceStub:
                 request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetProjectionStatusRequest.SerializeToString,
                 response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetProjectionStatusResponse.FromString,
                 _registered_method=True)
+        self.LiftAttemptBlock = channel.unary_unary(
+                '/fiscobridge.licensing.v1.OpsService/LiftAttemptBlock',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.FromString,
+                _registered_method=True)
 
 
 class OpsServiceServicer:
@@ -680,6 +731,13 @@ class OpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def LiftAttemptBlock(self, request, context):
+        """Support lifts a dialog session's or an account's failed-attempt block (recorded for audit).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -697,6 +755,11 @@ def add_OpsServiceServicer_to_server(servicer, server):
                     servicer.GetProjectionStatus,
                     request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetProjectionStatusRequest.FromString,
                     response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetProjectionStatusResponse.SerializeToString,
+            ),
+            'LiftAttemptBlock': grpc.unary_unary_rpc_method_handler(
+                    servicer.LiftAttemptBlock,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -784,6 +847,119 @@ class OpsService:
             '/fiscobridge.licensing.v1.OpsService/GetProjectionStatus',
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetProjectionStatusRequest.SerializeToString,
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetProjectionStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LiftAttemptBlock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.OpsService/LiftAttemptBlock',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class BillingServiceStub:
+    """---------------------------------------------------------------------------------------------
+    BillingService: the billing service forwards the payment provider's subscription events.
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.RecordPlanEvent = channel.unary_unary(
+                '/fiscobridge.licensing.v1.BillingService/RecordPlanEvent',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RecordPlanEventRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RecordPlanEventResponse.FromString,
+                _registered_method=True)
+
+
+class BillingServiceServicer:
+    """---------------------------------------------------------------------------------------------
+    BillingService: the billing service forwards the payment provider's subscription events.
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    def RecordPlanEvent(self, request, context):
+        """Idempotent by billing_event_id; an event older than the plan's latest applied one is
+        recorded for audit but never rolls the plan back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_BillingServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'RecordPlanEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordPlanEvent,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RecordPlanEventRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RecordPlanEventResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fiscobridge.licensing.v1.BillingService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fiscobridge.licensing.v1.BillingService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class BillingService:
+    """---------------------------------------------------------------------------------------------
+    BillingService: the billing service forwards the payment provider's subscription events.
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    @staticmethod
+    def RecordPlanEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.BillingService/RecordPlanEvent',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RecordPlanEventRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RecordPlanEventResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -19,10 +19,10 @@ from eventsourcing.postgres import PostgresDatastore
 
 from license_svc.application import LicensingApp
 from license_svc.config import Settings
+from projections.base import View
+from projections.generations import Generations, advisory_lock
+from projections.registry import view_class
 
-from .base import View
-from .generations import Generations, advisory_lock
-from .registry import view_class
 from .runner import close_runner, connect, start_runner, worker_lock_key
 
 TICK_SECONDS = 0.25

@@ -36,12 +36,12 @@ from psycopg.rows import dict_row
 
 from license_svc.application import LicensingApp
 from license_svc.config import Settings
+from projections.base import generation_name
+from projections.generations import Generations
+from projections.registry import NAMES, view_class
 
-from .base import generation_name
 from .follow import PULL_SECONDS
 from .follow import TOPIC as FOLLOWING_TOPIC
-from .generations import Generations
-from .registry import NAMES, view_class
 from .viewset import ViewSet, ViewSetProjection
 
 log = logging.getLogger("license_svc.projections")

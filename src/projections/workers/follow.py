@@ -34,7 +34,7 @@ from psycopg.sql import SQL, Identifier
 
 from license_svc.store import LicensingRecorder
 
-TOPIC = "projections.follow:FollowingRecorder"
+TOPIC = "projections.workers.follow:FollowingRecorder"
 PULL_SECONDS = 0.005
 RECHECK_SECONDS = 1.0
 LISTEN_TICK_SECONDS = 0.1  # how often the listener checks whether it was stopped (the library's)

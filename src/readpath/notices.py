@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from .base import CHANNEL
+from projections.base import CHANNEL
 
 log = logging.getLogger("license_svc.projections")
 

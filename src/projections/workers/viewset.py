@@ -19,7 +19,7 @@ from typing import Any
 from eventsourcing.persistence import Tracking, TrackingRecorder
 from eventsourcing.projection import Projection
 
-from .base import Batch, View
+from projections.base import Batch, View
 
 Item = tuple[Any, Tracking]
 

@@ -15,16 +15,19 @@ from typing import TypeVar
 
 from eventsourcing.postgres import PostgresDatastore
 
-from license_svc.api.errors import WaitTimedOut
+from projections.base import View, generation_name
+from projections.catalog import CatalogView
+from projections.generations import Generations
+from projections.registry import NAMES, view_class
 
-from .base import View, generation_name
-from .catalog import CatalogView
-from .generations import Generations
 from .notices import Notices
-from .registry import NAMES, view_class
 
 T = TypeVar("T")
 V = TypeVar("V", bound=View)
+
+
+class WaitTimedOut(Exception):
+    """A read asked for a position the view did not reach within the call's deadline."""
 
 
 class LiveViews:
