@@ -1,4 +1,4 @@
-"""The Activate Key dialog (SPEC §4): ValidateKey and ActivateKey behind the attempt limiter.
+"""The Activate Key dialog (rules §4): ValidateKey and ActivateKey behind the attempt limiter.
 
 Order matters: a blocked session is refused before the code is even parsed, so a blocked
 attacker learns nothing more; a mistyped code is refused without a database read; every one of

@@ -1,4 +1,4 @@
-"""The failed-attempt limiter of SPEC §4, durable in PostgreSQL and shared by every replica.
+"""The failed-attempt limiter of rules §4, durable in PostgreSQL and shared by every replica.
 
 Every failed Validate/Activate is one row of `failed_attempts` (the audit trail: when, which
 account and session, which method, why, and the key id when the code was well-formed — never

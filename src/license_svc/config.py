@@ -52,7 +52,7 @@ class Settings:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set → mutual TLS
-    # Failed-attempt limiter (SPEC §4)
+    # Failed-attempt limiter (rules §4)
     session_attempt_limit: int = 5
     session_block_seconds: int = 15 * 60
     account_attempt_limit: int = 20

@@ -53,7 +53,7 @@ class CatalogKey:
 
     def at(self, now: datetime) -> CatalogKey:
         """As it stands at `now`: an activated key whose period has ended is expired, even
-        before the sweeper records it (the read-time rule of SPEC §3)."""
+        before the sweeper records it (the read-time rule of rules §3)."""
         if (
             self.status is KeyStatus.ACTIVATED
             and self.period_ends_at

@@ -1,4 +1,4 @@
-"""The read-time rules of SPEC §3 and §6, pure: what an account's entitlements add up to *now*.
+"""The read-time rules of rules §3 and §6, pure: what an account's entitlements add up to *now*.
 
 - An entitlement counts only while `period_starts_at <= now < period_ends_at`: a period that
   has ended is never counted, whether or not the sweeper has recorded SubscriptionExpired.

@@ -1,6 +1,6 @@
 """Subscription summary per (account, product): its entitlements, with hints, to list them.
 
-SPEC §6: active, highest tier, summed seats, that tier's limits and the entitlements. The view
+rules §6: active, highest tier, summed seats, that tier's limits and the entitlements. The view
 keeps the rows; `subscription.py` applies the read-time rules to them.
 """
 

@@ -1,4 +1,4 @@
-"""ValidateKey and ActivateKey through a real server process: the rules and texts of SPEC §4."""
+"""ValidateKey and ActivateKey through a real server process: the rules and texts of rules §4."""
 
 from __future__ import annotations
 

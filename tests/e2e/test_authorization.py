@@ -1,4 +1,4 @@
-"""Bearer tokens and roles (SPEC §8) through a real server process."""
+"""Bearer tokens and roles (rules §8) through a real server process."""
 
 from __future__ import annotations
 

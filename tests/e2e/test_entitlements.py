@@ -132,7 +132,7 @@ def test_valid_until_is_the_next_change_of_the_allowance(api: Client, clock: Fak
 
 
 def _months(n: int) -> timedelta:
-    """From the FakeClock's start (2026-01-31 09:30 UTC), clamped as SPEC §3 says."""
+    """From the FakeClock's start (2026-01-31 09:30 UTC), clamped as rules §3 says."""
     ends = {
         1: datetime(2026, 2, 28, 9, 30, tzinfo=UTC),
         12: datetime(2027, 1, 31, 9, 30, tzinfo=UTC),

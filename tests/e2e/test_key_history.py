@@ -1,4 +1,4 @@
-"""AuditService.GetKeyHistory through a real server process (SPEC §7)."""
+"""AuditService.GetKeyHistory through a real server process (rules §7)."""
 
 from __future__ import annotations
 

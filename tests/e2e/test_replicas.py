@@ -1,4 +1,4 @@
-"""Two server processes on one database share the failed-attempt counters (SPEC §4)."""
+"""Two server processes on one database share the failed-attempt counters (rules §4)."""
 
 from __future__ import annotations
 

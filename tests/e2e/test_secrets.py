@@ -1,4 +1,4 @@
-"""No plaintext code in the database or the server's log (SPEC §2: secrets stay secret)."""
+"""No plaintext code in the database or the server's log (rules §2: secrets stay secret)."""
 
 from __future__ import annotations
 

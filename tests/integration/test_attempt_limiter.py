@@ -1,4 +1,4 @@
-"""The failed-attempt limiter of SPEC §4 against real Postgres, with an injected clock."""
+"""The failed-attempt limiter of rules §4 against real Postgres, with an injected clock."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ActivationKey aggregate: its four events and the state machine of SPEC §3 (pure, no I/O)."""
+"""The ActivationKey aggregate: its four events and the state machine of rules §3 (pure, no I/O)."""
 
 from __future__ import annotations
 

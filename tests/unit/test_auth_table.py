@@ -1,4 +1,4 @@
-"""Who may call what (SPEC §8), and how bearer tokens become principals."""
+"""Who may call what (rules §8), and how bearer tokens become principals."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from license_svc.config import DEV_TOKENS
 
 RES, POR, INT, AUD, OPS = "reseller", "portal", "integrations", "auditor", "ops"
 BIL = "billing"
-# SPEC §8's table, written out independently of ACCESS.
+# rules §8's table (docs/contract.md), written out independently of ACCESS.
 SPEC_ACCESS = {
     "KeyService/IssueKeys": {RES, OPS},
     "KeyService/RevokeKey": {RES, OPS},

@@ -1,4 +1,4 @@
-"""Key codes (SPEC §2): form, check symbol strength, forgiving-but-strict parsing, derivation."""
+"""Key codes (rules §2): form, check symbol strength, forgiving-but-strict parsing, derivation."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from license_svc.domain.codes import (
     parse,
 )
 
-# Written from the SPEC text, independently of ALPHABET.
+# Written from the rules' text, independently of ALPHABET.
 SPEC_FORM = re.compile(r"(INT|POS)-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}")
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -16,7 +16,7 @@ PEPPER = b"unit-test pepper, 32 bytes long!"
 
 
 def reference_derive(secret: bytes, scope: bytes, index: int, prefix: str) -> str:
-    """The derivation written out plainly (SPEC §2 and `derive`'s docstring), as an oracle for
+    """The derivation written out plainly (rules §2 and `derive`'s docstring), as an oracle for
     the table-driven implementation."""
     stem = scope + b"\x00" + index.to_bytes(8, "big") + b"\x00"
     attempt = 0

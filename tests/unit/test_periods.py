@@ -1,4 +1,4 @@
-"""Subscription periods (SPEC §3): calendar months in UTC, clamped to the end of shorter months."""
+"""Subscription periods (rules §3): calendar months in UTC, clamped to the end of shorter months."""
 
 from __future__ import annotations
 

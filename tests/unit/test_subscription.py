@@ -1,4 +1,4 @@
-"""The read-time rules of a subscription (SPEC §3, §6): stacking, ended periods, valid_until."""
+"""The read-time rules of a subscription (rules §3, §6): stacking, ended periods, valid_until."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The tier catalog of SPEC §5: one place in the code, the values of the spec's table."""
+"""The tier catalog of rules §5: one place in the code, the values of the spec's table."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from license_svc.domain.tiers import CATALOG, Product, Tier, has_catalog, highest, limits
 
-# Written from the SPEC's table, independently of CATALOG.
+# Written from the rules' table, independently of CATALOG.
 SPEC_TIERS = {
     Tier.STARTER: ("Starter", 300, "Basic"),
     Tier.GROWTH: ("Growth", 3_000, "Near real-time + auto retry"),

@@ -1,4 +1,4 @@
-"""Bearer-token authentication and the who-may-call-what table of SPEC §8.
+"""Bearer-token authentication and the who-may-call-what table of rules §8.
 
 Tokens come from a JSON file: a list of {"token", "role", "reseller_id"?}. Tokens are compared
 by their SHA-256 so that the table in memory holds no token and lookups take constant time.

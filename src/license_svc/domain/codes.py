@@ -1,4 +1,4 @@
-"""Activation key codes (SPEC §2): parsing, check symbol, generation, derivation, hints.
+"""Activation key codes (rules §2): parsing, check symbol, generation, derivation, hints.
 
 A code is ``PPP-XXXX-XXXX-XXXX``: a product prefix and twelve symbols from a 34-symbol alphabet
 without the easily confused ``0`` and ``1``. The twelfth symbol is a check symbol over the eleven

@@ -1,4 +1,4 @@
-"""The ActivationKey aggregate, its four events and the state machine of SPEC §3.
+"""The ActivationKey aggregate, its four events and the state machine of rules §3.
 
     ISSUED → ACTIVATED → EXPIRED
     ISSUED → REVOKED
@@ -206,5 +206,5 @@ EVENT_TYPES = ("KeyIssued", "KeyActivated", "KeyRevoked", "SubscriptionExpired")
 
 
 def event_type(topic: str) -> str:
-    """The bare event name of SPEC §3 from a stored topic such as 'm:ActivationKey.KeyIssued'."""
+    """The bare event name of rules §3 from a stored topic such as 'm:ActivationKey.KeyIssued'."""
     return topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1]

@@ -1,4 +1,4 @@
-"""The tier catalog (SPEC §5): the one place tier limits live; the API returns it."""
+"""The tier catalog (rules §5): the one place tier limits live; the API returns it."""
 
 from __future__ import annotations
 
