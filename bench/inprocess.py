@@ -41,6 +41,10 @@ INSERT = (
     " VALUES (%s, %s, %s, %s)"
 )
 COPY = "COPY bench_bulk (originator_id, originator_version, topic, state) FROM STDIN"
+# Keys saved per `app.save` when seeding (e). The stock recorder sends a save as one pipelined
+# INSERT; a message larger than the socket buffer hangs psycopg 3.3's pipeline for ever over a
+# Unix socket (the embedded default). 200 KeyIssued events are a few tens of KiB.
+SEED_BATCH = 200
 
 
 def _app(database_url: str) -> LicensingApp:
@@ -101,7 +105,7 @@ class RepositorySpec:
 
 def _issue(app: LicensingApp, count: int) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(count)]
-    for start in range(0, count, 5_000):
+    for start in range(0, count, SEED_BATCH):
         app.save(
             *[
                 ActivationKey.issue(
@@ -114,7 +118,7 @@ def _issue(app: LicensingApp, count: int) -> list[uuid.UUID]:
                     batch_id="bench-ceiling-e",
                     hint="INT-••••-••••-BNCH",
                 )
-                for key_id in ids[start : start + 5_000]
+                for key_id in ids[start : start + SEED_BATCH]
             ]
         )
     return ids

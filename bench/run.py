@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import platform
+import signal
 import subprocess
 import sys
 import tempfile
@@ -145,8 +146,24 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
             projections.stop_worker(worker)
 
 
+def _unwind_on_signals() -> None:
+    """SIGTERM and SIGINT unwind the run like an exception: every `with` stops its child
+    processes and drops the run's database, then the embedded PostgreSQL's exit hook stops it
+    and deletes its folder. (SIGTERM's default would skip all of that and leave the server
+    running.) Further signals are ignored so that the cleanup itself is not cut short."""
+
+    def on_signal(signum: int, _frame: object) -> None:
+        for other in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(other, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    _unwind_on_signals()
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -169,9 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     logs = Path(tempfile.mkdtemp(prefix=f"license-svc-bench-{stamp}-"))
     began = time.monotonic()
     results = Results()
-    with database.fresh_database(database.server_url()) as url:
-        results.meta = _meta(args, plan, url, stamp)
-        measure(args, plan, results, url, logs)
+    try:
+        with database.fresh_database(database.server_url()) as url:
+            results.meta = _meta(args, plan, url, stamp)
+            measure(args, plan, results, url, logs)
+    except KeyboardInterrupt as interrupted:
+        log.error("interrupted (%s): child processes stopped, database dropped", interrupted)
+        return 130
     results.meta["seconds"] = round(time.monotonic() - began, 1)
     found = report.targets(results)
     print()
