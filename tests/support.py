@@ -31,6 +31,7 @@ TOKENS = {
     "integrations": "dev-integrations",
     "auditor": "dev-auditor",
     "ops": "dev-ops",
+    "billing": "dev-billing",
 }
 
 
@@ -66,6 +67,7 @@ class Client:
         self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
         self.audit = pb_grpc.AuditServiceStub(self.channel)
         self.ops = pb_grpc.OpsServiceStub(self.channel)
+        self.billing = pb_grpc.BillingServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     @staticmethod

@@ -19,6 +19,7 @@ from license_svc.activation import ActivationDialog
 from license_svc.api.auth import TokenTable
 from license_svc.application import Clock, LicensingApp, utcnow
 from license_svc.attempts import AttemptLimiter, Limits
+from license_svc.billing import PlanBook
 from license_svc.config import DEV_TOKENS, Settings
 from license_svc.domain.identity import KeyIdentity
 from license_svc.sweeper import Sweeper, SweeperThread
@@ -64,6 +65,7 @@ class Service:
     dialog: ActivationDialog
     clock: Clock
     views: LiveViews
+    plans: PlanBook
     background: list[Background] = field(default_factory=list)
 
     @property
@@ -73,7 +75,11 @@ class Service:
 
     def sweeper(self) -> Sweeper:
         return Sweeper(
-            self.app, lambda: self.views.catalog, self.clock, batch=self.settings.sweep_batch
+            self.app,
+            lambda: self.views.catalog,
+            self.clock,
+            batch=self.settings.sweep_batch,
+            plans=(self.plans, lambda: self.views.allowance),
         )
 
     def close(self) -> None:
@@ -119,7 +125,8 @@ def _build(settings: Settings, clock: Clock) -> Service:
     limiter.create_table()
     views = LiveViews(datastore, settings.database_url, settings.view_recheck_seconds)
     views.ensure_tables()
-    return Service(settings, app, limiter, ActivationDialog(app, limiter), clock, views)
+    plans = PlanBook(app, app.identity, clock)
+    return Service(settings, app, limiter, ActivationDialog(app, limiter), clock, views, plans)
 
 
 def server(service: Service) -> Server:

@@ -19,7 +19,9 @@ from datetime import datetime
 from uuid import UUID
 
 from license_svc.application import LicensingApp
+from license_svc.billing import PlanBook
 from projections.catalog import CatalogView
+from projections.entitlements import EntitlementsView
 
 log = logging.getLogger("license_svc.sweeper")
 
@@ -37,13 +39,30 @@ class Sweeper:
         catalog: Callable[[], CatalogView],
         clock: Callable[[], datetime],
         batch: int = 500,
+        plans: tuple[PlanBook, Callable[[], EntitlementsView]] | None = None,
     ) -> None:
         self._app = app
         self._catalog = catalog
         self._clock = clock
         self._batch = batch
+        self._plans = plans  # plans bought online: their book and a view that lists them
 
     def sweep_once(self) -> Sweep:
+        keys = self._sweep_keys()
+        plans = self._sweep_plans()
+        return Sweep(keys.due + plans.due, keys.expired + plans.expired)
+
+    def _sweep_plans(self) -> Sweep:
+        """Plans whose end has passed; the view drops each once its expiry is applied, and a
+        plan offered again (the view lags) expires as a no-op."""
+        if self._plans is None:
+            return Sweep(0, 0)
+        book, view = self._plans
+        due = view().due_plans(self._clock(), self._batch)
+        expired = sum(1 for plan_id in due if book.expire(plan_id) is not None)
+        return Sweep(len(due), expired)
+
+    def _sweep_keys(self) -> Sweep:
         """Expire every key that is due now; page through the catalog by (end, key id)."""
         now = self._clock()
         after: tuple[datetime, UUID] | None = None

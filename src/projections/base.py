@@ -27,6 +27,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from license_svc.application import LicensingApp
 from license_svc.domain.key import ActivationKey
+from license_svc.domain.plan import Plan
 
 CHANNEL = "license_svc_views"
 APP_NAME = LicensingApp.name  # the application name tracking rows are recorded under
@@ -51,6 +52,7 @@ class Batch:
     activated: list[ActivationKey.KeyActivated] = field(default_factory=list)
     revoked: list[ActivationKey.KeyRevoked] = field(default_factory=list)
     expired: list[ActivationKey.SubscriptionExpired] = field(default_factory=list)
+    plans: list[Plan.Event] = field(default_factory=list)  # plans bought online, in order
 
     @classmethod
     def of(cls, items: Sequence[tuple[Any, Tracking]]) -> Batch:
@@ -64,6 +66,8 @@ class Batch:
                 batch.revoked.append(event)
             elif isinstance(event, ActivationKey.SubscriptionExpired):
                 batch.expired.append(event)
+            elif isinstance(event, Plan.Event):
+                batch.plans.append(event)
             # Any other event is still covered by the batch's tracking row.
         return batch
 

@@ -17,9 +17,12 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
+from license_svc.domain.plan import Plan
 from license_svc.domain.tiers import Product, Tier
 
 from .base import Batch, View
+
+SOURCE_KEY, SOURCE_PLAN = "key", "plan"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Entitlement:
     period_starts_at: datetime
     period_ends_at: datetime
     hint: str = ""
+    source: str = SOURCE_KEY
+    subscription_id: str = ""  # plans: the payment provider's subscription id
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,22 @@ class EntitlementsView(View):
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, product)").format(
                 Identifier(f"{self.full_name}_by_account"), self.table("entitlements")
             ),
+            # Plans bought online stand beside keys (added later: tables made before gain them).
+            SQL(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'key',"
+                " ADD COLUMN IF NOT EXISTS subscription_id text NOT NULL DEFAULT ''"
+            ).format(self.table("entitlements")),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (ends_at, key_id) WHERE source = 'plan'"
+            ).format(Identifier(f"{self.full_name}_plans_by_end"), self.table("entitlements")),
         ]
 
     @cached_property
     def _select_for_account(self) -> bytes:
         """Rendered once per view: composing it on every read cost a third of a read's CPU."""
         statement = SQL(
-            "SELECT p.position, e.key_id, e.tier, e.seats, e.starts_at, e.ends_at{hint}"
+            "SELECT p.position, e.key_id, e.tier, e.seats, e.starts_at, e.ends_at,"
+            " e.source, e.subscription_id{hint}"
             " FROM {position} LEFT JOIN {entitlements} e"
             " ON e.account_id = %s AND e.product = %s AND e.ends_at > %s"
             " ORDER BY e.starts_at, e.key_id"
@@ -126,6 +140,64 @@ class EntitlementsView(View):
         if batch.revoked:  # a reseller may revoke a key nobody redeemed
             revoked = [e.originator_id for e in batch.revoked]
             curs.execute(SQL("DELETE FROM {} WHERE key_id = ANY(%s)").format(pending), (revoked,))
+        if batch.plans:
+            self._write_plans(curs, batch.plans)
+
+    def _write_plans(self, curs: Cursor[DictRow], events: list[Plan.Event]) -> None:
+        """Each plan's row as its last event in the batch leaves it: every applied provider
+        event carries the whole plan, an expiry removes the row, an ignored event changes
+        nothing."""
+        final: dict[UUID, Plan.Event] = {}
+        for e in events:
+            if not isinstance(e, Plan.PlanEventIgnored):
+                final[e.originator_id] = e
+        rows = [e for e in final.values() if not isinstance(e, Plan.SubscriptionExpired)]
+        gone = [e.originator_id for e in final.values() if isinstance(e, Plan.SubscriptionExpired)]
+        entitlements = self.table("entitlements")
+        if gone:
+            curs.execute(SQL("DELETE FROM {} WHERE key_id = ANY(%s)").format(entitlements), (gone,))
+        if rows:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} AS e (key_id, account_id, product, tier, seats, starts_at,"
+                    " ends_at, source, subscription_id{hint})"
+                    " SELECT key_id, account_id, product, tier, seats, starts_at, ends_at, 'plan',"
+                    " subscription_id{empty_hint} FROM unnest(%s::uuid[], %s::text[], %s::text[],"
+                    " %s::text[], %s::integer[], %s::timestamptz[], %s::timestamptz[], %s::text[])"
+                    " AS p(key_id, account_id, product, tier, seats, starts_at, ends_at,"
+                    " subscription_id)"
+                    " ON CONFLICT (key_id) DO UPDATE SET tier = excluded.tier,"
+                    " seats = excluded.seats, starts_at = excluded.starts_at,"
+                    " ends_at = excluded.ends_at"
+                ).format(
+                    entitlements,
+                    hint=self._hint_column,
+                    empty_hint=SQL(", ''") if self.with_hint else SQL(""),
+                ),
+                tuple(
+                    [getattr(e, name) for e in rows]
+                    for name in [
+                        "originator_id",
+                        "account_id",
+                        "product",
+                        "tier",
+                        "seats",
+                        "period_starts_at",
+                        "ends_at",
+                        "subscription_id",
+                    ]
+                ),
+            )
+
+    def due_plans(self, now: datetime, limit: int) -> list[UUID]:
+        """Plans whose end has passed and whose SubscriptionExpired the view has not seen."""
+        statement = SQL(
+            "SELECT key_id FROM {} WHERE source = 'plan' AND ends_at <= %s"
+            " ORDER BY ends_at, key_id LIMIT %s"
+        ).format(self.table("entitlements"))
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, (now, limit)).fetchall()
+        return [row["key_id"] for row in rows]
 
     def for_account(self, account_id: str, product: Product, now: datetime) -> AccountEntitlements:
         """The account's entitlements whose period has not ended at `now`, with the position
@@ -144,6 +216,8 @@ class EntitlementsView(View):
                 period_starts_at=row["starts_at"],
                 period_ends_at=row["ends_at"],
                 hint=row.get("hint") or "",
+                source=row["source"],
+                subscription_id=row["subscription_id"],
             )
             for row in rows
             if row["key_id"] is not None

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from eventsourcing.postgres import PostgresDatastore
 
+from projections.allowance import AllowanceView
 from projections.base import View, generation_name
 from projections.catalog import CatalogView
 from projections.generations import Generations
@@ -73,6 +74,12 @@ class LiveViews:
             if found is None:
                 found = self._views[key] = view_class(name).at(self.datastore, generation)
         return found
+
+    @property
+    def allowance(self) -> AllowanceView:
+        view = self.view(AllowanceView.name)
+        assert isinstance(view, AllowanceView)
+        return view
 
     @property
     def catalog(self) -> CatalogView:

@@ -22,7 +22,12 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
     def GetKeyHistory(
         self, request: pb.GetKeyHistoryRequest, context: grpc.ServicerContext
     ) -> pb.GetKeyHistoryResponse:
-        key_id = key_id_from(self._app, request.key_id, request.code)
+        if request.subscription_id:  # a plan bought online, by the provider's subscription id
+            key_id = self._app.identity.plan_id(
+                convert.text_field(request.subscription_id, "subscription_id", [])
+            )
+        else:
+            key_id = key_id_from(self._app, request.key_id, request.code)
         return pb.GetKeyHistoryResponse(
             key_id=str(key_id),
             events=[

@@ -12,8 +12,9 @@ from uuid import UUID
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from license_svc.domain.key import ActivationKey, KeyStatus
+from license_svc.domain.plan import Plan
 from license_svc.domain.tiers import Product, Tier, TierLimits
-from projections.entitlements import Entitlement
+from projections.entitlements import SOURCE_PLAN, Entitlement
 
 from .errors import BadRequest
 from .gen import licensing_pb2 as pb
@@ -117,6 +118,26 @@ def entitlement(value: ActivationKey | Entitlement) -> pb.Entitlement:
         period_ends_at=timestamp(value.period_ends_at),
         account_id=value.account_id or "",
         product=PRODUCTS[value.product],
+        source=SOURCES[value.source if isinstance(value, Entitlement) else "key"],
+        subscription_id=value.subscription_id if isinstance(value, Entitlement) else "",
+    )
+
+
+SOURCES = {"key": pb.ENTITLEMENT_SOURCE_KEY, SOURCE_PLAN: pb.ENTITLEMENT_SOURCE_PLAN}
+
+
+def plan_entitlement(value: Plan) -> pb.Entitlement:
+    """A plan bought online as the entitlement it grants (its current period)."""
+    return pb.Entitlement(
+        key_id=str(value.id),
+        tier=TIERS[value.tier],
+        seats=value.seats,
+        period_starts_at=timestamp(value.period_starts_at),
+        period_ends_at=timestamp(value.ends_at),
+        account_id=value.account_id,
+        product=PRODUCTS[value.product],
+        source=pb.ENTITLEMENT_SOURCE_PLAN,
+        subscription_id=value.subscription_id,
     )
 
 

@@ -27,6 +27,7 @@ from license_svc.application import (
     UnsupportedProduct,
 )
 from license_svc.attempts import TooManyAttempts
+from license_svc.billing import PlanConflict
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
 from readpath.live import WaitTimedOut
@@ -124,6 +125,12 @@ TABLE: dict[type[Exception], Mapping] = {
         grpc.StatusCode.UNAVAILABLE,
         "UNAVAILABLE",
         _fixed("The service is busy, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    PlanConflict: Mapping(
+        grpc.StatusCode.ABORTED,
+        "PLAN_BUSY",
+        _fixed("The plan changed while this event was recorded, please retry"),
         retry_after=lambda _: timedelta(seconds=1),
     ),
     WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),

@@ -18,12 +18,14 @@ from grpc_reflection.v1alpha import reflection
 
 from license_svc.activation import ActivationDialog
 from license_svc.application import Clock, LicensingApp
+from license_svc.billing import PlanBook
 from license_svc.config import Settings
 from readpath.live import LiveViews
 
 from .activation import ActivationServicer
 from .audit import AuditServicer
 from .auth import TokenTable
+from .billing import BillingServicer
 from .entitlements import EntitlementServicer
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
@@ -53,6 +55,8 @@ class Parts(Protocol):
     def views(self) -> LiveViews: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def plans(self) -> PlanBook: ...
 
 
 class Server:
@@ -89,6 +93,7 @@ class Server:
         pb_grpc.add_OpsServiceServicer_to_server(
             OpsServicer(views, app.recorder.max_notification_id), self.grpc
         )
+        pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(service.plans), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc

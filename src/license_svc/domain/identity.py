@@ -21,6 +21,7 @@ class KeyIdentity:
         # Separate sub-keys: a lookup hash can never be mistaken for a code-derivation input.
         lookup_key = hmac.digest(pepper, b"license-svc/key-lookup/v1", hashlib.sha256)
         self._mint_key = hmac.digest(pepper, b"license-svc/code-derivation/v1", hashlib.sha256)
+        self._plan_key = hmac.digest(pepper, b"license-svc/plan-id/v1", hashlib.sha256)
         # Keyed once; each lookup hash copies this state (copies never change the original, so
         # threads share it safely).
         self._lookup = hmac.new(lookup_key, digestmod=hashlib.sha256)
@@ -39,6 +40,12 @@ class KeyIdentity:
         """`mint` for indexes 0..count-1, in order, lazily."""
         derivation = codes.Derivation(self._mint_key, _scope(reseller_id, request_id), prefix)
         return map(derivation.code, range(count))
+
+    def plan_id(self, subscription_id: str) -> UUID:
+        """A plan's aggregate id, derived from the provider's subscription id like a key's from
+        its code, so two deliveries for one subscription meet on one aggregate."""
+        digest = hmac.digest(self._plan_key, subscription_id.encode(), "sha256")
+        return UUID(bytes=digest[:16], version=4)
 
     def batch_id(self, reseller_id: str, request_id: str) -> UUID:
         digest = hmac.digest(
