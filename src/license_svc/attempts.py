@@ -10,9 +10,18 @@ Concurrent attempts cannot slip past the limit: `begin` checks and reserves in o
 under a per-account advisory lock, and the reservation (a row whose reason is IN_FLIGHT) counts
 as a failure until the attempt ends — `failed` gives it its reason, `ended` deletes it. An
 attacker firing a hundred guesses at once in one session gets five of them tried, as one firing
-them one by one does. A reservation whose server died mid-attempt stays counted until it leaves
-the window: the limiter fails closed. Reservations and their deletions commit asynchronously (a
-crash can only lose one together with the attempt it guarded); failures commit synchronously.
+them one by one does.
+
+One timeline: the time of an attempt is read under the lock, from the database's clock, so the
+order of the rows is the order of the lock and every replica counts against the same clock,
+whatever its own host's clock says. (A test injects its own clock instead; it is then read
+before the call, and the count does not rely on it: every row younger than the window counts,
+including one stamped "in the future" by a skewed clock, so no reservation is ever invisible.)
+
+A reservation whose server died mid-attempt counts for `in_flight_ttl` (a few minutes, far
+longer than any attempt runs) and then no longer. Reservations and their deletions commit
+asynchronously (a crash can only lose one together with the attempt it guarded); failures
+commit synchronously.
 """
 
 from __future__ import annotations
@@ -42,15 +51,21 @@ class Limits:
     session_window: timedelta = timedelta(minutes=15)
     account_limit: int = 20
     account_window: timedelta = timedelta(hours=1)
+    # An attempt runs for milliseconds (its call's deadline at most): a reservation this old
+    # belongs to a server that died mid-attempt, and stops counting.
+    in_flight_ttl: timedelta = timedelta(minutes=5)
 
 
 class AttemptLimiter:
-    def __init__(self, datastore: PostgresDatastore, limits: Limits, clock: Clock) -> None:
+    def __init__(
+        self, datastore: PostgresDatastore, limits: Limits, clock: Clock | None = None
+    ) -> None:
+        """`clock=None`: the database's clock (production); a test passes its own."""
         self._datastore = datastore
         self._limits = limits
         self._clock = clock
         table = SQL("{}.failed_attempts").format(Identifier(datastore.schema))
-        begin = Identifier(datastore.schema, "license_svc_begin_attempt")
+        reserve = Identifier(datastore.schema, "license_svc_reserve_attempt")
         end = Identifier(datastore.schema, "license_svc_end_attempt")
         self._create = [
             SQL(
@@ -72,40 +87,50 @@ class AttemptLimiter:
             ).format(t=table),
             # Check and reserve, in one round trip. In a VOLATILE function each statement
             # takes a fresh snapshot, so the one that counts, coming after the lock, sees every
-            # reservation committed by those who held the lock before. For each scope it
-            # returns the failure whose leaving the window would lift the block, if any (with
-            # N failures in the window and limit L, the L-th most recent one); else the
-            # attempt's reservation.
+            # reservation committed by those who held the lock before; and the time is read
+            # after the lock too, so it is never earlier than theirs. A row counts until it
+            # `lifts` (its time plus its window); the block lifts when fewer than the limit
+            # are left, i.e. at the limit-th latest lift. For each blocked scope it returns
+            # that time; else the attempt's reservation. Both carry the `now` it counted at.
             SQL(
-                "CREATE OR REPLACE FUNCTION {begin}("
+                "CREATE OR REPLACE FUNCTION {reserve}("
                 " p_account text, p_session text, p_method text, p_now timestamptz,"
-                " p_session_since timestamptz, p_account_since timestamptz,"
-                " p_session_offset integer, p_account_offset integer)"
-                " RETURNS TABLE (scope text, at timestamptz, id bigint)"
+                " p_session_window interval, p_account_window interval,"
+                " p_session_offset integer, p_account_offset integer, p_in_flight_ttl interval)"
+                " RETURNS TABLE (scope text, lifts timestamptz, id bigint, counted_at timestamptz)"
                 " LANGUAGE plpgsql VOLATILE AS $$"
                 " #variable_conflict use_column\n"
+                " DECLARE v_now timestamptz;"
                 " BEGIN"
                 "  PERFORM set_config('synchronous_commit', 'off', true);"
                 "  PERFORM pg_advisory_xact_lock({namespace}, hashtext(p_account));"
+                "  v_now := coalesce(p_now, clock_timestamp());"
                 "  RETURN QUERY"
-                "  WITH blocking AS ("
-                "   (SELECT 's' AS scope, f.at FROM {t} f"
-                "     WHERE f.account_id = p_account AND f.session_id = p_session"
-                "       AND f.at > p_session_since AND f.at <= p_now"
-                "     ORDER BY f.at DESC OFFSET p_session_offset LIMIT 1)"
+                "  WITH live AS ("
+                "   SELECT f.session_id, f.at, f.at + CASE WHEN f.reason = {in_flight}"
+                "     THEN least(p_account_window, p_in_flight_ttl) ELSE p_account_window"
+                "     END AS account_lifts, f.at + CASE WHEN f.reason = {in_flight}"
+                "     THEN least(p_session_window, p_in_flight_ttl) ELSE p_session_window"
+                "     END AS session_lifts"
+                "   FROM {t} f WHERE f.account_id = p_account"
+                "     AND f.at > v_now - greatest(p_session_window, p_account_window)),"
+                "  blocking AS ("
+                "   (SELECT 's' AS scope, r.session_lifts AS lifts FROM live r"
+                "     WHERE r.session_id = p_session AND r.session_lifts > v_now"
+                "     ORDER BY r.session_lifts DESC OFFSET p_session_offset LIMIT 1)"
                 "   UNION ALL"
-                "   (SELECT 'a' AS scope, f.at FROM {t} f"
-                "     WHERE f.account_id = p_account AND f.at > p_account_since AND f.at <= p_now"
-                "     ORDER BY f.at DESC OFFSET p_account_offset LIMIT 1)),"
+                "   (SELECT 'a' AS scope, r.account_lifts AS lifts FROM live r"
+                "     WHERE r.account_lifts > v_now"
+                "     ORDER BY r.account_lifts DESC OFFSET p_account_offset LIMIT 1)),"
                 "  reserved AS ("
                 "   INSERT INTO {t} (at, account_id, session_id, method, reason)"
-                "   SELECT p_now, p_account, p_session, p_method, {in_flight}"
+                "   SELECT v_now, p_account, p_session, p_method, {in_flight}"
                 "   WHERE NOT EXISTS (SELECT FROM blocking) RETURNING {t}.id)"
-                "  SELECT b.scope, b.at, NULL::bigint FROM blocking b"
-                "  UNION ALL SELECT NULL, NULL, r.id FROM reserved r;"
+                "  SELECT b.scope, b.lifts, NULL::bigint, v_now FROM blocking b"
+                "  UNION ALL SELECT NULL, NULL, r.id, v_now FROM reserved r;"
                 " END $$"
             ).format(
-                begin=begin,
+                reserve=reserve,
                 t=table,
                 namespace=Literal(LOCK_NAMESPACE),
                 in_flight=Literal(IN_FLIGHT),
@@ -121,8 +146,8 @@ class AttemptLimiter:
         ]
         # Rendered once: composing them on every call costs a tenth of a check's client time.
         self._begin = (
-            SQL("SELECT scope, at, id FROM {}(%s, %s, %s, %s, %s, %s, %s, %s)")
-            .format(begin)
+            SQL("SELECT scope, lifts, id, counted_at FROM {}(%s, %s, %s, %s, %s, %s, %s, %s, %s)")
+            .format(reserve)
             .as_bytes()
         )
         self._end = SQL("SELECT {}(%s)").format(end).as_bytes()
@@ -138,7 +163,6 @@ class AttemptLimiter:
     def begin(self, account_id: str, session_id: str, method: str) -> int:
         """Reserve an attempt (its id), or raise TooManyAttempts while the session or the
         account is blocked. Every attempt begun must be `failed` or `ended`."""
-        now = self._clock()
         limits = self._limits
         with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
@@ -147,11 +171,12 @@ class AttemptLimiter:
                     account_id,
                     session_id,
                     method,
-                    now,
-                    now - limits.session_window,
-                    now - limits.account_window,
+                    self._clock() if self._clock is not None else None,
+                    limits.session_window,
+                    limits.account_window,
                     limits.session_limit - 1,
                     limits.account_limit - 1,
+                    limits.in_flight_ttl,
                 ),
                 prepare=True,
             )
@@ -159,9 +184,9 @@ class AttemptLimiter:
         reserved = [row["id"] for row in rows if row["id"] is not None]
         if reserved:
             return int(reserved[0])
-        window = {"s": limits.session_window, "a": limits.account_window}
-        lifts_at = max(row["at"] + window[row["scope"]] for row in rows)
-        raise TooManyAttempts(retry_after=max(lifts_at - now, timedelta(seconds=1)))
+        lifts_at = max(row["lifts"] for row in rows)
+        retry_after = lifts_at - rows[0]["counted_at"]
+        raise TooManyAttempts(retry_after=max(retry_after, timedelta(seconds=1)))
 
     def failed(self, attempt: int, reason: str, key_id: UUID | None = None) -> None:
         """The attempt failed: its row stays, with the reason, for the limit and the audit."""

@@ -111,6 +111,13 @@ def build(settings: Settings, clock: Clock = utcnow) -> Service:
 
 
 def _build(settings: Settings, clock: Clock) -> Service:
+    # The limiter counts on the database's clock, one timeline for every replica, unless a test
+    # injected a clock of its own. The test-only offset shifts this process's clock (a replica
+    # whose host clock is off) and so, on purpose, not the limiter's.
+    attempt_clock = None if clock is utcnow else clock
+    if clock is utcnow and settings.clock_offset_seconds:
+        offset = timedelta(seconds=settings.clock_offset_seconds)
+        clock = lambda: utcnow() + offset  # noqa: E731
     app = LicensingApp(
         env=settings.eventsourcing_env(), identity=KeyIdentity(settings.pepper), clock=clock
     )
@@ -121,7 +128,7 @@ def _build(settings: Settings, clock: Clock) -> Service:
         account_window=timedelta(seconds=settings.account_window_seconds),
     )
     datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
-    limiter = AttemptLimiter(datastore, limits, clock)
+    limiter = AttemptLimiter(datastore, limits, attempt_clock)
     limiter.create_table()
     views = LiveViews(datastore, settings.database_url, settings.view_recheck_seconds)
     views.ensure_tables()
