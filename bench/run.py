@@ -37,7 +37,14 @@ from license_svc import config
 
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent / "results"
-ORDER = [*stages.READS, "ActivateKey", "ReadYourWrites", "Rebuild", "IssueKeys"]
+ORDER = [
+    *stages.READS,
+    "ActivateKey",
+    "RecordPlanEvent",
+    "ReadYourWrites",
+    "Rebuild",
+    "IssueKeys",
+]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

@@ -25,6 +25,7 @@ TOKENS = {
     "integrations": "dev-integrations",
     "auditor": "dev-auditor",
     "ops": "dev-ops",
+    "billing": "dev-billing",
 }
 ISSUE_COUNT = 10_000  # keys per IssueKeys call, as in the issue
 ACCOUNTS = 10_000
@@ -46,6 +47,7 @@ class Stubs:
         self.activation = pb_grpc.ActivationServiceStub(channel)
         self.entitlements = pb_grpc.EntitlementServiceStub(channel)
         self.audit = pb_grpc.AuditServiceStub(channel)
+        self.billing = pb_grpc.BillingServiceStub(channel)
 
 
 class Items:
@@ -158,6 +160,29 @@ async def key_history(stubs: Stubs, items: Items) -> int:
     return 1
 
 
+def plan_started(subscription_id: str) -> pb.RecordPlanEventRequest:
+    """A provider's STARTED event for a new plan: one new aggregate, one append."""
+    request = pb.RecordPlanEventRequest(
+        billing_event_id=f"evt-{subscription_id}",
+        subscription_id=subscription_id,
+        account_id=account_name(random.randrange(ACCOUNTS)),
+        product=pb.PRODUCT_INTEGRATIONS,
+        tier=pb.TIER_GROWTH,
+        seats=3,
+        kind=pb.PLAN_EVENT_KIND_STARTED,
+    )
+    request.occurred_at.GetCurrentTime()
+    request.period_starts_at.GetCurrentTime()
+    request.period_ends_at.FromSeconds(request.period_starts_at.seconds + 30 * 86_400)
+    return request
+
+
+async def record_plan_event(stubs: Stubs, items: Items) -> int:
+    request = plan_started(f"bench-sub-{uuid.uuid4().hex}")
+    await stubs.billing.RecordPlanEvent(request, metadata=auth("billing"), timeout=30)
+    return 1
+
+
 async def ceiling_call(stubs: Stubs, items: Items) -> int:
     """Ceilings (a)–(c) answer GetSeatAllowance: the very call of the read path."""
     return await seat_allowance(stubs, items)
@@ -219,6 +244,12 @@ _ISSUE = Probe(
     pb.IssueKeysResponse,
     "reseller",
 )
+_PLAN = Probe(
+    "/fiscobridge.licensing.v1.BillingService/RecordPlanEvent",
+    plan_started("bench-probe"),
+    pb.RecordPlanEventResponse,
+    "billing",
+)
 _HISTORY = Probe(
     "/fiscobridge.licensing.v1.AuditService/GetKeyHistory",
     pb.GetKeyHistoryRequest(key_id=str(uuid.UUID(int=0))),
@@ -235,6 +266,7 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("ValidateKey", validate_key, "unredeemed", "b_select", (_VALIDATE,)),
         Scenario("ActivateKey", activate_key, "fresh", "e_repository", (_ACTIVATE,)),
+        Scenario("RecordPlanEvent", record_plan_event, "none", "e_repository", (_PLAN,)),
         Scenario(
             "IssueKeys", issue_keys, "none", "d_executemany", (_ISSUE,), "rows/s", long_calls=True
         ),

@@ -39,6 +39,7 @@ NEEDS = {
     "ValidateKey": ("a_echo", "b_select"),
     "GetKeyHistory": ("a_echo", "b_select"),
     "ActivateKey": ("c_insert", "e_repository"),
+    "RecordPlanEvent": ("c_insert", "e_repository"),
     "ReadYourWrites": ("c_insert",),
     "IssueKeys": ("d_executemany",),
     "Rebuild": ("d_executemany", "f_notifications"),
