@@ -235,9 +235,12 @@ class LicensingApp(Application[UUID]):
 
     def get_key(self, key_id: UUID) -> ActivationKey:
         try:
-            return cast(ActivationKey, self.repository.get(key_id))
+            found: object = self.repository.get(key_id)
         except AggregateNotFoundError:
             raise KeyNotFound(str(key_id)) from None
+        if not isinstance(found, ActivationKey):  # a plan's id is not a key
+            raise KeyNotFound(str(key_id))
+        return found
 
     def history(self, key_id: UUID) -> list[HistoryEntry]:
         entries = []

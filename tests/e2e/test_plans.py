@@ -226,3 +226,20 @@ def test_a_malformed_plan_event_names_its_fields_and_records_nothing(
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     fields = set(error.violations)
     assert {"billing_event_id", "subscription_id", "account_id", "kind", "seats"} <= fields
+
+
+def test_a_plan_id_is_no_key_to_get_or_revoke(plans: tuple[Client, Service], clock: FakeClock):
+    api, _ = plans
+    request = plan_event(unique("acct"), unique("sub"), pb.PLAN_EVENT_KIND_STARTED, clock())
+    plan_id = record(api, request).plan_id
+    for call in (
+        lambda: api.keys.GetKey(
+            pb.GetKeyRequest(key_id=plan_id), metadata=api.as_("ops"), timeout=10
+        ),
+        lambda: api.keys.RevokeKey(
+            pb.RevokeKeyRequest(key_id=plan_id, reason="x"), metadata=api.as_("ops"), timeout=10
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert rich(refused.value).code == grpc.StatusCode.NOT_FOUND
