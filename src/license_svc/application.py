@@ -23,7 +23,13 @@ from eventsourcing.utils import get_topic
 
 from license_svc.domain import codes
 from license_svc.domain.identity import KeyIdentity
-from license_svc.domain.key import ActivationKey, KeyNotAvailable, event_type
+from license_svc.domain.key import (
+    PERIOD_MONTHS,
+    SEATS,
+    ActivationKey,
+    KeyNotAvailable,
+    event_type,
+)
 from license_svc.domain.tiers import Product, Tier, has_catalog
 from license_svc.store import TOPIC as RECORDER_TOPIC
 from license_svc.store import IssueRequest, LicensingRecorder
@@ -145,6 +151,8 @@ class LicensingApp(Application[UUID]):
         (None: as long as it takes), then raises IssuingBusy."""
         if not has_catalog(cmd.product):
             raise UnsupportedProduct(cmd.product)
+        if cmd.seats not in SEATS or cmd.period_months not in PERIOD_MONTHS:
+            raise ValueError("seats must be 1..10,000 and period_months 1..60")  # as issue()
         with self._issue_slot(wait):
             if cmd.request_id:
                 seen = self.store.find_issue_request(cmd.reseller_id, cmd.request_id)

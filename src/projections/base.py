@@ -12,6 +12,7 @@ switches (see `generations.py`). The generation is read from the tracking table'
 
 from __future__ import annotations
 
+import re
 import zlib
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
@@ -34,6 +35,26 @@ APP_NAME = LicensingApp.name  # the application name tracking rows are recorded 
 # One advisory lock serialises DDL across processes: concurrent CREATE TABLE IF NOT EXISTS can
 # collide in pg_type, and the library's tracking-table migration check is not concurrency-safe.
 DDL_LOCK = zlib.crc32(b"license-svc/views/ddl")
+
+
+# PostgreSQL text cannot hold a NUL, and UTF-8 cannot carry a lone surrogate. The API refuses both
+# at the door, but an event stored before that (or by another writer) may hold them, and a view
+# that cannot write an event stops for good. So views store U+FFFD in their place: the event in
+# the store keeps the original, and ids of the API's alphabet can never collide with the result.
+REPLACEMENT = "\ufffd"
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def pg_text(value: str) -> str:
+    """`value` as a text column can hold it (most values pass unchanged, at C speed)."""
+    if value.isascii():
+        return value.replace("\x00", REPLACEMENT) if "\x00" in value else value
+    return _UNSAFE.sub(REPLACEMENT, value)
+
+
+def pg_value(value: Any) -> Any:
+    """`pg_text` for text, anything else as it is (for rows of mixed columns)."""
+    return pg_text(value) if isinstance(value, str) else value
 
 
 def generation_name(name: str, generation: int) -> str:

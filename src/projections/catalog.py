@@ -19,7 +19,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
 
-from .base import Batch, View
+from .base import Batch, View, pg_text, pg_value
 
 COLUMNS = (
     "key_id, issued_position, product, tier, seats, period_months, reseller_id, batch_id, hint,"
@@ -113,8 +113,9 @@ class CatalogView(View):
             with curs.copy(SQL("COPY {} ({}) FROM STDIN").format(keys, columns)) as copy:
                 for position, e in batch.issued:
                     copy.write_row(
-                        (e.originator_id, position, e.product, e.tier, e.seats, e.period_months,
-                         e.reseller_id, e.batch_id, e.hint, KeyStatus.ISSUED.value, e.timestamp,
+                        (e.originator_id, position, pg_text(e.product), pg_text(e.tier), e.seats,
+                         e.period_months, pg_text(e.reseller_id), pg_text(e.batch_id),
+                         pg_text(e.hint), KeyStatus.ISSUED.value, e.timestamp,
                          e.originator_version)
                     )  # fmt: skip
         if batch.activated:
@@ -220,7 +221,7 @@ def _status_params(status: KeyStatus, now: datetime) -> list[object]:
 
 
 def _columns(events: Sequence[object], names: str) -> tuple[list[object], ...]:
-    return tuple([getattr(e, name) for e in events] for name in names.split())
+    return tuple([pg_value(getattr(e, name)) for e in events] for name in names.split())
 
 
 def _key(row: DictRow) -> CatalogKey:

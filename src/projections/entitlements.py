@@ -20,7 +20,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from license_svc.domain.plan import Plan
 from license_svc.domain.tiers import Product, Tier
 
-from .base import Batch, View
+from .base import Batch, View, pg_text
 
 SOURCE_KEY, SOURCE_PLAN = "key", "plan"
 
@@ -105,8 +105,8 @@ class EntitlementsView(View):
             )
             with curs.copy(copy_sql) as copy:
                 for _, e in batch.issued:
-                    row = (e.originator_id, e.product, e.tier, e.seats)
-                    copy.write_row((*row, e.hint) if self.with_hint else row)
+                    row = (e.originator_id, pg_text(e.product), pg_text(e.tier), e.seats)
+                    copy.write_row((*row, pg_text(e.hint)) if self.with_hint else row)
         if batch.activated:
             # Move each redeemed key from pending to entitlements, with its period.
             curs.execute(
@@ -127,7 +127,7 @@ class EntitlementsView(View):
                 ),
                 (
                     [e.originator_id for e in batch.activated],
-                    [e.account_id for e in batch.activated],
+                    [pg_text(e.account_id) for e in batch.activated],
                     [e.period_starts_at for e in batch.activated],
                     [e.period_ends_at for e in batch.activated],
                 ),

@@ -10,19 +10,19 @@ from license_svc.domain.tiers import Product, limits
 from . import convert
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
+from .validation import Fields
 
 
 def dialog_request(request: pb.ValidateKeyRequest | pb.ActivateKeyRequest) -> DialogRequest:
-    violations: list[tuple[str, str]] = []
-    account_id = convert.text_field(request.account_id, "account_id", violations)
-    session_id = convert.text_field(request.session_id, "session_id", violations)
+    """A malformed account, session or product is a field violation and not a failed attempt
+    (there is no valid session to count it against). The code is never a field violation:
+    whatever it holds, however long, the dialog answers `Invalid key format` and counts it."""
+    check = Fields()
+    account_id = check.identifier(request.account_id, "account_id")
+    session_id = check.identifier(request.session_id, "session_id")
     if request.product != pb.PRODUCT_INTEGRATIONS:
-        violations.append(
-            ("product", "must be PRODUCT_INTEGRATIONS: this service activates Integrations")
-        )
-    if len(request.code) > 100:
-        violations.append(("code", "must be at most 100 characters"))
-    convert.require(violations)
+        check.add("product", "must be PRODUCT_INTEGRATIONS: this service activates Integrations")
+    check.done()
     return DialogRequest(request.code, account_id, session_id, Product.INTEGRATIONS)
 
 

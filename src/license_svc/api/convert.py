@@ -18,6 +18,7 @@ from projections.entitlements import SOURCE_PLAN, Entitlement
 
 from .errors import BadRequest
 from .gen import licensing_pb2 as pb
+from .validation import ID, LIMITS, TEXT, Fields
 
 PRODUCTS = {Product.INTEGRATIONS: pb.PRODUCT_INTEGRATIONS, Product.CLOUD_POS: pb.PRODUCT_CLOUD_POS}
 TIERS = {Tier.STARTER: pb.TIER_STARTER, Tier.GROWTH: pb.TIER_GROWTH, Tier.SCALE: pb.TIER_SCALE}
@@ -67,10 +68,11 @@ def from_timestamp(value: timestamp_pb2.Timestamp) -> datetime:
 
 
 def key_id(text: str, field: str = "key_id") -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        raise BadRequest([(field, "must be a key id (UUID)")]) from None
+    check = Fields()
+    found = check.key_id(text, field)
+    check.done()
+    assert found is not None
+    return found
 
 
 def limits(value: TierLimits) -> pb.TierLimits:
@@ -170,12 +172,11 @@ def require(violations: list[tuple[str, str]]) -> None:
         raise BadRequest(violations)
 
 
-def text_field(
-    value: str, field: str, violations: list[tuple[str, str]], max_len: int = 200
-) -> str:
-    value = value.strip()
-    if not value:
-        violations.append((field, "is required"))
-    elif len(value) > max_len:
-        violations.append((field, f"must be at most {max_len} characters"))
-    return value
+def text_field(value: str, field: str, violations: list[tuple[str, str]], max_len: int = 0) -> str:
+    """A required text field, checked by its kind and limit in `validation.LIMITS` (ids by
+    their alphabet, free text for control characters); `max_len` is that table's business."""
+    check = Fields()
+    check.violations = violations  # the caller's list: its other violations are kept
+    if LIMITS.get(field, (TEXT, 0))[0] == ID:
+        return check.identifier(value, field)
+    return check.text(value, field, required=True)

@@ -21,6 +21,7 @@ from .errors import BadRequest, NotImplementedYet
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .reads import min_position, wait_budget
+from .validation import Fields
 
 
 class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
@@ -84,14 +85,14 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
 
 
 def _account(account_id: str, product: int) -> tuple[str, Product]:
-    violations: list[tuple[str, str]] = []
-    account = convert.text_field(account_id, "account_id", violations)
+    check = Fields()
+    account = check.identifier(account_id, "account_id")
     try:
         chosen = convert.product(product)
     except BadRequest as error:
-        violations += error.violations
+        check.merge(error)
         chosen = None
-    convert.require(violations)
+    check.done()
     assert chosen is not None
     return account, chosen
 

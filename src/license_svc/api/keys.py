@@ -10,7 +10,7 @@ import grpc
 
 from license_svc.application import IssueKeys, KeyNotFound, LicensingApp
 from license_svc.domain import codes
-from license_svc.domain.key import ActivationKey
+from license_svc.domain.key import PERIOD_MONTHS, SEATS, ActivationKey
 from projections.catalog import CatalogKey, CatalogView, KeyFilter
 from readpath.live import LiveViews
 
@@ -20,10 +20,11 @@ from .errors import BadRequest
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .reads import min_position, wait_budget
+from .validation import Fields
 
 MAX_COUNT = 10_000
-MAX_SEATS = 10_000
-MAX_MONTHS = 60
+MAX_SEATS = SEATS[-1]
+MAX_MONTHS = PERIOD_MONTHS[-1]
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
 # An IssueKeys call stops waiting for a minting slot this long before its deadline: a batch of
@@ -60,28 +61,27 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
         self, request: pb.IssueKeysRequest, context: grpc.ServicerContext
     ) -> pb.IssueKeysResponse:
         principal = caller()
-        violations: list[tuple[str, str]] = []
-        reseller_id = request.reseller_id.strip()
-        if principal.role is Role.RESELLER:
+        check = Fields()
+        is_reseller = principal.role is Role.RESELLER
+        reseller_id = check.identifier(request.reseller_id, "reseller_id", required=not is_reseller)
+        request_id = check.identifier(request.request_id, "request_id", required=False)
+        if is_reseller and not check.violations:
             reseller_id = reseller_id or principal.reseller_id
             if reseller_id != principal.reseller_id:
                 raise PermissionDenied("A reseller may issue keys only under its own reseller_id")
-        convert.text_field(reseller_id, "reseller_id", violations)
         product = tier = None
         try:
             product = convert.product(request.product)
         except convert.BadRequest as error:
-            violations += error.violations
+            check.merge(error)
         try:
             tier = convert.tier(request.tier)
         except convert.BadRequest as error:
-            violations += error.violations
-        _in_range(request.seats, 1, MAX_SEATS, "seats", violations)
-        _in_range(request.period_months, 1, MAX_MONTHS, "period_months", violations)
-        _in_range(request.count, 1, MAX_COUNT, "count", violations)
-        if len(request.request_id) > 200:
-            violations.append(("request_id", "must be at most 200 characters"))
-        convert.require(violations)
+            check.merge(error)
+        _in_range(request.seats, 1, MAX_SEATS, "seats", check.violations)
+        _in_range(request.period_months, 1, MAX_MONTHS, "period_months", check.violations)
+        _in_range(request.count, 1, MAX_COUNT, "count", check.violations)
+        check.done()
         assert product is not None and tier is not None
         batch = self._app.issue_keys(
             IssueKeys(
@@ -91,7 +91,7 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
                 seats=request.seats,
                 period_months=request.period_months,
                 count=request.count,
-                request_id=request.request_id,
+                request_id=request_id,
             ),
             wait=_issue_wait(context, self._max_wait),
         )
@@ -107,10 +107,10 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
         self, request: pb.RevokeKeyRequest, context: grpc.ServicerContext
     ) -> pb.RevokeKeyResponse:
         principal = caller()
+        check = Fields()
+        reason = check.text(request.reason, "reason") or "unspecified"
+        check.done()
         key_id = key_id_from(self._app, request.key_id, request.code)
-        violations: list[tuple[str, str]] = []
-        reason = convert.text_field(request.reason or "unspecified", "reason", violations, 500)
-        convert.require(violations)
         change = self._app.revoke(
             key_id,
             reason=reason,
@@ -129,16 +129,20 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
     ) -> pb.ListKeysResponse:
         """From the key catalog, in issue order; a reseller sees only its own keys."""
         principal = caller()
-        reseller_id = request.reseller_id.strip()
+        check = Fields()
+        reseller_id = check.identifier(request.reseller_id, "reseller_id", required=False)
+        batch_id = check.identifier(request.batch_id, "batch_id", required=False)
+        page_token = check.identifier(request.page_token, "page_token", required=False)
+        if request.page_size < 0:
+            check.add("page_size", f"must be between 0 and {MAX_PAGE_SIZE:,}")
+        check.done()
         if principal.role is Role.RESELLER:
             if reseller_id and reseller_id != principal.reseller_id:
                 raise PermissionDenied("A reseller may list only its own keys")
             reseller_id = principal.reseller_id
-        if request.page_size < 0:
-            raise BadRequest([("page_size", f"must be between 0 and {MAX_PAGE_SIZE:,}")])
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        where = KeyFilter(reseller_id, request.batch_id.strip(), convert.status(request.status))
-        after = _read_page_token(request.page_token)
+        where = KeyFilter(reseller_id, batch_id, convert.status(request.status))
+        after = _read_page_token(page_token)
         now = self._app.clock()
 
         def page_of(view: CatalogView) -> tuple[list[CatalogKey], int]:

@@ -20,6 +20,10 @@ from eventsourcing.domain import Aggregate, event
 from license_svc.domain.periods import period_end
 from license_svc.domain.tiers import Product, Tier
 
+# What a key may carry (SPEC §2): seats run in parallel, the period is whole months.
+SEATS = range(1, 10_001)
+PERIOD_MONTHS = range(1, 61)
+
 
 class KeyStatus(str, Enum):
     ISSUED = "issued"
@@ -107,6 +111,8 @@ class ActivationKey(Aggregate):
         batch_id: str,
         hint: str,
     ) -> ActivationKey:
+        if seats not in SEATS or period_months not in PERIOD_MONTHS:
+            raise ValueError("seats must be 1..10,000 and period_months 1..60")
         # _create, not cls(...): the id is derived from the code's keyed hash, not generated.
         return cls._create(
             cls.KeyIssued,
