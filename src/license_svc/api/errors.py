@@ -45,6 +45,10 @@ class BadRequest(Exception):
         self.violations = violations
 
 
+class NotDecodable(Exception):
+    """The request body is not a valid message of the method's request type."""
+
+
 class Unavailable(Exception):
     """A dependency (the database) is down or overloaded: safe to retry later."""
 
@@ -88,6 +92,7 @@ TABLE: dict[type[Exception], Mapping] = {
         retry_after=lambda _: timedelta(seconds=1),
     ),
     BadRequest: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    NotDecodable: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
     RequestIdReused: Mapping(
         grpc.StatusCode.INVALID_ARGUMENT,
         "REQUEST_ID_REUSED",

@@ -2,7 +2,8 @@
 
 It wraps each method handler (unary and server-streaming alike), so the wrapping runs in the
 worker thread that serves the call: the caller's principal is put in a context variable for
-the servicer, and nothing a servicer raises escapes as UNKNOWN.
+the servicer, and nothing a servicer raises escapes as UNKNOWN. It also decodes the request
+body itself (`decoding.py`), so a body that does not decode is INVALID_ARGUMENT, not INTERNAL.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import grpc
 
-from . import errors
+from . import decoding, errors
 from .auth import TokenTable, authorize, current_principal, needs_token
 
 log = logging.getLogger("license_svc.api")
@@ -47,17 +48,19 @@ class GuardInterceptor(grpc.ServerInterceptor):
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         if not needs_token(method):
-            return handler
+            return decoding.open_handler(method, handler)
+        # request_deserializer=None: the behaviour gets the bytes and decodes inside its try.
+        decode = decoding.decoder(method, handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._unary(method, handler.unary_unary, decode),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._streaming(method, handler.unary_stream, decode),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         return handler  # the contract has no client-streaming methods
@@ -67,12 +70,12 @@ class GuardInterceptor(grpc.ServerInterceptor):
         authorize(method, principal)
         current_principal.set(principal)
 
-    def _unary(self, method: str, inner: Unary) -> Unary:
-        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+    def _unary(self, method: str, inner: Unary, decode: decoding.Decode) -> Unary:
+        def behaviour(raw: bytes, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             try:
-                self._enter(method, context)
-                response = inner(request, context)
+                self._enter(method, context)  # a caller without a token learns nothing more
+                response = inner(decode(raw), context)
             except Exception as error:
                 self._fail(method, context, error, started)
             self._observe(method, "OK", time.perf_counter() - started)
@@ -80,12 +83,12 @@ class GuardInterceptor(grpc.ServerInterceptor):
 
         return behaviour
 
-    def _streaming(self, method: str, inner: Streaming) -> Streaming:
-        def behaviour(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+    def _streaming(self, method: str, inner: Streaming, decode: decoding.Decode) -> Streaming:
+        def behaviour(raw: bytes, context: grpc.ServicerContext) -> Iterator[Any]:
             started = time.perf_counter()
             try:
                 self._enter(method, context)
-                yield from inner(request, context)
+                yield from inner(decode(raw), context)
             except Exception as error:
                 self._fail(method, context, error, started)
             self._observe(method, "OK", time.perf_counter() - started)
