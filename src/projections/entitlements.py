@@ -20,7 +20,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from license_svc.domain.plan import Plan
 from license_svc.domain.tiers import Product, Tier
 
-from .base import Batch, View, pg_text
+from .base import Batch, View, pg_text, pg_value
 
 SOURCE_KEY, SOURCE_PLAN = "key", "plan"
 
@@ -175,7 +175,7 @@ class EntitlementsView(View):
                     empty_hint=SQL(", ''") if self.with_hint else SQL(""),
                 ),
                 tuple(
-                    [getattr(e, name) for e in rows]
+                    [pg_value(getattr(e, name)) for e in rows]
                     for name in [
                         "originator_id",
                         "account_id",

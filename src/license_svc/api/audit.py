@@ -13,6 +13,7 @@ from .errors import NotImplementedYet
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .keys import key_id_from
+from .validation import Fields
 
 
 class AuditServicer(pb_grpc.AuditServiceServicer):
@@ -23,9 +24,10 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
         self, request: pb.GetKeyHistoryRequest, context: grpc.ServicerContext
     ) -> pb.GetKeyHistoryResponse:
         if request.subscription_id:  # a plan bought online, by the provider's subscription id
-            key_id = self._app.identity.plan_id(
-                convert.text_field(request.subscription_id, "subscription_id", [])
-            )
+            check = Fields()
+            subscription_id = check.identifier(request.subscription_id, "subscription_id")
+            check.done()
+            key_id = self._app.identity.plan_id(subscription_id)
         else:
             key_id = key_id_from(self._app, request.key_id, request.code)
         return pb.GetKeyHistoryResponse(

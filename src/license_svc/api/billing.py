@@ -15,6 +15,7 @@ from . import convert
 from .errors import BadRequest
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
+from .validation import Fields
 
 KINDS = {
     pb.PLAN_EVENT_KIND_STARTED: PlanKind.STARTED,
@@ -91,7 +92,6 @@ def provider_event(request: pb.RecordPlanEventRequest) -> ProviderEvent:
 def _required_time(
     request: pb.RecordPlanEventRequest, name: str, violations: list[tuple[str, str]]
 ) -> datetime | None:
-    if not request.HasField(name):
-        violations.append((name, "is required"))
-        return None
-    return convert.from_timestamp(getattr(request, name))
+    check = Fields()
+    check.violations = violations  # the caller's list (a timestamp out of range is one too)
+    return check.timestamp(request, name, required=True)
