@@ -6,6 +6,7 @@ license-svc project [NAME ...]         a projection worker: keeps the views up t
 license-svc expire [--once]            the expiry sweeper
 license-svc projections rebuild NAME   replay a view from position 0, then switch to it
 license-svc projections list           the views, their live generation and position
+license-svc projections prune [NAME]   drop the views' old generations that nothing uses
 """
 
 from __future__ import annotations
@@ -99,10 +100,27 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     service = bootstrap.build(_settings(False, **SMALL_POOL))
     try:
         for name in NAMES if args.name == "all" else [args.name]:
-            rebuild(service.settings, service.datastore, service.app, name)
+            rebuild(service.settings, service.datastore, service.app, name, keep_old=args.keep_old)
     except RebuildBusy as error:
         log.error("%s", error)
         return 1
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from projections.workers.prune import prune
+    from projections.workers.rebuild import rebuilding
+
+    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    try:
+        for name in NAMES if args.name == "all" else [args.name]:
+            with rebuilding(service.settings, name) as (conn, mine):
+                if not mine:
+                    print(f"{name}: a rebuild is running; try again after it")
+                    continue
+                print(prune(conn, service.settings, service.datastore, name).summary())
     finally:
         service.close()
     return 0
@@ -138,7 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     view_commands = views.add_subparsers(dest="projections_command", required=True)
     rebuild = view_commands.add_parser("rebuild", help="rebuild a view from position 0")
     rebuild.add_argument("name", choices=[*NAMES, "all"])
+    rebuild.add_argument("--keep-old", action="store_true", help="keep the replaced generation")
     rebuild.set_defaults(func=cmd_rebuild)
+    prune = view_commands.add_parser("prune", help="drop old generations nothing uses")
+    prune.add_argument("name", nargs="?", default="all", choices=[*NAMES, "all"])
+    prune.set_defaults(func=cmd_prune)
     view_commands.add_parser("list", help="list the views").set_defaults(func=cmd_list)
     view_commands.add_parser("run", help="the same as `project`").set_defaults(
         func=cmd_project, names=[]

@@ -109,6 +109,26 @@ class LicensingRecorder(PostgresApplicationRecorder):
             type(self)._insert_events is PostgresApplicationRecorder._insert_events
         )
 
+    def create_table(self) -> None:
+        """The library runs its CREATE TYPE on every start and swallows "already exists", which
+        PostgreSQL still logs as an ERROR each time. Leave the statement out when the type is
+        there (start-up holds the schema lock, `bootstrap.schema_lock`, so nobody creates it
+        in between)."""
+        statements = self.sql_create_statements
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                "SELECT to_regtype(%s) IS NOT NULL AS found",
+                (f'"{self.datastore.schema}"."{self.stored_event_type_name}"',),
+            ).fetchone()
+        if row is not None and row["found"]:
+            self.sql_create_statements = [
+                s for s in statements if "CREATE TYPE" not in s.as_string()
+            ]
+        try:
+            super().create_table()
+        finally:
+            self.sql_create_statements = statements
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:

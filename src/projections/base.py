@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Tracking
-from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresRecorder, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
@@ -110,6 +110,7 @@ class View(PostgresTrackingRecorder):
         self.full_name = tracking_table_name.removesuffix("_tracking")
         self.generation = int(self.full_name.rsplit("_g", 1)[1])
         self.sql_create_statements.extend(self.create_statements())
+        self._qualified = f'"{datastore.schema}"."{tracking_table_name}"'
         self._select_position = SQL(
             "SELECT max(notification_id) AS position FROM {} WHERE application_name = %s"
         ).format(self.tracking)
@@ -153,15 +154,16 @@ class View(PostgresTrackingRecorder):
 
     def create_table(self) -> None:
         with self.datastore.get_connection() as conn, ddl_lock(conn):
-            super().create_table()
-
-    def drop_tables(self) -> None:
-        with self.datastore.get_connection() as conn, ddl_lock(conn):
-            for name in [*self.table_names(), self.tracking_table_name]:
-                conn.execute(SQL("DROP TABLE IF EXISTS {}").format(self._ident(name)))
-
-    def _ident(self, name: str) -> Identifier:
-        return Identifier(self.datastore.schema, name)
+            found = conn.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AS found", (self._qualified,)
+            ).fetchone()
+            if found and found["found"]:
+                super().create_table()
+            else:
+                # The library probes the tracking table first (its migration check), which
+                # logs an ERROR in PostgreSQL's log for every new generation. A missing table
+                # needs no migration: create it as the library does once the probe failed.
+                PostgresRecorder.create_table(self)
 
     # -- reading ---------------------------------------------------------------------------
 

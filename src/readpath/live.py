@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+from eventsourcing.persistence import ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
 
 from projections.allowance import AllowanceView
@@ -103,7 +104,15 @@ class LiveViews:
             generation = self.live_generation(name)
             view = self.view(name)
             assert isinstance(view, cls)
-            answer, position = query(view)
+            try:
+                answer, position = query(view)
+            except ProgrammingError:
+                # A switch this server has not heard of (its listener was reconnecting) and
+                # the old generation already pruned: read the live generation again.
+                self.refresh()
+                if self.live_generation(name) == generation:
+                    raise
+                continue
             if position >= min_position:
                 return answer, position
             self.notices.observe(view.full_name, position)

@@ -1,6 +1,7 @@
 """`license-svc projections rebuild` under traffic, through real processes on a database of its
 own: reads keep answering (and keep seeing their writes) while a view is rebuilt from position
-0; the rebuilt tables equal the old ones, brought to the same position."""
+0; the rebuilt tables equal the old ones (kept for the comparison), brought to the same position;
+`projections prune` then drops the old ones."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def test_reads_keep_answering_during_a_rebuild_and_the_rebuilt_views_equal_the_o
         before = live_generations(sql)
         traffic.start()
         wait_until(lambda: traffic.rounds >= 5 or not traffic.is_alive(), "traffic flowing")
-        done = cli(own_database, "projections", "rebuild", "all")
+        done = cli(own_database, "projections", "rebuild", "all", "--keep-old")
         rounds_during_rebuild = traffic.rounds
         traffic.stopping.set()
         traffic.join(60)
@@ -106,6 +107,10 @@ def test_reads_keep_answering_during_a_rebuild_and_the_rebuilt_views_equal_the_o
                 close_runner(runner)
             wait_until(at_head(sql, name, after[name], target), "new caught up")
             assert differences(sql, name, before[name], after[name]) == {}
+        pruned = cli(own_database, "projections", "prune")
+        assert pruned.returncode == 0, pruned.stderr
+        for name in NAMES:
+            assert f"{name}: dropped generation {before[name]}" in pruned.stdout
 
 
 def at_head(sql: psycopg.Connection, name: str, generation: int, target: int) -> Callable[[], bool]:

@@ -3,8 +3,9 @@ of the view's tables, with a progress bar, then switch readers over once it has 
 
 Readers keep answering from the live generation the whole time. The new generation is filled by
 the same runner (and batches) a worker uses, holding that generation's worker lock, so no worker
-runs it concurrently; after the switch the workers move to it. Tables of generations other than
-the live one (the one before last, or an abandoned rebuild) are dropped when a rebuild starts.
+runs it concurrently; after the switch the workers move to it. The generation it replaced is
+dropped once nothing uses it (`prune.py`; `keep_old` keeps it, e.g. to compare the two), and so
+is any other generation but the live one (an abandoned rebuild's) when a rebuild starts.
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ from __future__ import annotations
 import sys
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
 from license_svc.application import LicensingApp
@@ -23,6 +27,7 @@ from projections.base import View
 from projections.generations import Generations, advisory_lock
 from projections.registry import view_class
 
+from .prune import Pruned, prune
 from .runner import close_runner, connect, start_runner, worker_lock_key
 
 TICK_SECONDS = 0.25
@@ -78,27 +83,37 @@ def rebuild(
     app: LicensingApp,
     name: str,
     out: TextIO = sys.stderr,
+    keep_old: bool = False,
 ) -> Rebuilt:
     generations = Generations(datastore)
     generations.create_table()
     cls = view_class(name)
-    with connect(settings) as conn, advisory_lock(conn, _rebuild_lock_key(name)) as mine:
+    with rebuilding(settings, name) as (conn, mine):
         if not mine:
             raise RebuildBusy(f"a rebuild of {name} is already running")
         live, new_generation = generations.begin_rebuild(name)
         try:
             old = cls.at(datastore, live)
             old.create_table()
-            for stale in generations.generations_on_disk(name) - {live}:
-                cls.at(datastore, stale).drop_tables()
+            _report(out, prune(conn, settings, datastore, name))
             new = cls.at(datastore, new_generation)
             new.create_table()
             with advisory_lock(conn, worker_lock_key(name, new_generation)) as held:
                 assert held, "nothing else runs a generation that is not live yet"
-                return _replay_and_switch(settings, generations, app, old, new, out)
+                rebuilt = _replay_and_switch(settings, generations, app, old, new, out)
         except BaseException:
             generations.abandon_rebuild(name)
             raise
+        if not keep_old:
+            # The old generation's worker moves on within its poll interval; reads re-point
+            # at the switch's notice. Wait for both as long as a switch may wait.
+            _report(out, prune(conn, settings, datastore, name, settings.rebuild_switch_seconds))
+    return rebuilt
+
+
+def _report(out: TextIO, pruned: Pruned) -> None:
+    if pruned.dropped or pruned.kept:
+        out.write(pruned.summary() + "\n")
 
 
 def _replay_and_switch(
@@ -135,6 +150,14 @@ def _replay_and_switch(
         f" ({rebuilt.events_per_second:,.0f} events/s); generation {new.generation} is live\n"
     )
     return rebuilt
+
+
+@contextmanager
+def rebuilding(settings: Settings, name: str) -> Iterator[tuple[psycopg.Connection[Any], bool]]:
+    """A connection of its own and whether it took the rebuild lock of `name` (held until the
+    block ends): one rebuild or prune of a view at a time."""
+    with connect(settings) as conn, advisory_lock(conn, _rebuild_lock_key(name)) as mine:
+        yield conn, mine
 
 
 def _rebuild_lock_key(name: str) -> int:
