@@ -19,6 +19,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
 
+from . import catalog_stats
 from .base import Batch, View, pg_text, pg_value
 
 COLUMNS = (
@@ -78,7 +79,7 @@ class KeyFilter:
 
 class CatalogView(View):
     name = "catalog"
-    tables = ("keys",)
+    tables = ("keys", *catalog_stats.TABLES)
 
     def create_statements(self) -> list[Composed]:
         keys = self.table("keys")
@@ -101,6 +102,12 @@ class CatalogView(View):
                 "CREATE INDEX IF NOT EXISTS {} ON {} (period_ends_at, key_id)"
                 " WHERE status = 'activated'"
             ).format(Identifier(f"{self.full_name}_due"), keys),
+            # One reseller's expiring subscriptions, in the order they end.
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (reseller_id, period_ends_at, key_id)"
+                " WHERE status = 'activated'"
+            ).format(Identifier(f"{self.full_name}_due_by_reseller"), keys),
+            *catalog_stats.create_statements(self),
         ]
 
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
@@ -118,6 +125,7 @@ class CatalogView(View):
                          pg_text(e.hint), KeyStatus.ISSUED.value, e.timestamp,
                          e.originator_version)
                     )  # fmt: skip
+        before = catalog_stats.states_before(curs, self, batch)
         if batch.activated:
             curs.execute(
                 SQL(
@@ -157,6 +165,7 @@ class CatalogView(View):
                 ).format(keys),
                 _columns(batch.expired, "originator_id expired_at originator_version"),
             )
+        catalog_stats.record(curs, self, batch, before)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -202,6 +211,35 @@ class CatalogView(View):
         with self.datastore.get_connection() as conn:
             rows = conn.execute(statement, (now, *start, limit), prepare=True).fetchall()
         return [_key(row) for row in rows]
+
+    def expiring(
+        self,
+        now: datetime,
+        before: datetime,
+        reseller_id: str,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> KeyPage:
+        """Activated keys whose period runs at `now` and ends before `before`, by end then key
+        id, after `after` (keyset paging: rows activated meanwhile never shift a page)."""
+        reseller = SQL(" AND reseller_id = %s") if reseller_id else SQL("")
+        statement = SQL(
+            "SELECT p.position, k.* FROM {position} LEFT JOIN LATERAL"
+            " (SELECT {columns} FROM {keys} WHERE status = 'activated' AND period_ends_at > %s"
+            " AND period_ends_at < %s AND (period_ends_at, key_id) > (%s, %s){reseller}"
+            " ORDER BY period_ends_at, key_id LIMIT %s) k ON true"
+        ).format(
+            position=self.position_subquery(),
+            columns=SQL(COLUMNS),
+            keys=self.table("keys"),
+            reseller=reseller,
+        )
+        start = after or (now, UUID(int=0))
+        params = [now, before, *start, *([reseller_id] if reseller_id else []), limit]
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, params).fetchall()
+        keys = [_key(row) for row in rows if row["key_id"] is not None]
+        return KeyPage(keys, int(rows[0]["position"]) if rows else 0)
 
 
 _ACTIVE_NOW = "(k.status = 'activated' AND k.period_ends_at > %s)"

@@ -6,29 +6,56 @@ from collections.abc import Callable
 
 import grpc
 
+from license_svc.application import Clock, utcnow
+from readpath import ops
 from readpath.live import LiveViews
 
-from .errors import NotImplementedYet
+from . import ops_requests
+from .auth import caller
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
+from .ops_requests import own_reseller
 
 
 class OpsServicer(pb_grpc.OpsServiceServicer):
-    def __init__(self, views: LiveViews, head_position: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        views: LiveViews,
+        head_position: Callable[[], int | None],
+        *,
+        clock: Clock = utcnow,
+    ) -> None:
         self._views = views
         self._head_position = head_position
+        self._clock = clock
 
     def GetKeyStats(
         self, request: pb.GetKeyStatsRequest, context: grpc.ServicerContext
     ) -> pb.GetKeyStatsResponse:
-        raise NotImplementedYet("GetKeyStats is not built yet: it has no issue of its own so far")
+        """Key counts by tier × status × reseller and activations per UTC day, from the
+        catalog's count tables; a reseller sees its own reseller_id only."""
+        reseller_id = own_reseller(caller(), request.reseller_id)
+        now = self._clock()
+        product, days = ops_requests.stats_request(request, now)
+        found = ops.stats(self._views, reseller_id=reseller_id, product=product, now=now, days=days)
+        return ops_requests.stats_response(found)
 
     def ListExpiringSubscriptions(
         self, request: pb.ListExpiringSubscriptionsRequest, context: grpc.ServicerContext
     ) -> pb.ListExpiringSubscriptionsResponse:
-        raise NotImplementedYet(
-            "ListExpiringSubscriptions is not built yet: it has no issue of its own so far"
+        """Running subscriptions that end before `before`, by end then key id (AIP-158)."""
+        reseller_id = own_reseller(caller(), request.reseller_id)
+        now = self._clock()
+        asked = ops_requests.expiring_request(request, now, reseller_id)
+        page = ops.expiring(
+            self._views,
+            now=now,
+            before=asked.before,
+            reseller_id=reseller_id,
+            after=asked.after,
+            size=asked.size,
         )
+        return ops_requests.expiring_response(page, asked)
 
     def GetProjectionStatus(
         self, request: pb.GetProjectionStatusRequest, context: grpc.ServicerContext

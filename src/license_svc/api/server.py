@@ -91,7 +91,7 @@ class Server:
         )
         pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app), self.grpc)
         pb_grpc.add_OpsServiceServicer_to_server(
-            OpsServicer(views, app.recorder.max_notification_id), self.grpc
+            OpsServicer(views, app.recorder.max_notification_id, clock=service.clock), self.grpc
         )
         pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(service.plans), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
