@@ -42,6 +42,9 @@ def service_env(database_url: str, address: str, workers: int) -> dict[str, str]
         "LICENSE_SVC_LISTEN": address,
         "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
         "LICENSE_SVC_SO_REUSEPORT": "1" if workers > 1 else "0",
+        # Metrics on (as in production) on a port of each replica's own; "" in the caller's
+        # environment turns them off (the metrics-cost comparison).
+        "LICENSE_SVC_METRICS_LISTEN": os.environ.get("LICENSE_SVC_METRICS_LISTEN", "127.0.0.1:0"),
     }
 
 

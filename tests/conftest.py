@@ -34,6 +34,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> con
             "LICENSE_SVC_VAR_DIR": str(tmp_path_factory.mktemp("var")),
             "LICENSE_SVC_TOKENS_FILE": str(config.DEV_TOKENS),
             "LICENSE_SVC_LISTEN": "127.0.0.1:0",
+            "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",  # each in-process server its own port
         }
     )
 

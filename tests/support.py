@@ -153,6 +153,7 @@ class ServerProcess:
     def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.metrics_port = free_port()
         self.log_path = log_path
         full_env = {
             **os.environ,
@@ -160,6 +161,7 @@ class ServerProcess:
             "LICENSE_SVC_PEPPER": TEST_PEPPER,
             "LICENSE_SVC_LISTEN": self.address,
             "LICENSE_SVC_TOKENS_FILE": str(REPO / "deploy" / "dev" / "tokens.json"),
+            "LICENSE_SVC_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
             **env,
         }
         self._log = log_path.open("ab")

@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from license_svc import bootstrap, config
+from license_svc import bootstrap, config, logs
 from projections.registry import NAMES
 
 log = logging.getLogger("license_svc")
@@ -55,6 +55,7 @@ def _settings(dev: bool = False, **changes: int) -> config.Settings:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args.dev)
+    logs.setup(settings.log_format or ("text" if args.dev else "json"))
     service = bootstrap.build(settings)
     if args.dev or settings.run_projections:
         bootstrap.start_projections(service)

@@ -70,6 +70,10 @@ class Settings:
     worker_poll_seconds: float = 0.5
     view_recheck_seconds: float = 0.5
     rebuild_switch_seconds: float = 30.0  # how long a rebuild's switch may wait for catch-up
+    # Observability: Prometheus /metrics ("" = off; port 0 = any free port, logged), and the log
+    # format ("" = the command's default: text under `run`, json under `serve`).
+    metrics_listen: str = "127.0.0.1:9464"
+    log_format: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -128,6 +132,13 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw is None or raw == "":
         return default
     return raw.strip().lower() in {"1", "true", "yes", "on", "y"}
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(PREFIX + name, "").strip().lower()
+    if raw and raw not in choices:
+        raise ConfigError(f"{PREFIX}{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def _path(env: Mapping[str, str], name: str) -> Path | None:
@@ -190,4 +201,6 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         rebuild_switch_seconds=_float(
             env, "REBUILD_SWITCH_SECONDS", Settings.rebuild_switch_seconds
         ),
+        metrics_listen=env.get(PREFIX + "METRICS_LISTEN", Settings.metrics_listen).strip(),
+        log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
     )

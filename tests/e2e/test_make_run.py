@@ -16,6 +16,7 @@ from tests.support import REPO, Client, free_port
 def start_dev_server(var_dir: Path, address: str, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")}
     env.update({"LICENSE_SVC_VAR_DIR": str(var_dir), "LICENSE_SVC_LISTEN": address})
+    env["LICENSE_SVC_METRICS_LISTEN"] = f"127.0.0.1:{free_port()}"  # not the shared default
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "license_svc.cli", "run"],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -60,10 +62,29 @@ def test_no_plaintext_code_is_stored_anywhere_in_the_database(
     assert leaked == [], f"plaintext codes in the database dump ({how})"
 
 
-def test_no_plaintext_code_reaches_the_server_log(client: Client, server: ServerProcess) -> None:
-    used = exercise_every_path_a_code_takes(client, unique("acct"))
-    log = server.log_text()
+@pytest.fixture(params=["json", "text"])
+def logged_server(
+    request: pytest.FixtureRequest, server: ServerProcess, database_url: str, tmp_path
+) -> Iterator[ServerProcess]:
+    """The shared server (`serve` logs JSON by default), and one told to log text."""
+    if request.param == "json":
+        yield server
+        return
+    own = ServerProcess(database_url, tmp_path / "text.log", LICENSE_SVC_LOG_FORMAT="text")
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+def test_no_plaintext_code_reaches_the_server_log(logged_server: ServerProcess) -> None:
+    used = exercise_every_path_a_code_takes(logged_server.client, unique("acct"))
+    log = logged_server.log_text()
     assert "ActivateKey answered FAILED_PRECONDITION" in log  # the log is the right one
     leaked = [code for code in used for form in forms(code)[:3] if form in log]
     assert leaked == []
     assert CODE_SHAPE.findall(log) == []
+    if logged_server.log_path.name != "text.log":  # the JSON form: the values, unescaped too
+        values = " ".join(str(v) for line in log.splitlines() for v in json.loads(line).values())
+        assert [code for code in used for form in forms(code)[:3] if form in values] == []
+        assert CODE_SHAPE.findall(values) == []

@@ -8,7 +8,6 @@ health turns NOT_SERVING, new calls are refused, in-flight calls get `grace_seco
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from concurrent import futures
 from typing import Protocol
 
@@ -19,27 +18,25 @@ from grpc_reflection.v1alpha import reflection
 from license_svc.activation import ActivationDialog
 from license_svc.application import Clock, LicensingApp
 from license_svc.billing import PlanBook
-from license_svc.config import Settings
+from license_svc.config import ConfigError, Settings
 from readpath.live import LiveViews
 
 from .activation import ActivationServicer
 from .audit import AuditServicer
 from .auth import TokenTable
 from .billing import BillingServicer
+from .calllog import CallLog, Fanout
 from .entitlements import EntitlementServicer
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
-from .interceptor import GuardInterceptor
+from .interceptor import GuardInterceptor, Observer
 from .keys import KeyServicer
+from .metrics import Metrics
 from .ops import OpsServicer
 
 log = logging.getLogger("license_svc.server")
 
 SERVICE_NAMES = [d.full_name for d in pb.DESCRIPTOR.services_by_name.values()]
-
-
-def _no_metrics(method: str, outcome: str, seconds: float) -> None:
-    pass
 
 
 class Parts(Protocol):
@@ -64,15 +61,19 @@ class Server:
         self,
         service: Parts,
         tokens: TokenTable,
-        observe: Callable[[str, str, float], None] = _no_metrics,
     ) -> None:
         settings = service.settings
         self.service = service
+        # /metrics is off when LICENSE_SVC_METRICS_LISTEN is empty; the call log is always on.
+        self.metrics = Metrics(service) if settings.metrics_listen else None
+        observers: list[Observer] = [CallLog()]
+        if self.metrics is not None:
+            observers.insert(0, self.metrics.grpc)
         self.health = health.HealthServicer(experimental_non_blocking=True)
         limit = settings.max_message_bytes
         self.grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),
-            interceptors=[GuardInterceptor(tokens, observe)],
+            interceptors=[GuardInterceptor(tokens, Fanout(observers))],
             options=[
                 # One server per port unless we mean otherwise (bench runs several on purpose).
                 ("grpc.so_reuseport", int(settings.so_reuseport)),
@@ -113,6 +114,8 @@ class Server:
         return self.grpc.add_insecure_port(address)
 
     def start(self) -> None:
+        if self.metrics is not None:
+            self._serve_metrics(self.metrics, self.service.settings.metrics_listen)
         self.service.views.start()  # listen for view notices before the first read waits
         self.grpc.start()
         for name in ["", *SERVICE_NAMES]:
@@ -122,3 +125,11 @@ class Server:
     def stop(self, grace: float) -> None:
         self.health.enter_graceful_shutdown()
         self.grpc.stop(grace).wait()
+        if self.metrics is not None:
+            self.metrics.close()
+
+    def _serve_metrics(self, metrics: Metrics, address: str) -> None:
+        try:
+            metrics.serve(address)
+        except (OSError, ValueError) as error:  # a taken port is a start-up failure, said once
+            raise ConfigError(f"LICENSE_SVC_METRICS_LISTEN={address}: {error}") from None

@@ -1,0 +1,73 @@
+"""Log output: `text` for a developer's terminal, `json` (one object a line) for collectors.
+
+`setup(fmt)` replaces the root handler's formatter. A JSON line has `time` (UTC, ISO 8601 with
+milliseconds), `level`, `logger`, `message`, and the call fields the API's call log passes as
+`extra` (method, grpc_code, duration_ms, role, reseller_id, request_id, …); an exception's
+traceback goes in `exc`. Text lines append the call's role and request id after the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+FORMATS = ("text", "json")
+TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+# The keys a call log record carries beyond the standard LogRecord attributes.
+CALL_FIELDS = (
+    "method",
+    "service",
+    "grpc_type",
+    "grpc_code",
+    "reason",
+    "duration_ms",
+    "role",
+    "reseller_id",
+    "request_id",
+    "messages_sent",
+)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in CALL_FIELDS:
+            value = record.__dict__.get(name)
+            if value not in (None, ""):
+                line[name] = value
+        if record.exc_info:
+            line["exc"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(TEXT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        request_id = record.__dict__.get("request_id")
+        if request_id:
+            role = record.__dict__.get("role") or "-"
+            reseller = record.__dict__.get("reseller_id")
+            who = f"{role}:{reseller}" if reseller else role
+            text = f"{text} role={who} request_id={request_id}"
+        return text
+
+
+def setup(fmt: str) -> None:
+    """Log INFO and up to stderr in `fmt` ("text" or "json")."""
+    formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler(sys.stderr))
+    root.setLevel(logging.INFO)
+    for handler in root.handlers:
+        handler.setFormatter(formatter)
