@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -34,7 +35,8 @@ def test_every_log_line_is_json_and_carries_the_callers_request_id(
         assert ("x-request-id", request_id) in call.trailing_metadata()
         with pytest.raises(grpc.RpcError) as refused:
             server.client.activate(f"INT-{'A' * 12}", unique("acct"))
-        made_up = dict(refused.value.trailing_metadata())["x-request-id"]  # type: ignore[attr-defined]
+        trailing: Any = refused.value.trailing_metadata()  # type: ignore[attr-defined]
+        made_up = dict(trailing)["x-request-id"]
     finally:
         server.stop()
     lines = lines_of(server)  # json.loads of every line: each one parses
