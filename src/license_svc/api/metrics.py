@@ -26,8 +26,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from psycopg.sql import SQL, Identifier
 
 from license_svc.application import Clock, LicensingApp
+from license_svc.attempts import IN_FLIGHT
 from license_svc.config import Settings
-from license_svc.domain.key import event_type
 from readpath.live import LiveViews
 
 from .gen import licensing_pb2 as pb
@@ -36,11 +36,11 @@ from .interceptor import Call
 log = logging.getLogger("license_svc.metrics")
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-KEY_EVENTS = {  # event name of SPEC §3 → counter
-    "KeyIssued": "issued",
-    "KeyActivated": "activated",
-    "KeyRevoked": "revoked",
-    "SubscriptionExpired": "expired",
+KEY_EVENTS = {  # the key's events (a Plan has a SubscriptionExpired of its own) → counter
+    "ActivationKey.KeyIssued": "issued",
+    "ActivationKey.KeyActivated": "activated",
+    "ActivationKey.KeyRevoked": "revoked",
+    "ActivationKey.SubscriptionExpired": "expired",
 }
 ATTEMPT_METHODS = {"ValidateKey", "ActivateKey"}  # the calls the failed-attempt limiter counts
 
@@ -145,7 +145,7 @@ class GrpcMetrics:
 
 
 class StoreCounts:
-    """Events by bare type name, counted from the notification log incrementally. Notification
+    """Events by aggregate class and event name (`ActivationKey.KeyIssued`), counted from the notification log incrementally. Notification
     ids are assigned and committed in order (writers hold the table lock), so once id N is
     visible no smaller id can appear later: reading `> last seen` never misses a row."""
 
@@ -165,7 +165,7 @@ class StoreCounts:
         with self._lock, self._datastore.transaction(commit=False) as curs:
             curs.execute(self._query, (self._after,))
             for row in curs.fetchall():
-                name = event_type(row["topic"])
+                name = str(row["topic"]).rsplit(":", 1)[-1]  # module:Class.Event
                 self.counts[name] = self.counts.get(name, 0) + int(row["n"])
                 self._after = max(self._after, int(row["last"]))
             return dict(self.counts)
@@ -179,9 +179,11 @@ class DomainCollector:
         self._events = StoreCounts(parts.app)
         datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
         self._datastore = datastore
+        # On the database's clock, the limiter's timeline; recorded failures only (a reservation
+        # of an attempt in flight counts for the limiter, not here).
         self._blocked = SQL(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE at > %s AND at <= %s"
-            " GROUP BY account_id, session_id HAVING count(*) >= %s) AS blocked"
+            "SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE at > clock_timestamp() - %s"
+            " AND reason <> %s GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
         ).format(Identifier(datastore.schema, "failed_attempts"))
 
     def collect(self) -> Iterator[Metric]:
@@ -198,7 +200,7 @@ class DomainCollector:
         for name, short in KEY_EVENTS.items():
             yield CounterMetricFamily(
                 f"license_svc_keys_{short}",
-                f"{name} events in the store (counted from the notification log).",
+                f"{name.split('.')[1]} events in the store (counted from the notification log).",
                 value=counts.get(name, 0),
             )
 
@@ -220,10 +222,10 @@ class DomainCollector:
         yield from (store, position, lag)
 
     def _limiter(self) -> Iterator[Metric]:
-        settings, now = self._parts.settings, self._parts.clock()
-        since = now - timedelta(seconds=settings.session_block_seconds)
+        settings = self._parts.settings
+        window = timedelta(seconds=settings.session_block_seconds)
         with self._datastore.transaction(commit=False) as curs:
-            curs.execute(self._blocked, (since, now, settings.session_attempt_limit))
+            curs.execute(self._blocked, (window, IN_FLIGHT, settings.session_attempt_limit))
             row = curs.fetchone()
         blocked = GaugeMetricFamily(
             "license_svc_blocked_sessions", "Sessions blocked by the failed-attempt limiter now."
