@@ -145,9 +145,10 @@ class GrpcMetrics:
 
 
 class StoreCounts:
-    """Events by aggregate class and event name (`ActivationKey.KeyIssued`), counted from the notification log incrementally. Notification
-    ids are assigned and committed in order (writers hold the table lock), so once id N is
-    visible no smaller id can appear later: reading `> last seen` never misses a row."""
+    """Events by aggregate class and event name (`ActivationKey.KeyIssued`), counted from the
+    notification log incrementally. Notification ids are assigned and committed in order
+    (writers hold the table lock), so once id N is visible no smaller id can appear later:
+    reading `> last seen` never misses a row."""
 
     def __init__(self, app: LicensingApp) -> None:
         datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
