@@ -128,6 +128,8 @@ def test_the_servers_have_a_disruption_budget_an_autoscaler_and_a_service() -> N
     assert 2 <= scaler["minReplicas"] < scaler["maxReplicas"]
     service = of_kind("Service")["license-svc"]["spec"]
     assert service["selector"].items() <= labels.items()
+    metrics = {p["name"]: p["containerPort"] for p in container("server")["ports"]}["metrics"]
+    assert env("server")["LICENSE_SVC_METRICS_LISTEN"]["value"] == f"0.0.0.0:{metrics}"
     grace = float(env("server")["LICENSE_SVC_GRACE_SECONDS"]["value"])
     assert deployment("server")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace
 
