@@ -130,7 +130,9 @@ def _build(settings: Settings, clock: Clock) -> Service:
     datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
     limiter = AttemptLimiter(datastore, limits, attempt_clock)
     limiter.create_table()
-    views = LiveViews(datastore, settings.database_url, settings.view_recheck_seconds)
+    views = LiveViews(
+        datastore, settings.database_url, settings.view_recheck_seconds, settings.cache_entries
+    )
     views.ensure_tables()
     plans = PlanBook(app, app.identity, clock)
     return Service(settings, app, limiter, ActivationDialog(app, limiter), clock, views, plans)

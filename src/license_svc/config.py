@@ -74,6 +74,8 @@ class Settings:
     # format ("" = the command's default: text under `run`, json under `serve`).
     metrics_listen: str = "127.0.0.1:9464"
     log_format: str = ""
+    # Allowance and summary answers kept in each server process (LRU; 0 = no cache).
+    cache_entries: int = 50_000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -203,4 +205,5 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         ),
         metrics_listen=env.get(PREFIX + "METRICS_LISTEN", Settings.metrics_listen).strip(),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
+        cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
     )

@@ -97,6 +97,34 @@ class EntitlementsView(View):
     def _hint_column(self) -> Composable:
         return SQL(", hint") if self.with_hint else SQL("")
 
+    def account_changes(self, curs: Cursor[DictRow], batch: Batch) -> dict[tuple[str, str], int]:
+        """(account, product) → the position of the batch's last event that changes its
+        entitlements; read before the batch is written, while the ended keys still have their
+        rows (a revoked or expired key's event does not name its account)."""
+        ended = [e.originator_id for e in [*batch.revoked, *batch.expired]]
+        activated = {e.originator_id: e.account_id for e in batch.activated}
+        if not ended and not activated:
+            return {}
+        rows = curs.execute(
+            SQL(
+                "SELECT key_id, account_id, product FROM {} WHERE key_id = ANY(%s)"
+                " UNION ALL SELECT key_id, NULL, product FROM {} WHERE key_id = ANY(%s)"
+            ).format(self.table("entitlements"), self.table("pending")),
+            (ended, list(activated)),
+        ).fetchall()
+        changes: dict[tuple[str, str], int] = {}
+        for row in rows:
+            account = row["account_id"] or activated.get(row["key_id"])
+            if account is None:
+                continue
+            position = batch.positions[row["key_id"]]
+            where = (account, row["product"])
+            changes[where] = max(position, changes.get(where, 0))
+        return changes
+
+    def _changed_accounts(self, curs: Cursor[DictRow], batch: Batch) -> frozenset[str] | None:
+        return frozenset(account for account, _ in self.account_changes(curs, batch))
+
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
         pending, entitlements = self.table("pending"), self.table("entitlements")
         if batch.issued:

@@ -22,6 +22,7 @@ from projections.catalog import CatalogView
 from projections.generations import Generations
 from projections.registry import NAMES, view_class
 
+from .cache import AccountCache
 from .notices import Notices
 
 T = TypeVar("T")
@@ -33,7 +34,13 @@ class WaitTimedOut(Exception):
 
 
 class LiveViews:
-    def __init__(self, datastore: PostgresDatastore, conninfo: str, recheck_seconds: float):
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        conninfo: str,
+        recheck_seconds: float,
+        cache_entries: int = 0,
+    ) -> None:
         self.datastore = datastore
         self.generations = Generations(datastore)
         self._recheck = recheck_seconds
@@ -41,6 +48,9 @@ class LiveViews:
         self._views: dict[tuple[str, int], View] = {}
         self._lock = threading.Lock()
         self.notices = Notices(conninfo, self._switched, self.refresh)
+        # Account answers (allowance, summary) kept while the notices say they are current.
+        self.cache: AccountCache[object] = AccountCache(cache_entries)
+        self.notices.subscribe(self.cache)
 
     def ensure_tables(self) -> None:
         """Create the bookkeeping table and the live generations' tables (idempotent)."""

@@ -2,7 +2,8 @@
 
 Both answers are computed at the service's clock from the view's rows (`projections.subscription`
 holds the rules), so a period that has ended is never counted, whatever the sweeper has done.
-With `min_position` the read waits, within the call's deadline, for the view to reach it.
+With `min_position` the read waits, within the call's deadline, for the view to reach it. Both
+come from the process's account cache when it is known current (`readpath.accounts`).
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ import grpc
 
 from license_svc.application import Clock
 from license_svc.domain.tiers import Product
-from projections.allowance import AllowanceView
 from projections.subscription import Subscription
-from projections.summary import SummaryView
+from readpath.accounts import AccountReads
 from readpath.live import LiveViews
 
 from . import convert
@@ -26,7 +26,7 @@ from .validation import Fields
 
 class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
     def __init__(self, views: LiveViews, clock: Clock, max_wait_seconds: float) -> None:
-        self._views = views
+        self._reads = AccountReads(views)  # from the account cache when it is known current
         self._clock = clock
         self._max_wait = max_wait_seconds
 
@@ -37,11 +37,12 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         if request.HasField("as_of"):
             raise NotImplementedYet("Point-in-time summaries (as_of) are not built yet")
         now = self._clock()
-        found, position = self._views.read(
-            SummaryView,
+        found, position = self._reads.summary(
+            account_id,
+            product,
+            now,
             min_position(request.min_position),
             wait_budget(context, self._max_wait),
-            lambda view: view.summary(account_id, product, now),
         )
         limits = found.limits
         return pb.SubscriptionSummary(
@@ -64,11 +65,12 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         if in_use < 0:
             raise BadRequest([("connections_in_use", "must not be negative")])
         now = self._clock()
-        found, position = self._views.read(
-            AllowanceView,
+        found, position = self._reads.allowance(
+            account_id,
+            product,
+            now,
             min_position(request.min_position),
             wait_budget(context, self._max_wait),
-            lambda view: view.allowance(account_id, product, now),
         )
         return pb.SeatAllowance(
             account_id=account_id,
