@@ -105,21 +105,24 @@ class EntitlementsView(View):
         activated = {e.originator_id: e.account_id for e in batch.activated}
         if not ended and not activated:
             return {}
+        # A key issued in this same batch is not pending yet: its product is in its event.
+        issued = {e.originator_id: e.product for _, e in batch.issued}
         rows = curs.execute(
             SQL(
                 "SELECT key_id, account_id, product FROM {} WHERE key_id = ANY(%s)"
                 " UNION ALL SELECT key_id, NULL, product FROM {} WHERE key_id = ANY(%s)"
             ).format(self.table("entitlements"), self.table("pending")),
-            (ended, list(activated)),
+            (ended, [k for k in activated if k not in issued]),
         ).fetchall()
+        found = [(r["key_id"], r["account_id"], r["product"]) for r in rows]
+        found += [(k, None, issued[k]) for k in activated if k in issued]
         changes: dict[tuple[str, str], int] = {}
-        for row in rows:
-            account = row["account_id"] or activated.get(row["key_id"])
+        for key_id, account_id, product in found:
+            account = account_id or activated.get(key_id)
             if account is None:
                 continue
-            position = batch.positions[row["key_id"]]
-            where = (account, row["product"])
-            changes[where] = max(position, changes.get(where, 0))
+            position = batch.positions[key_id]
+            changes[(account, product)] = max(position, changes.get((account, product), 0))
         return changes
 
     def _changed_accounts(self, curs: Cursor[DictRow], batch: Batch) -> frozenset[str] | None:
