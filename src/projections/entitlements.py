@@ -23,6 +23,7 @@ from license_svc.domain.tiers import Product, Tier
 from .base import Batch, View, pg_text, pg_value
 
 SOURCE_KEY, SOURCE_PLAN = "key", "plan"
+PLAN_SNAPSHOTS = (Plan.PlanStarted, Plan.PlanRenewed, Plan.PlanChanged, Plan.PlanCancelled)
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,15 @@ class EntitlementsView(View):
         entitlements; read before the batch is written, while the ended keys still have their
         rows (a revoked or expired key's event does not name its account)."""
         ended = [e.originator_id for e in [*batch.revoked, *batch.expired]]
+        ended += [e.originator_id for e in batch.plans if isinstance(e, Plan.SubscriptionExpired)]
         activated = {e.originator_id: e.account_id for e in batch.activated}
+        changes: dict[tuple[str, str], int] = {}
+        for plan in batch.plans:  # a plan's provider events name its account and product
+            if isinstance(plan, PLAN_SNAPSHOTS):
+                where = (plan.account_id, plan.product)
+                changes[where] = max(batch.positions[plan.originator_id], changes.get(where, 0))
         if not ended and not activated:
-            return {}
+            return changes
         # A key issued in this same batch is not pending yet: its product is in its event.
         issued = {e.originator_id: e.product for _, e in batch.issued}
         rows = curs.execute(
@@ -116,7 +123,6 @@ class EntitlementsView(View):
         ).fetchall()
         found = [(r["key_id"], r["account_id"], r["product"]) for r in rows]
         found += [(k, None, issued[k]) for k in activated if k in issued]
-        changes: dict[tuple[str, str], int] = {}
         for key_id, account_id, product in found:
             account = account_id or activated.get(key_id)
             if account is None:

@@ -19,10 +19,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from license_svc import bootstrap
+from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
 from projections.allowance import AllowanceView
 from projections.base import generation_name
 from tests.e2e.test_entitlements import allowance, revoke_by_ops, summary
+from tests.e2e.test_plans import plan_event, record
 from tests.helpers import unique
 from tests.support import Client, FakeClock
 
@@ -198,3 +200,34 @@ def test_a_killed_listen_connection_never_yields_a_stale_answer(
     allowance(writer, account, position=position)
     assert allowance(replica, account).seats == 6
     assert allowance(replica, account, position=position).seats == 6
+
+
+def _heard(servers: Servers, index: int, position: int) -> None:
+    """Until server `index` has heard the allowance view's notice of `position`."""
+    notices = servers.services[index].views.notices
+    assert notices.wait(lambda: servers.heard(index) >= position, 30), "no notice heard"
+
+
+def test_a_plan_bought_online_changes_the_cached_answer_once_the_replica_heard_it(
+    servers: Servers,
+) -> None:
+    account, writer, replica = unique("acct"), servers.clients[0], servers.clients[1]
+    assert allowance(replica, account).seats == 0
+    assert allowance(replica, account).seats == 0  # cached: no entitlement at all
+    started = record(
+        writer, plan_event(account, unique("sub"), pb.PLAN_EVENT_KIND_STARTED, servers.clock())
+    )
+    _heard(servers, 1, started.position)
+    assert allowance(replica, account).seats == 3
+    second = record(
+        writer,
+        plan_event(
+            account,
+            unique("sub"),
+            pb.PLAN_EVENT_KIND_STARTED,
+            servers.clock(),
+            seats=2,
+        ),
+    )
+    _heard(servers, 1, second.position)
+    assert allowance(replica, account).seats == 5
