@@ -17,7 +17,7 @@ import signal
 import sys
 import threading
 
-from license_svc import bootstrap, config, logs
+from license_svc import bootstrap, client, config, logs
 from projections.registry import NAMES
 
 log = logging.getLogger("license_svc")
@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     view_commands.add_parser("run", help="the same as `project`").set_defaults(
         func=cmd_project, names=[]
     )
+    client.register(commands)  # the people's client: keys, activate, …, audit
     args = parser.parse_args(argv)
     if unknown := set(getattr(args, "names", [])) - set(NAMES):
         parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")

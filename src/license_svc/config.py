@@ -207,3 +207,19 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
     )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What the people's client (`license-svc keys …`, `audit …`) reads: where, and as whom."""
+
+    target: str = "127.0.0.1:50051"
+    token: str = ""
+
+
+def load_client(env: Mapping[str, str] | None = None) -> ClientSettings:
+    env = os.environ if env is None else env
+    return ClientSettings(
+        target=env.get(PREFIX + "TARGET") or ClientSettings.target,
+        token=env.get(PREFIX + "TOKEN", "").strip(),
+    )

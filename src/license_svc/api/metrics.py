@@ -21,7 +21,13 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg.sql import SQL, Identifier
 
@@ -253,6 +259,7 @@ class Metrics:
     """The registry of one server process and the HTTP endpoint that exposes it."""
 
     def __init__(self, parts: Parts) -> None:
+        disable_created_metrics()  # no `*_created` series: they double the scrape for nothing
         self.registry = CollectorRegistry()
         self.grpc = GrpcMetrics(self.registry)
         self.registry.register(DomainCollector(parts))  # type: ignore[arg-type]
