@@ -1,4 +1,4 @@
-"""Structured logs (SPEC §10): under `serve` one JSON object a line, one line per call, with the
+"""Structured logs (rules §10): under `serve` one JSON object a line, one line per call, with the
 caller's x-request-id (made up when absent, and returned in the response metadata)."""
 
 from __future__ import annotations

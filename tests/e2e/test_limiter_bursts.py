@@ -1,4 +1,4 @@
-"""A hundred guesses fired at once never get one attempt past the limit (SPEC §4, issue 7).
+"""A hundred guesses fired at once never get one attempt past the limit (rules §4, issue 7).
 
 Real server processes on one database; every burst is 100 concurrent calls (gRPC futures,
 spread over the replicas in turn), each guessing a well-formed code that was never issued.

@@ -74,7 +74,7 @@ def test_metrics_count_the_calls_made_and_the_events_stored(own_database: str, t
         for key in keys[:3]:
             client.activate(key.code, account, unique("sess"))
         guesser, session = unique("acct"), unique("sess")
-        for _ in range(5):  # five failures in one session block it (SPEC §4)
+        for _ in range(5):  # five failures in one session block it (rules §4)
             with pytest.raises(grpc.RpcError):
                 client.activate(codes.generate("INT").text(), guesser, session)
         with pytest.raises(grpc.RpcError):

@@ -1,4 +1,4 @@
-"""The one log line per call (SPEC §10), and the observer that hands a call to several others.
+"""The one log line per call (rules §10), and the observer that hands a call to several others.
 
 The line names the method, the gRPC code (and the error table's reason), the duration, the
 caller's role and reseller id and the request id — never a request field, so never a code. The

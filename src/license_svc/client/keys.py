@@ -28,7 +28,7 @@ from .common import (
     when,
 )
 
-MAX_PER_CALL = 10_000  # IssueKeys' bound (SPEC §8)
+MAX_PER_CALL = 10_000  # IssueKeys' bound (rules §8)
 
 
 def key_ref(text: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from eventsourcing.domain import Aggregate, event
 from license_svc.domain.periods import period_end
 from license_svc.domain.tiers import Product, Tier
 
-# What a key may carry (SPEC §2): seats run in parallel, the period is whole months.
+# What a key may carry (rules §2): seats run in parallel, the period is whole months.
 SEATS = range(1, 10_001)
 PERIOD_MONTHS = range(1, 61)
 
