@@ -251,26 +251,28 @@ class LicensingApp(Application[UUID]):
         return found
 
     def history(self, key_id: UUID) -> list[HistoryEntry]:
-        entries = []
-        for item in self.store.positioned_events(key_id):
-            domain_event: Any = self.mapper.to_domain_event(item.stored)
-            payload = {
-                k: v
-                for k, v in domain_event.__dict__.items()
-                if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
-            }
-            entries.append(
-                HistoryEntry(
-                    type=event_type(item.stored.topic),
-                    version=item.stored.originator_version,
-                    recorded_at=domain_event.timestamp,
-                    position=item.position,
-                    payload=payload,
-                )
-            )
+        entries = [
+            self.entry(item.stored, item.position) for item in self.store.positioned_events(key_id)
+        ]
         if not entries:
             raise KeyNotFound(str(key_id))
         return entries
+
+    def entry(self, stored: StoredEvent, position: int) -> HistoryEntry:
+        """A stored event as the audit shows it: its bare type and its attributes."""
+        domain_event: Any = self.mapper.to_domain_event(stored)
+        payload = {
+            k: v
+            for k, v in domain_event.__dict__.items()
+            if k not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+        }
+        return HistoryEntry(
+            type=event_type(stored.topic),
+            version=stored.originator_version,
+            recorded_at=domain_event.timestamp,
+            position=position,
+            payload=payload,
+        )
 
     # -- changing --------------------------------------------------------------------------
 

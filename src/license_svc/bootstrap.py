@@ -25,7 +25,9 @@ from license_svc.domain.identity import KeyIdentity
 from license_svc.sweeper import Sweeper, SweeperThread
 from projections.registry import NAMES
 from projections.workers.runner import ProjectionWorkers
+from readpath.feed import LogFeed
 from readpath.live import LiveViews
+from readpath.log import StoreNames
 
 if TYPE_CHECKING:
     from license_svc.api.server import Server
@@ -66,6 +68,7 @@ class Service:
     clock: Clock
     views: LiveViews
     plans: PlanBook
+    feed: LogFeed
     background: list[Background] = field(default_factory=list)
 
     @property
@@ -87,6 +90,7 @@ class Service:
             task.stop()
         self.background.clear()
         self.views.close()
+        self.feed.close()
         self.app.close()
 
 
@@ -135,7 +139,19 @@ def _build(settings: Settings, clock: Clock) -> Service:
     )
     views.ensure_tables()
     plans = PlanBook(app, app.identity, clock)
-    return Service(settings, app, limiter, ActivationDialog(app, limiter), clock, views, plans)
+    feed = LogFeed.build(
+        StoreNames(
+            settings.database_url,
+            datastore.schema or "public",
+            app.store.events_table_name,
+            app.store.channel_name,
+        ),
+        threads=settings.stream_read_threads,
+        window=settings.stream_window,
+        timeout=settings.connect_timeout,
+    )
+    dialog = ActivationDialog(app, limiter)
+    return Service(settings, app, limiter, dialog, clock, views, plans, feed)
 
 
 def server(service: Service) -> Server:

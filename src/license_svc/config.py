@@ -76,6 +76,15 @@ class Settings:
     log_format: str = ""
     # Allowance and summary answers kept in each server process (LRU; 0 = no cache).
     cache_entries: int = 50_000
+    # Streams (StreamEvents, WatchSeatAllowance) run on the server's event loop, not its threads:
+    # at most `max_streams` at once per process; one that cannot hand a message to a client
+    # for `stream_stall_seconds` is ended with a position to resume from. Their store reads use
+    # `stream_read_threads` threads and connections of their own; the process's one follower
+    # of the log keeps the newest `stream_window` events in memory for the live streams.
+    max_streams: int = 200
+    stream_stall_seconds: float = 30.0
+    stream_read_threads: int = 2
+    stream_window: int = 10_000
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -206,6 +215,10 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         metrics_listen=env.get(PREFIX + "METRICS_LISTEN", Settings.metrics_listen).strip(),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
+        max_streams=_int(env, "MAX_STREAMS", Settings.max_streams, lo=0),
+        stream_stall_seconds=_float(env, "STREAM_STALL_SECONDS", Settings.stream_stall_seconds),
+        stream_read_threads=_int(env, "STREAM_READ_THREADS", Settings.stream_read_threads, lo=1),
+        stream_window=_int(env, "STREAM_WINDOW", Settings.stream_window, lo=1),
     )
 
 

@@ -9,7 +9,8 @@ decodes inside its own `try`, with the deserializer it took from the original ha
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -55,7 +56,12 @@ def open_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodH
     serialize = handler.response_serializer
 
     def refuse(context: grpc.ServicerContext, error: errors.NotDecodable) -> None:
-        context.abort_with_status(errors.to_status(error))
+        status = errors.to_status(error)
+        context.abort(status.code, status.details, status.trailing_metadata)  # type: ignore[call-arg]
+
+    async def refuse_async(context: Any, error: errors.NotDecodable) -> None:
+        status = errors.to_status(error)
+        await context.abort(status.code, status.details, status.trailing_metadata)
 
     if handler.unary_unary is not None:
         unary = handler.unary_unary
@@ -68,6 +74,18 @@ def open_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodH
             return unary(request, context)
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, None, serialize)
+    if handler.unary_stream is not None and inspect.isasyncgenfunction(handler.unary_stream):
+        waiting = handler.unary_stream  # health's Watch: on the event loop (see server.py)
+
+        async def unary_stream_async(raw: bytes, context: Any) -> AsyncIterator[Any]:
+            try:
+                request = decode(raw)
+            except errors.NotDecodable as error:
+                await refuse_async(context, error)
+            async for response in waiting(request, context):
+                yield response
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream_async, None, serialize)
     if handler.unary_stream is not None:
         streaming = handler.unary_stream
 
@@ -79,6 +97,21 @@ def open_handler(method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodH
             yield from streaming(request, context)
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, None, serialize)
+    if handler.stream_stream is not None and inspect.isasyncgenfunction(handler.stream_stream):
+        talking: Any = handler.stream_stream  # the aio reflection servicer
+
+        async def stream_stream_async(raws: Any, context: Any) -> AsyncIterator[Any]:
+            async def decoded() -> AsyncIterator[Any]:
+                async for raw in raws:
+                    yield decode(raw)
+
+            try:
+                async for response in talking(decoded(), context):
+                    yield response
+            except errors.NotDecodable as error:
+                await refuse_async(context, error)
+
+        return grpc.stream_stream_rpc_method_handler(stream_stream_async, None, serialize)
     if handler.stream_stream is not None:
         bidi = handler.stream_stream
 

@@ -33,6 +33,7 @@ from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
 from readpath.live import WaitTimedOut
 
 from .auth import PermissionDenied, Unauthenticated
+from .streaming import ConsumerTooSlow, StreamsExhausted
 
 DOMAIN = "licensing.fiscobridge.com"
 
@@ -63,6 +64,7 @@ class Mapping:
     reason: str
     message: Callable[[Exception], str] = str
     retry_after: Callable[[Exception], timedelta | None] = field(default=lambda _: None)
+    metadata: Callable[[Exception], dict[str, str]] = field(default=lambda _: {})
 
 
 def _fixed(text: str) -> Callable[[Exception], str]:
@@ -140,6 +142,16 @@ TABLE: dict[type[Exception], Mapping] = {
     ),
     WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),
     NotImplementedYet: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
+    StreamsExhausted: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "TOO_MANY_STREAMS",
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    ConsumerTooSlow: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "CONSUMER_TOO_SLOW",
+        metadata=lambda e: {"resume_after": str(getattr(e, "resume_after", 0))},
+    ),
 }
 INTERNAL = Mapping(
     grpc.StatusCode.INTERNAL, "INTERNAL", _fixed("Internal error; it has been logged")
@@ -157,7 +169,9 @@ def to_status(error: Exception) -> grpc.Status:
     mapping = mapping_for(error) or INTERNAL
     message = mapping.message(error)
     details = [
-        error_details_pb2.ErrorInfo(reason=mapping.reason, domain=DOMAIN),
+        error_details_pb2.ErrorInfo(
+            reason=mapping.reason, domain=DOMAIN, metadata=mapping.metadata(error)
+        ),
     ]
     if isinstance(error, BadRequest):
         details.append(

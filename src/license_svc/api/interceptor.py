@@ -1,8 +1,9 @@
 """One server interceptor: authenticate, authorize, and turn every exception into a status.
 
-It wraps each method handler (unary and server-streaming alike), so the wrapping runs in the
-worker thread that serves the call: the caller's principal is put in a context variable for
-the servicer, and nothing a servicer raises escapes as UNKNOWN. It also decodes the request
+It wraps each method handler (unary and server-streaming alike), so the wrapping runs where
+the call is served: a unary call on a thread of the server's pool, a stream (a coroutine) on
+the event loop of the `grpc.aio` server. The caller's principal is put in a context variable
+for the servicer, and nothing a servicer raises escapes as UNKNOWN. It also decodes the request
 body itself (`decoding.py`), so a body that does not decode is INVALID_ARGUMENT, not INTERNAL.
 Every call is also reported to an `Observer` (metrics, the one log line per call) as a `Call`,
 and answers with the caller's `x-request-id` (or one made up for it) in its trailing metadata.
@@ -10,11 +11,13 @@ and answers with the caller's `x-request-id` (or one made up for it) in its trai
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +30,7 @@ log = logging.getLogger("license_svc.api")
 
 Unary = Callable[[Any, grpc.ServicerContext], Any]
 Streaming = Callable[[Any, grpc.ServicerContext], Iterator[Any]]
+Coroutine = Callable[[Any, Any], Awaitable[None]]  # a stream that writes with context.write
 REQUEST_ID = "x-request-id"
 MAX_REQUEST_ID = 128  # a caller's id longer than this is replaced, not echoed
 
@@ -69,25 +73,25 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return uuid.uuid4().hex
 
 
-class GuardInterceptor(grpc.ServerInterceptor):
+class GuardInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, tokens: TokenTable, observer: Observer) -> None:
         self._tokens = tokens
         self._observer = observer
         self._wrapped: dict[str, grpc.RpcMethodHandler] = {}  # built once per method
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler:  # None (an unknown method: UNIMPLEMENTED) is allowed too
         method: str = handler_call_details.method  # type: ignore[attr-defined]
         try:
             return self._wrapped[method]
         except KeyError:
             pass
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         if handler is None:
-            return None  # UNIMPLEMENTED; not cached, so unknown names cannot grow the dict
+            return None  # type: ignore[return-value]  # UNIMPLEMENTED; not cached, so unknown names cannot grow the dict
         wrapped = self._wrapped[method] = self._wrap(method, handler)
         return wrapped
 
@@ -103,8 +107,13 @@ class GuardInterceptor(grpc.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
+            inner = handler.unary_stream
+            if inspect.iscoroutinefunction(inner):
+                behaviour: Any = self._coroutine(method, inner, decode)
+            else:  # a sync generator holds a pool thread for its life: none of ours is one
+                behaviour = self._streaming(method, inner, decode)
             return grpc.unary_stream_rpc_method_handler(
-                self._streaming(method, handler.unary_stream, decode),
+                behaviour,
                 request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
@@ -158,7 +167,33 @@ class GuardInterceptor(grpc.ServerInterceptor):
 
         return behaviour
 
+    def _coroutine(self, method: str, inner: Coroutine, decode: decoding.Decode) -> Coroutine:
+        """A stream on the event loop (see `streaming.py`): it writes with `context.write`,
+        counted here through a thin wrapper of the context."""
+
+        async def behaviour(raw: bytes, context: Any) -> None:
+            call = self._begin(method, "server_stream", context)
+            try:
+                self._enter(call, context)
+                await inner(decode(raw), _Counted(context, call, self._observer))
+            except asyncio.CancelledError:  # the client went away: no status to send
+                call.code = "CANCELLED"
+                self._observer.handled(call)
+                raise
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await context.abort(*self._failed(call, error))
+            self._done(call, context)
+
+        return behaviour
+
     def _fail(self, call: Call, context: grpc.ServicerContext, error: Exception) -> None:
+        # `abort`, not `abort_with_status`: the aio server's context for sync handlers has only
+        # `abort` (it raises, as the sync server's does).
+        context.abort(*self._failed(call, error))  # type: ignore[call-arg]
+
+    def _failed(self, call: Call, error: Exception) -> _Status:
         mapping = errors.mapping_for(error)
         status = errors.to_status(error)
         call.code = status.code.name  # type: ignore[attr-defined]
@@ -167,4 +202,21 @@ class GuardInterceptor(grpc.ServerInterceptor):
             log.error("unhandled error in %s", call.method, exc_info=error)
         self._observer.handled(call)
         trailing = (*(status.trailing_metadata or ()), (REQUEST_ID, call.request_id))
-        context.abort_with_status(_Status(status.code, status.details, trailing))
+        return _Status(status.code, status.details, trailing)
+
+
+class _Counted:
+    """A stream's context whose `write` reports each message to the observer."""
+
+    def __init__(self, context: Any, call: Call, observer: Observer) -> None:
+        self._context = context
+        self._call = call
+        self._observer = observer
+
+    async def write(self, message: Any) -> None:
+        await self._context.write(message)
+        self._call.sent += 1
+        self._observer.sent(self._call)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)

@@ -1,15 +1,24 @@
 """The gRPC server: business servicers, health, reflection, one guard interceptor.
 
-A sync grpcio server with a thread pool: the `eventsourcing` library has no asyncio API, and
-each call is a short Postgres round trip. `stop()` is graceful (the CLI calls it on SIGTERM/SIGINT):
-health turns NOT_SERVING, new calls are refused, in-flight calls get `grace_seconds` to finish.
+A `grpc.aio` server whose event loop runs on a thread of its own. Unary methods stay sync
+functions (the `eventsourcing` library has no asyncio API; each call is a short Postgres round
+trip): the aio server runs them on its thread pool of `grpc_workers` threads, as the sync
+server did. Streaming methods are coroutines on the loop (`streaming.py`): a follower that
+stays connected for a day holds no thread, so streams never take the threads unary calls need.
+(A sync grpcio server runs each stream's generator on a pool thread for the stream's life, and
+a second server for streams would need a second port; see the README for the measurements.)
+`stop()` is graceful (the CLI calls it on SIGTERM/SIGINT): health turns NOT_SERVING, new calls
+are refused, in-flight calls get `grace_seconds` to finish.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent import futures
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -19,6 +28,7 @@ from license_svc.activation import ActivationDialog
 from license_svc.application import Clock, LicensingApp
 from license_svc.billing import PlanBook
 from license_svc.config import ConfigError, Settings
+from readpath.feed import LogFeed
 from readpath.live import LiveViews
 
 from .activation import ActivationServicer
@@ -33,10 +43,12 @@ from .interceptor import GuardInterceptor, Observer
 from .keys import KeyServicer
 from .metrics import Metrics
 from .ops import OpsServicer
+from .streaming import Streams
 
 log = logging.getLogger("license_svc.server")
 
 SERVICE_NAMES = [d.full_name for d in pb.DESCRIPTOR.services_by_name.values()]
+T = TypeVar("T")
 
 
 class Parts(Protocol):
@@ -54,6 +66,8 @@ class Parts(Protocol):
     def clock(self) -> Clock: ...
     @property
     def plans(self) -> PlanBook: ...
+    @property
+    def feed(self) -> LogFeed: ...
 
 
 class Server:
@@ -69,17 +83,27 @@ class Server:
         observers: list[Observer] = [CallLog()]
         if self.metrics is not None:
             observers.insert(0, self.metrics.grpc)
-        self.health = health.HealthServicer(experimental_non_blocking=True)
+        self.health = Health(experimental_non_blocking=True)
+        self.streams = Streams(service.feed, settings.max_streams, settings.stream_stall_seconds)
+        self._loop = asyncio.new_event_loop()
+        self._loop_thread = threading.Thread(
+            target=self._loop.run_forever, name="grpc-loop", daemon=True
+        )
+        self._loop_thread.start()
         limit = settings.max_message_bytes
-        self.grpc = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=settings.grpc_workers, thread_name_prefix="rpc"),
-            interceptors=[GuardInterceptor(tokens, Fanout(observers))],
-            options=[
-                # One server per port unless we mean otherwise (bench runs several on purpose).
-                ("grpc.so_reuseport", int(settings.so_reuseport)),
-                ("grpc.max_receive_message_length", limit),
-                ("grpc.max_send_message_length", limit),
-            ],
+        self.grpc = self._on_loop(
+            _make_server(
+                futures.ThreadPoolExecutor(
+                    max_workers=settings.grpc_workers, thread_name_prefix="rpc"
+                ),
+                interceptors=[GuardInterceptor(tokens, Fanout(observers))],
+                options=[
+                    # One server per port unless we mean otherwise (bench runs several on purpose).
+                    ("grpc.so_reuseport", int(settings.so_reuseport)),
+                    ("grpc.max_receive_message_length", limit),
+                    ("grpc.max_send_message_length", limit),
+                ],
+            )
         )
         app = service.app
         views, max_wait = service.views, settings.max_wait_seconds
@@ -90,7 +114,7 @@ class Server:
         pb_grpc.add_EntitlementServiceServicer_to_server(
             EntitlementServicer(views, service.clock, max_wait), self.grpc
         )
-        pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app), self.grpc)
+        pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app, self.streams), self.grpc)
         pb_grpc.add_OpsServiceServicer_to_server(
             OpsServicer(views, app.recorder.max_notification_id, clock=service.clock), self.grpc
         )
@@ -99,7 +123,11 @@ class Server:
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc
         )
-        self.port = self._bind(settings.listen)
+        self.port = self._on_loop(_call(self._bind, settings.listen))
+
+    def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run `work` on the server's event loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(work, self._loop).result()
 
     def _bind(self, address: str) -> int:
         settings = self.service.settings
@@ -117,14 +145,19 @@ class Server:
         if self.metrics is not None:
             self._serve_metrics(self.metrics, self.service.settings.metrics_listen)
         self.service.views.start()  # listen for view notices before the first read waits
-        self.grpc.start()
+        self.service.feed.start()  # the one follower of the store's log the streams share
+        self._on_loop(self.grpc.start())
         for name in ["", *SERVICE_NAMES]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("serving on %s", self.service.settings.listen)
 
     def stop(self, grace: float) -> None:
         self.health.enter_graceful_shutdown()
-        self.grpc.stop(grace).wait()
+        if not self._loop.is_closed():
+            self._on_loop(self.grpc.stop(grace))
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop_thread.join(5.0)
+            self._loop.close()
         if self.metrics is not None:
             self.metrics.close()
 
@@ -133,3 +166,49 @@ class Server:
             metrics.serve(address)
         except (OSError, ValueError) as error:  # a taken port is a start-up failure, said once
             raise ConfigError(f"LICENSE_SVC_METRICS_LISTEN={address}: {error}") from None
+
+
+async def _make_server(
+    pool: futures.ThreadPoolExecutor, interceptors: list[Any], options: list[tuple[str, Any]]
+) -> grpc.aio.Server:
+    """Built on the loop's thread, so the server belongs to that loop. `migration_thread_pool`
+    runs the sync (unary) handlers."""
+    return grpc.aio.server(migration_thread_pool=pool, interceptors=interceptors, options=options)
+
+
+async def _call(fn: Callable[..., T], *args: Any) -> T:
+    return fn(*args)
+
+
+class Health(health.HealthServicer):
+    """The stock servicer (its `set` may be called from any thread), with a `Watch` that waits
+    on the event loop instead of holding a pool thread for as long as the watcher stays."""
+
+    async def Watch(  # type: ignore[override]
+        self, request: Any, context: Any, send_response_callback: Any = None
+    ) -> AsyncIterator[Any]:
+        loop = asyncio.get_running_loop()
+        changes: asyncio.Queue[Any] = asyncio.Queue(maxsize=16)
+
+        def send(response: Any) -> None:
+            loop.call_soon_threadsafe(_offer, changes, response)
+
+        super().Watch(request, _DoneCallbacks(context), send_response_callback=send)  # type: ignore[arg-type]
+        while True:
+            yield await changes.get()
+
+
+def _offer(queue: asyncio.Queue[Any], item: Any) -> None:
+    if queue.full():  # a watcher wants the latest status, not every one
+        queue.get_nowait()
+    queue.put_nowait(item)
+
+
+class _DoneCallbacks:
+    """Sync servicers register clean-ups with `add_callback`; aio names it `add_done_callback`."""
+
+    def __init__(self, context: Any) -> None:
+        self._context = context
+
+    def add_callback(self, callback: Callable[[], None]) -> None:
+        self._context.add_done_callback(lambda _: callback())
