@@ -48,6 +48,8 @@ def _wait_for_signal() -> None:
 
 def _settings(dev: bool = False, **changes: int) -> config.Settings:
     settings = config.load()
+    if settings.log_format:  # the other commands log text unless told otherwise
+        logs.setup(settings.log_format)
     if dev:
         settings = bootstrap.with_database(settings)
     return settings.with_(**changes) if changes else settings

@@ -73,6 +73,11 @@ def test_the_whole_flow_through_the_console_script(server: ServerProcess) -> Non
         assert stats.returncode == 0, stats.stderr
         assert "counts" in json.loads(stats.stdout)
 
+    expiring = cli(server, "expiring", "--before", "2100-01-01T00:00:00Z", "--limit", "3", "--json")
+    assert expiring.returncode == 0, expiring.stderr
+    rows = [json.loads(line) for line in expiring.stdout.splitlines()]  # one object a line
+    assert 1 <= len(rows) <= 3 and all("period_ends_at" in row for row in rows)
+
     revoked = ok_json(server, "keys", "revoke", key_id, "--reason", "refund")
     assert revoked["key"]["status"] == "KEY_STATUS_REVOKED"  # type: ignore[index]
     shown = cli(server, "keys", "show", key_id)
