@@ -6,9 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from uuid import UUID
 
 from license_svc.domain.tiers import Product
@@ -20,18 +19,19 @@ from . import convert
 from .auth import PermissionDenied, Principal, Role
 from .errors import BadRequest
 from .gen import licensing_pb2 as pb
+from .validation import Fields
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_TOKEN = 2_000  # ours are a few hundred characters; don't decode megabytes
 
 
 def own_reseller(principal: Principal, requested: str) -> str:
     """The reseller_id a call reads: a reseller token reads its own (empty means its own) and
     never another's; ops read the one asked for, or every reseller when empty."""
-    requested = requested.strip()
-    if len(requested) > 200:
-        raise BadRequest([("reseller_id", "must be at most 200 characters")])
+    check = Fields()
+    requested = check.identifier(requested, "reseller_id", required=False)
+    check.done()
     if principal.role is Role.RESELLER:
         if requested and requested != principal.reseller_id:
             raise PermissionDenied("A reseller may read only its own reseller_id")
@@ -40,36 +40,23 @@ def own_reseller(principal: Principal, requested: str) -> str:
 
 
 def stats_request(request: pb.GetKeyStatsRequest, now: datetime) -> tuple[Product | None, DayRange]:
-    violations: list[tuple[str, str]] = []
+    check = Fields()
     product = None
     if request.product != pb.PRODUCT_UNSPECIFIED:
         try:
             product = convert.product(request.product)
         except BadRequest as error:
-            violations += error.violations
-    first = _date(request.from_date, "from_date", violations)
-    last = _date(request.to_date, "to_date", violations)
-    convert.require(violations)
+            check.merge(error)
+    first = check.day(request.from_date, "from_date")
+    last = check.day(request.to_date, "to_date")
+    check.done()
     days = default_days(now.date(), first, last)
     if days.first > days.last:
-        violations.append(("from_date", "must not be after to_date"))
+        check.add("from_date", "must not be after to_date")
     elif len(days) > MAX_STATS_DAYS:
-        violations.append(("from_date", f"the range may span at most {MAX_STATS_DAYS:,} days"))
-    convert.require(violations)
+        check.add("from_date", f"the range may span at most {MAX_STATS_DAYS:,} days")
+    check.done()
     return product, days
-
-
-def _date(text: str, field: str, violations: list[tuple[str, str]]) -> date | None:
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        if _DATE.match(text):
-            return date.fromisoformat(text)
-    except ValueError:
-        pass
-    violations.append((field, "must be a date YYYY-MM-DD (UTC)"))
-    return None
 
 
 def stats_response(found: KeyStats) -> pb.GetKeyStatsResponse:
@@ -107,12 +94,9 @@ def expiring_request(
     if request.page_size < 0:
         raise BadRequest([("page_size", f"must be between 0 and {MAX_PAGE_SIZE}")])
     size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    before = None
-    if request.HasField("before"):
-        try:
-            before = convert.from_timestamp(request.before)
-        except (ValueError, OverflowError):
-            raise BadRequest([("before", "is not a valid timestamp")]) from None
+    check = Fields()
+    before = check.timestamp(request, "before")
+    check.done()
     if not request.page_token:
         return ExpiringAsk(before or now + EXPIRING_WINDOW, reseller_id, None, size)
     token_before, token_reseller, after = _read_token(request.page_token)
@@ -161,6 +145,8 @@ def _token(before: datetime, reseller_id: str, ends_at: datetime, key_id: UUID) 
 
 def _read_token(token: str) -> tuple[datetime, str, tuple[datetime, UUID]]:
     try:
+        if len(token) > MAX_TOKEN:
+            raise ValueError(token)
         body = json.loads(base64.urlsafe_b64decode(token.encode()))
         if body["v"] == 1:
             ends_at = datetime.fromisoformat(body["e"])
