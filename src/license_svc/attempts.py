@@ -209,3 +209,17 @@ class AttemptLimiter:
                 (account_id,),
             )
             return [dict(row) for row in curs.fetchall()]
+
+    def failures_by_reason(self, within: timedelta) -> dict[str, int]:
+        """Failures of the last `within` by reason, most frequent first, for the ops dashboard
+        (reservations of attempts still running are not failures)."""
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT reason, count(*) AS n FROM {}.failed_attempts"
+                    " WHERE reason <> %s AND at > coalesce(%s::timestamptz, now()) - %s"
+                    " GROUP BY reason ORDER BY n DESC, reason"
+                ).format(Identifier(self._datastore.schema)),
+                (IN_FLIGHT, self._clock() if self._clock is not None else None, within),
+            )
+            return {row["reason"]: int(row["n"]) for row in curs.fetchall()}
