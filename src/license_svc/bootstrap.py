@@ -31,6 +31,7 @@ from readpath.log import StoreNames
 
 if TYPE_CHECKING:
     from license_svc.api.server import Server
+    from license_svc.dashboard.server import Dashboard
 
 log = logging.getLogger(__name__)
 SCHEMA_LOCK = zlib.crc32(b"license-svc/bootstrap/schema")
@@ -173,3 +174,17 @@ def start_sweeper(service: Service) -> None:
     thread = SweeperThread(service.sweeper(), service.settings.sweep_interval_seconds)
     thread.start()
     service.background.append(thread)
+
+
+def start_dashboard(service: Service, listen: str) -> Dashboard:
+    """Serve the ops dashboard page from this process's read layer (`dashboard`, `run`)."""
+    from license_svc.dashboard.board import Reads
+    from license_svc.dashboard.server import Dashboard
+
+    reads = Reads(
+        service.views, service.limiter, service.clock, service.app.recorder.max_notification_id
+    )
+    dashboard = Dashboard(reads, tokens_for(service.settings), listen)
+    dashboard.start()
+    service.background.append(dashboard)
+    return dashboard

@@ -2,6 +2,7 @@
 
 license-svc serve                      a gRPC server replica
 license-svc run                        development: server + projections + sweeper, embedded DB
+license-svc dashboard [--listen H:P]   the ops dashboard page (http://127.0.0.1:8080/)
 license-svc project [NAME ...]         a projection worker: keeps the views up to date
 license-svc expire [--once]            the expiry sweeper
 license-svc projections rebuild NAME   replay a view from position 0, then switch to it
@@ -63,6 +64,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bootstrap.start_projections(service)
     if args.dev or settings.run_sweeper:
         bootstrap.start_sweeper(service)
+    if args.dev and settings.dashboard_listen:
+        bootstrap.start_dashboard(service, settings.dashboard_listen)
     server = bootstrap.server(service)
     server.start()
     _wait_for_signal()
@@ -70,6 +73,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server.stop(settings.grace_seconds)
     service.close()
     log.info("stopped")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    settings = _settings(False, **SMALL_POOL)
+    listen = args.listen or settings.dashboard_listen
+    if not listen:
+        raise config.ConfigError("LICENSE_SVC_DASHBOARD_LISTEN is empty: give it an address")
+    service = bootstrap.build(settings)
+    bootstrap.start_dashboard(service, listen)
+    _wait_for_signal()
+    service.close()
     return 0
 
 
@@ -149,6 +164,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(func=cmd_serve, dev=False)
     run = commands.add_parser("run", help="development: everything in one process")
     run.set_defaults(func=cmd_serve, dev=True)
+    dashboard = commands.add_parser("dashboard", help="serve the ops dashboard page")
+    dashboard.add_argument("--listen", default="", help="host:port (LICENSE_SVC_DASHBOARD_LISTEN)")
+    dashboard.set_defaults(func=cmd_dashboard)
     project = commands.add_parser("project", help="run a projection worker")
     project.add_argument("names", nargs="*", metavar="NAME", help=f"views to keep: {NAMES}")
     project.set_defaults(func=cmd_project)

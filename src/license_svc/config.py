@@ -85,6 +85,8 @@ class Settings:
     stream_stall_seconds: float = 30.0
     stream_read_threads: int = 2
     stream_window: int = 10_000
+    # The ops dashboard page: served by `license-svc dashboard`, and inside `run` ("" = off).
+    dashboard_listen: str = "127.0.0.1:8080"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -213,6 +215,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
             env, "REBUILD_SWITCH_SECONDS", Settings.rebuild_switch_seconds
         ),
         metrics_listen=env.get(PREFIX + "METRICS_LISTEN", Settings.metrics_listen).strip(),
+        dashboard_listen=env.get(PREFIX + "DASHBOARD_LISTEN", Settings.dashboard_listen).strip(),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
         max_streams=_int(env, "MAX_STREAMS", Settings.max_streams, lo=0),

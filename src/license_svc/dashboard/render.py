@@ -130,7 +130,9 @@ def _counts(b: Board) -> str:
         total = f'<td class="n">{e(f"{sum(counts.values()):,}")}</td>'
         body.append(f"<tr><td>{e(reseller)}</td><td>{e(tier.value)}</td>{cells}{total}</tr>")
     if not body:
-        return '<section><h2>Keys by tier and status</h2><p class="empty">No keys yet.</p></section>'
+        return (
+            '<section><h2>Keys by tier and status</h2><p class="empty">No keys yet.</p></section>'
+        )
     total_cells = "".join(
         f'<td class="n" data-total-status="{e(s.value)}">{e(f"{totals[s]:,}")}</td>'
         for s in STATUSES
@@ -138,7 +140,7 @@ def _counts(b: Board) -> str:
     grand = f'<td class="n">{e(f"{sum(totals.values()):,}")}</td>'
     body.append(f'<tr class="total"><td>all shown</td><td></td>{total_cells}{grand}</tr>')
     return (
-        "<section><h2>Keys by tier and status</h2><table id=\"counts\"><thead><tr>"
+        '<section><h2>Keys by tier and status</h2><table id="counts"><thead><tr>'
         f'<th>reseller</th><th>tier</th>{head}<th class="n">total</th></tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></section>"
     )
@@ -159,11 +161,12 @@ def _chart(b: Board) -> str:
             f' data-date="{e(day.isoformat())}" data-count="{e(n)}">'
             f"<title>{e(day.isoformat())}: {e(n)} activations</title></rect>"
         )
-    labels = [(0, days[0][0]), (len(days) // 2, days[len(days) // 2][0]), (len(days) - 1, days[-1][0])]
     axis_y = 10 + height
+    middle = len(days) // 2
     ticks = "".join(
-        f'<text x="{left + i * (bar + gap)}" y="{axis_y + 15}">{e(_day(d))}</text>'
-        for i, d in labels
+        f'<text x="{left + i * (bar + gap) + bar // 2}" y="{axis_y + 15}"'
+        f' text-anchor="{anchor}">{e(_day(days[i][0]))}</text>'
+        for i, anchor in ((0, "start"), (middle, "middle"), (len(days) - 1, "end"))
     )
     svg = (
         f'<svg id="activations" role="img" width="{width}" height="{axis_y + bottom}"'
@@ -217,7 +220,7 @@ def _failures(b: Board) -> str:
     assert b.failures is not None
     total = sum(b.failures.values())
     if not b.failures:
-        return '<section><h2>Failed attempts, last hour: 0</h2></section>'
+        return "<section><h2>Failed attempts, last hour: 0</h2></section>"
     rows = "".join(
         f'<tr><td>{e(reason)}</td><td class="n">{e(f"{n:,}")}</td></tr>'
         for reason, n in b.failures.items()
