@@ -18,6 +18,7 @@ from license_svc.application import IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
 from projections.catalog import CatalogView
+from projections.registry import NAMES
 from projections.workers.prune import prune
 from projections.workers.rebuild import rebuild, rebuilding
 from projections.workers.runner import connect, worker_lock_key
@@ -40,16 +41,14 @@ def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
             built.close()
 
 
-def catalog_tables(service: Service) -> set[str]:
+def generations_on_disk(service: Service, name: str = "catalog") -> set[int]:
+    """The generations of `name` that have any table at all (data or tracking)."""
     with psycopg.connect(service.settings.database_url) as conn:
         rows = conn.execute(
-            "SELECT tablename FROM pg_tables WHERE tablename LIKE 'catalog\\_g%'"
+            "SELECT tablename FROM pg_tables WHERE tablename LIKE %s", (f"{name}\\_g%",)
         ).fetchall()
-    return {row[0] for row in rows}
-
-
-def generations_of(tables: set[str]) -> set[int]:
-    return {int(m.group(1)) for t in tables if (m := re.match(r"catalog_g(\d+)_", t))}
+    pattern = re.compile(rf"{name}_g(\d+)_")
+    return {int(m.group(1)) for (table,) in rows if (m := pattern.match(table))}
 
 
 def rebuild_catalog(service: Service, keep_old: bool = False) -> int:
@@ -66,21 +65,24 @@ def prune_catalog(service: Service) -> tuple[list[int], dict[int, str]]:
     return pruned.dropped, pruned.kept
 
 
-def test_a_rebuild_drops_the_generation_it_replaced(service: Service) -> None:
-    assert generations_of(catalog_tables(service)) == {1}
-    assert rebuild_catalog(service) == 2
-    assert generations_of(catalog_tables(service)) == {2}
-    assert service.views.generations.live(["catalog"]) == {"catalog": 2}
+@pytest.mark.parametrize("name", NAMES)
+def test_a_rebuild_drops_every_table_of_the_generation_it_replaced(
+    service: Service, name: str
+) -> None:
+    assert generations_on_disk(service, name) == {1}
+    rebuild(service.settings, service.datastore, service.app, name, io.StringIO())
+    assert generations_on_disk(service, name) == {2}
+    assert service.views.generations.live([name]) == {name: 2}
 
 
 def test_prune_keeps_a_generation_while_a_worker_runs_it(service: Service) -> None:
     rebuild_catalog(service, keep_old=True)
-    assert generations_of(catalog_tables(service)) == {1, 2}
+    assert generations_on_disk(service) == {1, 2}
     with connect(service.settings) as worker:
         worker.execute("SELECT pg_advisory_lock(%s)", (worker_lock_key("catalog", 1),))
         assert prune_catalog(service) == ([], {1: "a worker still runs it"})
     assert prune_catalog(service) == ([1], {})
-    assert generations_of(catalog_tables(service)) == {2}
+    assert generations_on_disk(service) == {2}
 
 
 def test_prune_keeps_a_generation_while_a_read_is_in_it(service: Service) -> None:
