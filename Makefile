@@ -4,8 +4,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+FUZZ_ARGS ?=
 
-.PHONY: install run test lint proto bench bench-quick clean
+.PHONY: install run test lint proto bench bench-quick fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -40,6 +41,13 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+## Hostile requests at a real server (tests/fuzz/): status codes per method, any UNKNOWN/INTERNAL
+## with a reproducer, store and views unchanged by rejected requests. `make test` runs a short form.
+## FUZZ_ARGS passes options, e.g. FUZZ_ARGS="--requests 5000 --seed 7"; the table is saved to
+## bench/results/fuzz-<date>.txt.
+fuzz: install
+	$(PY) -m tests.fuzz --save $(FUZZ_ARGS)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache

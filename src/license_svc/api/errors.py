@@ -152,6 +152,10 @@ TABLE: dict[type[Exception], Mapping] = {
         "CONSUMER_TOO_SLOW",
         metadata=lambda e: {"resume_after": str(getattr(e, "resume_after", 0))},
     ),
+    # What a generated servicer base raises for a method no servicer overrides yet.
+    NotImplementedError: Mapping(
+        grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", _fixed("Method not implemented")
+    ),
 }
 INTERNAL = Mapping(
     grpc.StatusCode.INTERNAL, "INTERNAL", _fixed("Internal error; it has been logged")

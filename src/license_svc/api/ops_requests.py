@@ -153,6 +153,6 @@ def _read_token(token: str) -> tuple[datetime, str, tuple[datetime, UUID]]:
             before = datetime.fromisoformat(body["b"])
             if ends_at.tzinfo and before.tzinfo:
                 return before, str(body["r"]), (ends_at, UUID(body["k"]))
-    except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError):
+    except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError, AttributeError):
         pass
     raise BadRequest([("page_token", "is not a token this service returned")])

@@ -43,7 +43,7 @@ LIMITS: dict[str, tuple[str, int]] = {
     "batch_id": (ID, 128),
     "subscription_id": (ID, 200),
     "billing_event_id": (ID, 200),
-    "page_token": (ID, 200),
+    "page_token": (ID, 1000),  # base64url of what the page continues (the query, the last row)
     "event_types": (ID, 64),
     "reason": (TEXT, 500),
 }
