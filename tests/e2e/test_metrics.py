@@ -79,7 +79,15 @@ def test_metrics_count_the_calls_made_and_the_events_stored(own_database: str, t
                 client.activate(codes.generate("INT").text(), guesser, session)
         with pytest.raises(grpc.RpcError):
             client.keys.GetKey(pb.GetKeyRequest(key_id=keys[0].key_id), timeout=10)  # no token
+        stream = client.audit.StreamEvents(
+            pb.StreamEventsRequest(after_position=0), metadata=Client.as_("auditor"), timeout=30
+        )
+        streamed = len(list(stream))  # events, checkpoints and the caught_up marker
         after = scrape(server)
+        sent = ("grpc_server_msg_sent_total", (("grpc_method", "StreamEvents"),
+                ("grpc_service", "fiscobridge.licensing.v1.AuditService"),
+                ("grpc_type", "server_stream")))  # fmt: skip
+        assert after[sent] - before[sent] == streamed > 0
         expected = [
             (KEYS, "IssueKeys", "OK", 1),
             (ACTIVATION, "ActivateKey", "OK", 3),
