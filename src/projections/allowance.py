@@ -1,22 +1,56 @@
 """Seat allowance per (account, product): the Integrations service's "may I connect?" view.
 
 It keeps only what the answer needs (seats, tier and period of each entitlement), in tables of
-its own, so it can be rebuilt, tuned and indexed apart from the summary.
+its own, so it can be rebuilt, tuned and indexed apart from the summary. It also keeps the change
+log behind `WatchSeatAllowance`'s feed: one row per event that changed an account's entitlements,
+at that event's position, written with the batch — so the log is exactly as complete as the view
+and the same however the events were batched.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 
-from license_svc.domain.tiers import Product
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed
 
-from .entitlements import EntitlementsView
+from license_svc.domain.tiers import Product, Tier
+
+from .changes import Change
+from .entitlements import Entitlement, EntitlementsView
 from .subscription import Subscription, subscription_at
+
+Account = tuple[str, str]  # (account_id, product)
 
 
 class AllowanceView(EntitlementsView):
     name = "allowance"
     with_hint = False
+    tables: ClassVar[tuple[str, ...]] = (*EntitlementsView.tables, "changes")
+
+    def create_statements(self) -> list[Composed]:
+        return [
+            *super().create_statements(),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (position bigint PRIMARY KEY,"
+                " account_id text NOT NULL, product text NOT NULL)"
+            ).format(self.table("changes")),
+        ]
+
+    def _keep_changes(self, curs: Cursor[DictRow], changes: list[Change]) -> None:
+        curs.execute(
+            SQL(
+                "INSERT INTO {} (position, account_id, product)"
+                " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[])"
+            ).format(self.table("changes")),
+            (
+                [c.position for c in changes],
+                [c.account_id for c in changes],
+                [c.product for c in changes],
+            ),
+        )
 
     def allowance(
         self, account_id: str, product: Product, now: datetime
@@ -24,3 +58,62 @@ class AllowanceView(EntitlementsView):
         """The subscription at `now` (seats, tier, valid_until) and the view's position."""
         read = self.for_account(account_id, product, now)
         return subscription_at(product, read.entitlements, now), read.position
+
+    # -- the change feed ---------------------------------------------------------------------
+
+    def changes_after(
+        self, after: int, product: Product | None, limit: int
+    ) -> tuple[list[Change], int]:
+        """The next `limit` changes after position `after` (of one product, or all), and the
+        view's position in the same statement: every change up to it is in the log."""
+        statement = SQL(
+            "SELECT p.position AS head, c.position, c.account_id, c.product FROM {position}"
+            " LEFT JOIN LATERAL (SELECT * FROM {changes} WHERE position > %s"
+            " AND (%s::text IS NULL OR product = %s) ORDER BY position LIMIT %s) c ON true"
+            " ORDER BY c.position"
+        ).format(position=self.position_subquery(), changes=self.table("changes"))
+        chosen = product.value if product else None
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, (after, chosen, chosen, limit)).fetchall()
+        found = [
+            Change(row["position"], row["account_id"], row["product"])
+            for row in rows
+            if row["position"] is not None
+        ]
+        return found, int(rows[0]["head"]) if rows else 0
+
+    def allowances(
+        self, accounts: list[Account], now: datetime
+    ) -> tuple[dict[Account, Subscription], int]:
+        """Several accounts' subscriptions at `now` in one statement, and the view's position."""
+        statement = SQL(
+            "SELECT p.position, a.account_id, a.product, e.key_id, e.tier, e.seats,"
+            " e.starts_at, e.ends_at FROM {position}"
+            " CROSS JOIN unnest(%s::text[], %s::text[]) AS a(account_id, product)"
+            " LEFT JOIN {entitlements} e ON e.account_id = a.account_id"
+            " AND e.product = a.product AND e.ends_at > %s"
+        ).format(position=self.position_subquery(), entitlements=self.table("entitlements"))
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(
+                statement, ([a for a, _ in accounts], [p for _, p in accounts], now)
+            ).fetchall()
+        held: dict[Account, list[Entitlement]] = {account: [] for account in accounts}
+        for row in rows:
+            if row["key_id"] is not None:
+                product = Product(row["product"])
+                held[(row["account_id"], row["product"])].append(
+                    Entitlement(
+                        key_id=row["key_id"],
+                        account_id=row["account_id"],
+                        product=product,
+                        tier=Tier(row["tier"]),
+                        seats=row["seats"],
+                        period_starts_at=row["starts_at"],
+                        period_ends_at=row["ends_at"],
+                    )
+                )
+        answers = {
+            account: subscription_at(Product(account[1]), entitlements, now)
+            for account, entitlements in held.items()
+        }
+        return answers, int(rows[0]["position"]) if rows else 0

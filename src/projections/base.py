@@ -12,7 +12,6 @@ switches (see `generations.py`). The generation is read from the tracking table'
 
 from __future__ import annotations
 
-import json
 import re
 import zlib
 from abc import abstractmethod
@@ -32,15 +31,13 @@ from license_svc.application import LicensingApp
 from license_svc.domain.key import ActivationKey
 from license_svc.domain.plan import Plan
 
+from .changes import Change, Notice
+
 CHANNEL = "license_svc_views"
 APP_NAME = LicensingApp.name  # the application name tracking rows are recorded under
 # One advisory lock serialises DDL across processes: concurrent CREATE TABLE IF NOT EXISTS can
 # collide in pg_type, and the library's tracking-table migration check is not concurrency-safe.
 DDL_LOCK = zlib.crc32(b"license-svc/views/ddl")
-# NOTIFY refuses a payload of 8000 bytes or more; past this a notice names no accounts and
-# means "anything may have changed up to its position".
-NOTICE_LIMIT = 7900
-EVERYTHING = "*"
 
 
 # PostgreSQL text cannot hold a NUL, and UTF-8 cannot carry a lone surrogate. The API refuses both
@@ -67,39 +64,6 @@ def generation_name(name: str, generation: int) -> str:
     return f"{name}_g{generation}"
 
 
-@dataclass(frozen=True)
-class Notice:
-    """A view's batch as servers hear it: `{view}_g{n}:{first}:{last}[:{accounts}]`, where
-    accounts is a JSON list of the account ids whose answers changed, or `*` (everything may
-    have changed: too many to name). Without the fourth part the view does not say."""
-
-    view: str
-    first: int
-    last: int
-    accounts: frozenset[str] | None  # None: every account may have changed
-
-    def encode(self) -> str:
-        head = f"{self.view}:{self.first}:{self.last}"
-        if self.accounts is None:
-            return f"{head}:{EVERYTHING}"
-        named = f"{head}:{json.dumps(sorted(self.accounts))}"  # ASCII: bytes == characters
-        return named if len(named) < NOTICE_LIMIT else f"{head}:{EVERYTHING}"
-
-    @classmethod
-    def decode(cls, payload: str) -> Notice:
-        """Raises ValueError for a payload that is not a view's batch notice."""
-        parts = payload.split(":", 3)
-        if len(parts) < 3:
-            raise ValueError(payload)
-        first, last = int(parts[1]), int(parts[2])
-        if len(parts) == 3 or parts[3] == EVERYTHING:
-            return cls(parts[0], first, last, None)
-        accounts = json.loads(parts[3])
-        if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
-            raise ValueError(payload)
-        return cls(parts[0], first, last, frozenset(accounts))
-
-
 @dataclass
 class Batch:
     """Consecutive events of the store, grouped by type. Applying the groups in the order of the
@@ -113,14 +77,16 @@ class Batch:
     revoked: list[ActivationKey.KeyRevoked] = field(default_factory=list)
     expired: list[ActivationKey.SubscriptionExpired] = field(default_factory=list)
     plans: list[Plan.Event] = field(default_factory=list)  # plans bought online, in order
-    # Each key's last position in the batch: where a change to its account's answer happened.
-    positions: dict[UUID, int] = field(default_factory=dict)
+    # Each event's position, by (aggregate id, version): where its account's answer changed.
+    positions: dict[tuple[UUID, int], int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, items: Sequence[tuple[Any, Tracking]]) -> Batch:
         batch = cls(first=items[0][1].notification_id, last=items[-1][1].notification_id)
         for event, tracking in items:
-            batch.positions[event.originator_id] = tracking.notification_id
+            batch.positions[(event.originator_id, event.originator_version)] = (
+                tracking.notification_id
+            )
             if isinstance(event, ActivationKey.KeyIssued):
                 batch.issued.append((tracking.notification_id, event))
             elif isinstance(event, ActivationKey.KeyActivated):
@@ -137,6 +103,9 @@ class Batch:
     @property
     def tracking(self) -> Tracking:
         return Tracking(APP_NAME, self.last)
+
+    def position_of(self, event: Any) -> int:
+        return self.positions[(event.originator_id, event.originator_version)]
 
 
 class View(PostgresTrackingRecorder):
@@ -179,10 +148,13 @@ class View(PostgresTrackingRecorder):
     @abstractmethod
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None: ...
 
-    def _changed_accounts(self, curs: Cursor[DictRow], batch: Batch) -> frozenset[str] | None:
-        """The accounts whose answers this batch changes, found before it is written (the
-        notice names them, so servers keep caching the others); None: not known."""
+    def _account_changes(self, curs: Cursor[DictRow], batch: Batch) -> list[Change] | None:
+        """What this batch changes for which accounts, found before it is written (the notice
+        names them, so servers keep caching the others); None: not known."""
         return None
+
+    def _keep_changes(self, curs: Cursor[DictRow], changes: list[Change]) -> None:
+        """After the batch is written: a view that keeps a change log writes it here."""
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -191,9 +163,12 @@ class View(PostgresTrackingRecorder):
         transaction (see `viewset.py`). The tracking upsert refuses a position not above the
         recorded one (IntegrityError), so two processes that both apply a batch cannot both
         commit it."""
-        accounts = self._changed_accounts(curs, batch)
+        changes = self._account_changes(curs, batch)
         self._write(curs, batch)
+        if changes:
+            self._keep_changes(curs, changes)
         self._insert_tracking(curs, batch.tracking)
+        accounts = None if changes is None else frozenset(c.account_id for c in changes)
         notice = Notice(self.full_name, batch.first, batch.last, accounts)
         curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice.encode()), prepare=True)
 

@@ -21,6 +21,7 @@ from license_svc.domain.plan import Plan
 from license_svc.domain.tiers import Product, Tier
 
 from .base import Batch, View, pg_text, pg_value
+from .changes import Change
 
 SOURCE_KEY, SOURCE_PLAN = "key", "plan"
 PLAN_SNAPSHOTS = (Plan.PlanStarted, Plan.PlanRenewed, Plan.PlanChanged, Plan.PlanCancelled)
@@ -49,7 +50,7 @@ class AccountEntitlements:
 
 
 class EntitlementsView(View):
-    tables = ("pending", "entitlements")
+    tables: ClassVar[tuple[str, ...]] = ("pending", "entitlements")
     with_hint: ClassVar[bool]
 
     def create_statements(self) -> list[Composed]:
@@ -98,41 +99,38 @@ class EntitlementsView(View):
     def _hint_column(self) -> Composable:
         return SQL(", hint") if self.with_hint else SQL("")
 
-    def account_changes(self, curs: Cursor[DictRow], batch: Batch) -> dict[tuple[str, str], int]:
-        """(account, product) → the position of the batch's last event that changes its
-        entitlements; read before the batch is written, while the ended keys still have their
-        rows (a revoked or expired key's event does not name its account)."""
-        ended = [e.originator_id for e in [*batch.revoked, *batch.expired]]
-        ended += [e.originator_id for e in batch.plans if isinstance(e, Plan.SubscriptionExpired)]
-        activated = {e.originator_id: e.account_id for e in batch.activated}
-        changes: dict[tuple[str, str], int] = {}
-        for plan in batch.plans:  # a plan's provider events name its account and product
-            if isinstance(plan, PLAN_SNAPSHOTS):
-                where = (plan.account_id, plan.product)
-                changes[where] = max(batch.positions[plan.originator_id], changes.get(where, 0))
-        if not ended and not activated:
+    def _account_changes(self, curs: Cursor[DictRow], batch: Batch) -> list[Change]:
+        """One Change per event of the batch that changes an account's entitlements, at that
+        event's position; read before the batch is written, while the ended keys still have
+        their rows (a revoked or expired key's event does not name its account)."""
+        changes = [  # a plan's provider events name its account and product
+            Change(batch.position_of(e), pg_text(e.account_id), pg_text(e.product))
+            for e in batch.plans
+            if isinstance(e, PLAN_SNAPSHOTS)
+        ]
+        ended = [*batch.revoked, *batch.expired]
+        ended += [e for e in batch.plans if isinstance(e, Plan.SubscriptionExpired)]
+        if not ended and not batch.activated:
             return changes
         # A key issued in this same batch is not pending yet: its product is in its event.
         issued = {e.originator_id: e.product for _, e in batch.issued}
+        unknown = [e.originator_id for e in batch.activated if e.originator_id not in issued]
         rows = curs.execute(
             SQL(
                 "SELECT key_id, account_id, product FROM {} WHERE key_id = ANY(%s)"
                 " UNION ALL SELECT key_id, NULL, product FROM {} WHERE key_id = ANY(%s)"
             ).format(self.table("entitlements"), self.table("pending")),
-            (ended, [k for k in activated if k not in issued]),
+            ([e.originator_id for e in ended], unknown),
         ).fetchall()
-        found = [(r["key_id"], r["account_id"], r["product"]) for r in rows]
-        found += [(k, None, issued[k]) for k in activated if k in issued]
-        for key_id, account_id, product in found:
-            account = account_id or activated.get(key_id)
-            if account is None:
-                continue
-            position = batch.positions[key_id]
-            changes[(account, product)] = max(position, changes.get((account, product), 0))
-        return changes
-
-    def _changed_accounts(self, curs: Cursor[DictRow], batch: Batch) -> frozenset[str] | None:
-        return frozenset(account for account, _ in self.account_changes(curs, batch))
+        products = {**issued, **{r["key_id"]: r["product"] for r in rows}}
+        accounts = {r["key_id"]: r["account_id"] for r in rows if r["account_id"] is not None}
+        for activated in batch.activated:  # its account is in the event, its product pending
+            accounts[activated.originator_id] = pg_text(activated.account_id)
+        for event in [*batch.activated, *ended]:
+            key = event.originator_id
+            if key in accounts and key in products:
+                changes.append(Change(batch.position_of(event), accounts[key], products[key]))
+        return sorted(changes, key=lambda c: c.position)
 
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
         pending, entitlements = self.table("pending"), self.table("entitlements")

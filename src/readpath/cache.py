@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from projections.base import Notice
+from projections.changes import Notice
 
 T = TypeVar("T")
 Key = tuple[str, str, str]  # (view generation, account_id, product)

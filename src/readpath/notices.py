@@ -27,7 +27,8 @@ from typing import Protocol
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from projections.base import CHANNEL, Notice
+from projections.base import CHANNEL
+from projections.changes import Notice
 
 log = logging.getLogger("license_svc.projections")
 

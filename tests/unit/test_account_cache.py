@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from projections.base import NOTICE_LIMIT, Notice
+from projections.changes import NOTICE_LIMIT, Notice
 from readpath.cache import AccountCache
 
 T0 = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
