@@ -8,6 +8,8 @@ come from the process's account cache when it is known current (`readpath.accoun
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 
 from license_svc.application import Clock
@@ -15,20 +17,27 @@ from license_svc.domain.tiers import Product
 from projections.subscription import Subscription
 from readpath.accounts import AccountReads
 from readpath.live import LiveViews
+from readpath.watch import AllowanceWatch
 
 from . import convert
 from .errors import BadRequest, NotImplementedYet
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .reads import min_position, wait_budget
+from .streaming import Streams
 from .validation import Fields
+from .watch import watch_seat_allowance
 
 
 class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
-    def __init__(self, views: LiveViews, clock: Clock, max_wait_seconds: float) -> None:
+    def __init__(
+        self, views: LiveViews, clock: Clock, max_wait_seconds: float, streams: Streams
+    ) -> None:
         self._reads = AccountReads(views)  # from the account cache when it is known current
         self._clock = clock
         self._max_wait = max_wait_seconds
+        self._streams = streams
+        self._watch = AllowanceWatch(views, clock)  # the channels of this process's watchers
 
     def GetSubscriptionSummary(
         self, request: pb.GetSubscriptionSummaryRequest, context: grpc.ServicerContext
@@ -84,6 +93,11 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
             remaining=found.remaining(in_use),
             position=position,
         )
+
+    async def WatchSeatAllowance(  # type: ignore[override]
+        self, request: pb.WatchSeatAllowanceRequest, context: Any
+    ) -> None:
+        await watch_seat_allowance(self._watch, self._streams, request, context)
 
 
 def _account(account_id: str, product: int) -> tuple[str, Product]:

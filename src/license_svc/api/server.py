@@ -112,7 +112,7 @@ class Server:
             ActivationServicer(service.dialog), self.grpc
         )
         pb_grpc.add_EntitlementServiceServicer_to_server(
-            EntitlementServicer(views, service.clock, max_wait), self.grpc
+            EntitlementServicer(views, service.clock, max_wait, self.streams), self.grpc
         )
         pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app, self.streams), self.grpc)
         pb_grpc.add_OpsServiceServicer_to_server(
