@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 import psycopg
 
-from bench import chart, database, projections, report, stages
+from bench import chart, database, hotpath, projections, report, stages
 from bench.measure import Runner
 from bench.plan import Plan
 from bench.processes import service_env, start_service
@@ -44,7 +44,10 @@ ORDER = [
     "ReadYourWrites",
     "Rebuild",
     "IssueKeys",
+    *hotpath.STAGES,  # CacheReads, WatchFanout, IdleWatchers
 ]
+# --only names that stand for several stages.
+ALIASES = {"Capacity": ("GetSeatAllowance", "ActivateKey", "CacheReads")}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -98,9 +101,15 @@ def _meta(args: argparse.Namespace, plan: Plan, url: str, stamp: str) -> dict[st
     }
 
 
+def _only(args: argparse.Namespace) -> list[str]:
+    names = [n for n in args.only.split(",") if n]
+    return [m for n in names for m in ALIASES.get(n, (n,))]
+
+
 def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, logs: Path) -> None:
-    selected = [n for n in ORDER if not args.only or n in args.only.split(",")]
-    extra = [n for n in args.only.split(",") if n and n not in ORDER]
+    only = _only(args)
+    selected = [n for n in ORDER if not only or n in only]
+    extra = [n for n in only if n not in ORDER]
     ceilings = stages.ceilings_for(
         [*selected, *extra, *(stages.SERVER_MODEL if not (args.only or args.quick) else ())]
     )
@@ -120,6 +129,12 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
                         stages.rebuild(runner, results, url, seeder, logs)
                         if "f_notifications" in ceilings:
                             stages.notification_ceiling(runner, results, url)
+                    elif name == "CacheReads":
+                        hotpath.cache_reads(runner, results, url, seeder, args.workers, logs)
+                    elif name == "WatchFanout":
+                        hotpath.watch_fanout(results, url, seeder, args.workers, logs)
+                    elif name == "IdleWatchers":
+                        hotpath.idle_watchers(results, url, args.workers, logs)
                     else:
                         stages.operation(runner, results, service, seeder, name, args.workers)
                 if "d_executemany" in ceilings:
@@ -132,6 +147,8 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
             if not args.no_scaling and args.workers in (1, 2):
                 other = 3 - args.workers
                 reads = [n for n in ("GetSeatAllowance", "ValidateKey") if n in selected]
+                if not reads:
+                    return
                 with start_service(url, other, logs) as service:
                     seeds, position = seeder.seeds, seeder.last_position
                     seeder = Seeder(service.address)
@@ -180,9 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = replace(Plan.quick() if args.quick else Plan.full(), clients=args.clients)
     unknown = [
         n
-        for n in args.only.split(",")
-        if n
-        and n not in ORDER
+        for n in _only(args)
+        if n not in ORDER
         and n not in SCENARIOS
         and n not in stages.ceilings_for([*stages.NEEDS, *stages.SERVER_MODEL])
     ]
