@@ -33,7 +33,7 @@ import psutil
 from bench.measure import Runner
 from bench.processes import ProcessGroup, free_port, service_env, start_group
 from bench.results import OK, Results, Series, scalar_row
-from bench.scenarios import Stubs, auth, session
+from bench.scenarios import Stubs, auth, issue_request, session
 from bench.seed import Seeder
 from bench.stats import percentile
 from bench.watchers import WatchResult, WatchSpec, run_watchers
@@ -47,6 +47,7 @@ UPDATES = 10  # activations per fan-out level
 UPDATE_GAP = 0.25  # s between them: each is its own update, never two in one message
 WATCHER_PROCESSES = 2
 CAPACITY_C = 32
+SEATS = issue_request().seats  # each activation adds this many seats
 
 
 def start_tuned(url: str, workers: int, logs: Path, name: str, **env: str) -> ProcessGroup:
@@ -55,6 +56,15 @@ def start_tuned(url: str, workers: int, logs: Path, name: str, **env: str) -> Pr
     argv = [sys.executable, "-m", "license_svc.cli", "serve"]
     full = {**service_env(url, address, workers), **env}
     return start_group(name, argv, full, address, workers, logs)
+
+
+def _cpu(group: ProcessGroup) -> float:
+    """CPU seconds the group's processes used so far (the activations' share included)."""
+    total = 0.0
+    for pid in group.pids:
+        times = psutil.Process(pid).cpu_times()
+        total += times.user + times.system
+    return total
 
 
 # -- the cache --------------------------------------------------------------------------------
@@ -94,7 +104,8 @@ def _watchers(
     readies = [folder / f"ready-{uuid.uuid4().hex}" for _ in parts]
     futures = [
         pool.submit(
-            run_watchers, WatchSpec(address, part, updates, str(ready), str(hold), timeout=300)
+            run_watchers,
+            WatchSpec(address, part, updates, SEATS, str(ready), str(hold), timeout=300),
         )
         for part, ready in zip(parts, readies, strict=True)
         if part
@@ -130,6 +141,7 @@ def watch_fanout(results: Results, url: str, seeder: Seeder, workers: int, logs:
                 pool, server.address, [account] * watchers, UPDATES, folder
             )
             _wait_ready(readies, futures)
+            cpu0 = _cpu(server)
             committed = []
             for code in codes:
                 stubs.activation.ActivateKey(
@@ -145,16 +157,19 @@ def watch_fanout(results: Results, url: str, seeder: Seeder, workers: int, logs:
                 committed.append(time.time())
                 time.sleep(UPDATE_GAP)
             got: list[WatchResult] = [f.result() for f in futures]
-            series.levels.append(_fanout_row(watchers, committed, got))
-            row = series.levels[-1]
+            row = _fanout_row(watchers, committed, got)
+            row["server_us_per_delivery"] = (_cpu(server) - cpu0) * 1e6 / max(1, row["calls"])
+            series.levels.append(row)
             log.info(
-                "%-24s n=%-5d p50 %7.2f ms  p99 %7.2f ms  all-received p99 %7.2f ms  missing %d",
+                "%-24s n=%-5d p50 %7.2f ms  p99 %7.2f ms  all-received p99 %7.2f ms  missing %d"
+                "  server %.0f µs CPU per delivery",
                 series.name,
                 watchers,
                 row["p50_ms"],
                 row["p99_ms"],
                 row["all_p99_ms"],
                 row["missing"],
+                row["server_us_per_delivery"],
             )
 
 
@@ -165,7 +180,7 @@ def _fanout_row(watchers: int, committed: list[float], got: list[WatchResult]) -
     for result in got:
         for arrivals in result.arrivals:
             for k, at in enumerate(committed, start=1):
-                seen = next((t for t, seats in arrivals if seats >= k), None)
+                seen = next((t for t, seats in arrivals if seats >= k * SEATS), None)
                 if seen is None:
                     missing += 1
                     continue

@@ -3,8 +3,8 @@
 A watcher process opens its streams, waits until every one has its first message, says so by
 creating `ready_path`, then records when each later message arrives and which seat count it
 shows. The orchestrator commits one activation per expected update and matches them by seats:
-update k raises the account to k seats, so a message showing ≥ k seats delivers update k (two
-updates in one message still count, each at that message's arrival).
+update k raises the account to k × `seats_per_update` seats, so a message showing at least that
+delivers update k (two updates in one message still count, each at that message's arrival).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class WatchSpec:
     address: str
     accounts: list[str]  # one stream per entry (repeat an account for fan-out)
     updates: int  # messages to wait for after the first (0: idle, hold until `hold_path`)
+    seats_per_update: int
     ready_path: str
     hold_path: str  # idle watchers stay until this file exists
     timeout: float
@@ -73,7 +74,7 @@ async def _run(spec: WatchSpec) -> WatchResult:
                 if message is grpc.aio.EOF:  # type: ignore[attr-defined]
                     break
                 arrivals[i].append((time.time(), message.allowance.seats))
-                if message.allowance.seats >= spec.updates:
+                if message.allowance.seats >= spec.updates * spec.seats_per_update:
                     break
         except grpc.aio.AioRpcError as error:
             failures.append(f"{error.code().name}: {error.details()}")
