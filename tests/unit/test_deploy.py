@@ -21,6 +21,7 @@ VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["versi
 IMAGE = f"fiscobridge/license-svc:{VERSION}"
 HEALTH_PORT = 8081
 ROLES = {"server": "serve", "projections": "project", "sweeper": "expire"}
+EVERY_ROLE = {**ROLES, "dashboard": "dashboard"}
 
 
 def documents(path: Path) -> list[dict[str, Any]]:
@@ -64,13 +65,13 @@ def test_the_validation_rejects_what_kubernetes_would() -> None:
         kubernetes_validate.validate(broken, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", EVERY_ROLE)
 def test_every_role_runs_the_pinned_image_with_its_command(role: str) -> None:
     assert container(role)["image"] == IMAGE
-    assert container(role)["args"] == [ROLES[role]]
+    assert container(role)["args"] == [EVERY_ROLE[role]]
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", EVERY_ROLE)
 def test_every_role_gets_the_database_the_pepper_and_the_tokens_from_secrets(role: str) -> None:
     settings = env(role)
     assert settings["LICENSE_SVC_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == (
@@ -132,6 +133,16 @@ def test_the_servers_have_a_disruption_budget_an_autoscaler_and_a_service() -> N
     assert env("server")["LICENSE_SVC_METRICS_LISTEN"]["value"] == f"0.0.0.0:{metrics}"
     grace = float(env("server")["LICENSE_SVC_GRACE_SECONDS"]["value"])
     assert deployment("server")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > grace
+
+
+def test_the_dashboard_is_probed_on_its_sign_in_form_and_has_a_service() -> None:
+    spec = container("dashboard")
+    port = {p["name"]: p["containerPort"] for p in spec["ports"]}["http"]
+    assert env("dashboard")["LICENSE_SVC_DASHBOARD_LISTEN"]["value"] == f"0.0.0.0:{port}"
+    assert spec["readinessProbe"]["httpGet"]["path"] == "/login"
+    assert {"cpu", "memory"} <= set(spec["resources"]["requests"])
+    labels = deployment("dashboard")["spec"]["template"]["metadata"]["labels"]
+    assert of_kind("Service")["license-svc-dashboard"]["spec"]["selector"].items() <= labels.items()
 
 
 def test_the_compose_file_runs_postgres_two_servers_a_worker_and_a_sweeper() -> None:
