@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,8 +24,8 @@ from license_svc.bootstrap import Service
 from license_svc.dashboard.server import Dashboard
 from license_svc.domain import codes
 from tests.helpers import unique
-from tests.support import TOKENS, Client, FakeClock
-from tests.views_support import wait_until
+from tests.support import TOKENS, Client, FakeClock, free_port
+from tests.views_support import cli_env, stop, wait_until
 
 POISON = "<script>window.__pwned = 1</script>"
 TIER = {pb.TIER_STARTER: "starter", pb.TIER_GROWTH: "growth", pb.TIER_SCALE: "scale"}
@@ -179,3 +181,37 @@ def test_the_dashboard_asks_for_an_ops_or_reseller_token(served: tuple[Client, s
     assert fetch(base + "/", Authorization=f"Bearer {TOKENS['portal']}")[0] == 403
     assert fetch(base + "/?product=bogus", Authorization=f"Bearer {TOKENS['ops']}")[0] == 400
     assert fetch(base + "/elsewhere")[0] == 404
+
+
+def test_the_dashboard_command_serves_the_page_and_a_taken_port_is_one_line(
+    database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "license_svc.cli",
+        "dashboard",
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
+    env = cli_env(database_url, LICENSE_SVC_METRICS_LISTEN="")
+    with (tmp_path / "dashboard.log").open("wb") as log:
+        first = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+
+        def answers() -> bool:
+            try:
+                return fetch(f"http://127.0.0.1:{port}/login")[0] == 200
+            except OSError:
+                return False
+
+        wait_until(answers, "the dashboard command answers", timeout=60)
+        status, _, body = fetch(f"http://127.0.0.1:{port}/", Authorization="Bearer dev-ops")
+        assert status == 200 and "catalog view at position" in body
+        second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+        assert second.returncode == 2
+        errors = [line for line in second.stderr.splitlines() if "ERROR" in line]
+        assert len(errors) == 1 and "LICENSE_SVC_DASHBOARD_LISTEN" in errors[0], second.stderr
+    finally:
+        stop(first)
