@@ -179,7 +179,8 @@ def test_the_dashboard_asks_for_an_ops_or_reseller_token(served: tuple[Client, s
     assert "<script" not in body.replace("&lt;script", "")
     assert fetch(base + "/", Authorization="Bearer nope")[0] == 401
     assert fetch(base + "/", Authorization=f"Bearer {TOKENS['portal']}")[0] == 403
-    assert fetch(base + "/?product=bogus", Authorization=f"Bearer {TOKENS['ops']}")[0] == 400
+    for bad in ("product=bogus", "reseller=%00", "reseller=%3Cb%3E"):
+        assert fetch(f"{base}/?{bad}", Authorization=f"Bearer {TOKENS['ops']}")[0] == 400, bad
     assert fetch(base + "/elsewhere")[0] == 404
 
 

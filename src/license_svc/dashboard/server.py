@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from license_svc.api.auth import Principal, Role, TokenTable, Unauthenticated
+from license_svc.api.validation import Fields
 from license_svc.config import ConfigError
 from license_svc.domain.tiers import Product
 
@@ -122,7 +123,8 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.NOT_FOUND, render.message("Not found", "No such page."))
 
         def _login(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.headers.get("Content-Length") or "0"
+            length = int(raw) if raw.isdigit() else MAX_FORM_BYTES + 1
             if length > MAX_FORM_BYTES:
                 self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, render.login("Too long."))
                 return
@@ -154,7 +156,8 @@ def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
                 return
             filters = _filters(query)
             if filters is None:
-                self._send(HTTPStatus.BAD_REQUEST, render.message("Bad filter", "Unknown product."))
+                text = "Unknown product, or a reseller id with characters ids never hold."
+                self._send(HTTPStatus.BAD_REQUEST, render.message("Bad filter", text))
                 return
             try:
                 page = render.board(dashboard.reads.board(principal, filters))
@@ -211,7 +214,11 @@ def _may_see(principal: Principal) -> bool:
 
 
 def _filters(query: dict[str, list[str]]) -> Filters | None:
-    reseller = (query.get("reseller") or [""])[0].strip()[:200]
+    """The page's filters, checked like the gRPC request fields they stand for (None: refused)."""
+    check = Fields()
+    reseller = check.identifier((query.get("reseller") or [""])[0], "reseller_id", required=False)
+    if check.violations:
+        return None
     product_text = (query.get("product") or [""])[0].strip()
     if not product_text:
         return Filters(reseller, None)
