@@ -187,3 +187,25 @@ def test_audit_summary_as_of_answers_the_point_in_time(server: ServerProcess) ->
     assert json.loads(done.stdout).get("active", False) is False  # nothing was active in 2000
     now = cli(server, "summary", account, "--min-position", str(position), "--json", role="auditor")
     assert json.loads(now.stdout)["active"] is True
+
+
+def test_following_events_ends_cleanly_on_ctrl_c(server: ServerProcess) -> None:
+    import signal
+
+    server.client.issue(1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")}
+    env.update({"LICENSE_SVC_TARGET": server.address, "LICENSE_SVC_TOKEN": TOKENS["auditor"]})
+    follower = subprocess.Popen(
+        [str(SCRIPT), "audit", "events", "--after", "0", "--follow"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert follower.stdout is not None
+        first = follower.stdout.readline()  # streaming: a line arrives before the stream ends
+        assert json.loads(first)["position"] >= 1
+        follower.send_signal(signal.SIGINT)
+        _, err = follower.communicate(timeout=30)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    assert follower.returncode == 130 and "Traceback" not in err

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -100,12 +101,36 @@ def run(args: argparse.Namespace, command: Callable[[Connection, argparse.Namesp
     except Refused as error:
         print(str(error), file=sys.stderr)
         return REFUSED
+    except KeyboardInterrupt:  # Ctrl-C, e.g. ending `audit events --follow`: no traceback
+        return 130
     finally:
         connection.close()
 
 
 def as_dict(message: Message) -> dict[str, Any]:
-    return MessageToDict(message, preserving_proto_field_name=True)
+    """Proto JSON, except that 64-bit integers (positions, versions, counts) stay numbers, so
+    `jq 'select(.position > 100)'` works (the JSON mapping would quote them)."""
+    return _numbers(message, MessageToDict(message, preserving_proto_field_name=True))
+
+
+_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64}
+
+
+def _numbers(message: Message, value: dict[str, Any]) -> dict[str, Any]:
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in value:
+            continue
+        if field.type in _INT64:
+            found = value[field.name]
+            value[field.name] = [int(v) for v in found] if isinstance(found, list) else int(found)
+        elif field.message_type is not None and field.message_type.full_name.startswith("fisco"):
+            inner = getattr(message, field.name)
+            if isinstance(value[field.name], list):
+                pairs = zip(inner, value[field.name], strict=True)
+                value[field.name] = [_numbers(m, v) for m, v in pairs]
+            else:
+                value[field.name] = _numbers(inner, value[field.name])
+    return value
 
 
 def print_json(value: object) -> None:
