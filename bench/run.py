@@ -58,7 +58,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help=f"comma-separated: {', '.join(ORDER)}, "
+        help=f"comma-separated: {', '.join(ORDER)}, StreamEvents (alone), "
         "or a ceiling (a_echo, b_select, c_insert, d_executemany, …)",
     )
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1 vs 2 workers reads")
@@ -194,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(name)s %(message)s",
         datefmt="%H:%M:%S",
     )
+    if args.only == "StreamEvents":  # its own stage: followers, latency, stalled reader
+        from bench import streams
+
+        return streams.main(["--seconds", "3"] if args.quick else [])
     plan = replace(Plan.quick() if args.quick else Plan.full(), clients=args.clients)
     unknown = [
         n

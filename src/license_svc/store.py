@@ -37,9 +37,10 @@ from psycopg import Connection, Cursor, generators
 from psycopg import Error as PsycopgError
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 TOPIC = "license_svc.store:LicensingRecorder"
+PLAN_STARTED_TOPIC = "license_svc.domain.plan:Plan.PlanStarted"  # `get_topic(Plan.PlanStarted)`
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,19 @@ class LicensingRecorder(PostgresApplicationRecorder):
                 " created_at timestamptz NOT NULL DEFAULT now(),"
                 " PRIMARY KEY (reseller_id, request_id))"
             ).format(schema=schema)
+        )
+        # Point-in-time reads find an account's plans among the plan starts (few beside the
+        # keys' events) without scanning the store.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (notification_id)"
+                " WHERE topic = {topic}"
+            ).format(
+                index=Identifier(f"{self.events_table_name}_plan_starts"),
+                schema=schema,
+                table=Identifier(self.events_table_name),
+                topic=Literal(PLAN_STARTED_TOPIC),
+            )
         )
         self._insert_request = SQL(
             "INSERT INTO {schema}.issue_requests"

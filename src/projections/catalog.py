@@ -97,6 +97,10 @@ class CatalogView(View):
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (reseller_id, issued_position)").format(
                 Identifier(f"{self.full_name}_by_reseller"), keys
             ),
+            # Point-in-time reads: which keys has an account ever redeemed?
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (account_id) WHERE account_id IS NOT NULL"
+            ).format(Identifier(f"{self.full_name}_by_account"), keys),
             # The sweeper's question: which activated keys are due?
             SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (period_ends_at, key_id)"
@@ -198,6 +202,17 @@ class CatalogView(View):
             rows = conn.execute(statement, [*params, limit]).fetchall()
         keys = [_key(row).at(now) for row in rows if row["key_id"] is not None]
         return KeyPage(keys, int(rows[0]["position"]) if rows else 0)
+
+    def keys_of_account(self, account_id: str) -> tuple[list[UUID], int]:
+        """Every key ever activated on the account (whatever its status now), and the view's
+        position in the same statement."""
+        statement = SQL(
+            "SELECT p.position, k.key_id FROM {position} LEFT JOIN {keys} k ON k.account_id = %s"
+        ).format(position=self.position_subquery(), keys=self.table("keys"))
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, (account_id,)).fetchall()
+        keys = [row["key_id"] for row in rows if row["key_id"] is not None]
+        return keys, int(rows[0]["position"]) if rows else 0
 
     def due(
         self, now: datetime, after: tuple[datetime, UUID] | None, limit: int

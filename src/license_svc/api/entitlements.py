@@ -4,10 +4,13 @@ Both answers are computed at the service's clock from the view's rows (`projecti
 holds the rules), so a period that has ended is never counted, whatever the sweeper has done.
 With `min_position` the read waits, within the call's deadline, for the view to reach it. Both
 come from the process's account cache when it is known current (`readpath.accounts`).
+With `as_of` the answer is what the live read gave at that instant, computed by replaying the
+account's events (`readpath.pointintime`); it carries the store position it was computed at.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -17,6 +20,7 @@ from license_svc.domain.tiers import Product
 from projections.subscription import Subscription
 from readpath.accounts import AccountReads
 from readpath.live import LiveViews
+from readpath.pointintime import PointInTime
 from readpath.watch import AllowanceWatch
 
 from . import convert
@@ -31,28 +35,52 @@ from .watch import watch_seat_allowance
 
 class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
     def __init__(
-        self, views: LiveViews, clock: Clock, max_wait_seconds: float, streams: Streams
+        self,
+        views: LiveViews,
+        clock: Clock,
+        max_wait_seconds: float,
+        streams: Streams,
+        point_in_time: PointInTime | None = None,
     ) -> None:
         self._reads = AccountReads(views)  # from the account cache when it is known current
         self._clock = clock
         self._max_wait = max_wait_seconds
         self._streams = streams
         self._watch = AllowanceWatch(views, clock)  # the channels of this process's watchers
+        self._point_in_time = point_in_time
+
+    def _as_of(
+        self, request: Any, account_id: str, product: Product
+    ) -> tuple[datetime, Subscription, int] | None:
+        """The point-in-time answer when the request has `as_of` (never in the future)."""
+        check = Fields()
+        as_of = check.timestamp(request, "as_of")
+        if as_of is not None and as_of > self._clock():
+            check.add("as_of", "must not be in the future")
+        check.done()
+        if as_of is None:
+            return None
+        if self._point_in_time is None:
+            raise NotImplementedYet("Point-in-time reads are not wired on this server")
+        answer = self._point_in_time.subscription(account_id, product, as_of)
+        return as_of, answer.subscription, answer.position
 
     def GetSubscriptionSummary(
         self, request: pb.GetSubscriptionSummaryRequest, context: grpc.ServicerContext
     ) -> pb.SubscriptionSummary:
         account_id, product = _account(request.account_id, request.product)
-        if request.HasField("as_of"):
-            raise NotImplementedYet("Point-in-time summaries (as_of) are not built yet")
-        now = self._clock()
-        found, position = self._reads.summary(
-            account_id,
-            product,
-            now,
-            min_position(request.min_position),
-            wait_budget(context, self._max_wait),
-        )
+        then = self._as_of(request, account_id, product)
+        if then is not None:
+            as_of, found, position = then
+        else:
+            as_of, now = None, self._clock()
+            found, position = self._reads.summary(
+                account_id,
+                product,
+                now,
+                min_position(request.min_position),
+                wait_budget(context, self._max_wait),
+            )
         limits = found.limits
         return pb.SubscriptionSummary(
             account_id=account_id,
@@ -64,6 +92,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
             sync=limits.sync if limits else "",
             entitlements=[convert.entitlement(e) for e in found.entitlements],
             position=position,
+            as_of=convert.timestamp(as_of),
         )
 
     def GetSeatAllowance(
@@ -73,14 +102,18 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         in_use = request.connections_in_use
         if in_use < 0:
             raise BadRequest([("connections_in_use", "must not be negative")])
-        now = self._clock()
-        found, position = self._reads.allowance(
-            account_id,
-            product,
-            now,
-            min_position(request.min_position),
-            wait_budget(context, self._max_wait),
-        )
+        then = self._as_of(request, account_id, product)
+        if then is not None:
+            as_of, found, position = then
+        else:
+            as_of, now = None, self._clock()
+            found, position = self._reads.allowance(
+                account_id,
+                product,
+                now,
+                min_position(request.min_position),
+                wait_budget(context, self._max_wait),
+            )
         return pb.SeatAllowance(
             account_id=account_id,
             product=convert.PRODUCTS[product],
@@ -92,6 +125,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
             can_create_connection=found.allows(in_use),
             remaining=found.remaining(in_use),
             position=position,
+            as_of=convert.timestamp(as_of),
         )
 
     async def WatchSeatAllowance(  # type: ignore[override]

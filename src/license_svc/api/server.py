@@ -30,6 +30,7 @@ from license_svc.billing import PlanBook
 from license_svc.config import ConfigError, Settings
 from readpath.feed import LogFeed
 from readpath.live import LiveViews
+from readpath.pointintime import PointInTime
 
 from .activation import ActivationServicer
 from .audit import AuditServicer
@@ -112,7 +113,10 @@ class Server:
             ActivationServicer(service.dialog), self.grpc
         )
         pb_grpc.add_EntitlementServiceServicer_to_server(
-            EntitlementServicer(views, service.clock, max_wait, self.streams), self.grpc
+            EntitlementServicer(
+                views, service.clock, max_wait, self.streams, PointInTime(app, views)
+            ),
+            self.grpc,
         )
         pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app, self.streams), self.grpc)
         pb_grpc.add_OpsServiceServicer_to_server(
