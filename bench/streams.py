@@ -8,10 +8,12 @@ On a fresh database and a real `license-svc serve` process (and a projection wor
    one IssueKeys of 1 key about every 20 ms meanwhile.
 2. GetSeatAllowance throughput (closed loop, concurrency 32, in a process of its own) with N
    followers attached at the live tail, as a ratio to the same load without them; paired
-   rounds (without, with) × 3, median of the ratios (the machine's 2 cores swing ±20 %).
+   rounds (without, with) × 5, median of the ratios (the machine's 2 cores swing ±20 %).
 3. A follower that stops reading while 100,000 events are appended: the server's peak RSS, and
    how the stream ended (RESOURCE_EXHAUSTED with a resume position once its write stalled for
    LICENSE_SVC_STREAM_STALL_SECONDS, 10 s here).
+4. What a point-in-time read costs (GetSubscriptionSummary with as_of, one account with a few
+   keys), with about 10^4 and then 10^5 events in the store.
 
 Followers run in 4 client processes of their own (grpc.aio), so the load generator and the
 followers do not share a GIL.
@@ -38,6 +40,8 @@ from typing import Any
 
 import grpc
 import psutil
+import psycopg
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench import database, projections
 from bench.processes import ProcessGroup, free_port, service_env, start_group
@@ -55,12 +59,14 @@ STALL_SECONDS = 10
 # -- client processes -----------------------------------------------------------------------
 
 
-def _follow(address: str, streams: int, seconds: float, ready_file: str) -> list[float]:
-    """`streams` followers at the live tail for `seconds`: each event's latency in ms."""
-    return asyncio.run(_follow_async(address, streams, seconds, ready_file))
+def _follow(address: str, after: int, streams: int, seconds: float, ready_file: str) -> list[float]:
+    """`streams` followers from `after` (the head) for `seconds`: each event's latency in ms."""
+    return asyncio.run(_follow_async(address, after, streams, seconds, ready_file))
 
 
-async def _follow_async(address: str, streams: int, seconds: float, ready_file: str) -> list[float]:
+async def _follow_async(
+    address: str, after: int, streams: int, seconds: float, ready_file: str
+) -> list[float]:
     latencies: list[float] = []
     channels = [grpc.aio.insecure_channel(address) for _ in range(max(1, streams // 25))]
     caught_up = 0
@@ -68,9 +74,8 @@ async def _follow_async(address: str, streams: int, seconds: float, ready_file: 
     async def one(index: int) -> None:
         nonlocal caught_up
         stub = pb_grpc.AuditServiceStub(channels[index % len(channels)])
-        head = await _head(stub)
         call = stub.StreamEvents(
-            pb.StreamEventsRequest(after_position=head, follow=True), metadata=auth("auditor")
+            pb.StreamEventsRequest(after_position=after, follow=True), metadata=auth("auditor")
         )
         try:
             async for item in call:
@@ -87,24 +92,15 @@ async def _follow_async(address: str, streams: int, seconds: float, ready_file: 
                 log.warning("follower ended: %s", error.code())
 
     tasks = [asyncio.create_task(one(i)) for i in range(streams)]
-    await asyncio.sleep(seconds)
+    stop, deadline = Path(ready_file).with_name("stop"), time.monotonic() + seconds
+    while not stop.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     for channel in channels:
         await channel.close(None)
     return latencies
-
-
-async def _head(stub: pb_grpc.AuditServiceStub) -> int:
-    """The store's head, as a stream sees it: the position of its caught_up."""
-    call = stub.StreamEvents(
-        pb.StreamEventsRequest(after_position=2**62, follow=False), metadata=auth("auditor")
-    )
-    async for item in call:
-        if item.WhichOneof("item") == "caught_up":
-            return int(item.caught_up.position)
-    return 0
 
 
 def _unary_load(address: str, accounts: list[str], seconds: float, concurrency: int) -> float:
@@ -142,22 +138,37 @@ async def _unary_load_async(
 # -- the stage ------------------------------------------------------------------------------
 
 
+def store_head(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT coalesce(max(notification_id), 0) FROM licensing_events")
+        found = row.fetchone()
+    return int(found[0]) if found else 0
+
+
 @contextmanager
 def followers(
-    pool: ProcessPoolExecutor, address: str, count: int, seconds: float
+    pool: ProcessPoolExecutor, url: str, address: str, count: int, seconds: float
 ) -> Iterator[list[Any]]:
-    """`count` followers in FOLLOWER_PROCESSES processes, all caught up before the body runs."""
+    """`count` followers in FOLLOWER_PROCESSES processes, all caught up before the body runs,
+    all gone when it has run (or after `seconds` at most)."""
+    after = store_head(url)
     folder = Path(tempfile.mkdtemp(prefix="bench-followers-"))
     shares = [count // FOLLOWER_PROCESSES + (i < count % FOLLOWER_PROCESSES) for i in range(4)]
     shares = [s for s in shares if s]
     futures = [
-        pool.submit(_follow, address, share, seconds, str(folder / f"ready-{i}"))
+        pool.submit(_follow, address, after, share, seconds, str(folder / f"ready-{i}"))
         for i, share in enumerate(shares)
     ]
     deadline = time.monotonic() + 60
     while len(list(folder.glob("ready-*"))) < len(shares) and time.monotonic() < deadline:
         time.sleep(0.1)
-    yield futures
+    try:
+        yield futures
+    finally:
+        time.sleep(1.0)  # the last events reach the followers
+        (folder / "stop").write_text("stop")
+        for future in futures:
+            future.result()
 
 
 def _writer(address: str, seconds: float, stop: threading.Event) -> int:
@@ -172,8 +183,10 @@ def _writer(address: str, seconds: float, stop: threading.Event) -> int:
     return written
 
 
-def latency(pool: ProcessPoolExecutor, address: str, count: int, seconds: float) -> dict[str, Any]:
-    with followers(pool, address, count, seconds + 3) as futures:
+def latency(
+    pool: ProcessPoolExecutor, url: str, address: str, count: int, seconds: float
+) -> dict[str, Any]:
+    with followers(pool, url, address, count, 120) as futures:
         written = _writer(address, seconds, threading.Event())
     samples = sorted(x for f in futures for x in f.result())
     if not samples:
@@ -188,12 +201,17 @@ def latency(pool: ProcessPoolExecutor, address: str, count: int, seconds: float)
 
 
 def unary_ratio(
-    pool: ProcessPoolExecutor, address: str, accounts: list[str], count: int, seconds: float
+    pool: ProcessPoolExecutor,
+    url: str,
+    address: str,
+    accounts: list[str],
+    count: int,
+    seconds: float,
 ) -> dict[str, Any]:
     rounds = []
-    for _ in range(3):
+    for _ in range(5):
         without = pool.submit(_unary_load, address, accounts, seconds, 32).result()
-        with followers(pool, address, count, seconds + 4):
+        with followers(pool, url, address, count, 120):
             with_them = pool.submit(_unary_load, address, accounts, seconds, 32).result()
         rounds.append((without, with_them, with_them / without))
         log.info(
@@ -239,10 +257,11 @@ def stalled_follower(address: str, seeder: Seeder, pids: list[int], events: int)
     time.sleep(STALL_SECONDS + 2)  # let the stall timer end the stream
     done.set()
     watcher.join()
-    ended, resume_after = "still open", ""
+    ended, resume_after, last = "still open", "", 0
     try:
-        for _ in call:  # read what was buffered, then the status
-            pass
+        for item in call:  # read what was buffered, then the status
+            if item.WhichOneof("item") == "event":
+                last = item.event.position
         ended = "OK"
     except grpc.RpcError as error:
         ended = error.code().name
@@ -256,6 +275,30 @@ def stalled_follower(address: str, seeder: Seeder, pids: list[int], events: int)
         "target": "<= 250 MB",
         "stream_ended": ended,
         "message": resume_after,
+        "last_event_received": last,
+    }
+
+
+def as_of_cost(url: str, address: str, account: str, calls: int = 30) -> dict[str, Any]:
+    """Sequential GetSubscriptionSummary(as_of=now) of one seeded account: ms per call."""
+    channel = grpc.insecure_channel(address)
+    stub = pb_grpc.EntitlementServiceStub(channel)
+    samples = []
+    for _ in range(calls):
+        when = Timestamp()
+        when.GetCurrentTime()
+        request = pb.GetSubscriptionSummaryRequest(
+            account_id=account, product=pb.PRODUCT_INTEGRATIONS, as_of=when
+        )
+        started = time.perf_counter()
+        stub.GetSubscriptionSummary(request, metadata=auth("auditor"), timeout=30)
+        samples.append((time.perf_counter() - started) * 1000)
+    channel.close()
+    samples.sort()
+    return {
+        "store_events": store_head(url),
+        "p50_ms": round(statistics.median(samples), 2),
+        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 2),
     }
 
 
@@ -278,10 +321,13 @@ def run(url: str, logs: Path, seconds: float, count: int) -> dict[str, Any]:
             seeder = Seeder(address)
             accounts = seeder.reads(activated=400, unredeemed=0).accounts
             seeder.catch_up()
-            figures["latency_c1"] = latency(pool, address, 1, seconds)
-            figures[f"latency_c{count}"] = latency(pool, address, count, seconds)
-            figures["unary_ratio"] = unary_ratio(pool, address, accounts, count, seconds)
+            figures["latency_c1"] = latency(pool, url, address, 1, seconds)
+            figures[f"latency_c{count}"] = latency(pool, url, address, count, seconds)
+            figures["unary_ratio"] = unary_ratio(pool, url, address, accounts, count, seconds)
+            seeder.issue(max(0, 10_000 - store_head(url)))
+            figures["as_of_1e4"] = as_of_cost(url, address, accounts[0])
             figures["stalled_follower"] = stalled_follower(address, seeder, service.pids, 100_000)
+            figures["as_of_1e5"] = as_of_cost(url, address, accounts[0])
             seeder.close()
     finally:
         projections.stop_worker(worker)

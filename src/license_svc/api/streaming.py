@@ -80,9 +80,9 @@ class Streams:
 
         async def send(message: Any, position: int) -> None:
             write = asyncio.ensure_future(context.write(message))
+            write.add_done_callback(_quietly)  # also when the client goes away meanwhile
             done, _ = await asyncio.wait({write}, timeout=stall)
             if not done:
-                write.add_done_callback(_quietly)
                 raise ConsumerTooSlow(position, stall)
             write.result()
 
