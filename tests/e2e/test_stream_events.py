@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
@@ -209,3 +212,47 @@ def test_past_the_cap_a_new_stream_is_refused_with_retry_info(
     assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert error.reason == "TOO_MANY_STREAMS"
     assert error.retry_delay is not None
+
+
+def resume_after_of(error: grpc.RpcError) -> int:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    assert status is not None
+    for detail in status.details:
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+            return int(info.metadata["resume_after"])
+    raise AssertionError("no ErrorInfo")
+
+
+@pytest.mark.slow
+def test_a_reader_that_stops_reading_is_ended_with_the_position_to_resume_after(
+    database_url: str, tmp_path: Path, sql: psycopg.Connection
+) -> None:
+    """Real time passes here (the stall limit is a wall-clock bound): the server's log says
+    when the stream was ended, so the test waits for that line, never for a fixed time."""
+    server = ServerProcess(
+        database_url, tmp_path / "server.log", LICENSE_SVC_STREAM_STALL_SECONDS="1"
+    )
+    try:
+        start = head(sql)
+        call = open_stream(server.client, after_position=start, follow=True)
+        read_until(call, lambda i: i.WhichOneof("item") == "caught_up")
+        server.client.issue(10_000)  # far more than the transport buffers: the writes stall
+        server.client.issue(10_000)
+        deadline = time.monotonic() + 60
+        while "CONSUMER_TOO_SLOW" not in server.log_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        got: list[int] = []
+        with pytest.raises(grpc.RpcError) as ended:
+            for item in call:
+                if item.WhichOneof("item") == "event":
+                    got.append(item.event.position)
+        assert ended.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        resume_after = resume_after_of(ended.value)
+        assert got and got[-1] == resume_after
+        final = head(sql)
+        rest = positions(list(open_stream(server.client, after_position=resume_after)))
+        assert got + rest == store_positions(sql, start, final)
+    finally:
+        server.stop()
