@@ -19,7 +19,7 @@ def main() -> int:
     parser.add_argument("--save", action="store_true", help="also write bench/results/fuzz-*.txt")
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="license-svc-fuzz-logs-"))
-    report = run(database_url(), args.requests, args.seed, log_dir)
+    report = run(database_url(), args.requests, args.seed, log_dir, progress=5_000)
     text = report.summary()
     print(text)
     print(f"server log: {log_dir / 'fuzz-server.log'}")

@@ -12,6 +12,7 @@ For every request it records the status code per method and flags:
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -200,7 +201,14 @@ def _caught_up(method: MethodDescriptor, raw: bytes) -> bool:
     return "caught_up" in item.DESCRIPTOR.fields_by_name and item.HasField("caught_up")
 
 
-def fuzz(address: str, database_url: str, known: Known, requests: int, seed: int = 0) -> Report:
+def fuzz(
+    address: str,
+    database_url: str,
+    known: Known,
+    requests: int,
+    seed: int = 0,
+    progress: int = 0,  # a line on stderr every this many requests (0: none)
+) -> Report:
     report = Report(address)
     channel = grpc.insecure_channel(address)
     all_methods = strategies.methods()
@@ -227,6 +235,10 @@ def fuzz(address: str, database_url: str, known: Known, requests: int, seed: int
             metadata = data.draw(metadatas[method.full_name], label="metadata")
             code, detail, seconds, deadline = send(channel, method, body, metadata)
             report.requests += 1
+            if progress and report.requests % progress == 0:
+                took = time.monotonic() - started
+                line = f"fuzz: {report.requests:,} requests, {report.bad} UNKNOWN/INTERNAL"
+                print(f"{line}, {took:,.0f} s", file=sys.stderr, flush=True)
             report.codes[f"{method.containing_service.name}.{method.name}"][code] += 1
             if code in BAD:
                 report.problems.append(Problem(code, _path(method), code, detail, metadata, body))

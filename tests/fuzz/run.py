@@ -22,14 +22,16 @@ def database_url() -> str:
     return embedded_db.start(Path(tempfile.mkdtemp(prefix="license-svc-fuzz-")) / "pg", keep=False)
 
 
-def run(server_url: str, requests: int, seed_value: int, log_dir: Path) -> driver.Report:
+def run(
+    server_url: str, requests: int, seed_value: int, log_dir: Path, progress: int = 0
+) -> driver.Report:
     with fresh_database(server_url) as url:
         server = ServerProcess(
             url, log_dir / "fuzz-server.log", LICENSE_SVC_RUN_PROJECTIONS="1", **SMALL_POOLS
         )
         try:
             known = seed(server.client)
-            report = driver.fuzz(server.address, url, known, requests, seed_value)
+            report = driver.fuzz(server.address, url, known, requests, seed_value, progress)
             server.client.wait_serving(timeout=10)  # still answering health after all of it
         finally:
             server.stop()
