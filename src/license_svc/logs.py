@@ -10,10 +10,20 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
 FORMATS = ("text", "json")
+# Anything shaped like an activation key (any case), wherever it comes from — a caller's request
+# id, an exception's text — is masked before a line is written: no plaintext code in a log.
+CODE_SHAPE = re.compile(r"\b([A-Za-z]{3})-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}-[A-Za-z0-9]{4}\b")
+
+
+def redact(text: str) -> str:
+    return CODE_SHAPE.sub(lambda m: f"{m.group(1)}-••••-••••-••••", text)
+
+
 TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # The keys a call log record carries beyond the standard LogRecord attributes.
 CALL_FIELDS = (
@@ -44,7 +54,7 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return redact(json.dumps(line, default=str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):
@@ -59,7 +69,7 @@ class TextFormatter(logging.Formatter):
             reseller = record.__dict__.get("reseller_id")
             who = f"{role}:{reseller}" if reseller else role
             text = f"{text} role={who} request_id={request_id}"
-        return text
+        return redact(text)
 
 
 def setup(fmt: str) -> None:

@@ -67,10 +67,21 @@ class _Status(
 
 
 def _request_id(context: grpc.ServicerContext) -> str:
+    """The caller's request id if it is printable ASCII without spaces (so it cannot forge a
+    log line), else one made up for the call."""
     for key, value in context.invocation_metadata():
-        if key == REQUEST_ID and isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID:
+        if key == REQUEST_ID and isinstance(value, str) and _printable(value):
             return value
     return uuid.uuid4().hex
+
+
+def _printable(value: str) -> bool:
+    return (
+        0 < len(value) <= MAX_REQUEST_ID
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
 
 
 class GuardInterceptor(grpc.aio.ServerInterceptor):
