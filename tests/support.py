@@ -59,9 +59,13 @@ class FakeClock:
 class Client:
     """Typed stubs on one channel; `as_(role)` picks the bearer token per call."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address)
+        self.channel = (
+            grpc.insecure_channel(address)
+            if credentials is None
+            else grpc.secure_channel(address, credentials)
+        )
         self.keys = pb_grpc.KeyServiceStub(self.channel)
         self.activation = pb_grpc.ActivationServiceStub(self.channel)
         self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
@@ -171,12 +175,16 @@ class ServerProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        self.client = Client(self.address)
+        self.client = self.new_client()
         try:
             self.client.wait_serving()
         except TimeoutError:
             self.stop()
             raise
+
+    def new_client(self) -> Client:
+        """A client of this server (a TLS server's subclass gives it credentials)."""
+        return Client(self.address)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -67,6 +67,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev and settings.dashboard_listen:
         bootstrap.start_dashboard(service, settings.dashboard_listen)
     server = bootstrap.server(service)
+    # SIGHUP: re-read the tokens file, so who may call changes without a restart. Installed
+    # before the server answers health checks: a SIGHUP's default action would kill it.
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
     server.start()
     _wait_for_signal()
     log.info("draining in-flight calls (grace %.1fs)", settings.grace_seconds)

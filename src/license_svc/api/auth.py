@@ -1,7 +1,15 @@
-"""Bearer-token authentication and the who-may-call-what table of rules §8.
+"""Who is calling (bearer tokens, mTLS identities) and the who-may-call-what table of rules §8.
 
-Tokens come from a JSON file: a list of {"token", "role", "reseller_id"?}. Tokens are compared
-by their SHA-256 so that the table in memory holds no token and lookups take constant time.
+The tokens file is a JSON list; each entry names a `role` (+ `reseller_id` for a reseller, an
+optional `name` for the audit) and one credential:
+  {"token": "..."}           a bearer token;
+  {"token_sha256": "<hex>"}  the same, given by its SHA-256, so the file holds no secret;
+  {"identity": "..."}        with mutual TLS: a client certificate whose URI SAN (SPIFFE-style,
+                             `spiffe://fiscobridge.internal/integrations`) or DNS SAN is this
+                             value stands for the entry, with no token.
+A bearer token, when the call sends one, decides; else the certificate's listed identity. Tokens
+are compared by their SHA-256, so the table in memory holds no token and lookups take constant
+time. `reload` re-reads the file (on SIGHUP): a malformed file keeps the table in use.
 What a reseller may do with a particular key (only its own) is decided by the servicer, which
 knows the key; this table decides only which roles may call a method at all.
 """
@@ -10,6 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
@@ -78,39 +90,138 @@ def caller() -> Principal:
     return current_principal.get()
 
 
+log = logging.getLogger("license_svc.auth")
+AuthContext = Mapping[str, Iterable[bytes]]  # grpc's ServicerContext.auth_context()
+# The certificate's identities, most specific first: grpc names the URI and DNS SANs so.
+SAN_PROPERTIES = ("peer_uri", "peer_dns")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+CREDENTIALS = ("token", "token_sha256", "identity")
+
+
+@dataclass(frozen=True)
+class Entries:
+    by_digest: dict[bytes, Principal]
+    by_identity: dict[str, Principal]
+
+    @property
+    def size(self) -> int:
+        return len(self.by_digest) + len(self.by_identity)
+
+
+def parse_entries(text: str, source: object) -> Entries:
+    """The table a tokens file describes; ValueError naming `source` and the entry if not."""
+    entries = json.loads(text)  # a JSONDecodeError is a ValueError
+    if not isinstance(entries, list):
+        raise ValueError(f"{source}: must be a JSON list of entries")
+    by_digest: dict[bytes, Principal] = {}
+    by_identity: dict[str, Principal] = {}
+    for index, entry in enumerate(entries):
+        where = f"{source}: entry {index}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be an object")
+        try:
+            role = Role(entry.get("role"))
+        except (TypeError, ValueError):
+            raise ValueError(f"{where} needs a known role") from None
+        given = [c for c in CREDENTIALS if c in entry]
+        if len(given) != 1 or not isinstance(entry[given[0]], str) or not entry[given[0]]:
+            raise ValueError(f"{where} needs exactly one of {', '.join(CREDENTIALS)}")
+        credential, value = given[0], entry[given[0]]
+        reseller_id = str(entry.get("reseller_id", ""))
+        if role is Role.RESELLER and not reseller_id:
+            raise ValueError(f"{where}: a reseller needs a reseller_id")
+        default_name = f"{role.value}:{reseller_id}" if reseller_id else role.value
+        if credential == "identity":
+            name = str(entry.get("name") or value)
+            if value in by_identity:
+                raise ValueError(f"{where}: identity {value!r} is listed twice")
+            by_identity[value] = Principal(role, reseller_id, name)
+            continue
+        if credential == "token_sha256":
+            if not SHA256_HEX.fullmatch(value.lower()):
+                raise ValueError(f"{where}: token_sha256 must be 64 hex digits")
+            digest = bytes.fromhex(value)
+        else:
+            digest = _digest(value)
+        if digest in by_digest:
+            raise ValueError(f"{where}: the same token is listed twice")
+        by_digest[digest] = Principal(role, reseller_id, str(entry.get("name") or default_name))
+    return Entries(by_digest, by_identity)
+
+
 class TokenTable:
-    def __init__(self, principals_by_digest: dict[bytes, Principal]) -> None:
-        self._by_digest = principals_by_digest
+    def __init__(self, entries: Entries, source: Path | None = None) -> None:
+        self._entries = entries  # replaced whole by `reload`: readers never see half a table
+        self._source = source
+        self._reloading = threading.Lock()
 
     @classmethod
     def from_file(cls, path: Path) -> TokenTable:
-        entries = json.loads(path.read_text())
-        table: dict[bytes, Principal] = {}
-        for index, entry in enumerate(entries):
-            try:
-                role = Role(entry["role"])
-                token = str(entry["token"])
-            except (KeyError, ValueError) as error:
-                raise ValueError(f"{path}: entry {index} needs a token and a known role") from error
-            reseller_id = str(entry.get("reseller_id", ""))
-            if role is Role.RESELLER and not reseller_id:
-                raise ValueError(f"{path}: reseller entry {index} needs a reseller_id")
-            name = f"{role.value}:{reseller_id}" if reseller_id else role.value
-            table[_digest(token)] = Principal(role, reseller_id, name)
-        return cls(table)
+        return cls(parse_entries(path.read_text(), path), path)
 
-    def authenticate(self, metadata: tuple[tuple[str, str | bytes], ...]) -> Principal:
+    @property
+    def size(self) -> int:
+        return self._entries.size
+
+    def reload(self) -> bool:
+        """Re-read the file this table came from. A file that cannot be read or parsed keeps
+        the table in use, and says so in one log line."""
+        if self._source is None:
+            return False
+        with self._reloading:
+            try:
+                entries = parse_entries(self._source.read_text(), self._source)
+            except (OSError, ValueError) as error:
+                log.error(
+                    "tokens file not reloaded, keeping the %d entries in use: %s",
+                    self._entries.size,
+                    error,
+                )
+                return False
+            self._entries = entries
+        log.info("tokens file %s reloaded: %d entries", self._source, entries.size)
+        return True
+
+    def authenticate(
+        self,
+        metadata: tuple[tuple[str, str | bytes], ...],
+        peer: Callable[[], AuthContext] | None = None,
+    ) -> Principal:
+        """The caller: by its bearer token if it sent one, else by its client certificate's
+        listed identity (`peer` gives grpc's auth context; read only when needed)."""
+        entries = self._entries
         header = next((v for k, v in metadata if k == "authorization"), None)
         if header is None:
+            found = self._by_certificate(entries, peer() if peer is not None else {})
+            if found is not None:
+                return found
             raise Unauthenticated("Missing bearer token")
         text = header.decode() if isinstance(header, bytes) else header
         scheme, _, token = text.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Authorization must be 'Bearer <token>'")
-        principal = self._by_digest.get(_digest(token.strip()))
+        principal = entries.by_digest.get(_digest(token.strip()))
         if principal is None:
             raise Unauthenticated("Unknown bearer token")
         return principal
+
+    @staticmethod
+    def _by_certificate(entries: Entries, context: AuthContext) -> Principal | None:
+        identities = [
+            value.decode(errors="replace")
+            for prop in SAN_PROPERTIES
+            for value in context.get(prop, ())
+        ]
+        if not identities:
+            return None
+        listed = {entries.by_identity[i] for i in identities if i in entries.by_identity}
+        if len(listed) > 1:  # two entries claim one certificate: refuse rather than guess
+            raise Unauthenticated("The client certificate matches more than one listed identity")
+        if not listed:
+            raise Unauthenticated(
+                f"Client certificate identity {identities[0]!r} is not listed; send a bearer token"
+            )
+        return listed.pop()
 
 
 def needs_token(method: str) -> bool:

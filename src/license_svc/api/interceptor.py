@@ -136,7 +136,8 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         return call
 
     def _enter(self, call: Call, context: grpc.ServicerContext) -> None:
-        principal = self._tokens.authenticate(context.invocation_metadata())  # type: ignore[arg-type]
+        metadata = context.invocation_metadata()
+        principal = self._tokens.authenticate(metadata, context.auth_context)  # type: ignore[arg-type]
         call.role, call.reseller_id = principal.role.value, principal.reseller_id
         authorize(call.method, principal)
         current_principal.set(principal)

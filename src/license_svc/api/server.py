@@ -79,6 +79,7 @@ class Server:
     ) -> None:
         settings = service.settings
         self.service = service
+        self.tokens = tokens  # `reload()` on SIGHUP (cli)
         # /metrics is off when LICENSE_SVC_METRICS_LISTEN is empty; the call log is always on.
         self.metrics = Metrics(service) if settings.metrics_listen else None
         observers: list[Observer] = [CallLog()]
