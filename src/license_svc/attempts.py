@@ -27,7 +27,7 @@ commit synchronously.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
@@ -85,6 +85,26 @@ class AttemptLimiter:
             SQL(
                 "CREATE INDEX IF NOT EXISTS failed_attempts_account_idx ON {t} (account_id, at)"
             ).format(t=table),
+            SQL("CREATE INDEX IF NOT EXISTS failed_attempts_at_idx ON {t} (at)").format(t=table),
+            # A failure forgiven by support (attempt_upkeep.lift_block) names its lift and no
+            # longer counts. Added only when missing: ALTER TABLE would lock the table at
+            # every start.
+            SQL(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.columns"
+                " WHERE table_schema = {schema} AND table_name = 'failed_attempts'"
+                " AND column_name = 'lift_id')"
+                " THEN ALTER TABLE {t} ADD COLUMN lift_id bigint; END IF; END $$"
+            ).format(t=table, schema=Literal(datastore.schema)),
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {lifts} ("
+                " id bigserial PRIMARY KEY,"
+                " at timestamptz NOT NULL,"
+                " account_id text NOT NULL,"
+                " session_id text NOT NULL,"  # '' = every session of the account
+                " lifted_by text NOT NULL,"
+                " reason text NOT NULL,"
+                " lifted integer NOT NULL DEFAULT 0)"
+            ).format(lifts=SQL("{}.attempt_block_lifts").format(Identifier(datastore.schema))),
             # Check and reserve, in one round trip. In a VOLATILE function each statement
             # takes a fresh snapshot, so the one that counts, coming after the lock, sees every
             # reservation committed by those who held the lock before; and the time is read
@@ -112,7 +132,7 @@ class AttemptLimiter:
                 "     END AS account_lifts, f.at + CASE WHEN f.reason = {in_flight}"
                 "     THEN least(p_session_window, p_in_flight_ttl) ELSE p_session_window"
                 "     END AS session_lifts"
-                "   FROM {t} f WHERE f.account_id = p_account"
+                "   FROM {t} f WHERE f.account_id = p_account AND f.lift_id IS NULL"
                 "     AND f.at > v_now - greatest(p_session_window, p_account_window)),"
                 "  blocking AS ("
                 "   (SELECT 's' AS scope, r.session_lifts AS lifts FROM live r"
@@ -155,6 +175,18 @@ class AttemptLimiter:
             SQL("UPDATE {t} SET reason = %s, key_id = %s WHERE id = %s").format(t=table).as_bytes()
         )
 
+    @property
+    def datastore(self) -> PostgresDatastore:
+        return self._datastore
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    def now(self) -> datetime | None:
+        """The injected clock's time, or None: the database's clock then, read under the lock."""
+        return self._clock() if self._clock is not None else None
+
     def create_table(self) -> None:
         with self._datastore.transaction(commit=True) as curs:
             for statement in self._create:
@@ -171,7 +203,7 @@ class AttemptLimiter:
                     account_id,
                     session_id,
                     method,
-                    self._clock() if self._clock is not None else None,
+                    self.now(),
                     limits.session_window,
                     limits.account_window,
                     limits.session_limit - 1,
@@ -203,7 +235,7 @@ class AttemptLimiter:
         with self._datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 SQL(
-                    "SELECT at, account_id, session_id, method, reason, key_id"
+                    "SELECT at, account_id, session_id, method, reason, key_id, lift_id"
                     " FROM {}.failed_attempts WHERE account_id = %s ORDER BY id"
                 ).format(Identifier(self._datastore.schema)),
                 (account_id,),

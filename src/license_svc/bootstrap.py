@@ -18,6 +18,7 @@ from license_svc import embedded_db
 from license_svc.activation import ActivationDialog
 from license_svc.api.auth import TokenTable
 from license_svc.application import Clock, LicensingApp, utcnow
+from license_svc.attempt_upkeep import RetentionThread
 from license_svc.attempts import AttemptLimiter, Limits
 from license_svc.billing import PlanBook
 from license_svc.config import DEV_TOKENS, Settings
@@ -174,6 +175,11 @@ def start_sweeper(service: Service) -> None:
     thread = SweeperThread(service.sweeper(), service.settings.sweep_interval_seconds)
     thread.start()
     service.background.append(thread)
+    # Beside it, on the same period: the failed-attempt audit's retention.
+    retention = timedelta(days=service.settings.attempt_retention_days)
+    upkeep = RetentionThread(service.limiter, retention, service.settings.sweep_interval_seconds)
+    upkeep.start()
+    service.background.append(upkeep)
 
 
 def start_dashboard(service: Service, listen: str) -> Dashboard:

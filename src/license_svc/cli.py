@@ -8,6 +8,7 @@ license-svc expire [--once]            the expiry sweeper
 license-svc projections rebuild NAME   replay a view from position 0, then switch to it
 license-svc projections list           the views, their live generation and position
 license-svc projections prune [NAME]   drop the views' old generations that nothing uses
+license-svc attempts lift|show|purge   lift a failed-attempt block, show an account's, retention
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import sys
 import threading
 
-from license_svc import bootstrap, client, config, logs
+from license_svc import attempt_commands, bootstrap, client, config, logs
 from projections.registry import NAMES
 
 log = logging.getLogger("license_svc")
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         func=cmd_project, names=[]
     )
     client.register(commands)  # the people's client: keys, activate, …, audit
+    attempt_commands.register(commands)  # support: lift a block, show, purge
     args = parser.parse_args(argv)
     if unknown := set(getattr(args, "names", [])) - set(NAMES):
         parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")

@@ -60,6 +60,7 @@ class Settings:
     # Test-only: shifts this process's clock, to prove replicas whose host clocks disagree still
     # share one limit (the limiter counts on the database's clock). Never set it in production.
     clock_offset_seconds: float = 0.0
+    attempt_retention_days: int = 90  # failed attempts and block lifts kept for the audit
     # Workers run inside the server process (`make run`) or as separate processes.
     run_projections: bool = False
     run_sweeper: bool = False
@@ -205,6 +206,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         account_attempt_limit=_int(env, "ACCOUNT_ATTEMPT_LIMIT", 20, lo=1),
         account_window_seconds=_int(env, "ACCOUNT_WINDOW_SECONDS", 60 * 60, lo=1),
         clock_offset_seconds=_float(env, "CLOCK_OFFSET_SECONDS", 0.0),
+        attempt_retention_days=_int(env, "ATTEMPT_RETENTION_DAYS", 90, lo=1),
         run_projections=_bool(env, "RUN_PROJECTIONS", False),
         run_sweeper=_bool(env, "RUN_SWEEPER", False),
         sweep_interval_seconds=_float(env, "SWEEP_INTERVAL_SECONDS", 30.0),

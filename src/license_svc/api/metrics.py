@@ -187,10 +187,12 @@ class DomainCollector:
         datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
         self._datastore = datastore
         # On the database's clock, the limiter's timeline; recorded failures only (a reservation
-        # of an attempt in flight counts for the limiter, not here).
+        # of an attempt in flight counts for the limiter, not here; nor does a failure that
+        # support forgave, `lift_id`).
         self._blocked = SQL(
             "SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE at > clock_timestamp() - %s"
-            " AND reason <> %s GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
+            " AND reason <> %s AND lift_id IS NULL"
+            " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
         ).format(Identifier(datastore.schema, "failed_attempts"))
 
     def collect(self) -> Iterator[Metric]:

@@ -7,14 +7,18 @@ from collections.abc import Callable
 import grpc
 
 from license_svc.application import Clock, utcnow
+from license_svc.attempt_upkeep import lift_block
+from license_svc.attempts import AttemptLimiter
 from readpath import ops
 from readpath.live import LiveViews
 
 from . import ops_requests
 from .auth import caller
+from .errors import NotImplementedYet
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .ops_requests import own_reseller
+from .validation import Fields
 
 
 class OpsServicer(pb_grpc.OpsServiceServicer):
@@ -24,10 +28,12 @@ class OpsServicer(pb_grpc.OpsServiceServicer):
         head_position: Callable[[], int | None],
         *,
         clock: Clock = utcnow,
+        limiter: AttemptLimiter | None = None,
     ) -> None:
         self._views = views
         self._head_position = head_position
         self._clock = clock
+        self._limiter = limiter
 
     def GetKeyStats(
         self, request: pb.GetKeyStatsRequest, context: grpc.ServicerContext
@@ -73,3 +79,18 @@ class OpsServicer(pb_grpc.OpsServiceServicer):
             ],
             head_position=head,
         )
+
+    def LiftAttemptBlock(
+        self, request: pb.LiftAttemptBlockRequest, context: grpc.ServicerContext
+    ) -> pb.LiftAttemptBlockResponse:
+        """Support forgives a session's failed attempts (account_id + session_id) or an
+        account's (account_id alone: every session of it); recorded with who and why."""
+        fields = Fields()
+        account_id = fields.identifier(request.account_id, "account_id")
+        session_id = fields.identifier(request.session_id, "session_id", required=False)
+        reason = fields.text(request.reason, "reason", required=True)
+        fields.done()
+        if self._limiter is None:
+            raise NotImplementedYet("LiftAttemptBlock needs the attempt limiter")
+        lift = lift_block(self._limiter, account_id, session_id, by=caller().name, reason=reason)
+        return pb.LiftAttemptBlockResponse(lifted=lift.lifted)

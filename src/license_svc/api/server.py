@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from license_svc.activation import ActivationDialog
 from license_svc.application import Clock, LicensingApp
+from license_svc.attempts import AttemptLimiter
 from license_svc.billing import PlanBook
 from license_svc.config import ConfigError, Settings
 from readpath.feed import LogFeed
@@ -67,6 +68,8 @@ class Parts(Protocol):
     def clock(self) -> Clock: ...
     @property
     def plans(self) -> PlanBook: ...
+    @property
+    def limiter(self) -> AttemptLimiter: ...
     @property
     def feed(self) -> LogFeed: ...
 
@@ -121,7 +124,13 @@ class Server:
         )
         pb_grpc.add_AuditServiceServicer_to_server(AuditServicer(app, self.streams), self.grpc)
         pb_grpc.add_OpsServiceServicer_to_server(
-            OpsServicer(views, app.recorder.max_notification_id, clock=service.clock), self.grpc
+            OpsServicer(
+                views,
+                app.recorder.max_notification_id,
+                clock=service.clock,
+                limiter=service.limiter,
+            ),
+            self.grpc,
         )
         pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(service.plans), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
