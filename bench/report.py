@@ -123,6 +123,26 @@ def targets(results: Results) -> list[Target]:
     row, note = _row(results, "ReadYourWrites", 1)
     found.append(Target("ReadYourWrites p50 ms at c=1", value_of(row, "p50_ms"), 15, False, note))
     found.append(Target("ReadYourWrites p99 ms at c=1", value_of(row, "p99_ms"), 50, False, note))
+    warm = "GetSeatAllowance cache warm"
+    against(f"{warm} throughput / ceiling (b)", warm, "b_select", "throughput", 1.0, True)
+    against(f"{warm} throughput / ceiling (a)", warm, "a_echo", "throughput", 0.5, True)
+    against(f"{warm} p99 / ceiling (b) p99", warm, "b_select", "p99_ms", 1.0, False)
+    fanout = results.series.get("WatchSeatAllowance fan-out")
+    row = fanout.at(1_000) if fanout else None
+    found.append(
+        Target(
+            "WatchSeatAllowance fan-out p99 ms, 1,000 watchers",
+            value_of(row, "p99_ms"),
+            50,
+            False,
+            "commit (ActivateKey answered) to the update received, every watcher",
+        )
+    )
+    idle = results.series.get("WatchSeatAllowance idle")
+    row = idle.at(10_000) if idle and len(idle.levels) > 1 else None
+    found.append(
+        Target("server RSS MB, 10,000 idle watchers", value_of(row, "throughput"), 400, False)
+    )
     rss = [r.get("peak_rss_mb", 0.0) for s in results.operations() for r in s.levels]
     found.append(
         Target(
