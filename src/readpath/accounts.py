@@ -42,6 +42,12 @@ class AccountReads:
             lambda view: view.allowance(account_id, product, now),
         )
 
+    def cached_allowance(
+        self, account_id: str, product: Product, now: datetime, min_position: int
+    ) -> Answer | None:
+        """The allowance from memory if it is known current, else None (no database, no wait)."""
+        return self._cached(AllowanceView, account_id, product, now, min_position)
+
     def summary(
         self, account_id: str, product: Product, now: datetime, min_position: int, timeout: float
     ) -> Answer:
@@ -55,6 +61,15 @@ class AccountReads:
             lambda view: view.summary(account_id, product, now),
         )
 
+    def _cached(
+        self, cls: type[V], account_id: str, product: Product, now: datetime, min_position: int
+    ) -> Answer | None:
+        if not self._cache.enabled:
+            return None
+        live = generation_name(cls.name, self._views.live_generation(cls.name))
+        found = self._cache.get((live, account_id, product.value), now, min_position)
+        return None if found is None else (cast(Subscription, found[0]), found[1])
+
     def _read(
         self,
         cls: type[V],
@@ -65,11 +80,9 @@ class AccountReads:
         timeout: float,
         query: Callable[[V], Answer],
     ) -> Answer:
-        if self._cache.enabled:
-            live = generation_name(cls.name, self._views.live_generation(cls.name))
-            found = self._cache.get((live, account_id, product.value), now, min_position)
-            if found is not None:
-                return cast(Subscription, found[0]), found[1]
+        found = self._cached(cls, account_id, product, now, min_position)
+        if found is not None:
+            return found
 
         def read_and_keep(view: V) -> Answer:
             ticket = self._cache.begin((view.full_name, account_id, product.value))

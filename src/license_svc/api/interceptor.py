@@ -112,8 +112,14 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         # request_deserializer=None: the behaviour gets the bytes and decodes inside its try.
         decode = decoding.decoder(method, handler.request_deserializer)
         if handler.unary_unary is not None:
+            unary = handler.unary_unary
+            wrapped: Any = (  # a coroutine (an answer from memory) runs on the event loop
+                self._unary_coroutine(method, unary, decode)
+                if inspect.iscoroutinefunction(unary)
+                else self._unary(method, unary, decode)
+            )
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary, decode),
+                wrapped,
                 request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
@@ -154,6 +160,26 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                 response = inner(decode(raw), context)
             except Exception as error:
                 self._fail(call, context, error)
+            call.sent = 1
+            self._done(call, context)
+            return response
+
+        return behaviour
+
+    def _unary_coroutine(self, method: str, inner: Any, decode: decoding.Decode) -> Any:
+        async def behaviour(raw: bytes, context: Any) -> Any:
+            call = self._begin(method, "unary", context)
+            try:
+                self._enter(call, context)
+                response = await inner(decode(raw), context)
+            except asyncio.CancelledError:  # the client went away: no status to send
+                call.code = "CANCELLED"
+                self._observer.handled(call)
+                raise
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await context.abort(*self._failed(call, error))
             call.sent = 1
             self._done(call, context)
             return response
