@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 import psycopg
 
-from bench import chart, database, hotpath, projections, report, stages
+from bench import chart, database, hotpath, processes, projections, report, stages
 from bench.measure import Runner
 from bench.plan import Plan
 from bench.processes import service_env, start_service
@@ -216,14 +216,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with database.fresh_database(database.server_url()) as url:
             results.meta = _meta(args, plan, url, stamp)
+            processes.watch_cluster(url)  # dbCPU: this run's PostgreSQL cluster only
             measure(args, plan, results, url, logs)
     except KeyboardInterrupt as interrupted:
         log.error("interrupted (%s): child processes stopped, database dropped", interrupted)
         return 130
     results.meta["seconds"] = round(time.monotonic() - began, 1)
+    results.meta["per_call_cpu"] = hotpath.per_call_cpu(results)
+    results.meta["capacity"] = hotpath.capacity(results)
     found = report.targets(results)
     print()
     print(report.table(results))
+    print()
+    print(hotpath.capacity_text(results))
     print()
     print(report.targets_text(found))
     scaling = report.scaling_text(results)
