@@ -105,7 +105,7 @@ def _watchers(
     futures = [
         pool.submit(
             run_watchers,
-            WatchSpec(address, part, updates, SEATS, str(ready), str(hold), timeout=300),
+            WatchSpec(address, part, updates, SEATS, str(ready), str(hold), timeout=1800),
         )
         for part, ready in zip(parts, readies, strict=True)
         if part
@@ -113,7 +113,7 @@ def _watchers(
     return futures, readies[: len(futures)], hold
 
 
-def _wait_ready(readies: list[Path], futures: list[Any], timeout: float = 300) -> None:
+def _wait_ready(readies: list[Path], futures: list[Any], timeout: float = 1800) -> None:
     deadline = time.monotonic() + timeout
     while not all(p.exists() for p in readies):
         for future in futures:
@@ -229,6 +229,8 @@ def idle_watchers(results: Results, url: str, workers: int, logs: Path) -> None:
             kb_per_watcher=(rss - before) / 1024 / watchers,
             seconds_to_open=opened,
             watcher_failures=sum(r.failures for r in got),
+            opened=sum(r.opened for r in got),
+            error_sample=next((r.failure_sample for r in got if r.failure_sample), ""),
         )
         row["concurrency"] = watchers
         series.levels.append(row)

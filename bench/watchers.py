@@ -41,6 +41,7 @@ class WatchResult:
     cpu_seconds: float
     failures: int
     failure_sample: str = ""
+    opened: int = 0  # streams that got their first message
 
 
 def run_watchers(spec: WatchSpec) -> WatchResult:
@@ -57,6 +58,7 @@ async def _run(spec: WatchSpec) -> WatchResult:
     arrivals: list[list[tuple[float, int]]] = [[] for _ in spec.accounts]
     first = [asyncio.Event() for _ in spec.accounts]
     failures: list[str] = []
+    opened: list[int] = []
     cpu0 = time.process_time()
 
     async def watch(i: int) -> None:
@@ -68,6 +70,7 @@ async def _run(spec: WatchSpec) -> WatchResult:
         )
         try:
             await call.read()
+            opened.append(i)
             first[i].set()
             while len(arrivals[i]) < spec.updates:
                 message = await call.read()
@@ -91,7 +94,7 @@ async def _run(spec: WatchSpec) -> WatchResult:
     cpu = time.process_time() - cpu0
     for channel in channels:
         await channel.close(None)
-    return WatchResult(arrivals, cpu, len(failures), failures[0] if failures else "")
+    return WatchResult(arrivals, cpu, len(failures), failures[0] if failures else "", len(opened))
 
 
 async def _wait_for(path: Path, timeout: float) -> None:

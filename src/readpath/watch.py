@@ -215,7 +215,7 @@ class AllowanceWatch:
     def _attach(self) -> None:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
-        if self._timer is None:
+        if self._timer is None or self._timer.done():
             self._timer_wake = asyncio.Event()
             self._timer = self._loop.create_task(self._tick())
 
@@ -228,7 +228,7 @@ class AllowanceWatch:
 
     async def _tick(self) -> None:
         assert self._timer_wake is not None
-        while True:
+        while self._channels:  # ends with the last watcher (the next one starts it again)
             now = self._clock()
             while self._deadlines and self._deadlines[0][0] <= now:
                 instant, _, channel = heapq.heappop(self._deadlines)
