@@ -49,10 +49,10 @@ class PlanBook:
     def record(self, incoming: ProviderEvent) -> PlanRecording:
         plan_id = self.plan_id(incoming.subscription_id)
         for _ in range(CONFLICT_RETRIES):
-            plan = self.get(plan_id)
+            plan, now = self.get(plan_id), self._clock()
             if plan is None:
-                plan = Plan.start(plan_id, incoming)
-            elif not plan.record(incoming):
+                plan = Plan.start(plan_id, incoming, now)
+            elif not plan.record(incoming, now):
                 return PlanRecording(plan, self._position_of(plan, incoming), True, False)
             try:
                 recordings = self._app.save(plan)

@@ -50,7 +50,7 @@ class AccountEntitlements:
 
 
 class EntitlementsView(View):
-    tables: ClassVar[tuple[str, ...]] = ("pending", "entitlements")
+    tables: ClassVar[tuple[str, ...]] = ("pending", "entitlements", "plan_accounts")
     with_hint: ClassVar[bool]
 
     def create_statements(self) -> list[Composed]:
@@ -77,6 +77,14 @@ class EntitlementsView(View):
             SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (ends_at, key_id) WHERE source = 'plan'"
             ).format(Identifier(f"{self.full_name}_plans_by_end"), self.table("entitlements")),
+            # Every plan an account ever had (kept after it ends): point-in-time reads look here.
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (plan_id uuid PRIMARY KEY, account_id text NOT NULL)"
+            ).format(self.table("plan_accounts")),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id)").format(
+                Identifier(f"{self.full_name}_plan_accounts_by_account"),
+                self.table("plan_accounts"),
+            ),
         ]
 
     @cached_property
@@ -182,6 +190,18 @@ class EntitlementsView(View):
         """Each plan's row as its last event in the batch leaves it: every applied provider
         event carries the whole plan, an expiry removes the row, an ignored event changes
         nothing."""
+        started = [e for e in events if isinstance(e, Plan.PlanStarted)]
+        if started:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (plan_id, account_id) SELECT * FROM unnest(%s::uuid[],"
+                    " %s::text[]) ON CONFLICT (plan_id) DO NOTHING"
+                ).format(self.table("plan_accounts")),
+                (
+                    [e.originator_id for e in started],
+                    [pg_value(e.account_id) for e in started],
+                ),
+            )
         final: dict[UUID, Plan.Event] = {}
         for e in events:
             if not isinstance(e, Plan.PlanEventIgnored):
@@ -223,6 +243,16 @@ class EntitlementsView(View):
                     ]
                 ),
             )
+
+    def plans_of_account(self, account_id: str) -> tuple[list[UUID], int]:
+        """Every plan the account ever had, and the view's position when it answered."""
+        statement = SQL(
+            "SELECT p.position, a.plan_id FROM {position} LEFT JOIN {plans} a ON a.account_id = %s"
+        ).format(position=self.position_subquery(), plans=self.table("plan_accounts"))
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, (account_id,)).fetchall()
+        plans = [row["plan_id"] for row in rows if row["plan_id"] is not None]
+        return plans, int(rows[0]["position"]) if rows else 0
 
     def due_plans(self, now: datetime, limit: int) -> list[UUID]:
         """Plans whose end has passed and whose SubscriptionExpired the view has not seen."""

@@ -3,20 +3,21 @@
 1. The store's head is read first: the answer is computed at that position and says so.
 2. Which aggregates ever counted for the account: its keys from the key catalog (indexed by
    account_id), plus keys activated on it in the store after the catalog's position (the
-   catalog lags; that tail is read by topic, bounded by the lag), plus its plans (the store's
-   `PlanStarted` events, through a partial index of the events table on that topic).
+   catalog lags; that tail is read by topic, bounded by the lag), plus its plans (the allowance
+   view's table of every plan an account ever had, and likewise the store's `PlanStarted`
+   events after that view's position).
 3. Each aggregate is replayed through the `eventsourcing` repository up to the last version
    that was in effect at T, then the read-time rules of `projections.subscription` apply at T,
    exactly as a live read at T did.
 
 "In effect at T": an event counts from the service-clock instant it records — a key's
-`activated_at`, `revoked_at`, `expired_at` — and, for events without one (a plan's provider
-snapshots), from when the store recorded it (the event's timestamp). A key's `KeyIssued` is in
+`activated_at`, `revoked_at`, `expired_at` and a plan event's `recorded_at` (the service clock
+when it was recorded, not the provider's `occurred_at`). A key's `KeyIssued` is in
 effect whenever its activation is. Versions are a prefix: an aggregate's later event never
 counts before an earlier one.
 
 Cost: one indexed read per aggregate the account ever had, one indexed read of the catalog,
-one read of the catalog's lag, one read of the store's plan starts — not a scan of the store;
+one read of the catalog's and of the allowance view's lag — not a scan of the store;
 see README "Point in time" for figures at 10⁴ and 10⁵ events.
 """
 
@@ -43,11 +44,16 @@ from .live import LiveViews
 ACTIVATED = get_topic(ActivationKey.KeyActivated)
 PLAN_STARTED = get_topic(Plan.PlanStarted)
 # The service-clock instant an event records, by event class (else: its timestamp).
-_INSTANTS = {
+_INSTANTS: dict[type, str] = {
     ActivationKey.KeyActivated: "activated_at",
     ActivationKey.KeyRevoked: "revoked_at",
     ActivationKey.SubscriptionExpired: "expired_at",
     Plan.SubscriptionExpired: "expired_at",
+    Plan.PlanStarted: "recorded_at",
+    Plan.PlanRenewed: "recorded_at",
+    Plan.PlanChanged: "recorded_at",
+    Plan.PlanCancelled: "recorded_at",
+    Plan.PlanEventIgnored: "recorded_at",
 }
 
 
@@ -69,7 +75,7 @@ class PointInTime:
         ).format(events)
         self._plan_starts = SQL(
             "SELECT originator_id, originator_version, topic, state, notification_id"
-            " FROM {} WHERE topic = %s AND notification_id <= %s"
+            " FROM {} WHERE notification_id > %s AND notification_id <= %s AND topic = %s"
         ).format(events)
 
     def subscription(self, account_id: str, product: Product, at: datetime) -> PointInTimeAnswer:
@@ -89,7 +95,9 @@ class PointInTime:
         for row in self._rows(self._tail, (catalog_position, head, ACTIVATED)):
             if self._decode(row).account_id == account_id:
                 found[row["originator_id"]] = None
-        for row in self._rows(self._plan_starts, (PLAN_STARTED, head)):
+        plans, plans_position = self._views.allowance.plans_of_account(account_id)
+        found.update(dict.fromkeys(plans))
+        for row in self._rows(self._plan_starts, (plans_position, head, PLAN_STARTED)):
             if self._decode(row).account_id == account_id:
                 found[row["originator_id"]] = None
         return list(found)

@@ -243,3 +243,43 @@ def test_a_plan_id_is_no_key_to_get_or_revoke(plans: tuple[Client, Service], clo
         with pytest.raises(grpc.RpcError) as refused:
             call()
         assert rich(refused.value).code == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_point_in_time_summary_sees_a_plan_as_it_was_then(
+    plans: tuple[Client, Service], clock: FakeClock
+) -> None:
+    api, _ = plans
+    account, subscription = unique("acct"), unique("sub")
+    starts = clock()
+    record(api, plan_event(account, subscription, pb.PLAN_EVENT_KIND_STARTED, starts))
+    clock.set(starts + timedelta(days=10))
+    record(
+        api,
+        plan_event(
+            account,
+            subscription,
+            pb.PLAN_EVENT_KIND_CHANGED,
+            starts,
+            occurred=clock(),
+            tier=pb.TIER_SCALE,
+            seats=9,
+        ),
+    )
+    clock.set(starts + timedelta(days=12))
+
+    def as_of(at: datetime) -> pb.SubscriptionSummary:
+        request = pb.GetSubscriptionSummaryRequest(
+            account_id=account, product=pb.PRODUCT_INTEGRATIONS, as_of=stamp(at)
+        )
+        answer: pb.SubscriptionSummary = api.entitlements.GetSubscriptionSummary(
+            request, metadata=api.as_("auditor"), timeout=30
+        )
+        return answer
+
+    before = as_of(starts - timedelta(seconds=1))
+    assert (before.active, before.seats) == (False, 0)
+    first = as_of(starts + timedelta(days=5))
+    assert (first.active, first.tier, first.seats) == (True, pb.TIER_GROWTH, 3)
+    assert first.entitlements[0].source == pb.ENTITLEMENT_SOURCE_PLAN
+    changed = as_of(starts + timedelta(days=11))
+    assert (changed.tier, changed.seats) == (pb.TIER_SCALE, 9)

@@ -72,3 +72,31 @@ def test_racing_copies_of_one_provider_event_store_it_once(
     assert len({a.position for a in answers}) == 1
     plan_id = service.plans.plan_id(first.subscription_id)
     assert [e.type for e in service.app.history(plan_id)] == ["PlanStarted"]
+
+
+def test_plan_events_stored_before_recorded_at_existed_replay_with_their_store_time(
+    make_service: Callable[..., Service],
+) -> None:
+    """class_version 1 of the plan events had no recorded_at: an upcaster takes the event's
+    timestamp. The old shape is written straight to the store, as an old release left it."""
+    service = make_service()
+    [first, second] = for_subscription(a_year()[:2], unique("sub"))
+    plan_id = service.plans.plan_id(first.subscription_id)
+    mapper = service.app.mapper
+    plan = Plan.start(plan_id, first, first.occurred_at)
+    plan.record(second, second.occurred_at)
+    old = []
+    for event in plan.collect_events():
+        stored = mapper.to_stored_event(event)
+        state = mapper.transcoder.decode(stored.state)
+        del state["recorded_at"]
+        state.pop("class_version", None)  # version 1 carried none
+        old.append(replace(stored, state=mapper.transcoder.encode(state)))
+    service.app.recorder.insert_events(old)
+
+    replayed = service.plans.get(plan_id)
+    assert replayed is not None
+    assert (replayed.tier, replayed.ends_at) == (second.tier, second.period_ends_at)
+    history = service.app.history(plan_id)
+    assert [e.type for e in history] == ["PlanStarted", "PlanRenewed"]
+    assert all(e.payload["recorded_at"] == e.recorded_at for e in history)

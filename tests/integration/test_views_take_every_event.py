@@ -98,9 +98,10 @@ def plans(draw: st.DrawFn) -> PlanAggregate:
         )
 
     subscription = draw(TEXT)
-    plan = PlanAggregate.start(uuid4(), provider_event(draw(st.sampled_from(PlanKind))))
+    first = provider_event(draw(st.sampled_from(PlanKind)))
+    plan = PlanAggregate.start(uuid4(), first, draw(MOMENTS))
     for kind in draw(st.lists(st.sampled_from(PlanKind), max_size=2)):
-        plan.record(provider_event(kind))
+        plan.record(provider_event(kind), draw(MOMENTS))
     if draw(st.booleans()):
         plan.expire(plan.ends_at)
     return plan

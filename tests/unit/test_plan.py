@@ -50,9 +50,9 @@ def a_year() -> list[ProviderEvent]:
 
 
 def deliver(events: list[ProviderEvent]) -> Plan:
-    plan = Plan.start(uuid4(), events[0])
+    plan = Plan.start(uuid4(), events[0], T0)
     for incoming in events[1:]:
-        plan.record(incoming)
+        plan.record(incoming, T0)
     return plan
 
 
@@ -68,16 +68,16 @@ def test_every_delivery_order_ends_in_the_state_of_the_ordered_delivery(shuffled
 
 def test_a_repeated_event_records_nothing():
     first = provider_event(0, PlanKind.STARTED)
-    plan = Plan.start(uuid4(), first)
-    assert plan.record(first) is False
-    assert plan.record(first) is False
+    plan = Plan.start(uuid4(), first, T0)
+    assert plan.record(first, T0) is False
+    assert plan.record(first, T0) is False
     assert len(plan.collect_events()) == 1
 
 
 def test_an_older_event_is_recorded_as_ignored_and_changes_nothing():
-    plan = Plan.start(uuid4(), provider_event(2, PlanKind.RENEWED))
+    plan = Plan.start(uuid4(), provider_event(2, PlanKind.RENEWED), T0)
     before = state(plan)
-    assert plan.record(provider_event(0, PlanKind.STARTED)) is True
+    assert plan.record(provider_event(0, PlanKind.STARTED), T0) is True
     ignored = plan.collect_events()[-1]
     assert isinstance(ignored, Plan.PlanEventIgnored)
     assert state(plan)[:5] == before[:5]
@@ -85,14 +85,14 @@ def test_an_older_event_is_recorded_as_ignored_and_changes_nothing():
 
 def test_a_renewal_arriving_before_its_start_starts_the_plan():
     renewal = provider_event(1, PlanKind.RENEWED)
-    plan = Plan.start(uuid4(), renewal)
+    plan = Plan.start(uuid4(), renewal, T0)
     assert plan.is_active(renewal.period_starts_at + timedelta(days=1))
 
 
 def test_cancel_at_period_end_keeps_the_plan_until_the_end():
-    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED))
+    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED), T0)
     cancel = provider_event(0, PlanKind.CANCELLED, cancel_at_period_end=True)
-    plan.record(replace(cancel, occurred_at=cancel.occurred_at + timedelta(days=2)))
+    plan.record(replace(cancel, occurred_at=cancel.occurred_at + timedelta(days=2)), T0)
     end = cancel.period_ends_at
     assert plan.is_active(end - timedelta(seconds=1))
     assert not plan.is_active(end)
@@ -102,26 +102,26 @@ def test_cancel_at_period_end_keeps_the_plan_until_the_end():
 
 
 def test_an_immediate_cancel_ends_the_plan_when_it_occurred():
-    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED))
+    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED), T0)
     cancel = provider_event(0, PlanKind.CANCELLED)
     at = cancel.occurred_at + timedelta(days=5)
-    plan.record(replace(cancel, occurred_at=at))
+    plan.record(replace(cancel, occurred_at=at), T0)
     assert plan.ends_at == at
     assert not plan.is_active(at)
     assert plan.is_active(at - timedelta(seconds=1))
 
 
 def test_a_renewal_after_expiry_makes_the_plan_active_again():
-    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED))
+    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED), T0)
     assert plan.expire(plan.ends_at)
     renewal = provider_event(1, PlanKind.RENEWED)
-    plan.record(renewal)
+    plan.record(renewal, T0)
     assert not plan.expired
     assert plan.is_active(renewal.period_starts_at)
 
 
 def test_an_event_for_another_account_is_ignored():
-    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED))
-    plan.record(provider_event(1, PlanKind.RENEWED, account_id="acct-2"))
+    plan = Plan.start(uuid4(), provider_event(0, PlanKind.STARTED), T0)
+    plan.record(provider_event(1, PlanKind.RENEWED, account_id="acct-2"), T0)
     assert isinstance(plan.collect_events()[-1], Plan.PlanEventIgnored)
     assert plan.account_id == "acct-1"

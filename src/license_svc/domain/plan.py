@@ -100,6 +100,14 @@ class Plan(Aggregate):
         ends_at: datetime
         occurred_at: datetime
         cancel_at_period_end: bool
+        recorded_at: datetime  # the service's clock: when the event took effect here
+
+        # v1 had no recorded_at: the store's own timestamp of the event is the best it knew.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _with_recorded_at(state)
 
     class _Snapshot(Aggregate.Event):
         # Who and what repeat in every event, so a view can apply any one of them alone.
@@ -115,6 +123,12 @@ class Plan(Aggregate):
         ends_at: datetime
         occurred_at: datetime
         cancel_at_period_end: bool
+        recorded_at: datetime
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _with_recorded_at(state)
 
         def apply(self, aggregate: Any) -> None:
             aggregate._take(**{name: getattr(self, name) for name in SNAPSHOT_FIELDS})
@@ -133,6 +147,12 @@ class Plan(Aggregate):
         kind: str
         occurred_at: datetime
         reason: str
+        recorded_at: datetime
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _with_recorded_at(state)
 
     class SubscriptionExpired(Aggregate.Event):
         expired_at: datetime
@@ -152,6 +172,7 @@ class Plan(Aggregate):
         ends_at: datetime,
         occurred_at: datetime,
         cancel_at_period_end: bool,
+        recorded_at: datetime,
     ) -> None:
         self.subscription_id = subscription_id
         self.account_id = account_id
@@ -162,8 +183,8 @@ class Plan(Aggregate):
                    ends_at, occurred_at, cancel_at_period_end)  # fmt: skip
 
     @classmethod
-    def start(cls, plan_id: Any, first: ProviderEvent) -> Plan:
-        return cls._create(cls.PlanStarted, id=plan_id, **first.snapshot())
+    def start(cls, plan_id: Any, first: ProviderEvent, now: datetime) -> Plan:
+        return cls._create(cls.PlanStarted, id=plan_id, recorded_at=now, **first.snapshot())
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -180,24 +201,27 @@ class Plan(Aggregate):
 
     # -- commands --------------------------------------------------------------------------
 
-    def record(self, incoming: ProviderEvent) -> bool:
-        """Apply one provider event. Returns False (records nothing) for one seen before."""
+    def record(self, incoming: ProviderEvent, now: datetime) -> bool:
+        """Apply one provider event at `now` (the service's clock). Returns False (records
+        nothing) for one seen before."""
         if incoming.billing_event_id in self.seen:
             return False
         if incoming.account_id != self.account_id or incoming.product is not self.product:
-            self._ignore(incoming, "the event names another account or product")
+            self._ignore(incoming, "the event names another account or product", now)
         elif incoming.order <= self.order:
-            self._ignore(incoming, "older than the latest event applied")
+            self._ignore(incoming, "older than the latest event applied", now)
         else:
-            self.trigger_event(SNAPSHOT_EVENTS[incoming.kind], **incoming.snapshot())
+            snapshot = incoming.snapshot()
+            self.trigger_event(SNAPSHOT_EVENTS[incoming.kind], recorded_at=now, **snapshot)
         return True
 
-    def _ignore(self, incoming: ProviderEvent, reason: str) -> None:
+    def _ignore(self, incoming: ProviderEvent, reason: str, now: datetime) -> None:
         self._ignored(
             billing_event_id=incoming.billing_event_id,
             kind=incoming.kind.value,
             occurred_at=incoming.occurred_at,
             reason=reason,
+            recorded_at=now,
         )
 
     def expire(self, now: datetime) -> bool:
@@ -235,13 +259,22 @@ class Plan(Aggregate):
 
     @event(PlanEventIgnored)
     def _ignored(
-        self, billing_event_id: str, kind: str, occurred_at: datetime, reason: str
+        self,
+        billing_event_id: str,
+        kind: str,
+        occurred_at: datetime,
+        reason: str,
+        recorded_at: datetime,
     ) -> None:
         self.seen.add(billing_event_id)
 
     @event(SubscriptionExpired)
     def _expire(self, expired_at: datetime) -> None:
         self.expired = True
+
+
+def _with_recorded_at(state: dict[str, Any]) -> None:
+    state["recorded_at"] = state["timestamp"]
 
 
 SNAPSHOT_FIELDS = (
