@@ -140,8 +140,16 @@ def targets(results: Results) -> list[Target]:
     )
     idle = results.series.get("WatchSeatAllowance idle")
     row = idle.at(10_000) if idle and len(idle.levels) > 1 else None
+    opened = value_of(row, "opened")
+    short = opened is not None and opened < 10_000  # an RSS of fewer open watches is no figure
     found.append(
-        Target("server RSS MB, 10,000 idle watchers", value_of(row, "throughput"), 400, False)
+        Target(
+            "server RSS MB, 10,000 idle watchers",
+            None if short else value_of(row, "throughput"),
+            400,
+            False,
+            f"only {opened:,.0f} of 10,000 watches were open at the sample" if short else "",
+        )
     )
     rss = [r.get("peak_rss_mb", 0.0) for s in results.operations() for r in s.levels]
     found.append(
