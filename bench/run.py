@@ -134,7 +134,7 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
                     elif name == "WatchFanout":
                         hotpath.watch_fanout(results, url, seeder, args.workers, logs)
                     elif name == "IdleWatchers":
-                        hotpath.idle_watchers(results, url, args.workers, logs)
+                        hotpath.idle_watchers(results, url, args.workers, logs, args.quick)
                     else:
                         stages.operation(runner, results, service, seeder, name, args.workers)
                 if "d_executemany" in ceilings:
