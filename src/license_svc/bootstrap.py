@@ -8,21 +8,21 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
-from license_svc import embedded_db
+from license_svc import embedded_db, fingerprint
 from license_svc.activation import ActivationDialog
 from license_svc.api.auth import TokenTable
 from license_svc.application import Clock, LicensingApp, utcnow
 from license_svc.attempt_upkeep import RetentionThread
 from license_svc.attempts import AttemptLimiter, Limits
 from license_svc.billing import PlanBook
-from license_svc.config import DEV_TOKENS, Settings
+from license_svc.config import Settings
 from license_svc.domain.identity import KeyIdentity
+from license_svc.startup import DependencyDown, one_line, tokens_for
 from license_svc.sweeper import Sweeper, SweeperThread
 from projections.registry import NAMES
 from projections.workers.runner import ProjectionWorkers
@@ -39,22 +39,22 @@ SCHEMA_LOCK = zlib.crc32(b"license-svc/bootstrap/schema")
 
 
 def with_database(settings: Settings) -> Settings:
-    """Use LICENSE_SVC_DATABASE_URL, else start the embedded PostgreSQL under var/."""
-    if settings.database_url:
+    """Use LICENSE_SVC_DATABASE_URL, else (development only) start the embedded PostgreSQL
+    under var/."""
+    if settings.database_url or not settings.dev:
         return settings
-    url = embedded_db.start(settings.var_dir / "pg")
+    try:
+        url = embedded_db.start(settings.var_dir / "pg")
+    except Exception as error:  # the library raises its own and OS errors: one line either way
+        raise DependencyDown(
+            f"LICENSE_SVC_DATABASE_URL is unset and the embedded PostgreSQL under"
+            f" {settings.var_dir} did not start: {one_line(error)}"
+        ) from None
     log.info(
         "LICENSE_SVC_DATABASE_URL is unset: using the embedded PostgreSQL under %s",
         settings.var_dir,
     )
     return settings.with_(database_url=url)
-
-
-def tokens_for(settings: Settings) -> TokenTable:
-    path: Path = settings.tokens_file or DEV_TOKENS
-    if settings.tokens_file is None:
-        log.warning("LICENSE_SVC_TOKENS_FILE is unset: using the DEVELOPMENT tokens of %s", path)
-    return TokenTable.from_file(path)
 
 
 class Background(Protocol):
@@ -125,7 +125,9 @@ def _build(settings: Settings, clock: Clock) -> Service:
         offset = timedelta(seconds=settings.clock_offset_seconds)
         clock = lambda: utcnow() + offset  # noqa: E731
     app = LicensingApp(
-        env=settings.eventsourcing_env(), identity=KeyIdentity(settings.pepper), clock=clock
+        env=settings.eventsourcing_env(),
+        identity=KeyIdentity(settings.pepper),
+        clock=clock,
     )
     limits = Limits(
         session_limit=settings.session_attempt_limit,
@@ -134,6 +136,7 @@ def _build(settings: Settings, clock: Clock) -> Service:
         account_window=timedelta(seconds=settings.account_window_seconds),
     )
     datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
+    fingerprint.check_pepper(datastore, settings.pepper)
     limiter = AttemptLimiter(datastore, limits, attempt_clock)
     limiter.create_table()
     views = LiveViews(
@@ -156,11 +159,11 @@ def _build(settings: Settings, clock: Clock) -> Service:
     return Service(settings, app, limiter, dialog, clock, views, plans, feed)
 
 
-def server(service: Service) -> Server:
+def server(service: Service, tokens: TokenTable | None = None) -> Server:
     """The gRPC server over a built service, with the token table its settings name."""
     from license_svc.api.server import Server
 
-    return Server(service, tokens_for(service.settings))
+    return Server(service, tokens or tokens_for(service.settings))
 
 
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:

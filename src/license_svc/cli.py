@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 
-from license_svc import attempt_commands, bootstrap, client, config, logs
+from license_svc import attempt_commands, bootstrap, client, config, logs, startup
 from projections.registry import NAMES
 
 log = logging.getLogger("license_svc")
@@ -48,30 +48,56 @@ def _wait_for_signal() -> None:
     stopping.wait()
 
 
-def _settings(dev: bool = False, **changes: int) -> config.Settings:
-    settings = config.load()
+def _settings(purpose: config.Purpose, **changes: int) -> config.Settings:
+    """Every setting, validated before anything else happens (ConfigError → exit 2)."""
+    settings = config.load(purpose=purpose)
     if settings.log_format:  # the other commands log text unless told otherwise
         logs.setup(settings.log_format)
-    if dev:
-        settings = bootstrap.with_database(settings)
+    for name in settings.unknown:
+        log.warning("%s is not a setting license-svc knows: ignored (a typo?)", name)
     return settings.with_(**changes) if changes else settings
 
 
+def _service(settings: config.Settings) -> bootstrap.Service:
+    """The database (embedded under `run`), waited for, then the wired service."""
+    settings = bootstrap.with_database(settings)
+    startup.wait_for_database(settings)
+    return bootstrap.build(settings)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings(args.dev)
+    settings = _settings("dev" if args.dev else "service")
     logs.setup(settings.log_format or ("text" if args.dev else "json"))
-    service = bootstrap.build(settings)
+    tokens = startup.tokens_for(settings)
+    startup.check_address(settings.listen, "LICENSE_SVC_LISTEN")
+    service = _service(settings)
+    settings = service.settings
+    try:
+        server = bootstrap.server(service, tokens)
+    except BaseException:
+        service.close()
+        raise
     if args.dev or settings.run_projections:
         bootstrap.start_projections(service)
     if args.dev or settings.run_sweeper:
         bootstrap.start_sweeper(service)
     if args.dev and settings.dashboard_listen:
         bootstrap.start_dashboard(service, settings.dashboard_listen)
-    server = bootstrap.server(service)
     # SIGHUP: re-read the tokens file, so who may call changes without a restart. Installed
     # before the server answers health checks: a SIGHUP's default action would kill it.
     signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
     server.start()
+    host = settings.listen.rpartition(":")[0]
+    log.info(
+        "license-svc %s: listening on %s:%d (%s), database %s, %d tokens%s",
+        "run" if args.dev else "serve",
+        host,
+        server.port,
+        settings.tls_mode(),
+        settings.database_label(),
+        tokens.size,
+        " (DEVELOPMENT tokens)" if settings.tokens_file is None else "",
+    )
     _wait_for_signal()
     log.info("draining in-flight calls (grace %.1fs)", settings.grace_seconds)
     server.stop(settings.grace_seconds)
@@ -81,11 +107,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    settings = _settings(False, **SMALL_POOL)
+    settings = _settings("service", **SMALL_POOL)
     listen = args.listen or settings.dashboard_listen
     if not listen:
         raise config.ConfigError("LICENSE_SVC_DASHBOARD_LISTEN is empty: give it an address")
-    service = bootstrap.build(settings)
+    startup.tokens_for(settings)
+    startup.check_address(listen, "LICENSE_SVC_DASHBOARD_LISTEN")
+    service = _service(settings)
     bootstrap.start_dashboard(service, listen)
     _wait_for_signal()
     service.close()
@@ -94,23 +122,33 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_project(args: argparse.Namespace) -> int:
     names = args.names or NAMES
-    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    settings = _settings("service", **SMALL_POOL)
+    startup.tokens_for(settings)  # a production command: its token file must be sound too
+    service = _service(settings)
     bootstrap.start_projections(service, names)
-    log.info("projection worker running: %s", ", ".join(names))
+    log.info(
+        "projection worker running: %s; database %s", ", ".join(names), settings.database_label()
+    )
     _wait_for_signal()
     service.close()
     return 0
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
-    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    settings = _settings("service", **SMALL_POOL)
+    startup.tokens_for(settings)
+    service = _service(settings)
     if args.once:
         sweep = service.sweeper().sweep_once()
         print(f"expired {sweep.expired} of {sweep.due} due keys")
         service.close()
         return 0
     bootstrap.start_sweeper(service)
-    log.info("expiry sweeper running every %.0fs", service.settings.sweep_interval_seconds)
+    log.info(
+        "expiry sweeper running every %.0fs; database %s",
+        settings.sweep_interval_seconds,
+        settings.database_label(),
+    )
     _wait_for_signal()
     service.close()
     return 0
@@ -119,7 +157,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.workers.rebuild import RebuildBusy, rebuild
 
-    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    service = _service(_settings("tool", **SMALL_POOL))
     try:
         for name in NAMES if args.name == "all" else [args.name]:
             rebuild(service.settings, service.datastore, service.app, name, keep_old=args.keep_old)
@@ -149,7 +187,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    service = _service(_settings("tool", **SMALL_POOL))
     try:
         head = service.app.recorder.max_notification_id() or 0
         for name, position in service.views.status():
@@ -198,8 +236,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.func(args)
     except config.ConfigError as error:
-        log.error("configuration error: %s", error)
-        return 2
+        return _fail(str(error), 2)
+    except startup.DependencyDown as error:
+        return _fail(str(error), 1)
+    except Exception as error:  # never a traceback: one line; the details at debug level
+        log.debug("failed", exc_info=error)
+        return _fail(f"{type(error).__name__}: {startup.one_line(error)}", 1)
+    return code
+
+
+def _fail(message: str, code: int) -> int:
+    """A failure is one line on stderr, written directly: it must read the same whatever the
+    logging setup, and before it."""
+    sys.stderr.write(f"license-svc: error: {message}\n")
+    sys.stderr.flush()
     return code
 
 

@@ -1,42 +1,71 @@
-"""All configuration, read once from `LICENSE_SVC_*` environment variables.
+"""All configuration, read once from `LICENSE_SVC_*` environment variables, and checked.
 
-Nothing else in the service reads the environment. `Settings.eventsourcing_env()` translates
-the database settings into the variables the `eventsourcing` library understands.
+Nothing else in the service reads the environment. `load()` validates every setting before the
+service does anything and raises `ConfigError` naming the first bad one (the CLI prints it as
+one line and exits 2). What a command needs depends on its purpose: production commands
+(`serve`, `project`, `expire`) need an explicit pepper and token file, and only `run`
+(development) invents them; the maintenance tools (`projections …`) need the pepper only.
+
+`Settings.eventsourcing_env()` translates the database settings into the variables the
+`eventsourcing` library understands; `Settings.conninfo()` is the URL with the service's
+connection options, for the few connections opened outside the library's pools.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
-from psycopg.conninfo import conninfo_to_dict
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 PREFIX = "LICENSE_SVC_"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEV_TOKENS = REPO_ROOT / "deploy" / "dev" / "tokens.json"
+# The development tokens ship inside the package (the same content as deploy/dev/tokens.json),
+# so an installed `license-svc run` finds them; production commands never read them.
+DEV_TOKENS = Path(__file__).resolve().parent / "dev_tokens.json"
+# Read by the test suite and the bench, not by the service: not reported as unknown.
+# The client's settings (`load_client`) are not the service's either.
+FOREIGN = frozenset({PREFIX + "TEST_DATABASE_URL", PREFIX + "TARGET", PREFIX + "TOKEN"})
+
+# dev: `run` (embedded database, a dev pepper, the dev tokens); service: `serve`, `project`,
+# `expire` (an explicit pepper and token file); tool: maintenance commands (`projections …`),
+# which act on the store (the pepper) but serve no one (no tokens).
+Purpose = Literal["dev", "service", "tool"]
 
 
 class ConfigError(ValueError):
-    """A setting is missing or malformed."""
+    """A setting is missing or malformed; the message names it."""
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = ""
     listen: str = "127.0.0.1:50051"
-    var_dir: Path = REPO_ROOT / "var"
+    var_dir: Path = Path("var")  # development only (`run`): relative to the working directory
     pepper: bytes = b""
     tokens_file: Path | None = None
+    dev: bool = False  # made for `license-svc run`: development secrets allowed
+    startup_wait_seconds: float = 30.0  # how long start-up waits for the database (then exit 1)
     # Database pool and timeouts. The server's pool serves `grpc_workers` threads, each using one
     # connection at a time, so it is as large as the thread pool; the overflow is for work that
     # runs in-process beside them (the sweeper, projections under `run`).
     pool_size: int = 8
     pool_max_overflow: int = 4
-    connect_timeout: float = 5.0
+    connect_timeout: float = 2.0
     lock_timeout: float = 5.0
+    # Outages: no call waits long for the database. A pool checkout waits at most
+    # `pool_timeout`; the server bounds every statement and every idle transaction; a
+    # background check every `health_interval_seconds` turns health NOT_SERVING, and then
+    # calls are answered UNAVAILABLE at once (`license_svc.dbhealth`).
+    pool_timeout: float = 1.0
+    statement_timeout: float = 10.0
+    idle_in_transaction_timeout: float = 10.0
+    health_interval_seconds: float = 0.5
+    health_listen: str = ""  # a plaintext gRPC health endpoint for probes (any command)
     # gRPC. 8 threads, not more: every call is a few short Postgres round trips, so more threads
     # only contend for the GIL, and an ActivateKey holds the event table's lock while its thread
     # waits for the GIL between the insert and the COMMIT. Measured on 2 cores at concurrency 32
@@ -88,6 +117,7 @@ class Settings:
     stream_window: int = 10_000
     # The ops dashboard page: served by `license-svc dashboard`, and inside `run` ("" = off).
     dashboard_listen: str = "127.0.0.1:8080"
+    unknown: tuple[str, ...] = ()  # LICENSE_SVC_* variables that are set but unknown (typos)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     def with_(self, **changes: object) -> Settings:
@@ -97,7 +127,7 @@ class Settings:
         """The variables `eventsourcing.postgres` reads, derived from `database_url`, and the
         application's own (read by `LicensingApp` from the same environment)."""
         if not self.database_url:
-            raise ConfigError("LICENSE_SVC_DATABASE_URL is not set and no embedded database runs")
+            raise ConfigError(f"{PREFIX}DATABASE_URL is not set and no embedded database runs")
         params = conninfo_to_dict(self.database_url)
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -111,11 +141,53 @@ class Settings:
             "POSTGRES_CONNECT_TIMEOUT": str(int(max(1, self.connect_timeout))),
             "POSTGRES_LOCK_TIMEOUT": str(int(max(1, self.lock_timeout))),
             "POSTGRES_POOL_OPEN_TIMEOUT": str(int(max(1, self.connect_timeout))),
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": str(
+                int(max(1, self.idle_in_transaction_timeout))
+            ),
             "POSTGRES_SINGLE_ROW_TRACKING": "y",
             "ISSUE_CONCURRENCY": str(self.issue_concurrency),
+            # Read by `license_svc.dbpool` when it hardens the library's pools.
+            "SERVICE_POOL_TIMEOUT": str(self.pool_timeout),
+            "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
         }
         env.update(self.extra)
         return env
+
+    def connect_options(self) -> dict[str, str | int]:
+        """libpq options for every connection the service opens: a short connect timeout, TCP
+        keepalives and a user timeout (a dead peer is noticed in seconds, not hours), and the
+        server-side statement timeout."""
+        return {
+            "connect_timeout": int(max(2, self.connect_timeout)),
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "tcp_user_timeout": int(max(1.0, self.statement_timeout) * 1000),
+            "options": f"-c statement_timeout={int(self.statement_timeout * 1000)}",
+        }
+
+    def conninfo(self) -> str:
+        """`database_url` with `connect_options()`: for connections outside the pools."""
+        return make_conninfo(self.database_url, **self.connect_options())
+
+    def database_label(self) -> str:
+        """host:port/dbname, for logs (never the password)."""
+        return database_label(self.database_url)
+
+    def tls_mode(self) -> str:
+        if self.tls_cert is None:
+            return "plaintext"
+        return "mutual TLS" if self.tls_client_ca else "TLS"
+
+
+def database_label(url: str) -> str:
+    if not url:
+        return "(none)"
+    params = conninfo_to_dict(url)
+    host = str(params.get("host") or "localhost")
+    dbname = params.get("dbname") or params.get("user") or ""
+    return f"{host}:{params.get('port') or 5432}/{dbname}"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
@@ -131,21 +203,33 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -> float:
     raw = env.get(PREFIX + name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+    if not lo <= value < float("inf"):  # also refuses nan
+        raise ConfigError(f"{PREFIX}{name} must be a number of at least {lo:g}, got {raw}")
+    return value
+
+
+TRUE = frozenset({"1", "true", "yes", "on", "y"})
+FALSE = frozenset({"0", "false", "no", "off", "n"})
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(PREFIX + name)
     if raw is None or raw == "":
         return default
-    return raw.strip().lower() in {"1", "true", "yes", "on", "y"}
+    word = raw.strip().lower()
+    if word not in TRUE | FALSE:
+        raise ConfigError(
+            f"{PREFIX}{name} must be true or false (1/0, yes/no, on/off), got {raw!r}"
+        )
+    return word in TRUE
 
 
 def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
@@ -160,64 +244,204 @@ def _path(env: Mapping[str, str], name: str) -> Path | None:
     return Path(raw) if raw else None
 
 
-def _pepper(env: Mapping[str, str], var_dir: Path) -> bytes:
-    """The server secret behind key lookup hashes. Production sets it; dev keeps one in var/."""
+def _file(env: Mapping[str, str], name: str) -> Path | None:
+    """A path that must name a readable file."""
+    path = _path(env, name)
+    if path is not None:
+        _read(path, PREFIX + name)
+    return path
+
+
+def _read(path: Path, setting: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{setting}: no such file {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{setting}: {path} is a directory, not a file") from None
+    except OSError as error:
+        raise ConfigError(f"{setting}: cannot read {path}: {error.strerror}") from None
+
+
+def _address(env: Mapping[str, str], name: str, default: str) -> str:
+    """host:port (IPv6 as [addr]:port) with a port from 0 to 65535; "" stays "" (off)."""
+    raw = env.get(PREFIX + name)
+    raw = (default if raw is None else raw).strip()  # set to "" = off
+    if not raw:
+        return raw
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(
+            f"{PREFIX}{name} must be host:port with a port from 0 to 65535, got {raw!r}"
+        )
+    return raw
+
+
+def _database_url(env: Mapping[str, str], purpose: Purpose) -> str:
+    url = (env.get(PREFIX + "DATABASE_URL") or "").strip()
+    if not url:
+        if purpose != "dev":
+            raise ConfigError(
+                f"{PREFIX}DATABASE_URL is not set (only `license-svc run` embeds a database)"
+            )
+        return url
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError:
+        # psycopg's message quotes the text, which may hold the password: not repeated here.
+        raise ConfigError(
+            f"{PREFIX}DATABASE_URL is malformed:"
+            " expected postgresql://user:password@host:port/dbname"
+        ) from None
+    return url
+
+
+def _pepper(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> bytes:
+    """The server secret behind key lookup hashes. Production sets it; only `run` keeps a
+    development one in var/."""
     raw = env.get(PREFIX + "PEPPER")
-    if raw:
-        return raw.encode()
     pepper_file = _path(env, "PEPPER_FILE")
-    if pepper_file is not None:
-        return pepper_file.read_bytes().strip()
-    dev_file = var_dir / "pepper"
-    if not dev_file.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        dev_file.write_text(secrets.token_hex(32))
-        dev_file.chmod(0o600)
-    return dev_file.read_bytes().strip()
-
-
-def load(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
-    var_dir = _path(env, "VAR_DIR") or Settings.var_dir
-    pepper = _pepper(env, var_dir)
+    if raw and pepper_file is not None:
+        raise ConfigError(f"{PREFIX}PEPPER and {PREFIX}PEPPER_FILE are both set: set one")
+    if raw:
+        pepper, setting = raw.encode(), PREFIX + "PEPPER"
+    elif pepper_file is not None:
+        setting = PREFIX + "PEPPER_FILE"
+        pepper = _read(pepper_file, setting).strip()
+    elif purpose == "dev":
+        pepper, setting = _dev_pepper(var_dir), str(var_dir / "pepper")
+    else:
+        raise ConfigError(
+            f"{PREFIX}PEPPER (or {PREFIX}PEPPER_FILE) is not set: production commands need the"
+            " store's pepper; only `license-svc run` makes a development one"
+        )
     if len(pepper) < 16:
-        raise ConfigError(f"{PREFIX}PEPPER must be at least 16 bytes")
-    return Settings(
-        database_url=env.get(PREFIX + "DATABASE_URL", ""),
-        listen=env.get(PREFIX + "LISTEN", Settings.listen),
+        raise ConfigError(f"{setting}: the pepper must be at least 16 bytes, got {len(pepper)}")
+    return pepper
+
+
+def _dev_pepper(var_dir: Path) -> bytes:
+    dev_file = var_dir / "pepper"
+    try:
+        if not dev_file.exists():
+            var_dir.mkdir(parents=True, exist_ok=True)
+            dev_file.write_text(secrets.token_hex(32))
+            dev_file.chmod(0o600)
+        return dev_file.read_bytes().strip()
+    except OSError as error:
+        raise ConfigError(
+            f"{PREFIX}VAR_DIR: cannot keep the development pepper in {var_dir}: {error.strerror}"
+        ) from None
+
+
+def _tokens_file(env: Mapping[str, str], purpose: Purpose) -> Path | None:
+    path = _file(env, "TOKENS_FILE")
+    if path is None and purpose == "service":
+        raise ConfigError(
+            f"{PREFIX}TOKENS_FILE is not set: production commands need a token file;"
+            " only `license-svc run` uses the development tokens"
+        )
+    return path  # its content is checked where it is parsed (`bootstrap.tokens_for`)
+
+
+def _tls(env: Mapping[str, str]) -> tuple[Path | None, Path | None, Path | None]:
+    """Half a TLS configuration is an error, never a silent fall-back to plaintext."""
+    cert, key, ca = _file(env, "TLS_CERT"), _file(env, "TLS_KEY"), _file(env, "TLS_CLIENT_CA")
+    if (cert is None) != (key is None):
+        have, missing = ("TLS_CERT", "TLS_KEY") if key is None else ("TLS_KEY", "TLS_CERT")
+        raise ConfigError(f"{PREFIX}{have} is set without {PREFIX}{missing}: set both, or neither")
+    if ca is not None and cert is None:
+        raise ConfigError(
+            f"{PREFIX}TLS_CLIENT_CA is set without {PREFIX}TLS_CERT and {PREFIX}TLS_KEY:"
+            " mutual TLS needs the server's own certificate and key"
+        )
+    for name, path in (("TLS_CERT", cert), ("TLS_KEY", key), ("TLS_CLIENT_CA", ca)):
+        if path is not None and b"-----BEGIN" not in path.read_bytes():
+            raise ConfigError(f"{PREFIX}{name}: {path} is not a PEM file")
+    return cert, key, ca
+
+
+class _Recording(Mapping[str, str]):
+    """The environment, remembering which names were read: the others set are unknown."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        return self._env[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._env)
+
+    def __len__(self) -> int:
+        return len(self._env)
+
+    def unknown(self) -> tuple[str, ...]:
+        known = self.read | FOREIGN
+        return tuple(sorted(k for k in self._env if k.startswith(PREFIX) and k not in known))
+
+
+def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") -> Settings:
+    """Every setting, validated; raises ConfigError naming the first bad one."""
+    env = _Recording(os.environ if env is None else env)
+    var_dir = _path(env, "VAR_DIR") or Path.cwd() / Settings.var_dir
+    database_url = _database_url(env, purpose)
+    pepper = _pepper(env, var_dir, purpose)
+    tokens_file = _tokens_file(env, purpose)
+    tls_cert, tls_key, tls_client_ca = _tls(env)
+    settings = Settings(
+        database_url=database_url,
+        listen=_address(env, "LISTEN", Settings.listen) or Settings.listen,
         var_dir=var_dir,
         pepper=pepper,
-        tokens_file=_path(env, "TOKENS_FILE"),
+        tokens_file=tokens_file,
+        dev=purpose == "dev",
+        startup_wait_seconds=_float(env, "STARTUP_WAIT_SECONDS", Settings.startup_wait_seconds),
         pool_size=_int(env, "POOL_SIZE", Settings.pool_size, lo=1),
         pool_max_overflow=_int(env, "POOL_MAX_OVERFLOW", Settings.pool_max_overflow),
-        connect_timeout=_float(env, "CONNECT_TIMEOUT", Settings.connect_timeout),
-        lock_timeout=_float(env, "LOCK_TIMEOUT", Settings.lock_timeout),
+        connect_timeout=_float(env, "CONNECT_TIMEOUT", Settings.connect_timeout, lo=1),
+        lock_timeout=_float(env, "LOCK_TIMEOUT", Settings.lock_timeout, lo=0.1),
+        pool_timeout=_float(env, "POOL_TIMEOUT", Settings.pool_timeout, lo=0.05),
+        statement_timeout=_float(env, "STATEMENT_TIMEOUT", Settings.statement_timeout, lo=0.1),
+        idle_in_transaction_timeout=_float(
+            env, "IDLE_IN_TRANSACTION_TIMEOUT", Settings.idle_in_transaction_timeout, lo=1
+        ),
+        health_interval_seconds=_float(
+            env, "HEALTH_INTERVAL_SECONDS", Settings.health_interval_seconds, lo=0.05
+        ),
+        health_listen=_address(env, "HEALTH_LISTEN", ""),
         grpc_workers=_int(env, "GRPC_WORKERS", Settings.grpc_workers, lo=1),
         so_reuseport=_bool(env, "SO_REUSEPORT", False),
         grace_seconds=_float(env, "GRACE_SECONDS", Settings.grace_seconds),
         max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", Settings.max_message_bytes, lo=1024),
         max_wait_seconds=_float(env, "MAX_WAIT_SECONDS", Settings.max_wait_seconds),
         issue_concurrency=_int(env, "ISSUE_CONCURRENCY", Settings.issue_concurrency, lo=1),
-        tls_cert=_path(env, "TLS_CERT"),
-        tls_key=_path(env, "TLS_KEY"),
-        tls_client_ca=_path(env, "TLS_CLIENT_CA"),
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        tls_client_ca=tls_client_ca,
         session_attempt_limit=_int(env, "SESSION_ATTEMPT_LIMIT", 5, lo=1),
         session_block_seconds=_int(env, "SESSION_BLOCK_SECONDS", 15 * 60, lo=1),
         account_attempt_limit=_int(env, "ACCOUNT_ATTEMPT_LIMIT", 20, lo=1),
         account_window_seconds=_int(env, "ACCOUNT_WINDOW_SECONDS", 60 * 60, lo=1),
-        clock_offset_seconds=_float(env, "CLOCK_OFFSET_SECONDS", 0.0),
+        clock_offset_seconds=_float(env, "CLOCK_OFFSET_SECONDS", 0.0, lo=-float("inf")),
         attempt_retention_days=_int(env, "ATTEMPT_RETENTION_DAYS", 90, lo=1),
         run_projections=_bool(env, "RUN_PROJECTIONS", False),
         run_sweeper=_bool(env, "RUN_SWEEPER", False),
-        sweep_interval_seconds=_float(env, "SWEEP_INTERVAL_SECONDS", 30.0),
+        sweep_interval_seconds=_float(env, "SWEEP_INTERVAL_SECONDS", 30.0, lo=0.01),
         sweep_batch=_int(env, "SWEEP_BATCH", Settings.sweep_batch, lo=1),
-        worker_poll_seconds=_float(env, "WORKER_POLL_SECONDS", Settings.worker_poll_seconds),
-        view_recheck_seconds=_float(env, "VIEW_RECHECK_SECONDS", Settings.view_recheck_seconds),
+        worker_poll_seconds=_float(
+            env, "WORKER_POLL_SECONDS", Settings.worker_poll_seconds, lo=0.01
+        ),
+        view_recheck_seconds=_float(
+            env, "VIEW_RECHECK_SECONDS", Settings.view_recheck_seconds, lo=0.01
+        ),
         rebuild_switch_seconds=_float(
             env, "REBUILD_SWITCH_SECONDS", Settings.rebuild_switch_seconds
         ),
-        metrics_listen=env.get(PREFIX + "METRICS_LISTEN", Settings.metrics_listen).strip(),
-        dashboard_listen=env.get(PREFIX + "DASHBOARD_LISTEN", Settings.dashboard_listen).strip(),
+        metrics_listen=_address(env, "METRICS_LISTEN", Settings.metrics_listen),
+        dashboard_listen=_address(env, "DASHBOARD_LISTEN", Settings.dashboard_listen),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
         max_streams=_int(env, "MAX_STREAMS", Settings.max_streams, lo=0),
@@ -225,6 +449,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         stream_read_threads=_int(env, "STREAM_READ_THREADS", Settings.stream_read_threads, lo=1),
         stream_window=_int(env, "STREAM_WINDOW", Settings.stream_window, lo=1),
     )
+    return settings.with_(unknown=env.unknown())
 
 
 @dataclass(frozen=True)

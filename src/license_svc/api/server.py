@@ -163,7 +163,7 @@ class Server:
         self._on_loop(self.grpc.start())
         for name in ["", *SERVICE_NAMES]:
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("serving on %s", self.service.settings.listen)
+        log.debug("serving on port %d", self.port)  # the CLI logs what it runs with
 
     def stop(self, grace: float) -> None:
         self.health.enter_graceful_shutdown()

@@ -1,0 +1,122 @@
+"""What a command checks before it starts: the token file, its addresses, the database.
+
+Each check fails with one exception whose message names the setting and the problem:
+`ConfigError` for a setting that is wrong (the CLI exits 2), `DependencyDown` for a dependency
+that stayed unreachable for the start-up wait (exit 1). The CLI prints either as one line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+
+import psycopg
+
+from license_svc.api.auth import TokenTable
+from license_svc.config import DEV_TOKENS, PREFIX, ConfigError, Settings
+
+log = logging.getLogger("license_svc.startup")
+
+# SQLSTATE classes that retrying will not fix: a wrong password, a missing database or role.
+FATAL_SQLSTATES = ("28", "3D")
+FATAL_TEXT = ("does not exist", "password authentication failed", "no pg_hba.conf entry")
+
+
+class DependencyDown(Exception):
+    """A dependency stayed unreachable for the whole start-up wait."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception's message on one line (libpq's span several)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:500]
+
+
+def tokens_for(settings: Settings) -> TokenTable:
+    """The token table the settings name; in development only, the packaged dev tokens."""
+    path = settings.tokens_file
+    if path is None:
+        if not settings.dev:
+            raise ConfigError(f"{PREFIX}TOKENS_FILE is not set")
+        log.warning(
+            "%sTOKENS_FILE is unset: using the DEVELOPMENT tokens shipped with the package"
+            " (the content of deploy/dev/tokens.json), never for production",
+            PREFIX,
+        )
+        path = DEV_TOKENS
+    setting = f"{PREFIX}TOKENS_FILE"
+    try:
+        entries = json.loads(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"{setting}: cannot read {path}: {error.strerror}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{setting}: {path} is not valid JSON ({one_line(error)})") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise ConfigError(
+            f"{setting}: {path} must hold a JSON list of {{token, role, reseller_id?}} objects"
+        )
+    try:
+        table = TokenTable.from_file(path)
+    except (ValueError, TypeError, KeyError) as error:
+        raise ConfigError(f"{setting}: {one_line(error)}") from None
+    if not table.size:
+        raise ConfigError(f"{setting}: {path} holds no tokens")
+    return table
+
+
+def check_address(address: str, setting: str) -> None:
+    """Refuse an address this process cannot listen on, before gRPC tries (its C core logs
+    several lines of its own and, for some errors, binds another port instead)."""
+    host, _, port = address.rpartition(":")
+    if int(port) == 0:
+        return  # any free port
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ConfigError(f"{setting}: cannot resolve {host!r}: {error.strerror}") from None
+    for family, kind, proto, _, sockaddr in infos:
+        with socket.socket(family, kind, proto) as probe:
+            # As gRPC binds: a TIME_WAIT connection on the port does not block a listener.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(sockaddr)
+            except OSError as error:
+                raise ConfigError(
+                    f"{setting}: cannot listen on {address}: {error.strerror}"
+                ) from None
+
+
+def wait_for_database(settings: Settings) -> None:
+    """Connect once, retrying for up to `startup_wait_seconds` with a line per attempt; a wrong
+    password or a missing database is a setting error and is not retried."""
+    label = settings.database_label()
+    deadline = time.monotonic() + settings.startup_wait_seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
+                conn.execute("SELECT 1")
+            return
+        except psycopg.Error as error:
+            reason = one_line(error)
+            if _fatal(error):
+                raise ConfigError(f"{PREFIX}DATABASE_URL ({label}): {reason}") from None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DependencyDown(
+                f"{PREFIX}DATABASE_URL: the database at {label} is unreachable after"
+                f" {attempt} attempt(s) in {settings.startup_wait_seconds:g}s"
+                f" ({PREFIX}STARTUP_WAIT_SECONDS): {reason}"
+            )
+        log.warning(
+            "database %s not reachable (attempt %d, %.0fs left): %s", label, attempt, left, reason
+        )
+        time.sleep(min(1.0, left))
+
+
+def _fatal(error: psycopg.Error) -> bool:
+    state = error.sqlstate or ""
+    return state.startswith(FATAL_SQLSTATES) or any(t in str(error) for t in FATAL_TEXT)
