@@ -237,7 +237,8 @@ def unix_socket_app() -> Iterator[LicensingApp]:
             "LICENSE_SVC_PEPPER": TEST_PEPPER,
             "LICENSE_SVC_VAR_DIR": str(folder / "var"),
             "LICENSE_SVC_ISSUE_CONCURRENCY": "4",
-        }
+        },
+        purpose="tool",  # no server: no token file
     )
     service = bootstrap.build(settings)
     yield service.app
