@@ -173,7 +173,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from projections.workers.prune import prune
     from projections.workers.rebuild import rebuilding
 
-    service = bootstrap.build(_settings(False, **SMALL_POOL))
+    service = _service(_settings("tool", **SMALL_POOL))
     try:
         for name in NAMES if args.name == "all" else [args.name]:
             with rebuilding(service.settings, name) as (conn, mine):
