@@ -70,6 +70,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logs.setup(settings.log_format or ("text" if args.dev else "json"))
     tokens = startup.tokens_for(settings)
     startup.check_address(settings.listen, "LICENSE_SVC_LISTEN")
+    if settings.metrics_listen:
+        startup.check_address(settings.metrics_listen, "LICENSE_SVC_METRICS_LISTEN")
     service = _service(settings)
     settings = service.settings
     try:

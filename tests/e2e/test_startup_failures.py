@@ -44,6 +44,7 @@ def production_env(database_url: str, **changes: str) -> dict[str, str]:
         "LICENSE_SVC_TOKENS_FILE": TOKENS,
         "LICENSE_SVC_LISTEN": f"127.0.0.1:{free_port()}",
         "LICENSE_SVC_STARTUP_WAIT_SECONDS": "0",
+        "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",
     }
     env.update(changes)
     return {k: v for k, v in env.items() if v != "<unset>"}
