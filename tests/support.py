@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -154,7 +154,10 @@ def free_port() -> int:
 class ServerProcess:
     """`license-svc serve` in a child process, its log captured to a file."""
 
+    command: Sequence[str] = ("serve",)
+
     def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
+        command = self.command
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.metrics_port = free_port()
@@ -168,9 +171,11 @@ class ServerProcess:
             "LICENSE_SVC_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",
             **env,
         }
+        if command[0] != "serve":
+            full_env["LICENSE_SVC_HEALTH_LISTEN"] = full_env.pop("LICENSE_SVC_LISTEN")
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "license_svc.cli", "serve"],
+            [sys.executable, "-m", "license_svc.cli", *command],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -189,6 +194,13 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL: no drain, no cleanup (a crash)."""
+        self.client.close()
+        self.process.kill()
+        self.process.wait()
+        self._log.close()
+
     def stop(self, timeout: float = 30) -> int:
         self.client.close()
         if self.process.poll() is None:
@@ -200,6 +212,18 @@ class ServerProcess:
             code = self.process.wait()
         self._log.close()
         return code
+
+
+class WorkerProcess(ServerProcess):
+    """`license-svc project`; `address` is its health endpoint (LICENSE_SVC_HEALTH_LISTEN)."""
+
+    command = ("project",)
+
+
+class SweeperProcess(ServerProcess):
+    """`license-svc expire`; `address` is its health endpoint."""
+
+    command = ("expire",)
 
 
 @contextmanager

@@ -18,9 +18,10 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, StoredEvent
-from eventsourcing.utils import get_topic
+from eventsourcing.persistence import InfrastructureFactory, IntegrityError, StoredEvent
+from eventsourcing.utils import Environment, get_topic
 
+from license_svc import dbpool
 from license_svc.domain import codes
 from license_svc.domain.identity import KeyIdentity
 from license_svc.domain.key import (
@@ -132,6 +133,15 @@ class LicensingApp(Application[UUID]):
         self.clock = clock
         slots = int(self.env.get(ISSUE_CONCURRENCY) or DEFAULT_ISSUE_CONCURRENCY)
         self._issue_slots = threading.BoundedSemaphore(max(1, slots))
+
+    def construct_factory(self, env: Environment) -> InfrastructureFactory:  # type: ignore[type-arg]
+        """The library's factory, its pool given the service's connection policy before the
+        recorder opens it (`dbpool.harden`)."""
+        factory = super().construct_factory(env)
+        datastore = getattr(factory, "datastore", None)
+        if datastore is not None:
+            dbpool.harden(datastore, env)
+        return factory
 
     @property
     def store(self) -> LicensingRecorder:

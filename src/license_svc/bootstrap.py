@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
-from license_svc import embedded_db, fingerprint
+from license_svc import dbpool, embedded_db, fingerprint
 from license_svc.activation import ActivationDialog
 from license_svc.api.auth import TokenTable
 from license_svc.application import Clock, LicensingApp, utcnow
@@ -21,7 +21,9 @@ from license_svc.attempt_upkeep import RetentionThread
 from license_svc.attempts import AttemptLimiter, Limits
 from license_svc.billing import PlanBook
 from license_svc.config import Settings
+from license_svc.dbhealth import DatabaseMonitor
 from license_svc.domain.identity import KeyIdentity
+from license_svc.health_endpoint import HealthEndpoint
 from license_svc.startup import DependencyDown, one_line, tokens_for
 from license_svc.sweeper import Sweeper, SweeperThread
 from projections.registry import NAMES
@@ -71,7 +73,9 @@ class Service:
     views: LiveViews
     plans: PlanBook
     feed: LogFeed
+    monitor: DatabaseMonitor
     background: list[Background] = field(default_factory=list)
+    endpoints: list[HealthEndpoint] = field(default_factory=list)
 
     @property
     def datastore(self) -> PostgresDatastore:
@@ -87,10 +91,20 @@ class Service:
             plans=(self.plans, lambda: self.views.allowance),
         )
 
+    def serving(self) -> bool:
+        """What this process's health endpoint reports: the database reachable and every
+        background task that runs threads (projection worker, sweeper) alive."""
+        alive = [task.is_alive for task in self.background if hasattr(task, "is_alive")]
+        return self.monitor.up and all(check() for check in alive)
+
     def close(self) -> None:
+        for endpoint in self.endpoints:
+            endpoint.stop()
+        self.endpoints.clear()
         for task in reversed(self.background):  # they use the app's pool: stop them first
             task.stop()
         self.background.clear()
+        self.monitor.stop()
         self.views.close()
         self.feed.close()
         self.app.close()
@@ -101,11 +115,7 @@ def schema_lock(settings: Settings) -> Iterator[None]:
     """Serialise table creation across processes starting at once on a fresh database: two
     concurrent CREATE TABLE IF NOT EXISTS of one table can both pass the check and collide in
     pg_type. Held on a connection of its own for the whole of `build`."""
-    with psycopg.connect(
-        settings.database_url,
-        autocommit=True,
-        connect_timeout=int(max(1, settings.connect_timeout)),
-    ) as conn:
+    with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         yield  # closing the connection releases the lock
 
@@ -140,7 +150,7 @@ def _build(settings: Settings, clock: Clock) -> Service:
     limiter = AttemptLimiter(datastore, limits, attempt_clock)
     limiter.create_table()
     views = LiveViews(
-        datastore, settings.database_url, settings.view_recheck_seconds, settings.cache_entries
+        datastore, settings.conninfo(), settings.view_recheck_seconds, settings.cache_entries
     )
     views.ensure_tables()
     plans = PlanBook(app, app.identity, clock)
@@ -156,7 +166,13 @@ def _build(settings: Settings, clock: Clock) -> Service:
         timeout=settings.connect_timeout,
     )
     dialog = ActivationDialog(app, limiter)
-    return Service(settings, app, limiter, dialog, clock, views, plans, feed)
+    monitor = DatabaseMonitor(
+        settings.conninfo(),
+        settings.database_label(),
+        settings.health_interval_seconds,
+        pools=dbpool.pools_of(datastore),
+    )
+    return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor)
 
 
 def server(service: Service, tokens: TokenTable | None = None) -> Server:
@@ -197,3 +213,16 @@ def start_dashboard(service: Service, listen: str) -> Dashboard:
     dashboard.start()
     service.background.append(dashboard)
     return dashboard
+
+
+def start_health_endpoint(service: Service) -> HealthEndpoint | None:
+    """The plaintext health endpoint at LICENSE_SVC_HEALTH_LISTEN, if set (any command)."""
+    address = service.settings.health_listen
+    if not address:
+        return None
+    service.monitor.start()
+    endpoint = HealthEndpoint(address, service.serving, service.settings.health_interval_seconds)
+    endpoint.start()
+    service.endpoints.append(endpoint)
+    log.info("health endpoint on %s:%d", address.rpartition(":")[0], endpoint.port)
+    return endpoint

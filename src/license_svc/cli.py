@@ -60,6 +60,8 @@ def _settings(purpose: config.Purpose, **changes: int) -> config.Settings:
 
 def _service(settings: config.Settings) -> bootstrap.Service:
     """The database (embedded under `run`), waited for, then the wired service."""
+    if settings.health_listen:
+        startup.check_address(settings.health_listen, "LICENSE_SVC_HEALTH_LISTEN")
     settings = bootstrap.with_database(settings)
     startup.wait_for_database(settings)
     return bootstrap.build(settings)
@@ -89,6 +91,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # before the server answers health checks: a SIGHUP's default action would kill it.
     signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
     server.start()
+    bootstrap.start_health_endpoint(service)
     host = settings.listen.rpartition(":")[0]
     log.info(
         "license-svc %s: listening on %s:%d (%s), database %s, %d tokens%s",
@@ -128,6 +131,7 @@ def cmd_project(args: argparse.Namespace) -> int:
     startup.tokens_for(settings)  # a production command: its token file must be sound too
     service = _service(settings)
     bootstrap.start_projections(service, names)
+    bootstrap.start_health_endpoint(service)
     log.info(
         "projection worker running: %s; database %s", ", ".join(names), settings.database_label()
     )
@@ -146,6 +150,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
         service.close()
         return 0
     bootstrap.start_sweeper(service)
+    bootstrap.start_health_endpoint(service)
     log.info(
         "expiry sweeper running every %.0fs; database %s",
         settings.sweep_interval_seconds,

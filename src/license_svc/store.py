@@ -20,9 +20,9 @@ The application picks this class through `APPLICATION_RECORDER_TOPIC`.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -41,6 +41,22 @@ from psycopg.sql import SQL, Identifier, Literal
 
 TOPIC = "license_svc.store:LicensingRecorder"
 PLAN_STARTED_TOPIC = "license_svc.domain.plan:Plan.PlanStarted"  # `get_topic(Plan.PlanStarted)`
+
+# The library retries a failed statement 10 times 0.2 s apart, each retry a pool checkout: with
+# the database gone, a call would wait ~10 checkouts. The service retries once (a pooled
+# connection broken by a database restart fails once, and is then discarded), then the caller
+# gets UNAVAILABLE and retries on its own terms (the answer carries RetryInfo).
+_retry_once = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.05)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def retried(method: F) -> F:
+    return cast(F, _retry_once(method))
+
+
+def _unretried(method: Any) -> Any:
+    """A library method without its own retry decorator (`functools.wraps` keeps it)."""
+    return getattr(method, "__wrapped__", method)
 
 
 @dataclass(frozen=True)
@@ -143,14 +159,31 @@ class LicensingRecorder(PostgresApplicationRecorder):
         finally:
             self.sql_create_statements = statements
 
+    @retried
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         if not stored_events or self.datastore.enable_db_functions or not self._pipelined_append:
-            return super().insert_events(stored_events, **kwargs)
+            insert = _unretried(PostgresApplicationRecorder.insert_events)
+            ids: Sequence[int] | None = insert(self, stored_events, **kwargs)
+            return ids
         return self._append(stored_events, **kwargs)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retried
+    def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
+        select = _unretried(PostgresApplicationRecorder.select_events)
+        events: Sequence[StoredEvent] = select(self, originator_id, **kwargs)
+        return events
+
+    @retried
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        return _unretried(PostgresApplicationRecorder.select_notifications)(self, *args, **kwargs)
+
+    @retried
+    def max_notification_id(self) -> int | None:
+        head: int | None = _unretried(PostgresApplicationRecorder.max_notification_id)(self)
+        return head
+
     def _append(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """The library's insert transaction in one round trip: BEGIN, SET LOCAL lock_timeout,
         LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, INSERT … RETURNING notification_id, COMMIT,
@@ -191,7 +224,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
                 raise error
         return notification_ids
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retried
     def insert_issued(self, request: IssueRequest, stored_events: Sequence[StoredEvent]) -> int:
         """Record a batch and its request in one transaction; return the batch's last
         notification id. Raises IntegrityError when a racing copy of the request was recorded

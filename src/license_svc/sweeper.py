@@ -24,6 +24,7 @@ from projections.catalog import CatalogView
 from projections.entitlements import EntitlementsView
 
 log = logging.getLogger("license_svc.sweeper")
+RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -80,15 +81,19 @@ class Sweeper:
             after = (last.period_ends_at, last.key_id)
 
     def run(self, stop: threading.Event, interval: float) -> None:
-        """Sweep every `interval` seconds until `stop` is set; errors are logged, not fatal."""
+        """Sweep every `interval` seconds until `stop` is set; errors are logged, not fatal,
+        and a failed sweep (the database away) is retried within RETRY_SECONDS, so the sweeper
+        is back at work within a second or two of the database."""
         while not stop.is_set():
+            wait = interval
             try:
                 sweep = self.sweep_once()
                 if sweep.expired:
                     log.info("expired %d of %d due keys", sweep.expired, sweep.due)
             except Exception as error:
-                log.warning("sweep failed: %s", error)
-            stop.wait(interval)
+                log.warning("sweep failed: %s", " ".join(str(error).split()))
+                wait = min(interval, RETRY_SECONDS)
+            stop.wait(wait)
 
 
 class SweeperThread(threading.Thread):

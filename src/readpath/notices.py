@@ -127,7 +127,7 @@ class Notices:
                 log.warning("view notices: %s; reconnecting in %.1fs", error, backoff)
             self._lose()
             time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            backoff = min(backoff * 2, 1.0)  # low: back within a second of an outage
 
     def _listen(self, conn: psycopg.Connection) -> None:
         quiet_since = time.monotonic()

@@ -9,6 +9,8 @@ stays connected for a day holds no thread, so streams never take the threads una
 a second server for streams would need a second port; see the README for the measurements.)
 `stop()` is graceful (the CLI calls it on SIGTERM/SIGINT): health turns NOT_SERVING, new calls
 are refused, in-flight calls get `grace_seconds` to finish.
+Health follows the service's background database check: NOT_SERVING while the database is
+unreachable, when business calls are answered UNAVAILABLE at once (`availability.py`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from license_svc.application import Clock, LicensingApp
 from license_svc.attempts import AttemptLimiter
 from license_svc.billing import PlanBook
 from license_svc.config import ConfigError, Settings
+from license_svc.dbhealth import DatabaseMonitor
 from readpath.feed import LogFeed
 from readpath.live import LiveViews
 from readpath.pointintime import PointInTime
@@ -36,6 +39,7 @@ from readpath.pointintime import PointInTime
 from .activation import ActivationServicer
 from .audit import AuditServicer
 from .auth import TokenTable
+from .availability import AvailabilityGate
 from .billing import BillingServicer
 from .calllog import CallLog, Fanout
 from .entitlements import EntitlementServicer
@@ -72,6 +76,7 @@ class Parts(Protocol):
     def limiter(self) -> AttemptLimiter: ...
     @property
     def feed(self) -> LogFeed: ...
+    def monitor(self) -> DatabaseMonitor: ...
 
 
 class Server:
@@ -101,7 +106,12 @@ class Server:
                 futures.ThreadPoolExecutor(
                     max_workers=settings.grpc_workers, thread_name_prefix="rpc"
                 ),
-                interceptors=[GuardInterceptor(tokens, Fanout(observers))],
+                # The gate inside the guard: calls are authenticated, then refused at once
+                # while the background check finds the database down.
+                interceptors=[
+                    GuardInterceptor(tokens, Fanout(observers)),
+                    AvailabilityGate(lambda: service.monitor.up),
+                ],
                 options=[
                     # One server per port unless we mean otherwise (bench runs several on purpose).
                     ("grpc.so_reuseport", int(settings.so_reuseport)),
@@ -161,9 +171,19 @@ class Server:
         self.service.views.start()  # listen for view notices before the first read waits
         self.service.feed.start()  # the one follower of the store's log the streams share
         self._on_loop(self.grpc.start())
-        for name in ["", *SERVICE_NAMES]:
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.service.monitor.start()
+        self.service.monitor.listen(self._database_changed)
         log.debug("serving on port %d", self.port)  # the CLI logs what it runs with
+
+    def _database_changed(self, up: bool) -> None:
+        """Health follows the background database check (ignored once shutting down)."""
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if up
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in ["", *SERVICE_NAMES]:
+            self.health.set(name, status)
 
     def stop(self, grace: float) -> None:
         self.health.enter_graceful_shutdown()

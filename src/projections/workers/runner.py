@@ -34,6 +34,7 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.projection import BaseProjectionRunner
 from psycopg.rows import dict_row
 
+from license_svc import dbpool
 from license_svc.application import LicensingApp
 from license_svc.config import Settings
 from projections.base import generation_name
@@ -56,6 +57,9 @@ RUNNER_ENV = {
     "POSTGRES_POOL_SIZE": "1",
     "POSTGRES_MAX_OVERFLOW": "2",
     "APPLICATION_RECORDER_TOPIC": FOLLOWING_TOPIC,
+    # The subscription and the views share three connections: a checkout may wait for one
+    # longer than a server call would (an outage still ends the runner within seconds).
+    dbpool.POOL_TIMEOUT: "5",
 }
 
 
@@ -68,6 +72,7 @@ class BatchingRunner(BaseProjectionRunner[LicensingApp]):
             env=self._construct_env(name=ViewSetProjection.name, env=env)
         )
         self.datastore: PostgresDatastore = factory.datastore
+        dbpool.harden(self.datastore, env)
         try:
             self.views = ViewSet(
                 [view_class(name).at(self.datastore, g) for name, g in generations.items()]
@@ -147,12 +152,7 @@ def worker_lock_key(name: str, generation: int) -> int:
 
 
 def connect(settings: Settings) -> psycopg.Connection[Any]:
-    return psycopg.connect(
-        settings.database_url,
-        autocommit=True,
-        row_factory=dict_row,
-        connect_timeout=int(max(1, settings.connect_timeout)),
-    )
+    return psycopg.connect(settings.conninfo(), autocommit=True, row_factory=dict_row)
 
 
 class WorkerLocks:
@@ -210,7 +210,8 @@ class ViewWorker(threading.Thread):
             except Exception as error:
                 log.warning("views %s: %s; restarting in %.1fs", self.name, error, backoff)
                 self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                # Capped low: after an outage the worker is back within a second or two.
+                backoff = min(backoff * 2, 1.0)
 
     def _live(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         return {name: self._generations.live_on(conn, name) for name in self.view_names}
@@ -270,6 +271,10 @@ class ProjectionWorkers:
     def start(self) -> None:
         for worker in self.workers:
             worker.start()
+
+    def is_alive(self) -> bool:
+        """Every worker thread still running (standing by counts): for the health endpoint."""
+        return all(worker.is_alive() for worker in self.workers)
 
     def stop(self, timeout: float = 30.0) -> None:
         for worker in self.workers:
