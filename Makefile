@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: install run test lint proto bench bench-quick fuzz clean
+.PHONY: install run test lint proto bench bench-quick fuzz chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -48,6 +48,11 @@ bench-quick: install
 ## bench/results/fuzz-<date>.txt.
 fuzz: install
 	$(PY) -m tests.fuzz --save $(FUZZ_ARGS)
+
+## Kill servers and the worker and cut the database under load; print the recovery times.
+## Uses LICENSE_SVC_TEST_DATABASE_URL's server (a fresh database), else an embedded PostgreSQL.
+chaos: install
+	$(PY) -m bench.chaos $(BENCH_ARGS)
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,348 @@
+"""`python -m bench.chaos` (`make chaos`): faults under load, recovery times printed.
+
+Two server replicas, a projection worker and a sweeper run on a fresh database behind a TCP
+proxy (`bench.faults`) while activation + issue load runs against both replicas. Then, one
+after the other: the servers are SIGKILLed and restarted (alternately), the worker is SIGKILLed
+and restarted, and the database is made unreachable for a while. Afterwards it checks:
+
+- no acknowledged write is lost (every acknowledged key and activation is in the store);
+- no key is redeemed twice (one KeyActivated per key; no two accounts acknowledged);
+- a replayed IssueKeys answered the same codes;
+- the views equal a rebuild of them, row for row;
+- no call answered UNKNOWN or INTERNAL, and no process logged a traceback;
+- health followed the outage (NOT_SERVING during it, SERVING after, on every process).
+
+`tests/chaos/test_chaos.py` runs it (slow) and asserts `Report.failures() == []`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from bench.chaos_parts import Child, Load, generations, head, store_facts, view_differences
+from bench.chaos_parts import views_at as _views_at
+from bench.database import fresh_database, server_url
+from bench.faults import DatabaseProxy
+from bench.processes import BENCH_PEPPER, free_port
+from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.config import DEV_TOKENS
+from projections.registry import NAMES
+
+
+@dataclass(frozen=True)
+class Plan:
+    server_kills: int = 5
+    worker_kills: int = 4
+    outage_seconds: float = 3.0
+    settle_seconds: float = 1.0  # load between two faults
+    clients: int = 4
+
+
+@dataclass
+class Report:
+    server_recovery: list[float] = field(default_factory=list)  # kill → replacement SERVING
+    worker_recovery: list[float] = field(default_factory=list)  # kill → views at the head
+    outage_detected: dict[str, float] = field(default_factory=dict)  # cut → NOT_SERVING
+    outage_healed: dict[str, float] = field(default_factory=dict)  # restore → SERVING
+    outage_call_max: float = 0.0  # slowest call started while the database was cut
+    outage_first_write: float = 0.0  # restore → first acknowledged write
+    outage_views: float = 0.0  # restore → views at the head
+    codes: dict[str, int] = field(default_factory=dict)
+    acknowledged_keys: int = 0
+    acknowledged_activations: int = 0
+    lost_keys: int = 0
+    lost_activations: list[str] = field(default_factory=list)
+    double_redemptions: list[str] = field(default_factory=list)
+    replayed_differently: list[str] = field(default_factory=list)
+    view_differences: dict[str, int] = field(default_factory=dict)
+    tracebacks: list[str] = field(default_factory=list)
+
+    def failures(self) -> list[str]:
+        found = []
+        if self.lost_keys or self.lost_activations:
+            found.append(f"lost writes: {self.lost_keys} keys, {self.lost_activations}")
+        if self.double_redemptions:
+            found.append(f"double redemptions: {self.double_redemptions}")
+        if self.replayed_differently:
+            found.append(f"replays answered other codes: {self.replayed_differently}")
+        if any(self.view_differences.values()):
+            found.append(f"views differ from a rebuild: {self.view_differences}")
+        if bad := {c: n for c, n in self.codes.items() if c in ("UNKNOWN", "INTERNAL")}:
+            found.append(f"calls answered {bad}")
+        if self.tracebacks:
+            found.append(f"tracebacks in {self.tracebacks}")
+        if not self.acknowledged_keys or not self.acknowledged_activations:
+            found.append("no load was acknowledged")
+        return found
+
+    def print(self) -> None:
+        def spread(values: list[float]) -> str:
+            if not values:
+                return "-"
+            return (
+                f"median {statistics.median(values):.2f}s, max {max(values):.2f}s (n={len(values)})"
+            )
+
+        print("chaos: recovery times")
+        print(f"  server SIGKILL -> replacement SERVING: {spread(self.server_recovery)}")
+        print(f"  worker SIGKILL -> views at the head:   {spread(self.worker_recovery)}")
+        for name, seconds in self.outage_detected.items():
+            healed = self.outage_healed.get(name, float("nan"))
+            print(
+                f"  outage, {name:9}: NOT_SERVING {seconds:.2f}s after the cut,"
+                f" SERVING {healed:.2f}s after the return"
+            )
+        print(f"  slowest call started during the outage: {self.outage_call_max:.3f}s")
+        print(
+            f"  return -> first acknowledged write {self.outage_first_write:.2f}s,"
+            f" views at the head {self.outage_views:.2f}s"
+        )
+        print(
+            f"chaos: {self.acknowledged_keys} keys and {self.acknowledged_activations}"
+            f" activations acknowledged; answers {self.codes}"
+        )
+        failures = self.failures()
+        print(
+            "chaos: all invariants hold"
+            if not failures
+            else "chaos: FAILED: " + "; ".join(failures)
+        )
+
+
+def views_at(db_url: str, target: int) -> bool:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return _views_at(conn, target)
+
+
+def wait_views(db_url: str, target: int, timeout: float = 120) -> float:
+    started = time.monotonic()
+    while not views_at(db_url, target):
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"views not at position {target} after {timeout}s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def current_head(db_url: str) -> int:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return head(conn)
+
+
+def run(plan: Plan, base_url: str, logs: Path) -> Report:
+    with fresh_database(base_url) as db_url:
+        proxy = DatabaseProxy(db_url)
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
+            "LICENSE_SVC_DATABASE_URL": proxy.url,
+            "LICENSE_SVC_PEPPER": BENCH_PEPPER,
+            "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
+            "LICENSE_SVC_SWEEP_INTERVAL_SECONDS": "1",
+            "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",  # two replicas on one host
+        }
+        servers = [
+            Child(
+                f"server-{i}",
+                ["serve"],
+                {**env, "LICENSE_SVC_LISTEN": f"127.0.0.1:{port}"},
+                port,
+                logs,
+            )
+            for i, port in enumerate((free_port(), free_port()))
+        ]
+        health_env = {**env, "LICENSE_SVC_LISTEN": "127.0.0.1:0"}
+        port = free_port()
+        worker = Child(
+            "worker",
+            ["project"],
+            {**health_env, "LICENSE_SVC_HEALTH_LISTEN": f"127.0.0.1:{port}"},
+            port,
+            logs,
+        )
+        port = free_port()
+        sweeper = Child(
+            "sweeper",
+            ["expire"],
+            {**health_env, "LICENSE_SVC_HEALTH_LISTEN": f"127.0.0.1:{port}"},
+            port,
+            logs,
+        )
+        children = [*servers, worker, sweeper]
+        try:
+            for child in children:  # one after the other: the first creates the schema
+                child.start()
+                child.wait_health("SERVING", timeout=120)
+            return _faults(plan, db_url, proxy, servers, worker, children, logs)
+        finally:
+            for child in children:
+                child.stop()
+            proxy.close()
+
+
+def _faults(
+    plan: Plan,
+    db_url: str,
+    proxy: DatabaseProxy,
+    servers: list[Child],
+    worker: Child,
+    children: list[Child],
+    logs: Path,
+) -> Report:
+    report = Report()
+    load = Load(servers, plan.clients)
+    load.start()
+    try:
+        time.sleep(plan.settle_seconds)
+        for index in range(plan.server_kills):
+            server = servers[index % len(servers)]
+            started = time.monotonic()
+            server.kill()
+            server.start()
+            server.wait_health("SERVING")
+            report.server_recovery.append(time.monotonic() - started)
+            time.sleep(plan.settle_seconds)
+        for _ in range(plan.worker_kills):
+            started = time.monotonic()
+            worker.kill()
+            worker.start()
+            target = current_head(db_url)
+            wait_views(db_url, target)
+            report.worker_recovery.append(time.monotonic() - started)
+            time.sleep(plan.settle_seconds)
+        _outage(plan, db_url, proxy, children, load, report)
+        time.sleep(plan.settle_seconds)
+    finally:
+        load.stop()
+    _check(db_url, servers[0], load, report, logs, children)
+    return report
+
+
+def _watch(
+    children: list[Child], wanted: str, since: float, timeout: float = 60
+) -> dict[str, float]:
+    """Seconds from `since` until each child's health first read `wanted` (polled together)."""
+    seen: dict[str, float] = {}
+    while len(seen) < len(children):
+        for child in children:
+            if child.name not in seen and child.health() == wanted:
+                seen[child.name] = time.monotonic() - since
+        if time.monotonic() - since > timeout:
+            missing = [c.name for c in children if c.name not in seen]
+            raise TimeoutError(f"{missing} not {wanted} after {timeout}s")
+        time.sleep(0.02)
+    return {child.name: seen[child.name] for child in children}
+
+
+def _outage(
+    plan: Plan, db_url: str, proxy: DatabaseProxy, children: list[Child], load: Load, report: Report
+) -> None:
+    cut = time.monotonic()
+    proxy.cut()
+    report.outage_detected = _watch(children, "NOT_SERVING", cut)
+    time.sleep(max(0.0, plan.outage_seconds - (time.monotonic() - cut)))
+    returned = time.monotonic()
+    proxy.restore()
+    report.outage_healed = _watch(children, "SERVING", returned)
+    while load.acks.last_ack < returned:
+        time.sleep(0.02)
+    report.outage_first_write = load.acks.last_ack - returned
+    wait_views(db_url, current_head(db_url))
+    report.outage_views = time.monotonic() - returned
+    during = [c for c in list(load.calls) if cut <= c.started <= returned]
+    report.outage_call_max = max((c.ended - c.started for c in during), default=0.0)
+
+
+def _check(
+    db_url: str, server: Child, load: Load, report: Report, logs: Path, children: list[Child]
+) -> None:
+    acks = load.acks
+    report.codes = dict(load.codes())
+    report.acknowledged_keys = len(acks.keys)
+    report.acknowledged_activations = sum(len(a) for a in acks.activations.values())
+    report.replayed_differently = list(load.replayed_differently)
+    wait_views(db_url, current_head(db_url))
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        held, report.double_redemptions = store_facts(conn, list(acks.keys))
+    report.lost_keys = len(acks.keys) - held
+    keys = pb_grpc.KeyServiceStub(server.channel)
+    ops = (("authorization", "Bearer dev-ops"),)
+    for key_id, accounts in acks.activations.items():
+        if len(accounts) > 1:
+            report.double_redemptions.append(key_id)
+        key = keys.GetKey(pb.GetKeyRequest(key_id=key_id), metadata=ops, timeout=10).key
+        if key.account_id not in accounts:  # activated (or expired since) for that account
+            report.lost_activations.append(key_id)
+    report.view_differences = _rebuild_and_compare(db_url, logs)
+    for child in children:
+        text = child.log_path.read_text(errors="replace")
+        if "Traceback" in text or "unhandled error" in text:
+            report.tracebacks.append(str(child.log_path))
+
+
+def _rebuild_and_compare(db_url: str, logs: Path) -> dict[str, int]:
+    """Rebuild every view into a new generation (the old one kept) and diff the two."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        before = generations(conn)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
+        "LICENSE_SVC_DATABASE_URL": db_url,
+        "LICENSE_SVC_PEPPER": BENCH_PEPPER,
+    }
+    with (logs / "rebuild.log").open("ab") as log:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "license_svc.cli",
+                "projections",
+                "rebuild",
+                "all",
+                "--keep-old",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            check=True,
+            timeout=300,
+        )
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        after = generations(conn)
+        target = head(conn)
+        wait_views(db_url, target)
+        # The old generations stopped at the switch; no write came after the load stopped.
+        return {name: view_differences(conn, name, before[name], after[name]) for name in NAMES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--server-kills", type=int, default=Plan.server_kills)
+    parser.add_argument("--worker-kills", type=int, default=Plan.worker_kills)
+    parser.add_argument("--outage-seconds", type=float, default=Plan.outage_seconds)
+    parser.add_argument("--clients", type=int, default=Plan.clients)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON too")
+    args = parser.parse_args(argv)
+    plan = Plan(args.server_kills, args.worker_kills, args.outage_seconds, clients=args.clients)
+    logs = Path(tempfile.mkdtemp(prefix="license-svc-chaos-"))
+    print(f"chaos: logs in {logs}")
+    report = run(plan, server_url(), logs)
+    report.print()
+    if args.json:
+        print(json.dumps(asdict(report), indent=2))
+    return 1 if report.failures() else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
