@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support import REPO, TEST_PEPPER
 from tests.views_support import fresh_database
 
@@ -81,10 +79,6 @@ def test_the_installed_package_runs_away_from_the_repository(
     assert "catalog generation=1" in listed.stdout
 
 
-@pytest.mark.xfail(
-    reason="config.py still resolves the development tokens in the repository's deploy/dev/;"
-    " they become package data with the start-up work (then this passes)"
-)
 def test_the_development_tokens_of_run_ship_with_the_package(tmp_path: Path) -> None:
     _, _, found = probe(tmp_path)
     assert found["dev_tokens"]
