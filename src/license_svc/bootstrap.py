@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SCHEMA_LOCK = zlib.crc32(b"license-svc/bootstrap/schema")
+BUILD_ATTEMPTS = 5
+CONTENDED = (psycopg.errors.DeadlockDetected, psycopg.errors.LockNotAvailable)
 
 
 def with_database(settings: Settings) -> Settings:
@@ -121,9 +124,32 @@ def schema_lock(settings: Settings) -> Iterator[None]:
 
 
 def build(settings: Settings, clock: Clock = utcnow) -> Service:
+    """Wire the service. Creating the schema takes table locks that running workers and servers
+    contend for (an `ALTER TABLE … IF NOT EXISTS` takes an ACCESS EXCLUSIVE lock even when it
+    changes nothing), so a restart under load can meet a deadlock: retried a few times."""
     settings.eventsourcing_env()  # raises ConfigError when there is no database to lock
-    with schema_lock(settings):
-        return _build(settings, clock)
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        with schema_lock(settings):
+            try:
+                return _build(settings, clock)
+            except Exception as error:
+                if attempt == BUILD_ATTEMPTS or not _contended(error):
+                    raise
+                log.warning(
+                    "start-up: %s; retrying (%d/%d)", one_line(error), attempt, BUILD_ATTEMPTS
+                )
+        time.sleep(0.1 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _contended(error: BaseException) -> bool:
+    """A deadlock or lock timeout anywhere in the chain (the library re-raises its own types)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, CONTENDED):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "deadlock detected" in str(error)
 
 
 def _build(settings: Settings, clock: Clock) -> Service:
@@ -139,6 +165,16 @@ def _build(settings: Settings, clock: Clock) -> Service:
         identity=KeyIdentity(settings.pepper),
         clock=clock,
     )
+    try:
+        return _wire(settings, app, clock, attempt_clock)
+    except BaseException:
+        app.close()  # its pool is open: a failed start-up leaves no connection behind
+        raise
+
+
+def _wire(
+    settings: Settings, app: LicensingApp, clock: Clock, attempt_clock: Clock | None
+) -> Service:
     limits = Limits(
         session_limit=settings.session_attempt_limit,
         session_window=timedelta(seconds=settings.session_block_seconds),
