@@ -27,6 +27,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -121,9 +122,25 @@ class Report:
         )
 
 
+_connections: dict[str, psycopg.Connection[Any]] = {}
+
+
+def sql(db_url: str) -> psycopg.Connection[Any]:
+    """One connection per database for the run's own polling (the machine's PostgreSQL is
+    shared: no connection per poll)."""
+    conn = _connections.get(db_url)
+    if conn is None or conn.closed:
+        conn = _connections[db_url] = psycopg.connect(db_url, autocommit=True)
+    return conn
+
+
+def close_connections() -> None:
+    while _connections:
+        _connections.popitem()[1].close()
+
+
 def views_at(db_url: str, target: int) -> bool:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        return _views_at(conn, target)
+    return _views_at(sql(db_url), target)
 
 
 def wait_views(db_url: str, target: int, timeout: float = 120) -> float:
@@ -136,8 +153,7 @@ def wait_views(db_url: str, target: int, timeout: float = 120) -> float:
 
 
 def current_head(db_url: str) -> int:
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        return head(conn)
+    return head(sql(db_url))
 
 
 def run(plan: Plan, base_url: str, logs: Path) -> Report:
@@ -150,6 +166,9 @@ def run(plan: Plan, base_url: str, logs: Path) -> Report:
             "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
             "LICENSE_SVC_SWEEP_INTERVAL_SECONDS": "1",
             "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",  # two replicas on one host
+            # Small pools: the machine's PostgreSQL is shared, and the load is a few clients.
+            "LICENSE_SVC_POOL_SIZE": "2",
+            "LICENSE_SVC_POOL_MAX_OVERFLOW": "4",
         }
         servers = [
             Child(
@@ -188,6 +207,7 @@ def run(plan: Plan, base_url: str, logs: Path) -> Report:
             for child in children:
                 child.stop()
             proxy.close()
+            close_connections()
 
 
 def _faults(
@@ -272,8 +292,7 @@ def _check(
     report.acknowledged_activations = sum(len(a) for a in acks.activations.values())
     report.replayed_differently = list(load.replayed_differently)
     wait_views(db_url, current_head(db_url))
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        held, report.double_redemptions = store_facts(conn, list(acks.keys))
+    held, report.double_redemptions = store_facts(sql(db_url), list(acks.keys))
     report.lost_keys = len(acks.keys) - held
     keys = pb_grpc.KeyServiceStub(server.channel)
     ops = (("authorization", "Bearer dev-ops"),)
@@ -292,8 +311,7 @@ def _check(
 
 def _rebuild_and_compare(db_url: str, logs: Path) -> dict[str, int]:
     """Rebuild every view into a new generation (the old one kept) and diff the two."""
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        before = generations(conn)
+    before = generations(sql(db_url))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
         "LICENSE_SVC_DATABASE_URL": db_url,
@@ -316,12 +334,11 @@ def _rebuild_and_compare(db_url: str, logs: Path) -> dict[str, int]:
             check=True,
             timeout=300,
         )
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        after = generations(conn)
-        target = head(conn)
-        wait_views(db_url, target)
-        # The old generations stopped at the switch; no write came after the load stopped.
-        return {name: view_differences(conn, name, before[name], after[name]) for name in NAMES}
+    conn = sql(db_url)
+    after = generations(conn)
+    wait_views(db_url, head(conn))
+    # The old generations stopped at the switch; no write came after the load stopped.
+    return {name: view_differences(conn, name, before[name], after[name]) for name in NAMES}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,7 @@ class Settings:
     # `pool_timeout`; the server bounds every statement and every idle transaction; a
     # background check every `health_interval_seconds` turns health NOT_SERVING, and then
     # calls are answered UNAVAILABLE at once (`license_svc.dbhealth`).
-    pool_timeout: float = 1.0
+    pool_timeout: float = 0.5
     statement_timeout: float = 10.0
     idle_in_transaction_timeout: float = 10.0
     health_interval_seconds: float = 0.5
