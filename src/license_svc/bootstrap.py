@@ -202,6 +202,7 @@ def _wire(
         timeout=settings.connect_timeout,
     )
     dialog = ActivationDialog(app, limiter)
+    dbpool.serve_quickly(datastore, settings.pool_timeout)  # built: calls wait no longer
     monitor = DatabaseMonitor(
         settings.conninfo(),
         settings.database_label(),

@@ -147,7 +147,6 @@ class Settings:
             "POSTGRES_SINGLE_ROW_TRACKING": "y",
             "ISSUE_CONCURRENCY": str(self.issue_concurrency),
             # Read by `license_svc.dbpool` when it hardens the library's pools.
-            "SERVICE_POOL_TIMEOUT": str(self.pool_timeout),
             "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
         }
         env.update(self.extra)

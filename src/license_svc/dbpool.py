@@ -9,8 +9,9 @@ not expose, on a pool that has not opened yet:
 
 - every connection gets the service's libpq options (`Settings.connect_options()`: connect
   timeout, TCP keepalives and user timeout, server-side `statement_timeout`);
-- a checkout waits at most `SERVICE_POOL_TIMEOUT`;
-- reconnection is retried every 0.1–0.5 s instead of backing off to tens of seconds.
+- reconnection is retried every 0.1–0.5 s instead of backing off to tens of seconds;
+- once the service is built, a checkout waits at most `pool_timeout` (`serve_quickly`); not
+  before: opening a fresh pool on a busy database may take longer than a call should wait.
 
 Broken pooled connections are discarded by psycopg_pool when they are returned after a failure
 (their status is then UNKNOWN); `dbhealth` also checks the idle ones when the database returns.
@@ -26,7 +27,6 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
-POOL_TIMEOUT = "SERVICE_POOL_TIMEOUT"
 CONNECT_OPTIONS = "SERVICE_CONNECT_OPTIONS"
 MAX_RECONNECT_DELAY = 0.5
 
@@ -61,11 +61,14 @@ def harden(datastore: PostgresDatastore, env: Mapping[str, str]) -> None:
     options = env.get(CONNECT_OPTIONS)
     if options and isinstance(pool.kwargs, dict):
         pool.kwargs = {**pool.kwargs, **conninfo_to_dict(options)}
-    timeout = env.get(POOL_TIMEOUT)
-    if timeout:
-        pool.timeout = float(timeout)
     # The class changes, not the state: every setting the library chose is kept.
     pool.__class__ = ServicePool
+
+
+def serve_quickly(datastore: PostgresDatastore, timeout: float) -> None:
+    """From now on a checkout waits at most `timeout` (then the call answers UNAVAILABLE)."""
+    if isinstance(datastore.pool, ConnectionPool):
+        datastore.pool.timeout = timeout
 
 
 def pools_of(*datastores: PostgresDatastore) -> list[Any]:

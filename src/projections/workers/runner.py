@@ -57,9 +57,6 @@ RUNNER_ENV = {
     "POSTGRES_POOL_SIZE": "1",
     "POSTGRES_MAX_OVERFLOW": "2",
     "APPLICATION_RECORDER_TOPIC": FOLLOWING_TOPIC,
-    # The subscription and the views share three connections: a checkout may wait for one
-    # longer than a server call would (an outage still ends the runner within seconds).
-    dbpool.POOL_TIMEOUT: "5",
 }
 
 
