@@ -55,7 +55,7 @@ class Settings:
     # runs in-process beside them (the sweeper, projections under `run`).
     pool_size: int = 8
     pool_max_overflow: int = 4
-    connect_timeout: float = 2.0
+    connect_timeout: float = 5.0
     lock_timeout: float = 5.0
     # Outages: no call waits long for the database. A pool checkout waits at most
     # `pool_timeout`; the server bounds every statement and every idle transaction; a
