@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 def _fail(message: str, code: int) -> int:
     """A failure is one line on stderr, written directly: it must read the same whatever the
     logging setup, and before it."""
-    sys.stderr.write(f"license-svc: error: {message}\n")
+    sys.stderr.write(f"license-svc: ERROR: {message}\n")
     sys.stderr.flush()
     return code
 
