@@ -171,9 +171,11 @@ class Server:
             self._serve_metrics(self.metrics, self.service.settings.metrics_listen)
         self.service.views.start()  # listen for view notices before the first read waits
         self.service.feed.start()  # the one follower of the store's log the streams share
-        self._on_loop(self.grpc.start())
+        # The first database check before the first call: the gate and health know the truth
+        # from the start (grpc's health servicer would otherwise say SERVING by default).
         self.service.monitor.start()
         self.service.monitor.listen(self._database_changed)
+        self._on_loop(self.grpc.start())
         log.debug("serving on port %d", self.port)  # the CLI logs what it runs with
 
     def _database_changed(self, up: bool) -> None:
