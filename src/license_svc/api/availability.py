@@ -11,7 +11,7 @@ logged like any answer). Health and reflection are not gated.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import grpc
@@ -36,18 +36,22 @@ class AvailabilityGate(grpc.aio.ServerInterceptor):
         if handler is None or not needs_token(method):
             return handler  # type: ignore[return-value]
         if handler.unary_unary is not None:
+            unary = handler.unary_unary
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary),
+                self._coroutine(unary)
+                if inspect.iscoroutinefunction(unary)
+                else self._unary(unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             inner = handler.unary_stream
-            gated = (
-                self._coroutine(inner)
-                if inspect.iscoroutinefunction(inner)
-                else self._streaming(inner)
-            )
+            if inspect.isasyncgenfunction(inner):
+                gated = self._async_generator(inner)
+            elif inspect.iscoroutinefunction(inner):
+                gated = self._coroutine(inner)  # a stream that writes with context.write
+            else:
+                gated = self._streaming(inner)
             return grpc.unary_stream_rpc_method_handler(
                 gated,
                 request_deserializer=handler.request_deserializer,
@@ -73,9 +77,17 @@ class AvailabilityGate(grpc.aio.ServerInterceptor):
 
         return behaviour
 
-    def _coroutine(self, inner: Callable[[Any, Any], Awaitable[None]]) -> Any:
-        async def behaviour(request: Any, context: Any) -> None:  # a stream on the event loop
+    def _async_generator(self, inner: Callable[[Any, Any], AsyncIterator[Any]]) -> Any:
+        async def behaviour(request: Any, context: Any) -> AsyncIterator[Any]:
             self._check()
-            await inner(request, context)
+            async for response in inner(request, context):
+                yield response
+
+        return behaviour
+
+    def _coroutine(self, inner: Callable[[Any, Any], Awaitable[Any]]) -> Any:
+        async def behaviour(request: Any, context: Any) -> Any:  # served on the event loop
+            self._check()
+            return await inner(request, context)
 
         return behaviour
