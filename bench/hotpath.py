@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import math
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ import grpc
 import psutil
 
 from bench.measure import Runner
-from bench.processes import ProcessGroup, free_port, service_env, start_group
+from bench.processes import ProcessGroup, free_port, process_pool, service_env, start_group
 from bench.results import OK, Results, Series, scalar_row
 from bench.scenarios import Stubs, auth, issue_request, session
 from bench.seed import Seeder
@@ -128,10 +127,9 @@ def _wait_ready(readies: list[Path], futures: list[Any], timeout: float = 1800) 
 def watch_fanout(results: Results, url: str, seeder: Seeder, workers: int, logs: Path) -> None:
     series = results.add(Series("WatchSeatAllowance fan-out", "operation", "updates/s"))
     folder = Path(tempfile.mkdtemp(prefix="bench-watch-"))
-    context = multiprocessing.get_context("spawn")
     with (
         start_tuned(url, workers, logs, "watch", LICENSE_SVC_MAX_STREAMS="20000") as server,
-        ProcessPoolExecutor(WATCHER_PROCESSES, mp_context=context) as pool,
+        process_pool(WATCHER_PROCESSES) as pool,
         grpc.insecure_channel(server.address) as channel,
     ):
         stubs = Stubs(channel)
@@ -208,11 +206,10 @@ def idle_watchers(
 ) -> None:
     series = results.add(Series("WatchSeatAllowance idle", "operation", "MB"))
     folder = Path(tempfile.mkdtemp(prefix="bench-idle-"))
-    context = multiprocessing.get_context("spawn")
     for watchers in IDLE_QUICK if quick else IDLE:
         with (
             start_tuned(url, 1, logs, "idle", LICENSE_SVC_MAX_STREAMS="20000") as server,
-            ProcessPoolExecutor(WATCHER_PROCESSES, mp_context=context) as pool,
+            process_pool(WATCHER_PROCESSES) as pool,
         ):
             process = psutil.Process(server.pids[0])
             before = process.memory_info().rss

@@ -6,13 +6,16 @@ incoming connections (not calls) between them, so the load generator opens sever
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -254,3 +257,18 @@ class Monitor:
     def peak_rss_mb(self) -> float:
         """The largest peak RSS of any one server process, in MiB."""
         return max(self.peak_rss.values(), default=0) / 2**20
+
+
+@contextmanager
+def process_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """Client processes (spawned) that an interrupted run terminates instead of waiting for:
+    a client mid-call to a server the unwind already stopped would hold it for its deadline."""
+    executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield executor
+    except BaseException:
+        for process in list(getattr(executor, "_processes", {}).values()):
+            process.terminate()
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)

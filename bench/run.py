@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing
 import os
 import platform
 import signal
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -113,8 +111,7 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
     ceilings = stages.ceilings_for(
         [*selected, *extra, *(stages.SERVER_MODEL if not (args.only or args.quick) else ())]
     )
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(plan.clients, mp_context=context) as executor:
+    with processes.process_pool(plan.clients) as executor:
         runner = Runner(plan, executor)
         stages.rpc_ceilings(runner, results, url, args.workers, logs, ceilings)
         if "e_repository" in ceilings:

@@ -25,7 +25,6 @@ import argparse
 import asyncio
 import json
 import logging
-import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -44,7 +43,7 @@ import psycopg
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from bench import database, projections
-from bench.processes import ProcessGroup, free_port, service_env, start_group
+from bench.processes import ProcessGroup, free_port, process_pool, service_env, start_group
 from bench.scenarios import auth, issue_request
 from bench.seed import Seeder
 from license_svc.api.gen import licensing_pb2 as pb
@@ -310,13 +309,12 @@ def run(url: str, logs: Path, seconds: float, count: int) -> dict[str, Any]:
     }
     argv = [sys.executable, "-m", "license_svc.cli", "serve"]
     worker = projections.start_worker(url, logs)
-    context = multiprocessing.get_context("spawn")
     figures: dict[str, Any] = {}
     try:
         service: ProcessGroup
         with (
             start_group("license-svc", argv, env, address, 1, logs) as service,
-            ProcessPoolExecutor(FOLLOWER_PROCESSES + 1, mp_context=context) as pool,
+            process_pool(FOLLOWER_PROCESSES + 1) as pool,
         ):
             seeder = Seeder(address)
             accounts = seeder.reads(activated=400, unredeemed=0).accounts

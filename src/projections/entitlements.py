@@ -15,7 +15,7 @@ from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composable, Composed, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from license_svc.domain.plan import Plan
 from license_svc.domain.tiers import Product, Tier
@@ -70,10 +70,20 @@ class EntitlementsView(View):
                 Identifier(f"{self.full_name}_by_account"), self.table("entitlements")
             ),
             # Plans bought online stand beside keys (added later: tables made before gain them).
+            # Only when a column is missing: an ALTER TABLE takes an ACCESS EXCLUSIVE lock even
+            # when it changes nothing, and on every start it could deadlock with a worker.
             SQL(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'key',"
-                " ADD COLUMN IF NOT EXISTS subscription_id text NOT NULL DEFAULT ''"
-            ).format(self.table("entitlements")),
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM information_schema.columns"
+                " WHERE table_schema = {schema} AND table_name = {name}"
+                " AND column_name = 'subscription_id') THEN"
+                " ALTER TABLE {table} ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'key',"
+                " ADD COLUMN IF NOT EXISTS subscription_id text NOT NULL DEFAULT '';"
+                " END IF; END $$"
+            ).format(
+                schema=Literal(self.datastore.schema or "public"),
+                name=Literal(f"{self.full_name}_entitlements"),
+                table=self.table("entitlements"),
+            ),
             SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (ends_at, key_id) WHERE source = 'plan'"
             ).format(Identifier(f"{self.full_name}_plans_by_end"), self.table("entitlements")),
