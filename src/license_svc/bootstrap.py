@@ -238,15 +238,16 @@ def start_sweeper(service: Service) -> None:
     service.background.append(upkeep)
 
 
-def start_dashboard(service: Service, listen: str) -> Dashboard:
-    """Serve the ops dashboard page from this process's read layer (`dashboard`, `run`)."""
+def start_dashboard(service: Service, listen: str, tokens: TokenTable | None = None) -> Dashboard:
+    """Serve the ops dashboard page from this process's read layer (`dashboard`, `run`). Given
+    the server's token table, a SIGHUP's reload changes who may sign in to the page too."""
     from license_svc.dashboard.board import Reads
     from license_svc.dashboard.server import Dashboard
 
     reads = Reads(
         service.views, service.limiter, service.clock, service.app.recorder.max_notification_id
     )
-    dashboard = Dashboard(reads, tokens_for(service.settings), listen)
+    dashboard = Dashboard(reads, tokens or tokens_for(service.settings), listen)
     dashboard.start()
     service.background.append(dashboard)
     return dashboard

@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.dev or settings.run_sweeper:
         bootstrap.start_sweeper(service)
     if args.dev and settings.dashboard_listen:
-        bootstrap.start_dashboard(service, settings.dashboard_listen)
+        bootstrap.start_dashboard(service, settings.dashboard_listen, tokens)
     # SIGHUP: re-read the tokens file, so who may call changes without a restart. Installed
     # before the server answers health checks: a SIGHUP's default action would kill it.
     signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
@@ -116,10 +116,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     listen = args.listen or settings.dashboard_listen
     if not listen:
         raise config.ConfigError("LICENSE_SVC_DASHBOARD_LISTEN is empty: give it an address")
-    startup.tokens_for(settings)
+    tokens = startup.tokens_for(settings)
     startup.check_address(listen, "LICENSE_SVC_DASHBOARD_LISTEN")
     service = _service(settings)
-    bootstrap.start_dashboard(service, listen)
+    bootstrap.start_dashboard(service, listen, tokens)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: tokens.reload())  # as `serve` does
     _wait_for_signal()
     service.close()
     return 0

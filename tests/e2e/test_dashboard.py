@@ -5,6 +5,7 @@ account id holding `<script>` is shown as text."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ import grpc
 import pytest
 
 from license_svc import bootstrap
+from license_svc.api.auth import TokenTable
 from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
 from license_svc.dashboard.server import Dashboard
@@ -216,3 +218,19 @@ def test_the_dashboard_command_serves_the_page_and_a_taken_port_is_one_line(
         assert len(errors) == 1 and "LICENSE_SVC_DASHBOARD_LISTEN" in errors[0], second.stderr
     finally:
         stop(first)
+
+
+def test_a_reloaded_token_table_changes_who_may_open_the_page(
+    service: Service, tmp_path: Path
+) -> None:
+    """The page shares the server's token table, so SIGHUP's reload reaches it too."""
+    path = tmp_path / "tokens.json"
+    path.write_text(json.dumps([{"token": "ops-before", "role": "ops"}]))
+    tokens = TokenTable.from_file(path)
+    dashboard = bootstrap.start_dashboard(service, "127.0.0.1:0", tokens)
+    base = f"http://127.0.0.1:{dashboard.port}/"
+    assert fetch(base, Authorization="Bearer ops-before")[0] == 200
+    path.write_text(json.dumps([{"token": "ops-after", "role": "ops"}]))
+    assert tokens.reload()
+    assert fetch(base, Authorization="Bearer ops-before")[0] == 401
+    assert fetch(base, Authorization="Bearer ops-after")[0] == 200
