@@ -48,11 +48,14 @@ def _wait_for_signal() -> None:
     stopping.wait()
 
 
-def _settings(purpose: config.Purpose, **changes: int) -> config.Settings:
-    """Every setting, validated before anything else happens (ConfigError → exit 2)."""
+def _settings(
+    purpose: config.Purpose, log_format: str = "", changes: dict[str, int] | None = None
+) -> config.Settings:
+    """Every setting, validated before anything else happens (ConfigError → exit 2). Logging
+    is set up before the first warning, so even that line is in the command's format."""
     settings = config.load(purpose=purpose)
-    if settings.log_format:  # the other commands log text unless told otherwise
-        logs.setup(settings.log_format)
+    if settings.log_format or log_format:  # the other commands log text unless told otherwise
+        logs.setup(settings.log_format or log_format)
     for name in settings.unknown:
         log.warning("%s is not a setting license-svc knows: ignored (a typo?)", name)
     return settings.with_(**changes) if changes else settings
@@ -68,8 +71,7 @@ def _service(settings: config.Settings) -> bootstrap.Service:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    settings = _settings("dev" if args.dev else "service")
-    logs.setup(settings.log_format or ("text" if args.dev else "json"))
+    settings = _settings("dev" if args.dev else "service", "text" if args.dev else "json")
     tokens = startup.tokens_for(settings)
     startup.check_address(settings.listen, "LICENSE_SVC_LISTEN")
     if settings.metrics_listen:
@@ -112,7 +114,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    settings = _settings("service", **SMALL_POOL)
+    settings = _settings("service", changes=SMALL_POOL)
     listen = args.listen or settings.dashboard_listen
     if not listen:
         raise config.ConfigError("LICENSE_SVC_DASHBOARD_LISTEN is empty: give it an address")
@@ -128,7 +130,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_project(args: argparse.Namespace) -> int:
     names = args.names or NAMES
-    settings = _settings("service", **SMALL_POOL)
+    settings = _settings("service", changes=SMALL_POOL)
     startup.tokens_for(settings)  # a production command: its token file must be sound too
     service = _service(settings)
     bootstrap.start_projections(service, names)
@@ -142,7 +144,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
-    settings = _settings("service", **SMALL_POOL)
+    settings = _settings("service", changes=SMALL_POOL)
     startup.tokens_for(settings)
     service = _service(settings)
     if args.once:
@@ -165,7 +167,7 @@ def cmd_expire(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.workers.rebuild import RebuildBusy, rebuild
 
-    service = _service(_settings("tool", **SMALL_POOL))
+    service = _service(_settings("tool", changes=SMALL_POOL))
     try:
         for name in NAMES if args.name == "all" else [args.name]:
             rebuild(service.settings, service.datastore, service.app, name, keep_old=args.keep_old)
@@ -181,7 +183,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from projections.workers.prune import prune
     from projections.workers.rebuild import rebuilding
 
-    service = _service(_settings("tool", **SMALL_POOL))
+    service = _service(_settings("tool", changes=SMALL_POOL))
     try:
         for name in NAMES if args.name == "all" else [args.name]:
             with rebuilding(service.settings, name) as (conn, mine):
@@ -195,7 +197,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    service = _service(_settings("tool", **SMALL_POOL))
+    service = _service(_settings("tool", changes=SMALL_POOL))
     try:
         head = service.app.recorder.max_notification_id() or 0
         for name, position in service.views.status():

@@ -29,6 +29,7 @@ PREFIX = "LICENSE_SVC_"
 DEV_TOKENS = Path(__file__).resolve().parent / "dev_tokens.json"
 # Read by the test suite and the bench, not by the service: not reported as unknown.
 # The client's settings (`load_client`) are not the service's either.
+TEST_PREFIX = PREFIX + "TEST_"  # the test suite's own switches (LICENSE_SVC_TEST_*)
 FOREIGN = frozenset({PREFIX + "TEST_DATABASE_URL", PREFIX + "TARGET", PREFIX + "TOKEN"})
 
 # dev: `run` (embedded database, a dev pepper, the dev tokens); service: `serve`, `project`,
@@ -379,7 +380,13 @@ class _Recording(Mapping[str, str]):
 
     def unknown(self) -> tuple[str, ...]:
         known = self.read | FOREIGN
-        return tuple(sorted(k for k in self._env if k.startswith(PREFIX) and k not in known))
+        return tuple(
+            sorted(
+                k
+                for k in self._env
+                if k.startswith(PREFIX) and k not in known and not k.startswith(TEST_PREFIX)
+            )
+        )
 
 
 def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") -> Settings:

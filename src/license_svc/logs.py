@@ -54,7 +54,7 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(line, default=str, ensure_ascii=False))
+        return redact(json.dumps(line, default=str))
 
 
 class TextFormatter(logging.Formatter):
