@@ -25,7 +25,7 @@ from readpath.pointintime import PointInTime
 from readpath.watch import AllowanceWatch
 
 from . import convert
-from .errors import BadRequest, NotImplementedYet
+from .errors import BadRequest, NotServedHere
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .reads import min_position, wait_budget
@@ -62,7 +62,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         if as_of is None:
             return None
         if self._point_in_time is None:
-            raise NotImplementedYet("Point-in-time reads are not wired on this server")
+            raise NotServedHere("Point-in-time reads are not wired on this server")
         answer = self._point_in_time.subscription(account_id, product, as_of)
         return as_of, answer.subscription, answer.position
 

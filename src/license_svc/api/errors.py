@@ -54,8 +54,8 @@ class Unavailable(Exception):
     """A dependency (the database) is down or overloaded: safe to retry later."""
 
 
-class NotImplementedYet(Exception):
-    """A method of the contract whose issue is not built yet."""
+class NotServedHere(Exception):
+    """A method this server was built without the part for (e.g. no limiter, no history)."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +141,7 @@ TABLE: dict[type[Exception], Mapping] = {
         retry_after=lambda _: timedelta(seconds=1),
     ),
     WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),
-    NotImplementedYet: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
+    NotServedHere: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
     StreamsExhausted: Mapping(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "TOO_MANY_STREAMS",

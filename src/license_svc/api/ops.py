@@ -14,7 +14,7 @@ from readpath.live import LiveViews
 
 from . import ops_requests
 from .auth import caller
-from .errors import NotImplementedYet
+from .errors import NotServedHere
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .ops_requests import own_reseller
@@ -91,6 +91,6 @@ class OpsServicer(pb_grpc.OpsServiceServicer):
         reason = fields.text(request.reason, "reason", required=True)
         fields.done()
         if self._limiter is None:
-            raise NotImplementedYet("LiftAttemptBlock needs the attempt limiter")
+            raise NotServedHere("LiftAttemptBlock needs the attempt limiter")
         lift = lift_block(self._limiter, account_id, session_id, by=caller().name, reason=reason)
         return pb.LiftAttemptBlockResponse(lifted=lift.lifted)
