@@ -104,10 +104,7 @@ class Plan(Aggregate):
 
         # v1 had no recorded_at: the store's own timestamp of the event is the best it knew.
         class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            _with_recorded_at(state)
+        upcast_v1_v2 = staticmethod(lambda state: _with_recorded_at(state))
 
     class _Snapshot(Aggregate.Event):
         # Who and what repeat in every event, so a view can apply any one of them alone.
@@ -125,10 +122,7 @@ class Plan(Aggregate):
         cancel_at_period_end: bool
         recorded_at: datetime
         class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            _with_recorded_at(state)
+        upcast_v1_v2 = staticmethod(lambda state: _with_recorded_at(state))
 
         def apply(self, aggregate: Any) -> None:
             aggregate._take(**{name: getattr(self, name) for name in SNAPSHOT_FIELDS})
@@ -149,10 +143,7 @@ class Plan(Aggregate):
         reason: str
         recorded_at: datetime
         class_version = 2
-
-        @staticmethod
-        def upcast_v1_v2(state: dict[str, Any]) -> None:
-            _with_recorded_at(state)
+        upcast_v1_v2 = staticmethod(lambda state: _with_recorded_at(state))
 
     class SubscriptionExpired(Aggregate.Event):
         expired_at: datetime
