@@ -53,7 +53,8 @@ def _app(database_url: str) -> LicensingApp:
             **os.environ,
             "LICENSE_SVC_DATABASE_URL": database_url,
             "LICENSE_SVC_PEPPER": BENCH_PEPPER,
-        }
+        },
+        purpose="tool",  # an in-process app for the ceilings: it serves no calls, needs no tokens
     )
     # Ceilings measure the library as it ships: its own application recorder, not ours
     # (store.py's pipelined insert would otherwise raise the ceiling it is compared with).

@@ -40,7 +40,9 @@ def _measure(name: str, n: int, attempt: Callable[[int], None]) -> str:
 def main(argv: list[str]) -> int:
     n = int(argv[0]) if argv else 2000
     url = os.environ.get("LICENSE_SVC_TEST_DATABASE_URL") or os.environ["LICENSE_SVC_DATABASE_URL"]
-    settings = config.load({"LICENSE_SVC_DATABASE_URL": url, "LICENSE_SVC_PEPPER": PEPPER})
+    settings = config.load(
+        {"LICENSE_SVC_DATABASE_URL": url, "LICENSE_SVC_PEPPER": PEPPER}, purpose="tool"
+    )
     service = bootstrap.build(settings)
     limiter, run = service.limiter, uuid.uuid4().hex[:8]
     try:
