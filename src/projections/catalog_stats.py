@@ -221,10 +221,8 @@ class DayRange:
     last: date
 
     def __iter__(self) -> Any:
-        day = self.first
-        while day <= self.last:
-            yield day
-            day = date.fromordinal(day.toordinal() + 1)
+        for ordinal in range(self.first.toordinal(), self.last.toordinal() + 1):
+            yield date.fromordinal(ordinal)  # never a day past `last`: date.max is a last day
 
     def __len__(self) -> int:
         return self.last.toordinal() - self.first.toordinal() + 1

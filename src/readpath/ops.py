@@ -25,9 +25,18 @@ EXPIRING_WINDOW = timedelta(days=30)
 
 def default_days(today: date, first: date | None = None, last: date | None = None) -> DayRange:
     """The range asked for, each missing end filled in: the last STATS_DAYS days up to today."""
-    last = last or (first + timedelta(days=STATS_DAYS - 1) if first else today)
-    first = first or last - timedelta(days=STATS_DAYS - 1)
+    span = timedelta(days=STATS_DAYS - 1)
+    last = last or (_shifted(first, span) if first else today)
+    first = first or _shifted(last, -span)
     return DayRange(first, last)
+
+
+def _shifted(day: date, by: timedelta) -> date:
+    """`day + by`, stopped at the calendar's ends (a range near year 1 or 9999 is still one)."""
+    try:
+        return day + by
+    except OverflowError:
+        return date.max if by > timedelta(0) else date.min
 
 
 def stats(

@@ -325,3 +325,11 @@ def test_expiring_refuses_other_resellers_and_foreign_page_tokens(client: Client
     capped = expiring(client, page_size=100_000).entitlements  # capped at 500, not refused
     assert {k.key_id for k in keys} <= {e.key_id for e in capped}  # others' keys may be there too
     assert len(capped) <= 500
+
+
+def test_a_range_at_the_calendars_end_answers_and_is_no_internal_error(client: Client) -> None:
+    for fields in ({"from_date": "9999-12-30"}, {"to_date": "0001-01-02"}):
+        answer = client.ops.GetKeyStats(
+            pb.GetKeyStatsRequest(**fields), metadata=client.as_("ops"), timeout=10
+        )
+        assert len(answer.activations_per_day) == 2  # the range stops at the calendar's end

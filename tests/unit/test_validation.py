@@ -104,3 +104,14 @@ def test_a_timestamp_datetime_cannot_hold_is_refused() -> None:
         }
     ok = pb.GetSubscriptionSummaryRequest(as_of=timestamp_pb2.Timestamp(seconds=253402300799))
     assert violations("timestamp", ok, "as_of") == {}
+
+
+def test_a_stats_range_at_the_calendars_ends_is_still_a_range():
+    from datetime import date
+
+    from readpath.ops import default_days
+
+    today = date(2026, 12, 1)
+    assert default_days(today, first=date(9999, 12, 30)).last == date.max
+    assert default_days(today, last=date(1, 1, 2)).first == date.min
+    assert list(default_days(today, first=date(9999, 12, 30)))[-1] == date.max
