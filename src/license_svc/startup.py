@@ -66,9 +66,10 @@ def tokens_for(settings: Settings) -> TokenTable:
     return table
 
 
-def check_address(address: str, setting: str) -> None:
+def check_address(address: str, setting: str, reuse_port: bool = False) -> None:
     """Refuse an address this process cannot listen on, before gRPC tries (its C core logs
-    several lines of its own and, for some errors, binds another port instead)."""
+    several lines of its own and, for some errors, binds another port instead). With
+    `reuse_port` (LICENSE_SVC_SO_REUSEPORT) a port shared by sibling servers is no error."""
     host, _, port = address.rpartition(":")
     if int(port) == 0:
         return  # any free port
@@ -80,6 +81,8 @@ def check_address(address: str, setting: str) -> None:
         with socket.socket(family, kind, proto) as probe:
             # As gRPC binds: a TIME_WAIT connection on the port does not block a listener.
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             try:
                 probe.bind(sockaddr)
             except OSError as error:
