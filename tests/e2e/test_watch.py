@@ -177,3 +177,46 @@ def test_the_portal_may_watch_one_account_but_not_every_account(api: Client) -> 
     with pytest.raises(grpc.RpcError) as bad:
         next(watch(api, account_id=unique("acct"), connections_in_use=-1))
     assert rich(bad.value).code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.slow
+def test_a_burst_of_watchers_past_grpcs_pending_call_queue_all_get_their_allowance(
+    make_service: Callable[..., Service],
+    clock: FakeClock,
+    serve_in_process: Callable[[Service], Client],
+) -> None:
+    """gRPC core cancels calls waiting to be taken in past 3,000 at once by default: every
+    Integrations replica reconnecting its watchers after a restart would see CANCELLED, before
+    the server's own stream cap (which says RESOURCE_EXHAUSTED with a retry delay) had a say."""
+    watchers = 3_500
+    client = serve_in_process(make_service(clock, max_streams=watchers))
+    account = unique("acct")
+
+    async def run() -> list[str]:
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        channels = [grpc.aio.insecure_channel(client.address, options=options) for _ in range(5)]
+        request = pb.WatchSeatAllowanceRequest(account_id=account, product=pb.PRODUCT_INTEGRATIONS)
+        calls = [
+            pb_grpc.EntitlementServiceStub(channels[i % 5]).WatchSeatAllowance(
+                request, metadata=client.as_("integrations"), timeout=WAIT * 4
+            )
+            for i in range(watchers)
+        ]
+
+        async def first(call: grpc.aio.UnaryStreamCall) -> str:  # type: ignore[type-arg]
+            try:
+                message = await call.read()
+                return "allowance" if message.WhichOneof("item") == "allowance" else str(message)
+            except grpc.aio.AioRpcError as error:
+                return error.code().name
+            finally:
+                call.cancel()
+
+        try:
+            return await asyncio.gather(*(first(call) for call in calls))
+        finally:
+            for channel in channels:
+                await channel.close()
+
+    outcomes = asyncio.run(run())
+    assert outcomes.count("allowance") == watchers, {o: outcomes.count(o) for o in set(outcomes)}

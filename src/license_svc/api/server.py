@@ -118,6 +118,14 @@ class Server:
                     ("grpc.so_reuseport", int(settings.so_reuseport)),
                     ("grpc.max_receive_message_length", limit),
                     ("grpc.max_send_message_length", limit),
+                    # gRPC core cancels calls that arrive faster than the server takes them in
+                    # past 1,000 waiting (3,000 at once): a burst of reconnecting watchers would
+                    # end CANCELLED before reaching the stream cap, which is the limit we mean.
+                    ("grpc.server.max_pending_requests", max(1_000, settings.max_streams)),
+                    (
+                        "grpc.server.max_pending_requests_hard_limit",
+                        max(3_000, 2 * settings.max_streams),
+                    ),
                 ],
             )
         )
