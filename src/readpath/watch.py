@@ -11,7 +11,11 @@ watcher gets exactly one message per change. The reads run on a small pool of th
 the unary threads, and through the account cache (a notice has already dropped what it changed).
 
 Watchers are coroutines on the server's event loop; the listener thread hands notices over with
-`call_soon_threadsafe`.
+`call_soon_threadsafe`. A change reaches a thousand watchers of one account as a thousand
+writes, so what each watcher does per change is kept small: it waits on a future of its own (a
+cancelled watcher cancels nobody else's), and what the API derives from a published answer (its
+encoded message) is kept on the answer's `Published`, so it is built once per change, not once
+per watcher.
 """
 
 from __future__ import annotations
@@ -56,26 +60,46 @@ def visible(found: Subscription) -> tuple[object, ...]:
     return (found.seats, found.tier, found.active, found.valid_until)
 
 
+class Published:
+    """One version of a channel's answer, the same object for all its watchers. `memo` is theirs
+    to keep what they derive from it (the API keeps the encoded message per connections count)."""
+
+    __slots__ = ("answer", "memo")
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.memo: dict[Any, Any] = {}
+
+
 class Channel:
-    """One watched (account, product): its latest answer, and a future per published version."""
+    """One watched (account, product): its latest answer, and the watchers waiting for the next."""
 
     def __init__(self, watch: AllowanceWatch, key: Key) -> None:
         self._watch = watch
         self.key = key
-        self.value: Answer | None = None
+        self.current: Published | None = None
         self.version = 0
         self.watchers = 0
         self.closed = False
-        self._published: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting: dict[asyncio.Future[None], None] = {}  # one future per waiting watcher
         self._due: int | None = None  # a re-read is wanted, at least at this position
         self._reading = False
 
-    async def next(self, seen: int) -> Answer:
-        """The answer of the first version after `seen` (waits for it)."""
+    @property
+    def value(self) -> Answer | None:
+        return self.current.answer if self.current is not None else None
+
+    async def next(self, seen: int) -> Published:
+        """The first version after `seen` (waits for it)."""
         while self.version <= seen:
-            await asyncio.shield(self._published)
-        assert self.value is not None
-        return self.value
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiting[waiter] = None
+            try:
+                await waiter
+            finally:
+                self._waiting.pop(waiter, None)
+        assert self.current is not None
+        return self.current
 
     def refresh(self, position: int) -> None:
         self._due = max(position, self._due or 0)
@@ -100,14 +124,17 @@ class Channel:
 
     def _publish(self, found: Answer) -> None:
         subscription, position = found
-        if self.value is not None and visible(self.value[0]) == visible(subscription):
-            if position > self.value[1]:
-                self.value = (self.value[0], position)  # later joiners get the later position
+        current = self.value
+        if current is not None and visible(current[0]) == visible(subscription):
+            if position > current[1]:  # later joiners get the later position
+                self.current = Published((current[0], position))
             return
-        self.value = found
+        self.current = Published(found)
         self.version += 1
-        published, self._published = self._published, asyncio.get_running_loop().create_future()
-        published.set_result(None)
+        waiting, self._waiting = self._waiting, {}
+        for waiter in waiting:
+            if not waiter.done():
+                waiter.set_result(None)
         if subscription.valid_until is not None:
             self._watch.wake_at(subscription.valid_until, self)
 
@@ -131,7 +158,7 @@ class AllowanceWatch:
 
     # -- what watchers call (on the loop) ----------------------------------------------------
 
-    async def follow(self, account_id: str, product: Product) -> AsyncIterator[Answer]:
+    async def follow(self, account_id: str, product: Product) -> AsyncIterator[Published]:
         """The account's allowance now, then once per visible change, for as long as iterated."""
         self._attach()
         key = (account_id, product)
@@ -143,9 +170,9 @@ class AllowanceWatch:
         try:
             seen = 0
             while True:
-                answer = await channel.next(seen)
+                published = await channel.next(seen)
                 seen = channel.version
-                yield answer
+                yield published
         finally:
             channel.watchers -= 1
             if channel.watchers == 0 and self._channels.get(key) is channel:

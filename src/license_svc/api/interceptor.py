@@ -132,7 +132,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
             return grpc.unary_stream_rpc_method_handler(
                 behaviour,
                 request_deserializer=None,
-                response_serializer=handler.response_serializer,
+                response_serializer=_passing_bytes(handler.response_serializer),
             )
         return handler  # the contract has no client-streaming methods
 
@@ -241,6 +241,18 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self._observer.handled(call)
         trailing = (*(status.trailing_metadata or ()), (REQUEST_ID, call.request_id))
         return _Status(status.code, status.details, trailing)
+
+
+def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """A stream's serializer that lets an already encoded message through: a change written to
+    many watchers is encoded once (`watch.py`)."""
+    if serialize is None:
+        return None
+
+    def encode(message: Any) -> bytes:
+        return message if type(message) is bytes else serialize(message)
+
+    return encode
 
 
 class _Counted:

@@ -76,19 +76,38 @@ class Streams:
                 self._open -= 1
 
     def sender(self, context: Any) -> Send:
+        """Call from the stream's own task: a stalled write cancels that task, and the send
+        turns the cancellation into `ConsumerTooSlow`. One timer per write, no extra task: a
+        change written to a thousand watchers is a thousand of these."""
         stall = self.stall_seconds
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
 
         async def send(message: Any, position: int) -> None:
-            write = asyncio.ensure_future(context.write(message))
-            write.add_done_callback(_quietly)  # also when the client goes away meanwhile
-            done, _ = await asyncio.wait({write}, timeout=stall)
-            if not done:
-                raise ConsumerTooSlow(position, stall)
-            write.result()
+            stalled = _Stall(task)
+            timer = loop.call_later(stall, stalled.fire)
+            try:
+                await context.write(message)
+            except asyncio.CancelledError:
+                if not stalled.fired or task.uncancel() > 0:
+                    raise  # the client left, or the server is stopping
+                raise ConsumerTooSlow(position, stall) from None
+            finally:
+                timer.cancel()
 
         return send
 
 
-def _quietly(write: asyncio.Future[Any]) -> None:
-    if not write.cancelled():
-        write.exception()  # retrieved, so asyncio does not log it
+class _Stall:
+    """A write's timer: when it fires, the stream's task is cancelled and the send says why."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.fired = False
+
+    def fire(self) -> None:
+        self.fired = True
+        self.task.cancel()

@@ -60,9 +60,16 @@ async def watch_seat_allowance(
     account_id, product, in_use = _account_request(request)
     with streams.slot():
         send = streams.sender(context)
-        async for found, position in watch.follow(account_id, product):
-            allowance = seat_allowance(account_id, product, found, position, in_use)
-            await send(pb.WatchSeatAllowanceResponse(allowance=allowance), position)
+        async for published in watch.follow(account_id, product):
+            found, position = published.answer
+            # Encoded once per change and connections count, however many watch the account
+            # (the server passes bytes through; see the interceptor).
+            encoded = published.memo.get(in_use)
+            if encoded is None:
+                allowance = seat_allowance(account_id, product, found, position, in_use)
+                response = pb.WatchSeatAllowanceResponse(allowance=allowance)
+                encoded = published.memo[in_use] = response.SerializeToString()
+            await send(encoded, position)
 
 
 async def _feed(watch: AllowanceWatch, send: Send, after: int, product: Product | None) -> None:
