@@ -206,7 +206,8 @@ def test_a_burst_of_watchers_past_grpcs_pending_call_queue_all_get_their_allowan
         async def first(call: grpc.aio.UnaryStreamCall) -> str:  # type: ignore[type-arg]
             try:
                 message = await call.read()
-                return "allowance" if message.WhichOneof("item") == "allowance" else str(message)
+                assert isinstance(message, pb.WatchSeatAllowanceResponse), message
+                return message.WhichOneof("item") or "empty"
             except grpc.aio.AioRpcError as error:
                 return error.code().name
             finally:
@@ -216,7 +217,7 @@ def test_a_burst_of_watchers_past_grpcs_pending_call_queue_all_get_their_allowan
             return await asyncio.gather(*(first(call) for call in calls))
         finally:
             for channel in channels:
-                await channel.close()
+                await channel.close(None)
 
     outcomes = asyncio.run(run())
     assert outcomes.count("allowance") == watchers, {o: outcomes.count(o) for o in set(outcomes)}
