@@ -61,7 +61,7 @@ async def _run(spec: WatchSpec) -> WatchResult:
     opened: list[int] = []
     cpu0 = time.process_time()
 
-    async def watch(i: int) -> None:
+    async def watch(i: int) -> grpc.aio.UnaryStreamCall:  # type: ignore[type-arg]
         request = pb.WatchSeatAllowanceRequest(
             account_id=spec.accounts[i], product=pb.PRODUCT_INTEGRATIONS
         )
@@ -83,14 +83,18 @@ async def _run(spec: WatchSpec) -> WatchResult:
             failures.append(f"{error.code().name}: {error.details()}")
         finally:
             first[i].set()
-            if spec.updates == 0:
-                await _wait_for(Path(spec.hold_path), spec.timeout)
-            call.cancel()
+        if spec.updates == 0:
+            await _wait_for(Path(spec.hold_path), spec.timeout)
+        return call
 
     tasks = [asyncio.create_task(watch(i)) for i in range(count)]
     await asyncio.gather(*(event.wait() for event in first))
     Path(spec.ready_path).touch()
-    await asyncio.gather(*tasks)
+    # Streams are ended only when every one has its last update: a stream cancelled as soon as
+    # it has its own would make the server tear it down while still writing to the others.
+    calls = await asyncio.gather(*tasks)
+    for call in calls:
+        call.cancel()
     cpu = time.process_time() - cpu0
     for channel in channels:
         await channel.close(None)

@@ -94,6 +94,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
     server.start()
     bootstrap.start_health_endpoint(service)
+    startup.settle_memory(settings.gc_threshold)
     host = settings.listen.rpartition(":")[0]
     log.info(
         "license-svc %s: listening on %s:%d (%s), database %s, %d tokens%s",

@@ -116,6 +116,9 @@ class Settings:
     stream_stall_seconds: float = 30.0
     stream_read_threads: int = 2
     stream_window: int = 10_000
+    # The server's cyclic garbage collector (`startup.settle_memory`): allocations between two
+    # collections of the youngest generation (Python's own is 700; 0 = leave Python's settings).
+    gc_threshold: int = 50_000
     # The ops dashboard page: served by `license-svc dashboard`, and inside `run` ("" = off).
     dashboard_listen: str = "127.0.0.1:8080"
     unknown: tuple[str, ...] = ()  # LICENSE_SVC_* variables that are set but unknown (typos)
@@ -454,6 +457,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         stream_stall_seconds=_float(env, "STREAM_STALL_SECONDS", Settings.stream_stall_seconds),
         stream_read_threads=_int(env, "STREAM_READ_THREADS", Settings.stream_read_threads, lo=1),
         stream_window=_int(env, "STREAM_WINDOW", Settings.stream_window, lo=1),
+        gc_threshold=_int(env, "GC_THRESHOLD", Settings.gc_threshold),
     )
     return settings.with_(unknown=env.unknown())
 

@@ -113,6 +113,8 @@ def test_metrics_count_the_calls_made_and_the_events_stored(own_database: str, t
         }
         assert sum(reasons.values()) == 5
         assert value(after, "license_svc_db_pool_size") >= 1
+        assert value(after, "process_resident_memory_bytes") > 0  # the process's own series
+        assert ("python_gc_collections_total", (("generation", "0"),)) in after
         # No worker yet: every view lags by the whole store.
         head = value(after, "license_svc_store_position")
         assert head >= 7

@@ -24,7 +24,9 @@ from eventsourcing.postgres import PostgresDatastore
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     start_http_server,
 )
@@ -265,6 +267,10 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.grpc = GrpcMetrics(self.registry)
         self.registry.register(DomainCollector(parts))  # type: ignore[arg-type]
+        # The process's own: RSS and CPU (process_*), and the garbage collector's runs per
+        # generation (python_gc_*), which `LICENSE_SVC_GC_THRESHOLD` tunes.
+        ProcessCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self._http: Any = None
         self.port = 0
 
