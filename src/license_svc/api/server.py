@@ -200,6 +200,7 @@ class Server:
         self.health.enter_graceful_shutdown()
         if not self._loop.is_closed():
             self._on_loop(self.grpc.stop(grace))
+            self._on_loop(self.streams.close())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join(5.0)
             self._loop.close()

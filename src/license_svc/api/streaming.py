@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from readpath.feed import LogFeed
@@ -58,6 +60,8 @@ class Streams:
         self.stall_seconds = stall_seconds
         self._open = 0
         self._lock = threading.Lock()
+        self._writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
+        self._watchdog: asyncio.Task[None] | None = None
 
     @property
     def open(self) -> int:
@@ -76,38 +80,60 @@ class Streams:
                 self._open -= 1
 
     def sender(self, context: Any) -> Send:
-        """Call from the stream's own task: a stalled write cancels that task, and the send
-        turns the cancellation into `ConsumerTooSlow`. One timer per write, no extra task: a
-        change written to a thousand watchers is a thousand of these."""
-        stall = self.stall_seconds
-        loop = asyncio.get_running_loop()
+        """Call from the stream's own task. A write marks when it began; the process's one
+        watchdog cancels a stream whose write has waited `stall_seconds`, and its send turns
+        that into `ConsumerTooSlow`. Nothing is scheduled per write: a change written to a
+        thousand watchers is a thousand of these."""
         task = asyncio.current_task()
         assert task is not None
+        writer = _Writer(task)
+        self._writers.add(writer)
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = task.get_loop().create_task(self._watch_writes())
+        stall = self.stall_seconds
 
         async def send(message: Any, position: int) -> None:
-            stalled = _Stall(task)
-            timer = loop.call_later(stall, stalled.fire)
+            writer.since = time.monotonic()
             try:
                 await context.write(message)
             except asyncio.CancelledError:
-                if not stalled.fired or task.uncancel() > 0:
+                if not writer.fired or task.uncancel() > 0:
                     raise  # the client left, or the server is stopping
                 raise ConsumerTooSlow(position, stall) from None
             finally:
-                timer.cancel()
+                writer.since = 0.0
 
         return send
 
+    async def close(self) -> None:
+        """After the server stopped (on its loop): the watchdog is not left pending."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._watchdog
 
-class _Stall:
-    """A write's timer: when it fires, the stream's task is cancelled and the send says why."""
+    async def _watch_writes(self) -> None:
+        """Ends with the last stream (the next one starts it again)."""
+        period = min(1.0, self.stall_seconds / 4)
+        while self._writers:
+            await asyncio.sleep(period)
+            late = time.monotonic() - self.stall_seconds
+            for writer in list(self._writers):
+                if 0.0 < writer.since <= late:
+                    writer.fire()
 
-    __slots__ = ("fired", "task")
+
+class _Writer:
+    """One stream's write in progress (`since`, 0 when none), for the watchdog."""
+
+    __slots__ = ("__weakref__", "fired", "since", "task")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
+        self.since = 0.0
         self.fired = False
 
     def fire(self) -> None:
-        self.fired = True
-        self.task.cancel()
+        if not self.fired:
+            self.fired = True
+            self.task.cancel()
