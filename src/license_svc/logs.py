@@ -24,6 +24,9 @@ def redact(text: str) -> str:
     return CODE_SHAPE.sub(lambda m: f"{m.group(1)}-••••-••••-••••", text)
 
 
+# Set on a record whose producer masked what a caller could have written into it (the call log:
+# its only caller-given text is the request id); its line is not scanned again.
+MASKED = "masked"
 TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 # The keys a call log record carries beyond the standard LogRecord attributes.
 CALL_FIELDS = (
@@ -54,7 +57,8 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return redact(json.dumps(line, default=str))
+        text = json.dumps(line, default=str)
+        return text if record.__dict__.get(MASKED) and not record.exc_info else redact(text)
 
 
 class TextFormatter(logging.Formatter):
@@ -69,7 +73,7 @@ class TextFormatter(logging.Formatter):
             reseller = record.__dict__.get("reseller_id")
             who = f"{role}:{reseller}" if reseller else role
             text = f"{text} role={who} request_id={request_id}"
-        return redact(text)
+        return text if record.__dict__.get(MASKED) and not record.exc_info else redact(text)
 
 
 def setup(fmt: str) -> None:

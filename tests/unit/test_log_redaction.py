@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+from license_svc.api.calllog import CallLog
+from license_svc.api.interceptor import Call
 from license_svc.logs import JsonFormatter, TextFormatter, redact
 
 
@@ -26,3 +28,30 @@ def test_json_and_text_lines_mask_a_code_in_a_request_id():
     assert "ABCD" not in JsonFormatter().format(line)
     assert json.loads(JsonFormatter().format(line))["request_id"] == "INT-••••-••••-••••"
     assert "ABCD" not in TextFormatter().format(line)
+
+
+def test_the_call_logs_own_line_masks_a_code_shaped_request_id_in_both_formats():
+    """The call log masks its one caller-given field itself and marks the record, so its line is
+    not scanned again: the mark must not let a code through."""
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    calls = logging.getLogger("license_svc.calls")
+    keep, level = Keep(), calls.level
+    calls.addHandler(keep)
+    calls.setLevel(logging.INFO)
+    try:
+        call = Call("/fiscobridge.licensing.v1.KeyService/GetKey", "unary", "INT-ABCD-EFGH-2345")
+        call.role = "ops"
+        CallLog().handled(call)
+    finally:
+        calls.removeHandler(keep)
+        calls.setLevel(level)
+    (line,) = seen
+    for formatter in (JsonFormatter(), TextFormatter()):
+        text = formatter.format(line)
+        assert "ABCD" not in text and "INT-••••-••••-••••" in text, text
+    assert json.loads(JsonFormatter().format(line))["message"].startswith("GetKey answered OK")

@@ -55,12 +55,19 @@ def _enum(table: dict[Any, Any], value: int, field: str, expected: str) -> Any:
         raise BadRequest([(field, f"must be {expected}")]) from None
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:
     if value is None:
         return None
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp
+    if value.tzinfo is None:
+        value = value.astimezone(UTC)  # a naive time is local time, as `FromDatetime` takes it
+    # On every allowance answer: plain arithmetic, not the library's pure-Python FromDatetime.
+    delta = value - EPOCH
+    return timestamp_pb2.Timestamp(
+        seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1_000
+    )
 
 
 def from_timestamp(value: timestamp_pb2.Timestamp) -> datetime:
