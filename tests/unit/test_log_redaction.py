@@ -51,7 +51,8 @@ def test_the_call_logs_own_line_masks_a_code_shaped_request_id_in_both_formats()
         calls.removeHandler(keep)
         calls.setLevel(level)
     (line,) = seen
-    for formatter in (JsonFormatter(), TextFormatter()):
-        text = formatter.format(line)
-        assert "ABCD" not in text and "INT-••••-••••-••••" in text, text
-    assert json.loads(JsonFormatter().format(line))["message"].startswith("GetKey answered OK")
+    json_line, text_line = JsonFormatter().format(line), TextFormatter().format(line)
+    assert "ABCD" not in json_line and "ABCD" not in text_line
+    assert json.loads(json_line)["request_id"] == "INT-••••-••••-••••"
+    assert json.loads(json_line)["message"].startswith("GetKey answered OK")
+    assert "request_id=INT-••••-••••-••••" in text_line
