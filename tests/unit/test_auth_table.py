@@ -9,6 +9,7 @@ import pytest
 
 from license_svc.api.auth import (
     ACCESS,
+    KNOWN_HEADERS,
     PermissionDenied,
     Principal,
     Role,
@@ -134,3 +135,26 @@ def test_a_token_file_with_an_incomplete_entry_is_refused(entries: object, tmp_p
     path.write_text(json.dumps(entries))
     with pytest.raises(ValueError):
         TokenTable.from_file(path)
+
+
+def test_a_header_seen_before_stops_working_when_a_reload_drops_its_token(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.json"
+    kept, gone = {"token": "kept", "role": "ops"}, {"token": "gone", "role": "ops"}
+    path.write_text(json.dumps([kept, gone]))
+    table = TokenTable.from_file(path)
+    for _ in range(2):  # the second call is answered from the headers already seen
+        assert table.authenticate((("authorization", "Bearer gone"),)).role is Role.OPS
+    path.write_text(json.dumps([kept]))
+    assert table.reload()
+    with pytest.raises(Unauthenticated):
+        table.authenticate((("authorization", "Bearer gone"),))
+    assert table.authenticate((("authorization", "Bearer kept"),)).role is Role.OPS
+
+
+def test_only_known_tokens_are_remembered_and_only_so_many_spellings() -> None:
+    table = TokenTable.from_file(DEV_TOKENS)
+    for spaces in range(KNOWN_HEADERS + 50):
+        with pytest.raises(Unauthenticated):
+            table.authenticate((("authorization", "Bearer unknown" + " " * spaces + "x"),))
+        table.authenticate((("authorization", "Bearer " + " " * spaces + "dev-ops"),))
+    assert len(table._entries.known_headers) == KNOWN_HEADERS

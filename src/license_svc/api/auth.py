@@ -23,7 +23,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -96,12 +96,16 @@ AuthContext = Mapping[str, Iterable[bytes]]  # grpc's ServicerContext.auth_conte
 SAN_PROPERTIES = ("peer_uri", "peer_dns")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CREDENTIALS = ("token", "token_sha256", "identity")
+KNOWN_HEADERS = 1_024
 
 
 @dataclass(frozen=True)
 class Entries:
     by_digest: dict[bytes, Principal]
     by_identity: dict[str, Principal]
+    # Authorization headers already found in `by_digest` (a call needs no hash when its header
+    # was seen): only known tokens get in, and only so many spellings of them.
+    known_headers: dict[str, Principal] = field(default_factory=dict, compare=False)
 
     @property
     def size(self) -> int:
@@ -197,12 +201,17 @@ class TokenTable:
                 return found
             raise Unauthenticated("Missing bearer token")
         text = header.decode() if isinstance(header, bytes) else header
+        known = entries.known_headers.get(text)
+        if known is not None:
+            return known
         scheme, _, token = text.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Authorization must be 'Bearer <token>'")
         principal = entries.by_digest.get(_digest(token.strip()))
         if principal is None:
             raise Unauthenticated("Unknown bearer token")
+        if len(entries.known_headers) < KNOWN_HEADERS:
+            entries.known_headers[text] = principal
         return principal
 
     @staticmethod
