@@ -236,6 +236,9 @@ def _faults(
             started = time.monotonic()
             worker.kill()
             worker.start()
+            # Up first, then caught up: views already at the head would otherwise count a
+            # worker still starting as recovered (and the outage could begin mid-start).
+            worker.wait_health("SERVING")
             target = current_head(db_url)
             wait_views(db_url, target)
             report.worker_recovery.append(time.monotonic() - started)

@@ -66,8 +66,7 @@ def _service(settings: config.Settings) -> bootstrap.Service:
     if settings.health_listen:
         startup.check_address(settings.health_listen, "LICENSE_SVC_HEALTH_LISTEN")
     settings = bootstrap.with_database(settings)
-    startup.wait_for_database(settings)
-    return bootstrap.build(settings)
+    return startup.start_when_reachable(settings, bootstrap.build)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -12,12 +12,17 @@ import json
 import logging
 import socket
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import psycopg
+from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
+from eventsourcing.persistence import OperationalError as LibraryOperationalError
 
 from license_svc.api.auth import TokenTable
 from license_svc.config import DEV_TOKENS, PREFIX, ConfigError, Settings
 
+T = TypeVar("T")
 log = logging.getLogger("license_svc.startup")
 
 # SQLSTATE classes that retrying will not fix: a wrong password, a missing database or role.
@@ -92,11 +97,51 @@ def check_address(address: str, setting: str, reuse_port: bool = False) -> None:
                 ) from None
 
 
-def wait_for_database(settings: Settings) -> None:
-    """Connect once, retrying for up to `startup_wait_seconds` with a line per attempt; a wrong
-    password or a missing database is a setting error and is not retried."""
-    label = settings.database_label()
+def start_when_reachable(settings: Settings, build: Callable[[Settings], T]) -> T:
+    """`build(settings)` once the database answers. The database may also go away while the
+    service is being built (a restart during an outage: the first `SELECT 1` answered, a later
+    statement of the build did not); start-up then waits for it again, all within the one
+    `startup_wait_seconds`, instead of exiting on the first lost connection."""
     deadline = time.monotonic() + settings.startup_wait_seconds
+    while True:
+        wait_for_database(settings, deadline)
+        try:
+            return build(settings)
+        except Exception as error:
+            if not connection_lost(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise DependencyDown(
+                    f"{PREFIX}DATABASE_URL: the database at {settings.database_label()} went away"
+                    f" during start-up and was not back within {settings.startup_wait_seconds:g}s"
+                    f" ({PREFIX}STARTUP_WAIT_SECONDS): {one_line(error)}"
+                ) from None
+            log.warning(
+                "database %s went away during start-up (%s); waiting for it again",
+                settings.database_label(),
+                one_line(error),
+            )
+
+
+def connection_lost(error: BaseException) -> bool:
+    """A lost or refused connection anywhere in the chain (the library re-raises its own
+    types), not a setting the database refused (those are not retried)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, psycopg.OperationalError):
+            return not _fatal(seen)
+        if isinstance(seen, (LibraryOperationalError, LibraryInterfaceError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def wait_for_database(settings: Settings, deadline: float | None = None) -> None:
+    """Connect once, retrying until `deadline` (else for `startup_wait_seconds`) with a line
+    per attempt; a wrong password or a missing database is a setting error and is not retried."""
+    label = settings.database_label()
+    if deadline is None:
+        deadline = time.monotonic() + settings.startup_wait_seconds
     attempt = 0
     while True:
         attempt += 1
