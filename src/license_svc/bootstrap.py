@@ -25,7 +25,7 @@ from license_svc.config import Settings
 from license_svc.dbhealth import DatabaseMonitor
 from license_svc.domain.identity import KeyIdentity
 from license_svc.health_endpoint import HealthEndpoint
-from license_svc.startup import DependencyDown, one_line, tokens_for
+from license_svc.startup import DependencyDown, in_chain, one_line, tokens_for
 from license_svc.sweeper import Sweeper, SweeperThread
 from projections.registry import NAMES
 from projections.workers.runner import ProjectionWorkers
@@ -144,12 +144,7 @@ def build(settings: Settings, clock: Clock = utcnow) -> Service:
 
 def _contended(error: BaseException) -> bool:
     """A deadlock or lock timeout anywhere in the chain (the library re-raises its own types)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if isinstance(seen, CONTENDED):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return "deadlock detected" in str(error)
+    return in_chain(error, CONTENDED) is not None or "deadlock detected" in str(error)
 
 
 def _build(settings: Settings, clock: Clock) -> Service:

@@ -23,6 +23,7 @@ from license_svc.api.auth import TokenTable
 from license_svc.config import DEV_TOKENS, PREFIX, ConfigError, Settings
 
 T = TypeVar("T")
+LOST = (psycopg.OperationalError, LibraryOperationalError, LibraryInterfaceError)
 log = logging.getLogger("license_svc.startup")
 
 # SQLSTATE classes that retrying will not fix: a wrong password, a missing database or role.
@@ -123,17 +124,22 @@ def start_when_reachable(settings: Settings, build: Callable[[Settings], T]) -> 
             )
 
 
-def connection_lost(error: BaseException) -> bool:
-    """A lost or refused connection anywhere in the chain (the library re-raises its own
-    types), not a setting the database refused (those are not retried)."""
+def in_chain(error: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first exception of `kinds` in `error`'s chain of causes (the library re-raises its
+    own types from psycopg's)."""
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, psycopg.OperationalError):
-            return not _fatal(seen)
-        if isinstance(seen, (LibraryOperationalError, LibraryInterfaceError)):
-            return True
+        if isinstance(seen, kinds):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
+
+
+def connection_lost(error: BaseException) -> bool:
+    """A lost or refused connection anywhere in the chain, not a setting the database refused
+    (those are not retried)."""
+    found = in_chain(error, LOST)
+    return found is not None and not (isinstance(found, psycopg.Error) and _fatal(found))
 
 
 def wait_for_database(settings: Settings, deadline: float | None = None) -> None:
