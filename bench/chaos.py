@@ -31,8 +31,15 @@ from typing import Any
 
 import psycopg
 
-from bench.chaos_parts import Child, Load, generations, head, store_facts, view_differences
-from bench.chaos_parts import views_at as _views_at
+from bench.chaos_parts import (
+    Child,
+    Load,
+    generations,
+    head,
+    store_facts,
+    view_differences,
+    wait_views_at,
+)
 from bench.database import fresh_database, server_url
 from bench.faults import DatabaseProxy
 from bench.processes import BENCH_PEPPER, free_port
@@ -139,17 +146,8 @@ def close_connections() -> None:
         _connections.popitem()[1].close()
 
 
-def views_at(db_url: str, target: int) -> bool:
-    return _views_at(sql(db_url), target)
-
-
 def wait_views(db_url: str, target: int, timeout: float = 120) -> float:
-    started = time.monotonic()
-    while not views_at(db_url, target):
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"views not at position {target} after {timeout}s")
-        time.sleep(0.05)
-    return time.monotonic() - started
+    return wait_views_at(sql(db_url), target, timeout)
 
 
 def current_head(db_url: str) -> int:

@@ -230,6 +230,16 @@ def views_at(conn: psycopg.Connection[Any], target: int) -> bool:
     return len(positions) >= len(NAMES) and min(positions.values()) >= target
 
 
+def wait_views_at(conn: psycopg.Connection[Any], target: int, timeout: float) -> float:
+    """Seconds until every view has taken in position `target` (polled on `conn`)."""
+    started = time.monotonic()
+    while not views_at(conn, target):
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"views not at position {target} after {timeout}s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
 def store_facts(conn: psycopg.Connection[Any], key_ids: list[str]) -> tuple[int, list[str]]:
     """(how many of `key_ids` the store holds, keys with more than one KeyActivated)."""
     ids = [uuid.UUID(k) for k in key_ids]

@@ -30,7 +30,7 @@ import grpc
 import psutil
 import psycopg
 
-from bench.chaos_parts import head, views_at
+from bench.chaos_parts import head, wait_views_at
 from bench.measure import Runner
 from bench.processes import ProcessGroup, free_port, process_pool, service_env, start_group
 from bench.results import OK, Results, Series, scalar_row
@@ -179,12 +179,7 @@ def _views_at_head(url: str, timeout: float = 300) -> None:
     """Wait until every view has taken in the store's head: the worker's backlog from the
     stages before (or from seeding this level's codes) is not a fan-out delay."""
     with psycopg.connect(url, autocommit=True) as conn:
-        target = head(conn)
-        deadline = time.monotonic() + timeout
-        while not views_at(conn, target):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the views did not reach position {target} in {timeout}s")
-            time.sleep(0.05)
+        wait_views_at(conn, head(conn), timeout)
 
 
 def _fanout_row(watchers: int, committed: list[float], got: list[WatchResult]) -> dict[str, Any]:
