@@ -30,7 +30,7 @@ lint: install
 	$(VENV)/bin/ruff format --check src tests bench protos
 	$(VENV)/bin/mypy
 
-## Regenerate src/license_svc/api/gen from protos/ (committed; a test fails when stale).
+## Regenerate src/license_svc/entrypoints/api/gen from protos/ (committed; a test fails when stale).
 proto: install
 	$(PY) protos/generate.py
 

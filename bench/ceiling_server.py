@@ -31,8 +31,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from psycopg_pool import ConnectionPool
 
 from license_svc import config
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
 TABLE_SQL = [
     "CREATE TABLE IF NOT EXISTS bench_allowance ("

@@ -43,9 +43,9 @@ from bench.chaos_parts import (
 from bench.database import fresh_database, server_url
 from bench.faults import DatabaseProxy
 from bench.processes import BENCH_PEPPER, free_port
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
 from license_svc.config import DEV_TOKENS
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from projections.registry import NAMES
 
 
@@ -323,7 +323,7 @@ def _rebuild_and_compare(db_url: str, logs: Path) -> dict[str, int]:
             [
                 sys.executable,
                 "-m",
-                "license_svc.cli",
+                "license_svc.entrypoints.cli.main",
                 "projections",
                 "rebuild",
                 "all",

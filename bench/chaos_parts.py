@@ -26,8 +26,8 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from projections.registry import NAMES, view_class
 
 # Reconnect quickly after a replica restarts (gRPC's default back-off grows to minutes).
@@ -55,7 +55,7 @@ class Child:
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "license_svc.cli", *self.argv],
+                [sys.executable, "-m", "license_svc.entrypoints.cli.main", *self.argv],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

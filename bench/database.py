@@ -27,7 +27,7 @@ def server_url() -> str:
     url = os.environ.get("LICENSE_SVC_TEST_DATABASE_URL", "")
     if url:
         return url
-    from license_svc import embedded_db
+    from license_svc.adapters import embedded as embedded_db
 
     folder = Path(tempfile.mkdtemp(prefix="license-svc-bench-"))
     atexit.register(shutil.rmtree, folder, True)  # runs after the embedded server's own cleanup

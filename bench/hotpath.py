@@ -38,7 +38,7 @@ from bench.scenarios import Stubs, auth, issue_request, session
 from bench.seed import Seeder
 from bench.stats import percentile
 from bench.watchers import WatchResult, WatchSpec, run_watchers
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 log = logging.getLogger("bench")
 STAGES = ("CacheReads", "WatchFanout", "IdleWatchers")
@@ -55,7 +55,7 @@ SEATS = issue_request().seats  # each activation adds this many seats
 def start_tuned(url: str, workers: int, logs: Path, name: str, **env: str) -> ProcessGroup:
     """`license-svc serve` replicas with some settings of their own."""
     address = f"127.0.0.1:{free_port()}"
-    argv = [sys.executable, "-m", "license_svc.cli", "serve"]
+    argv = [sys.executable, "-m", "license_svc.entrypoints.cli.main", "serve"]
     full = {**service_env(url, address, workers), **env}
     return start_group(name, argv, full, address, workers, logs)
 

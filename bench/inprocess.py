@@ -23,9 +23,9 @@ import psycopg
 from bench.load import LoadResult
 from bench.processes import BENCH_PEPPER
 from license_svc import config
-from license_svc.application import LicensingApp
 from license_svc.domain.key import ActivationKey
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import LicensingApp
 
 BULK_ROWS = 10_000
 TOPIC = "license_svc.domain.key:ActivationKey.KeyIssued"

@@ -109,7 +109,7 @@ def start_group(
 
 def start_service(database_url: str, workers: int, log_dir: Path) -> ProcessGroup:
     address = f"127.0.0.1:{free_port()}"
-    argv = [sys.executable, "-m", "license_svc.cli", "serve"]
+    argv = [sys.executable, "-m", "license_svc.entrypoints.cli.main", "serve"]
     env = service_env(database_url, address, workers)
     return start_group("license-svc", argv, env, address, workers, log_dir)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.processes import service_env
 
-CLI = [sys.executable, "-m", "license_svc.cli"]
+CLI = [sys.executable, "-m", "license_svc.entrypoints.cli.main"]
 WORKER_COMMANDS = ("run", "worker", "follow")
 
 

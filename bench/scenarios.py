@@ -16,8 +16,8 @@ from typing import Any
 
 import grpc
 
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
 TOKENS = {
     "reseller": "dev-reseller-acme",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from bench.scenarios import ISSUE_COUNT, Stubs, account_name, auth, issue_request, session
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 
 @dataclass

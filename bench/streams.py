@@ -46,8 +46,8 @@ from bench import database, projections
 from bench.processes import ProcessGroup, free_port, process_pool, service_env, start_group
 from bench.scenarios import auth, issue_request
 from bench.seed import Seeder
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
 log = logging.getLogger("bench")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -307,7 +307,7 @@ def run(url: str, logs: Path, seconds: float, count: int) -> dict[str, Any]:
         **service_env(url, address, 1),
         "LICENSE_SVC_STREAM_STALL_SECONDS": str(STALL_SECONDS),
     }
-    argv = [sys.executable, "-m", "license_svc.cli", "serve"]
+    argv = [sys.executable, "-m", "license_svc.entrypoints.cli.main", "serve"]
     worker = projections.start_worker(url, logs)
     figures: dict[str, Any] = {}
     try:

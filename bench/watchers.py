@@ -18,8 +18,8 @@ import grpc
 
 from bench.load import _channel
 from bench.scenarios import auth
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
 STREAMS_PER_CHANNEL = 100  # below any HTTP/2 concurrent-stream limit
 

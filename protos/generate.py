@@ -1,7 +1,7 @@
 """Generate the Python code for licensing.proto into a flat package.
 
 `make proto` runs this; tests/unit/test_generated_code.py runs it into a temporary folder and
-fails when the committed code under src/license_svc/api/gen/ is stale.
+fails when the committed code under src/license_svc/entrypoints/api/gen/ is stale.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from grpc_tools import protoc
 
 HERE = Path(__file__).resolve().parent
 PROTO = "fiscobridge/licensing/v1/licensing.proto"
-DEFAULT_OUT = HERE.parent / "src" / "license_svc" / "api" / "gen"
+DEFAULT_OUT = HERE.parent / "src" / "license_svc" / "entrypoints" / "api" / "gen"
 GENERATED = ("licensing_pb2.py", "licensing_pb2.pyi", "licensing_pb2_grpc.py")
 
 
@@ -41,7 +41,7 @@ def generate(out: Path) -> list[Path]:
             # The generated stub imports by proto path; our code lives in one flat package.
             text = text.replace(
                 "from fiscobridge.licensing.v1 import licensing_pb2",
-                "from license_svc.api.gen import licensing_pb2",
+                "from license_svc.entrypoints.api.gen import licensing_pb2",
             )
             (out / name).write_text(text)
             written.append(out / name)

@@ -11,8 +11,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from license_svc import bootstrap, config, embedded_db
+from license_svc import bootstrap, config
+from license_svc.adapters import embedded as embedded_db
 from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.server import server_for
 from tests.support import TEST_PEPPER, Client, FakeClock, ServerProcess
 
 
@@ -88,12 +90,12 @@ def sql(database_url: str) -> Iterator[psycopg.Connection]:
 def serve_in_process() -> Iterator[Callable[[Service], Client]]:
     """A real gRPC server in this process around a service with an injected clock, reached over
     a real channel: for the end-to-end rules that need time to pass."""
-    from license_svc.api.server import Server
+    from license_svc.entrypoints.api.server import Server
 
     started: list[tuple[Server, Client]] = []
 
     def serve(service: Service) -> Client:
-        server = bootstrap.server(service)
+        server = server_for(service)
         server.start()
         client = Client(f"127.0.0.1:{server.port}")
         started.append((server, client))

@@ -11,7 +11,7 @@ import psycopg
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from license_svc.application import LicensingApp
+from license_svc.keys.app import LicensingApp
 
 # The eventsourcing factory names the events table after the application.
 EVENTS_TABLE = f"{LicensingApp.name}_events"

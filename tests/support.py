@@ -19,8 +19,8 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
@@ -175,7 +175,7 @@ class ServerProcess:
             full_env["LICENSE_SVC_HEALTH_LISTEN"] = full_env.pop("LICENSE_SVC_LISTEN")
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "license_svc.cli", *command],
+            [sys.executable, "-m", "license_svc.entrypoints.cli.main", *command],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -63,7 +63,7 @@ def start_worker(database_url: str, log_path: Path) -> subprocess.Popen[bytes]:
     """`license-svc project` in a child process."""
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "license_svc.cli", "project"],
+            [sys.executable, "-m", "license_svc.entrypoints.cli.main", "project"],
             env=cli_env(database_url),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -96,7 +96,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def cli(database_url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "license_svc.cli", *args],
+        [sys.executable, "-m", "license_svc.entrypoints.cli.main", *args],
         env=cli_env(database_url),
         capture_output=True,
         text=True,

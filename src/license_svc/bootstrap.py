@@ -9,33 +9,30 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
-from license_svc import dbpool, embedded_db, fingerprint
-from license_svc.activation import ActivationDialog
-from license_svc.api.auth import TokenTable
-from license_svc.application import Clock, LicensingApp, utcnow
-from license_svc.attempt_upkeep import RetentionThread
-from license_svc.attempts import AttemptLimiter, Limits
-from license_svc.billing import PlanBook
+from license_svc.adapters import embedded as embedded_db
+from license_svc.adapters import fingerprint
+from license_svc.adapters import pools as dbpool
+from license_svc.adapters.clock import Clock, utcnow
+from license_svc.adapters.dbhealth import DatabaseMonitor
+from license_svc.attempts.limiter import AttemptLimiter, Limits
+from license_svc.attempts.upkeep import RetentionThread
 from license_svc.config import Settings
-from license_svc.dbhealth import DatabaseMonitor
 from license_svc.domain.identity import KeyIdentity
-from license_svc.health_endpoint import HealthEndpoint
-from license_svc.startup import DependencyDown, in_chain, one_line, tokens_for
-from license_svc.sweeper import Sweeper, SweeperThread
+from license_svc.keys.app import LicensingApp
+from license_svc.keys.dialog import ActivationDialog
+from license_svc.keys.sweeper import Sweeper, SweeperThread
+from license_svc.plans.book import PlanBook
+from license_svc.reads.feed import LogFeed
+from license_svc.reads.live import LiveViews
+from license_svc.reads.storelog import StoreNames
+from license_svc.startup import DependencyDown, in_chain, one_line
 from projections.registry import NAMES
 from projections.workers.runner import ProjectionWorkers
-from readpath.feed import LogFeed
-from readpath.live import LiveViews
-from readpath.log import StoreNames
-
-if TYPE_CHECKING:
-    from license_svc.api.server import Server
-    from license_svc.dashboard.server import Dashboard
 
 log = logging.getLogger(__name__)
 SCHEMA_LOCK = zlib.crc32(b"license-svc/bootstrap/schema")
@@ -78,7 +75,7 @@ class Service:
     feed: LogFeed
     monitor: DatabaseMonitor
     background: list[Background] = field(default_factory=list)
-    endpoints: list[HealthEndpoint] = field(default_factory=list)
+    endpoints: list[Background] = field(default_factory=list)
 
     @property
     def datastore(self) -> PostgresDatastore:
@@ -207,13 +204,6 @@ def _wire(
     return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor)
 
 
-def server(service: Service, tokens: TokenTable | None = None) -> Server:
-    """The gRPC server over a built service, with the token table its settings name."""
-    from license_svc.api.server import Server
-
-    return Server(service, tokens or tokens_for(service.settings))
-
-
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:
     """Run the views' workers in this process (`license-svc project`, `license-svc run`)."""
     workers = ProjectionWorkers(service.settings, service.datastore, names)
@@ -231,31 +221,3 @@ def start_sweeper(service: Service) -> None:
     upkeep = RetentionThread(service.limiter, retention, service.settings.sweep_interval_seconds)
     upkeep.start()
     service.background.append(upkeep)
-
-
-def start_dashboard(service: Service, listen: str, tokens: TokenTable | None = None) -> Dashboard:
-    """Serve the ops dashboard page from this process's read layer (`dashboard`, `run`). Given
-    the server's token table, a SIGHUP's reload changes who may sign in to the page too."""
-    from license_svc.dashboard.board import Reads
-    from license_svc.dashboard.server import Dashboard
-
-    reads = Reads(
-        service.views, service.limiter, service.clock, service.app.recorder.max_notification_id
-    )
-    dashboard = Dashboard(reads, tokens or tokens_for(service.settings), listen)
-    dashboard.start()
-    service.background.append(dashboard)
-    return dashboard
-
-
-def start_health_endpoint(service: Service) -> HealthEndpoint | None:
-    """The plaintext health endpoint at LICENSE_SVC_HEALTH_LISTEN, if set (any command)."""
-    address = service.settings.health_listen
-    if not address:
-        return None
-    service.monitor.start()
-    endpoint = HealthEndpoint(address, service.serving, service.settings.health_interval_seconds)
-    endpoint.start()
-    service.endpoints.append(endpoint)
-    log.info("health endpoint on %s:%d", address.rpartition(":")[0], endpoint.port)
-    return endpoint

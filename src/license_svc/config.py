@@ -61,7 +61,7 @@ class Settings:
     # Outages: no call waits long for the database. A pool checkout waits at most
     # `pool_timeout`; the server bounds every statement and every idle transaction; a
     # background check every `health_interval_seconds` turns health NOT_SERVING, and then
-    # calls are answered UNAVAILABLE at once (`license_svc.dbhealth`).
+    # calls are answered UNAVAILABLE at once (`license_svc.adapters.dbhealth`).
     pool_timeout: float = 0.5
     statement_timeout: float = 10.0
     idle_in_transaction_timeout: float = 10.0
@@ -150,7 +150,7 @@ class Settings:
             ),
             "POSTGRES_SINGLE_ROW_TRACKING": "y",
             "ISSUE_CONCURRENCY": str(self.issue_concurrency),
-            # Read by `license_svc.dbpool` when it hardens the library's pools.
+            # Read by `license_svc.adapters.pools` when it hardens the library's pools.
             "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
         }
         env.update(self.extra)

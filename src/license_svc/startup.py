@@ -19,7 +19,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
 from eventsourcing.persistence import OperationalError as LibraryOperationalError
 
-from license_svc.api.auth import TokenTable
+from license_svc.access.auth import TokenTable
 from license_svc.config import DEV_TOKENS, PREFIX, ConfigError, Settings
 
 T = TypeVar("T")

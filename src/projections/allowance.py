@@ -16,11 +16,11 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed
 
+from license_svc.domain.subscription import Entitlement, Subscription, subscription_at
 from license_svc.domain.tiers import Product, Tier
 
 from .changes import Change
-from .entitlements import Entitlement, EntitlementsView
-from .subscription import Subscription, subscription_at
+from .entitlements import EntitlementsView
 
 Account = tuple[str, str]  # (account_id, product)
 

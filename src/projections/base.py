@@ -27,14 +27,14 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 
-from license_svc.application import LicensingApp
+from license_svc.adapters.application import EventStore
 from license_svc.domain.key import ActivationKey
 from license_svc.domain.plan import Plan
 
 from .changes import Change, Notice
 
 CHANNEL = "license_svc_views"
-APP_NAME = LicensingApp.name  # the application name tracking rows are recorded under
+APP_NAME = EventStore.name  # the application name tracking rows are recorded under
 # One advisory lock serialises DDL across processes: concurrent CREATE TABLE IF NOT EXISTS can
 # collide in pg_type, and the library's tracking-table migration check is not concurrency-safe.
 DDL_LOCK = zlib.crc32(b"license-svc/views/ddl")

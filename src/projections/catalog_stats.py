@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from uuid import UUID
 
 from psycopg import Cursor
@@ -26,10 +26,7 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
 
-from .base import Batch
-
-if TYPE_CHECKING:
-    from .catalog import CatalogView
+from .base import Batch, View
 
 TABLES = ("counts", "daily")
 CountKey = tuple[str, str, str, str]  # reseller_id, product, tier, status
@@ -51,7 +48,7 @@ class KeyStats:
     position: int
 
 
-def create_statements(view: CatalogView) -> list[Composed]:
+def create_statements(view: View) -> list[Composed]:
     """The two tables, and their first fill from the catalog's keys when they are new (a catalog
     made before they existed). The fill adds to rows a running worker may have written meanwhile,
     so either order of the two commits ends with the right totals."""
@@ -83,7 +80,7 @@ def create_statements(view: CatalogView) -> list[Composed]:
     ]
 
 
-def states_before(curs: Cursor[DictRow], view: CatalogView, batch: Batch) -> dict[UUID, list[str]]:
+def states_before(curs: Cursor[DictRow], view: View, batch: Batch) -> dict[UUID, list[str]]:
     """The stored state of every key the batch changes, read after its issued keys were copied
     and before any change is applied: [reseller_id, product, tier, status] per key id."""
     ids = [e.originator_id for e in [*batch.activated, *batch.revoked, *batch.expired]]
@@ -98,9 +95,7 @@ def states_before(curs: Cursor[DictRow], view: CatalogView, batch: Batch) -> dic
     return {r["key_id"]: [r["reseller_id"], r["product"], r["tier"], r["status"]] for r in rows}
 
 
-def record(
-    curs: Cursor[DictRow], view: CatalogView, batch: Batch, before: dict[UUID, list[str]]
-) -> None:
+def record(curs: Cursor[DictRow], view: View, batch: Batch, before: dict[UUID, list[str]]) -> None:
     """Bring the counts and the days up to the batch, the way the catalog applied it: each
     change sets a key's status whatever it was, and only keys the catalog holds change."""
     counts, daily = view.table("counts"), view.table("daily")
@@ -159,7 +154,7 @@ def _add(
 
 
 def key_stats(
-    view: CatalogView, reseller_id: str, product: Product | None, now: datetime, days: DayRange
+    view: View, reseller_id: str, product: Product | None, now: datetime, days: DayRange
 ) -> KeyStats:
     """Counts and days in one statement (one snapshot), with the catalog's position."""
     where: list[Composable] = []

@@ -18,27 +18,13 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
 from license_svc.domain.plan import Plan
+from license_svc.domain.subscription import Entitlement
 from license_svc.domain.tiers import Product, Tier
 
 from .base import Batch, View, pg_text, pg_value
 from .changes import Change
 
-SOURCE_KEY, SOURCE_PLAN = "key", "plan"
 PLAN_SNAPSHOTS = (Plan.PlanStarted, Plan.PlanRenewed, Plan.PlanChanged, Plan.PlanCancelled)
-
-
-@dataclass(frozen=True)
-class Entitlement:
-    key_id: UUID
-    account_id: str
-    product: Product
-    tier: Tier
-    seats: int
-    period_starts_at: datetime
-    period_ends_at: datetime
-    hint: str = ""
-    source: str = SOURCE_KEY
-    subscription_id: str = ""  # plans: the payment provider's subscription id
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from license_svc.domain.subscription import Subscription, subscription_at
 from license_svc.domain.tiers import Product
 
 from .entitlements import EntitlementsView
-from .subscription import Subscription, subscription_at
 
 
 class SummaryView(EntitlementsView):

@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from bench.faults import DatabaseProxy
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.chaos.probes import eventually, health_of
 from tests.helpers import rich, unique
 from tests.support import Client, ServerProcess, SweeperProcess, WorkerProcess

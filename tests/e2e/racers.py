@@ -10,8 +10,8 @@ from multiprocessing.synchronize import Barrier
 
 import grpc
 
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from tests.helpers import rich
 
 Job = tuple[int, str, str]  # (round, code, account)

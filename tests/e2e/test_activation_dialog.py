@@ -6,8 +6,8 @@ import grpc
 import psycopg
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.domain import codes
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import (
     EVENTS_TABLE,
     NOT_AVAILABLE,

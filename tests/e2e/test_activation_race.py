@@ -8,7 +8,7 @@ from collections import Counter
 import psycopg
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.e2e.racers import Outcome, race
 from tests.helpers import EVENTS_TABLE, unique
 from tests.support import TOKENS, Client, ServerProcess

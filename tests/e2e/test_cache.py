@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from license_svc import bootstrap
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from projections.allowance import AllowanceView
 from projections.base import generation_name
 from tests.e2e.test_entitlements import allowance, revoke_by_ops, summary

@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import unique
 from tests.support import Client, ServerProcess
 

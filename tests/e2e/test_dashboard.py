@@ -20,11 +20,11 @@ import grpc
 import pytest
 
 from license_svc import bootstrap
-from license_svc.api.auth import TokenTable
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.access.auth import TokenTable
 from license_svc.bootstrap import Service
-from license_svc.dashboard.server import Dashboard
 from license_svc.domain import codes
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.dashboard.server import Dashboard, start_dashboard
 from tests.helpers import unique
 from tests.support import TOKENS, Client, FakeClock, free_port
 from tests.views_support import cli_env, stop, wait_until
@@ -60,7 +60,7 @@ def served(
     activation whose account id (from an event older than the API's validation) is a script."""
     bootstrap.start_projections(service)
     client = serve_in_process(service)
-    dashboard: Dashboard = bootstrap.start_dashboard(service, "127.0.0.1:0")
+    dashboard: Dashboard = start_dashboard(service, "127.0.0.1:0")
     last = 0
     for reseller, tier in (("acme", pb.TIER_STARTER), ("globex", pb.TIER_SCALE)):
         keys = client.issue(6, reseller, tier=tier, period_months=1).keys
@@ -193,7 +193,7 @@ def test_the_dashboard_command_serves_the_page_and_a_taken_port_is_one_line(
     command = [
         sys.executable,
         "-m",
-        "license_svc.cli",
+        "license_svc.entrypoints.cli.main",
         "dashboard",
         "--listen",
         f"127.0.0.1:{port}",
@@ -227,7 +227,7 @@ def test_a_reloaded_token_table_changes_who_may_open_the_page(
     path = tmp_path / "tokens.json"
     path.write_text(json.dumps([{"token": "ops-before", "role": "ops"}]))
     tokens = TokenTable.from_file(path)
-    dashboard = bootstrap.start_dashboard(service, "127.0.0.1:0", tokens)
+    dashboard = start_dashboard(service, "127.0.0.1:0", tokens)
     base = f"http://127.0.0.1:{dashboard.port}/"
     assert fetch(base, Authorization="Bearer ops-before")[0] == 200
     path.write_text(json.dumps([{"token": "ops-after", "role": "ops"}]))

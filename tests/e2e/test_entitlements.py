@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from license_svc import bootstrap
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
 from tests.support import Client, FakeClock
 

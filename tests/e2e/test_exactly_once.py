@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from license_svc import bootstrap
-from license_svc.application import IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import IssueKeys
 from projections.base import CHANNEL
 from projections.changes import Notice
 from projections.registry import NAMES

@@ -11,7 +11,7 @@ import grpc
 import psycopg
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import RichError, count_events, rich, unique
 from tests.support import Client, ServerProcess
 from tests.views_support import SMALL_POOLS, fresh_database

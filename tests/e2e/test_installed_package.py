@@ -68,7 +68,7 @@ def test_the_installed_package_runs_away_from_the_repository(
     assert inside_repo == {}
     with fresh_database(database_url) as url:
         listed = subprocess.run(
-            [sys.executable, "-m", "license_svc.cli", "projections", "list"],
+            [sys.executable, "-m", "license_svc.entrypoints.cli.main", "projections", "list"],
             env={**env, "LICENSE_SVC_DATABASE_URL": url},
             cwd=elsewhere,
             capture_output=True,

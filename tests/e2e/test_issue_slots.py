@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
 from tests.support import Client
 

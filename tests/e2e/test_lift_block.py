@@ -8,8 +8,8 @@ import grpc
 import psycopg
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.domain import codes
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
 from tests.support import Client
 from tests.views_support import cli

@@ -10,7 +10,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.support import REPO, Client, free_port
 
 
@@ -23,7 +23,7 @@ def start_dev_server(
     env["LICENSE_SVC_DASHBOARD_LISTEN"] = dashboard  # not the shared default either
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "license_svc.cli", "run"],
+            [sys.executable, "-m", "license_svc.entrypoints.cli.main", "run"],
             env=env,
             cwd=REPO,
             stdout=out,

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.domain import codes
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import EVENTS_TABLE, unique
 from tests.support import Client, ServerProcess
 from tests.unit.test_deploy_monitoring import names_used

@@ -17,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.certs import CertificateAuthority, Issued
 from tests.helpers import rich, unique
 from tests.support import TOKENS, Client, ServerProcess

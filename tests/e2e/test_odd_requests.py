@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich
 from tests.support import Client
 

@@ -15,9 +15,9 @@ from google.protobuf import timestamp_pb2
 from psycopg.sql import SQL
 
 from license_svc import bootstrap
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
 from license_svc.domain.key import ActivationKey
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
 from tests.support import Client, FakeClock
 from tests.views_support import fresh_database, wait_until

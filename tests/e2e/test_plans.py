@@ -14,8 +14,8 @@ from dateutil.relativedelta import relativedelta
 from google.protobuf import timestamp_pb2
 
 from license_svc import bootstrap
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.e2e.test_entitlements import activate_new_key, allowance, summary
 from tests.helpers import EVENTS_TABLE, rich, unique
 from tests.support import Client, FakeClock

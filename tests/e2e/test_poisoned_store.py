@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from license_svc import bootstrap
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.domain.key import ActivationKey
 from license_svc.domain.tiers import Product, Tier
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from projections.base import REPLACEMENT
 from projections.registry import NAMES
 from tests.helpers import unique

@@ -1,8 +1,8 @@
-"""`python -m license_svc.probe`, the container health check of deploy/compose.yaml."""
+"""`python -m license_svc.entrypoints.probe`, the container health check of deploy/compose.yaml."""
 
 from __future__ import annotations
 
-from license_svc import probe
+from license_svc.entrypoints import probe
 from tests.support import ServerProcess, free_port
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import unique
 from tests.support import Client, ServerProcess
 from tests.views_support import SMALL_POOLS, server_with_worker

@@ -13,7 +13,7 @@ import grpc
 import psycopg
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from projections.registry import NAMES
 from projections.workers.runner import close_runner, start_runner
 from tests.helpers import unique

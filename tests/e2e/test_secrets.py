@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.domain import codes
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.e2e.dump import database_text
 from tests.helpers import unique
 from tests.support import Client, ServerProcess

@@ -26,7 +26,7 @@ TOKENS = str(REPO / "deploy" / "dev" / "tokens.json")
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, list[str]]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")}
     done = subprocess.run(
-        [sys.executable, "-m", "license_svc.cli", *args],
+        [sys.executable, "-m", "license_svc.entrypoints.cli.main", *args],
         env={**clean, **env},
         cwd=REPO,
         capture_output=True,

@@ -16,8 +16,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import EVENTS_TABLE, rich
 from tests.support import Client, ServerProcess
 

@@ -8,8 +8,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from grpc_health.v1 import health_pb2
 
-from license_svc.api.auth import ACCESS, Role
-from license_svc.api.gen import licensing_pb2 as pb
+from license_svc.access.auth import ACCESS, Role
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich
 from tests.support import Client
 

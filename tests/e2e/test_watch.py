@@ -11,9 +11,9 @@ import grpc
 import pytest
 
 from license_svc import bootstrap
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.gen import licensing_pb2_grpc as pb_grpc
 from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from tests.e2e.test_entitlements import activate_new_key, allowance, revoke_by_ops
 from tests.helpers import rich, unique
 from tests.support import Client, FakeClock

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from license_svc import embedded_db
+from license_svc.adapters import embedded as embedded_db
 from tests.fuzz import driver
 from tests.fuzz.seeding import seed
 from tests.support import ServerProcess

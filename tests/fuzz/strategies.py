@@ -18,9 +18,9 @@ from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
-from license_svc.api.auth import ACCESS
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.validation import ID_ALPHABET
+from license_svc.access.auth import ACCESS
+from license_svc.access.fields import ID_ALPHABET
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.support import TOKENS
 
 Metadata = tuple[tuple[str, str | bytes], ...]

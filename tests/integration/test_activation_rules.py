@@ -11,12 +11,12 @@ import grpc
 import psycopg
 import pytest
 
-from license_svc.activation import DialogRequest
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.application import Activation, IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.key import KeyNotAvailable, KeyStatus
 from license_svc.domain.tiers import Product, Tier
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.keys.app import Activation, IssueKeys
+from license_svc.keys.dialog import DialogRequest
 from tests.helpers import NOT_AVAILABLE, count_events, rich, stored_topics, unique
 from tests.support import Client, FakeClock
 

@@ -10,13 +10,13 @@ import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
 
-from license_svc.activation import DialogRequest, WrongProduct
-from license_svc.application import IssueKeys
-from license_svc.attempts import TooManyAttempts
+from license_svc.attempts.limiter import TooManyAttempts
 from license_svc.bootstrap import Service
 from license_svc.domain import codes
 from license_svc.domain.key import KeyNotAvailable
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import IssueKeys
+from license_svc.keys.dialog import DialogRequest, WrongProduct
 from tests.helpers import unique
 from tests.support import FakeClock
 

@@ -8,13 +8,13 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from license_svc.activation import DialogRequest
-from license_svc.attempt_upkeep import lift_block, lifts_of, purge
-from license_svc.attempts import TooManyAttempts
+from license_svc.attempts.limiter import TooManyAttempts
+from license_svc.attempts.upkeep import lift_block, lifts_of, purge
 from license_svc.bootstrap import Service
 from license_svc.domain import codes
 from license_svc.domain.key import KeyNotAvailable
 from license_svc.domain.tiers import Product
+from license_svc.keys.dialog import DialogRequest
 from tests.helpers import unique
 from tests.support import FakeClock
 

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from psycopg.sql import SQL
 
 from license_svc import bootstrap
-from license_svc.application import IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import IssueKeys
+from license_svc.reads import ops
 from projections.catalog_stats import KeyStats
-from readpath import ops
 from tests.helpers import unique
 from tests.support import FakeClock
 

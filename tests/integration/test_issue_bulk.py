@@ -18,18 +18,13 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from license_svc import bootstrap, config, embedded_db
-from license_svc.application import (
-    IssuedBatch,
-    IssuedKey,
-    IssueKeys,
-    IssuingBusy,
-    LicensingApp,
-)
+from license_svc import bootstrap, config
+from license_svc.adapters import embedded as embedded_db
 from license_svc.bootstrap import Service
 from license_svc.domain import codes
 from license_svc.domain.key import ActivationKey, KeyStatus
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import IssuedBatch, IssuedKey, IssueKeys, IssuingBusy, LicensingApp
 from tests.helpers import EVENTS_TABLE, count_events, unique
 from tests.support import TEST_PEPPER
 

@@ -8,16 +8,11 @@ from dataclasses import replace
 import psycopg
 import pytest
 
-from license_svc.application import (
-    IssuedBatch,
-    IssueKeys,
-    RequestIdReused,
-    UnsupportedProduct,
-)
 from license_svc.bootstrap import Service
 from license_svc.domain import codes
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import IssuedBatch, IssueKeys, RequestIdReused, UnsupportedProduct
 from tests.helpers import count_events, stored_topics, unique
 
 

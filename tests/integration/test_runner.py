@@ -14,9 +14,9 @@ import psycopg
 import pytest
 
 from license_svc import bootstrap
-from license_svc.application import IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import IssueKeys
 from projections.base import CHANNEL
 from projections.workers.follow import PacedSubscription
 from projections.workers.runner import close_runner, start_runner

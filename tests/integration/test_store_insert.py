@@ -19,10 +19,10 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 
-from license_svc.application import IssueKeys
+from license_svc.adapters.eventstore import LicensingRecorder
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
-from license_svc.store import LicensingRecorder
+from license_svc.keys.app import IssueKeys
 from tests.helpers import unique
 from tests.support import FakeClock
 

@@ -11,10 +11,10 @@ import psycopg
 import pytest
 
 from license_svc import bootstrap
-from license_svc.application import IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
-from license_svc.sweeper import Sweep
+from license_svc.keys.app import IssueKeys
+from license_svc.keys.sweeper import Sweep
 from projections.catalog import CatalogView
 from tests.helpers import EVENTS_TABLE, stored_topics, unique
 from tests.support import FakeClock

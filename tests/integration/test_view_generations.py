@@ -14,15 +14,15 @@ import psycopg
 import pytest
 
 from license_svc import bootstrap
-from license_svc.application import IssueKeys
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
+from license_svc.keys.app import IssueKeys
+from license_svc.reads.live import LiveViews
 from projections.catalog import CatalogView
 from projections.registry import NAMES
 from projections.workers.prune import prune
 from projections.workers.rebuild import rebuild, rebuilding
 from projections.workers.runner import connect, worker_lock_key
-from readpath.live import LiveViews
 from tests.helpers import unique
 from tests.views_support import fresh_database, settings_for
 

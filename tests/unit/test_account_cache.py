@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from license_svc.reads.cache import AccountCache
 from projections.changes import NOTICE_LIMIT, Notice
-from readpath.cache import AccountCache
 
 T0 = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
 VIEW = "allowance_g1"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from license_svc.api.auth import (
+from license_svc.access.auth import (
     ACCESS,
     KNOWN_HEADERS,
     PermissionDenied,
@@ -18,8 +18,8 @@ from license_svc.api.auth import (
     authorize,
     needs_token,
 )
-from license_svc.api.gen import licensing_pb2 as pb
 from license_svc.config import DEV_TOKENS
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 RES, POR, INT, AUD, OPS = "reseller", "portal", "integrations", "auditor", "ops"
 BIL = "billing"

@@ -8,7 +8,7 @@ from google.protobuf import timestamp_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from license_svc.api import convert
+from license_svc.entrypoints.api import convert
 
 OFFSETS = st.integers(-23 * 60, 23 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 # Inside the range a Timestamp holds (years 1–9999 in UTC), whatever the offset.

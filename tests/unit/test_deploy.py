@@ -163,7 +163,12 @@ def test_the_compose_file_runs_postgres_two_servers_a_worker_and_a_sweeper() -> 
         assert set(service["secrets"]) == {"pepper", "tokens"}
         assert settings["LICENSE_SVC_PEPPER_FILE"] == "/run/secrets/pepper"
         assert settings["LICENSE_SVC_TOKENS_FILE"] == "/run/secrets/tokens"
-        assert service["healthcheck"]["test"][:4] == ["CMD", "python", "-m", "license_svc.probe"]
+        assert service["healthcheck"]["test"][:4] == [
+            "CMD",
+            "python",
+            "-m",
+            "license_svc.entrypoints.probe",
+        ]
     assert services["server"]["build"]["dockerfile"] == "deploy/Dockerfile"
     assert set(compose["secrets"]) == {"pepper", "tokens"}
 

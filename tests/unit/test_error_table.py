@@ -8,13 +8,13 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from license_svc.activation import WrongProduct
-from license_svc.api import errors
-from license_svc.application import IssuingBusy
-from license_svc.attempts import TooManyAttempts
+from license_svc.attempts.limiter import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable
 from license_svc.domain.tiers import Product
+from license_svc.entrypoints.api import errors
+from license_svc.keys.app import IssuingBusy
+from license_svc.keys.dialog import WrongProduct
 
 
 def decoded(error: Exception) -> tuple[grpc.StatusCode, str, dict[str, object]]:

@@ -18,7 +18,7 @@ def _generator():
 
 def test_committed_generated_code_is_what_the_proto_generates(tmp_path: Path):
     generator = _generator()
-    committed = REPO / "src" / "license_svc" / "api" / "gen"
+    committed = REPO / "src" / "license_svc" / "entrypoints" / "api" / "gen"
     for fresh in generator.generate(tmp_path):
         assert fresh.read_text() == (committed / fresh.name).read_text(), (
             f"{fresh.name} is stale: run `make proto`"
@@ -26,7 +26,7 @@ def test_committed_generated_code_is_what_the_proto_generates(tmp_path: Path):
 
 
 def test_the_contract_has_the_five_services_and_their_fixed_methods():
-    from license_svc.api.gen import licensing_pb2 as pb
+    from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
     services = {
         name: sorted(m.name for m in service.methods)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from license_svc.api.calllog import CallLog
-from license_svc.api.interceptor import Call
+from license_svc.entrypoints.api.calllog import CallLog
+from license_svc.entrypoints.api.interceptor import Call
 from license_svc.logs import JsonFormatter, TextFormatter, redact
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
+from license_svc.domain.subscription import Entitlement, subscription_at
 from license_svc.domain.tiers import Product, Tier
-from projections.entitlements import Entitlement
-from projections.subscription import subscription_at
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

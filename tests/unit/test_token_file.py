@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from license_svc.api.auth import AuthContext, Role, TokenTable, Unauthenticated
+from license_svc.access.auth import AuthContext, Role, TokenTable, Unauthenticated
 
 SPIFFE = "spiffe://fiscobridge.internal/integrations"
 

@@ -11,9 +11,8 @@ from google.protobuf import timestamp_pb2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from license_svc.api.errors import BadRequest
-from license_svc.api.gen import licensing_pb2 as pb
-from license_svc.api.validation import ID_ALPHABET, LIMITS, Fields
+from license_svc.access.fields import ID_ALPHABET, LIMITS, BadRequest, Fields
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 CONTROLS = [chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]]
 
@@ -109,7 +108,7 @@ def test_a_timestamp_datetime_cannot_hold_is_refused() -> None:
 def test_a_stats_range_at_the_calendars_ends_is_still_a_range():
     from datetime import date
 
-    from readpath.ops import default_days
+    from license_svc.reads.ops import default_days
 
     today = date(2026, 12, 1)
     assert default_days(today, first=date(9999, 12, 30)).last == date.max

@@ -32,7 +32,7 @@ from eventsourcing.persistence import ApplicationRecorder, Subscription
 from eventsourcing.postgres import PostgresSubscription
 from psycopg.sql import SQL, Identifier
 
-from license_svc.store import LicensingRecorder
+from license_svc.adapters.eventstore import LicensingRecorder
 
 TOPIC = "projections.workers.follow:FollowingRecorder"
 PULL_SECONDS = 0.005

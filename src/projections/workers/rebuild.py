@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
-from license_svc.application import LicensingApp
+from license_svc.adapters.application import EventStore
 from license_svc.config import Settings
 from projections.base import View
 from projections.generations import Generations, advisory_lock
@@ -80,7 +80,7 @@ class Progress:
 def rebuild(
     settings: Settings,
     datastore: PostgresDatastore,
-    app: LicensingApp,
+    app: EventStore,
     name: str,
     out: TextIO = sys.stderr,
     keep_old: bool = False,
@@ -119,7 +119,7 @@ def _report(out: TextIO, pruned: Pruned) -> None:
 def _replay_and_switch(
     settings: Settings,
     generations: Generations,
-    app: LicensingApp,
+    app: EventStore,
     old: View,
     new: View,
     out: TextIO,

@@ -34,8 +34,8 @@ from eventsourcing.postgres import PostgresDatastore
 from eventsourcing.projection import BaseProjectionRunner
 from psycopg.rows import dict_row
 
-from license_svc import dbpool
-from license_svc.application import LicensingApp
+from license_svc.adapters import pools as dbpool
+from license_svc.adapters.application import EventStore
 from license_svc.config import Settings
 from projections.base import generation_name
 from projections.generations import Generations
@@ -60,7 +60,7 @@ RUNNER_ENV = {
 }
 
 
-class BatchingRunner(BaseProjectionRunner[LicensingApp]):
+class BatchingRunner(BaseProjectionRunner[EventStore]):
     """The library's runner, given a view set and handing it whole batches."""
 
     def __init__(self, settings: Settings, generations: Mapping[str, int]) -> None:
@@ -76,7 +76,7 @@ class BatchingRunner(BaseProjectionRunner[LicensingApp]):
             )
             super().__init__(
                 projection=ViewSetProjection(self.views),
-                application_class=LicensingApp,
+                application_class=EventStore,
                 tracking_recorder=self.views,
                 topics=(),
                 env=env,

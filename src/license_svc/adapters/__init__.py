@@ -1,0 +1,2 @@
+"""PostgreSQL: the event store, the pools, database health, the pepper's fingerprint,
+the embedded database."""

@@ -1,0 +1,138 @@
+"""Is the database reachable? Checked in the background, never from inside a request.
+
+`DatabaseMonitor` runs `SELECT 1` every `health_interval_seconds` on a connection of its own
+(not the pool's: a busy pool is not an outage). Each check is bounded: it runs on a helper
+thread that the monitor waits for at most `CHECK_SECONDS`, so a check stuck on a silent network
+counts as a failure instead of freezing health. On every change it calls its listeners with
+`up` (health statuses, the pools); when the database comes back it first checks the idle
+pooled connections, so the ones a restart broke are replaced before calls take them.
+
+Whoever serves reads `monitor.up` (a flag) to answer UNAVAILABLE at once while it is down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger("license_svc.adapters.dbhealth")
+
+CHECK_SECONDS = 2.0
+
+Listener = Callable[[bool], None]
+
+
+class DatabaseMonitor:
+    def __init__(
+        self,
+        conninfo: str,
+        label: str,
+        interval: float,
+        pools: Iterable[Any] = (),
+    ) -> None:
+        self._conninfo = conninfo
+        self._label = label
+        self._interval = interval
+        self._pools = list(pools)
+        self._listeners: list[Listener] = []
+        self._up = threading.Event()
+        self._checked = threading.Event()
+        self._stopping = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._probe: threading.Thread | None = None
+        self._thread = threading.Thread(target=self._run, name="db-health", daemon=True)
+        self._start_lock = threading.Lock()
+        self._started = False
+        self.changed_at = time.monotonic()
+
+    @property
+    def up(self) -> bool:
+        return self._up.is_set()
+
+    def listen(self, listener: Listener) -> None:
+        """Call `listener(up)` now and on every change."""
+        self._listeners.append(listener)
+        listener(self.up)
+
+    def start(self, timeout: float = CHECK_SECONDS + 1) -> None:
+        """Start checking (once; later calls return at once); returns after the first check
+        (or `timeout`)."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+            self._thread.start()
+        self._checked.wait(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._close()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            up = self._check()
+            if up != self.up or not self._checked.is_set():
+                self._change(up)
+            self._checked.set()
+            self._stopping.wait(max(0.0, self._interval - (time.monotonic() - started)))
+
+    def _change(self, up: bool) -> None:
+        was = "up" if self.up else "down"
+        if up:
+            for pool in self._pools:  # drop the connections an outage broke, before calls do
+                with contextlib.suppress(Exception):
+                    pool.check()
+            self._up.set()
+        else:
+            self._up.clear()
+        self.changed_at = time.monotonic()
+        if self._checked.is_set() or not up:
+            log.warning("database %s is %s (was %s)", self._label, "up" if up else "DOWN", was)
+        for listener in self._listeners:
+            try:
+                listener(up)
+            except Exception:
+                log.exception("database health listener failed")
+
+    def _check(self) -> bool:
+        if self._probe is not None and self._probe.is_alive():
+            return False  # the previous check is still stuck: the database is not answering
+        result: list[bool] = []
+        self._probe = threading.Thread(target=self._query, args=(result,), daemon=True)
+        self._probe.start()
+        self._probe.join(CHECK_SECONDS)
+        if not result:
+            self._conn = None  # abandoned to the stuck probe, which closes it when it ends
+            return False
+        return result[0]
+
+    def _query(self, result: list[bool]) -> None:
+        conn = self._conn
+        try:
+            if conn is None or conn.closed:
+                conn = psycopg.connect(self._conninfo, autocommit=True)
+            conn.execute("SELECT 1")
+            self._conn = conn
+            result.append(True)
+        except Exception as error:
+            if self.up:
+                log.info("database check failed: %s", " ".join(str(error).split()))
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            result.append(False)
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()

@@ -1,0 +1,324 @@
+"""The PostgreSQL event store: the library's application recorder plus what licensing adds.
+
+- `issue_requests` remembers each IssueKeys request (never its codes) and is written in the
+  same transaction as the batch's `KeyIssued` events, so a request is either wholly minted and
+  remembered or not at all; its primary key makes two racing copies of a request collide.
+- `insert_issued` writes a whole IssueKeys batch with binary COPY instead of the library's
+  unnest insert, keeping the library's rules: the request row first, then its table lock (so
+  notification ids are assigned and committed in order), NOTIFY of its channel, one transaction.
+- `insert_events` (every ordinary save) sends BEGIN, the table lock, NOTIFY, the INSERT and
+  COMMIT in one pipeline with one sync, where the library syncs after the INSERT and sends COMMIT
+  only once the client has read its result: the table lock (which serializes every writer) is
+  then released as soon as the server reaches COMMIT, not a client round trip later. Same
+  statements, same order, same errors (a duplicate version is the library's IntegrityError).
+- `positions_of` reads an aggregate's events with their notification ids (store positions),
+  which the library's `select_events` does not return.
+
+The application picks this class through `APPLICATION_RECORDER_TOPIC`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
+from psycopg import Connection, Cursor, generators
+from psycopg import Error as PsycopgError
+from psycopg.pq import TransactionStatus
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier, Literal
+
+TOPIC = "license_svc.adapters.eventstore:LicensingRecorder"
+PLAN_STARTED_TOPIC = "license_svc.domain.plan:Plan.PlanStarted"  # `get_topic(Plan.PlanStarted)`
+
+# The library retries a failed statement 10 times 0.2 s apart, each retry a pool checkout: with
+# the database gone, a call would wait ~10 checkouts. The service retries once (a pooled
+# connection broken by a database restart fails once, and is then discarded), then the caller
+# gets UNAVAILABLE and retries on its own terms (the answer carries RetryInfo).
+_retry_once = retry((InterfaceError, OperationalError), max_attempts=2, wait=0.05)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def retried(method: F) -> F:
+    return cast(F, _retry_once(method))
+
+
+def _unretried(method: Any) -> Any:
+    """A library method without its own retry decorator (`functools.wraps` keeps it)."""
+    return getattr(method, "__wrapped__", method)
+
+
+@dataclass(frozen=True)
+class IssueRequest:
+    reseller_id: str
+    request_id: str
+    batch_id: UUID
+    fingerprint: str  # what was asked for: same id with another fingerprint is refused
+    count: int
+    last_key_id: UUID
+
+
+@dataclass(frozen=True)
+class PositionedEvent:
+    stored: StoredEvent
+    position: int
+
+
+class LicensingRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.issue_requests ("
+                " reseller_id text NOT NULL,"
+                " request_id text NOT NULL,"
+                " batch_id uuid NOT NULL,"
+                " fingerprint text NOT NULL,"
+                " count integer NOT NULL,"
+                " last_key_id uuid NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT now(),"
+                " PRIMARY KEY (reseller_id, request_id))"
+            ).format(schema=schema)
+        )
+        # Point-in-time reads find an account's plans among the plan starts (few beside the
+        # keys' events) without scanning the store.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {index} ON {schema}.{table} (notification_id)"
+                " WHERE topic = {topic}"
+            ).format(
+                index=Identifier(f"{self.events_table_name}_plan_starts"),
+                schema=schema,
+                table=Identifier(self.events_table_name),
+                topic=Literal(PLAN_STARTED_TOPIC),
+            )
+        )
+        self._insert_request = SQL(
+            "INSERT INTO {schema}.issue_requests"
+            " (reseller_id, request_id, batch_id, fingerprint, count, last_key_id)"
+            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (reseller_id, request_id) DO NOTHING RETURNING batch_id"
+        ).format(schema=schema)
+        self._select_request = SQL(
+            "SELECT reseller_id, request_id, batch_id, fingerprint, count, last_key_id"
+            " FROM {schema}.issue_requests WHERE reseller_id = %s AND request_id = %s"
+        ).format(schema=schema)
+        self._copy_events = SQL(
+            "COPY {schema}.{table} (originator_id, originator_version, topic, state)"
+            " FROM STDIN (FORMAT BINARY)"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self._copy_types = [self.datastore.originator_id_type, "int8", "text", "bytea"]
+        self._select_positioned = SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id"
+            " FROM {schema}.{table} WHERE originator_id = %s ORDER BY originator_version"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self._select_position = SQL(
+            "SELECT notification_id FROM {schema}.{table}"
+            " WHERE originator_id = %s AND originator_version = %s"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
+        # The ordinary save's statements, rendered once (the library renders its Composed
+        # statements on every call). Identifiers render the same with or without a connection.
+        self._append_lock = [_rendered(statement) for statement in self.lock_table_statements]
+        self._append_notify = _rendered(SQL("NOTIFY {0}").format(Identifier(self.channel_name)))
+        self._append_insert = _rendered(self.insert_events_statement)
+        # A subclass that adds to the library's transaction (its `_insert_events` hook, as a
+        # process recorder's tracking row) keeps the library's path.
+        self._pipelined_append = (
+            type(self)._insert_events is PostgresApplicationRecorder._insert_events
+        )
+
+    def create_table(self) -> None:
+        """The library runs its CREATE TYPE on every start and swallows "already exists", which
+        PostgreSQL still logs as an ERROR each time. Leave the statement out when the type is
+        there (start-up holds the schema lock, `bootstrap.schema_lock`, so nobody creates it
+        in between)."""
+        statements = self.sql_create_statements
+        with self.datastore.get_connection() as conn:
+            row = conn.execute(
+                "SELECT to_regtype(%s) IS NOT NULL AS found",
+                (f'"{self.datastore.schema}"."{self.stored_event_type_name}"',),
+            ).fetchone()
+        if row is not None and row["found"]:
+            self.sql_create_statements = [
+                s for s in statements if "CREATE TYPE" not in s.as_string()
+            ]
+        try:
+            super().create_table()
+        finally:
+            self.sql_create_statements = statements
+
+    @retried
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if not stored_events or self.datastore.enable_db_functions or not self._pipelined_append:
+            insert = _unretried(PostgresApplicationRecorder.insert_events)
+            ids: Sequence[int] | None = insert(self, stored_events, **kwargs)
+            return ids
+        return self._append(stored_events, **kwargs)
+
+    @retried
+    def select_events(self, originator_id: UUID | str, **kwargs: Any) -> Sequence[StoredEvent]:
+        select = _unretried(PostgresApplicationRecorder.select_events)
+        events: Sequence[StoredEvent] = select(self, originator_id, **kwargs)
+        return events
+
+    @retried
+    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
+        return _unretried(PostgresApplicationRecorder.select_notifications)(self, *args, **kwargs)
+
+    @retried
+    def max_notification_id(self) -> int | None:
+        head: int | None = _unretried(PostgresApplicationRecorder.max_notification_id)(self)
+        return head
+
+    def _append(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
+        """The library's insert transaction in one round trip: BEGIN, SET LOCAL lock_timeout,
+        LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, INSERT … RETURNING notification_id, COMMIT,
+        then one sync. Ids are still issued under the lock, so in commit order."""
+        make = self.construct_pg_stored_event
+        pg_stored_events = [
+            make(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events
+        ]
+        with self.datastore.get_connection() as conn:
+            assert conn.autocommit  # BEGIN and COMMIT are ours
+            error: PsycopgError | None = None
+            notification_ids: Sequence[int] | None = None
+            try:
+                with conn.pipeline() as pipeline:
+                    try:
+                        with conn.cursor() as curs, conn.cursor() as insert:
+                            curs.execute(b"BEGIN")
+                            for statement in self._append_lock:
+                                curs.execute(statement, prepare=True)
+                            curs.execute(self._append_notify)
+                            insert.execute(self._append_insert, (pg_stored_events,))
+                            curs.execute(b"COMMIT")
+                            # See `_insert_stored_events`: push a large message out whole
+                            # before syncing, or client and server wait for each other.
+                            conn.wait(generators.send(conn.pgconn))
+                            pipeline.sync()
+                            notification_ids = self._fetch_ids_after_insert_events(
+                                insert, stored_events, **kwargs
+                            )
+                    except PsycopgError as exc:
+                        error = exc  # raised below, once out of the pipeline (as the library)
+            except PsycopgError as exc:
+                error = error or exc
+            if error is not None:
+                _roll_back(conn)
+                # Inside `get_connection`, which maps psycopg's errors to the library's: a
+                # duplicate (originator_id, originator_version) is its IntegrityError.
+                raise error
+        return notification_ids
+
+    @retried
+    def insert_issued(self, request: IssueRequest, stored_events: Sequence[StoredEvent]) -> int:
+        """Record a batch and its request in one transaction; return the batch's last
+        notification id. Raises IntegrityError when a racing copy of the request was recorded
+        first (after waiting for it to commit) or a key already exists."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._record_request(curs, request)
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            # Ids come from the bigserial default in COPY order, under the lock.
+            with curs.copy(self._copy_events) as copy:
+                copy.set_types(self._copy_types)
+                for event in stored_events:
+                    copy.write_row(
+                        (event.originator_id, event.originator_version, event.topic, event.state)
+                    )
+            curs.execute(self.max_notification_id_statement, prepare=True)
+            row = curs.fetchone()
+        assert row is not None and row["max"] is not None
+        return int(row["max"])
+
+    def _record_request(self, curs: Cursor[DictRow], request: IssueRequest) -> None:
+        """Insert the request row; a racing copy of the request makes it wait for that copy to
+        commit and then raises the library's IntegrityError (ON CONFLICT DO NOTHING keeps the
+        transaction usable)."""
+        curs.execute(
+            self._insert_request,
+            (
+                request.reseller_id,
+                request.request_id,
+                request.batch_id,
+                request.fingerprint,
+                request.count,
+                request.last_key_id,
+            ),
+            prepare=True,
+        )
+        if curs.fetchone() is None:
+            raise IntegrityError(f"issue request {request.request_id!r} was recorded first")
+
+    def _insert_stored_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # psycopg 3.3's pipeline sends a command with one non-blocking flush and then waits for
+        # results: a message larger than the socket buffer (a batch of thousands of events, the
+        # more so over a Unix socket, as with the embedded database) stays half in libpq's
+        # buffer, the server waits for the rest and the client for the results, forever. Push
+        # the whole message out before the library syncs the pipeline. (IssueKeys batches no
+        # longer come this way: `insert_issued` streams them with COPY, outside any pipeline,
+        # and COPY flushes each chunk. Kept for any other large save.)
+        curs.connection.wait(generators.send(curs.connection.pgconn))
+
+    def find_issue_request(self, reseller_id: str, request_id: str) -> IssueRequest | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_request, (reseller_id, request_id), prepare=True)
+            row = curs.fetchone()
+        return IssueRequest(**row) if row else None
+
+    def positioned_events(self, originator_id: UUID) -> list[PositionedEvent]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_positioned, (originator_id,), prepare=True)
+            rows = curs.fetchall()
+        return [
+            PositionedEvent(
+                stored=StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                ),
+                position=row["notification_id"],
+            )
+            for row in rows
+        ]
+
+    def position_of(self, originator_id: UUID, version: int) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._select_position, (originator_id, version), prepare=True)
+            row = curs.fetchone()
+        return int(row["notification_id"]) if row else None
+
+
+def _rendered(statement: Any) -> bytes:
+    if isinstance(statement, bytes):
+        return statement
+    if isinstance(statement, str):
+        return statement.encode()
+    return bytes(statement.as_bytes(None))
+
+
+def _roll_back(conn: Connection[DictRow]) -> None:
+    """After a failed append: in pipeline mode the statements after the error were skipped,
+    COMMIT among them, so the transaction is still open (failed). End it, so the connection
+    goes back to the pool clean; a broken connection is left for the pool to discard."""
+    if conn.info.transaction_status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
+        with contextlib.suppress(PsycopgError):
+            conn.rollback()

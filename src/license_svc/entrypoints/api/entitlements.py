@@ -1,0 +1,172 @@
+"""EntitlementService: the subscription summary and the seat allowance, read from the views.
+
+Both answers are computed at the service's clock from the view's rows
+(`license_svc.domain.subscription` holds the rules), so a period that has ended is never counted,
+whatever the sweeper has done. With `min_position` the read waits, within the call's deadline, for
+the view to reach it. Both come from the process's account cache when it is known current
+(`license_svc.reads.accounts`). With `as_of` the answer is what the live read gave at that instant,
+computed by replaying the account's events (`license_svc.reads.pointintime`); it carries the store
+position it was computed at."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import grpc
+
+from license_svc.access.fields import BadRequest, Fields
+from license_svc.adapters.clock import Clock
+from license_svc.domain.subscription import Subscription
+from license_svc.domain.tiers import Product
+from license_svc.reads.accounts import AccountReads
+from license_svc.reads.live import LiveViews
+from license_svc.reads.pointintime import PointInTime
+from license_svc.reads.watch import AllowanceWatch
+
+from . import convert
+from .errors import NotServedHere
+from .gen import licensing_pb2 as pb
+from .gen import licensing_pb2_grpc as pb_grpc
+from .reads import min_position, wait_budget
+from .streaming import Streams
+from .watch import seat_allowance, watch_seat_allowance
+
+
+class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
+    def __init__(
+        self,
+        views: LiveViews,
+        clock: Clock,
+        max_wait_seconds: float,
+        streams: Streams,
+        point_in_time: PointInTime | None = None,
+    ) -> None:
+        self._reads = AccountReads(views)  # from the account cache when it is known current
+        self._clock = clock
+        self._max_wait = max_wait_seconds
+        self._streams = streams
+        self._watch = AllowanceWatch(views, clock)  # the channels of this process's watchers
+        self._point_in_time = point_in_time
+
+    def _as_of(
+        self, request: Any, account_id: str, product: Product
+    ) -> tuple[datetime, Subscription, int] | None:
+        """The point-in-time answer when the request has `as_of` (never in the future)."""
+        check = Fields()
+        as_of = check.timestamp(request, "as_of")
+        if as_of is not None and as_of > self._clock():
+            check.add("as_of", "must not be in the future")
+        check.done()
+        if as_of is None:
+            return None
+        if self._point_in_time is None:
+            raise NotServedHere("Point-in-time reads are not wired on this server")
+        answer = self._point_in_time.subscription(account_id, product, as_of)
+        return as_of, answer.subscription, answer.position
+
+    def GetSubscriptionSummary(
+        self, request: pb.GetSubscriptionSummaryRequest, context: grpc.ServicerContext
+    ) -> pb.SubscriptionSummary:
+        account_id, product = _account(request.account_id, request.product)
+        then = self._as_of(request, account_id, product)
+        if then is not None:
+            as_of, found, position = then
+        else:
+            as_of, now = None, self._clock()
+            found, position = self._reads.summary(
+                account_id,
+                product,
+                now,
+                min_position(request.min_position),
+                wait_budget(context, self._max_wait),
+            )
+        limits = found.limits
+        return pb.SubscriptionSummary(
+            account_id=account_id,
+            product=convert.PRODUCTS[product],
+            active=found.active,
+            tier=_tier(found),
+            seats=found.seats,
+            invoices_per_month=limits.invoices_per_month if limits else 0,
+            sync=limits.sync if limits else "",
+            entitlements=[convert.entitlement(e) for e in found.entitlements],
+            position=position,
+            as_of=convert.timestamp(as_of),
+        )
+
+    async def GetSeatAllowance(  # type: ignore[override]
+        self, request: pb.GetSeatAllowanceRequest, context: Any
+    ) -> pb.SeatAllowance:
+        """A cached answer is given right here on the event loop: no thread hop, no database
+        (the hop to a pool thread and back cost more than the read itself). Anything else is
+        read on a thread, as a sync handler would be."""
+        if not request.HasField("as_of"):
+            account_id, product = _account(request.account_id, request.product)
+            if request.connections_in_use >= 0:
+                position = min_position(request.min_position)
+                hit = self._reads.cached_allowance(account_id, product, self._clock(), position)
+                if hit is not None:
+                    found, at = hit
+                    return seat_allowance(
+                        account_id, product, found, at, request.connections_in_use
+                    )
+        answer: pb.SeatAllowance = await asyncio.to_thread(self._seat_allowance, request, context)
+        return answer
+
+    def _seat_allowance(
+        self, request: pb.GetSeatAllowanceRequest, context: grpc.ServicerContext
+    ) -> pb.SeatAllowance:
+        account_id, product = _account(request.account_id, request.product)
+        in_use = request.connections_in_use
+        if in_use < 0:
+            raise BadRequest([("connections_in_use", "must not be negative")])
+        then = self._as_of(request, account_id, product)
+        if then is not None:
+            as_of, found, position = then
+        else:
+            as_of, now = None, self._clock()
+            found, position = self._reads.allowance(
+                account_id,
+                product,
+                now,
+                min_position(request.min_position),
+                wait_budget(context, self._max_wait),
+            )
+        return pb.SeatAllowance(
+            account_id=account_id,
+            product=convert.PRODUCTS[product],
+            seats=found.seats,
+            tier=_tier(found),
+            active=found.active,
+            valid_until=convert.timestamp(found.valid_until),
+            connections_in_use=in_use,
+            can_create_connection=found.allows(in_use),
+            remaining=found.remaining(in_use),
+            position=position,
+            as_of=convert.timestamp(as_of),
+        )
+
+    async def WatchSeatAllowance(  # type: ignore[override]
+        self, request: pb.WatchSeatAllowanceRequest, context: Any
+    ) -> None:
+        await watch_seat_allowance(self._watch, self._streams, request, context)
+
+
+def _account(account_id: str, product: int) -> tuple[str, Product]:
+    check = Fields()
+    account = check.identifier(account_id, "account_id")
+    try:
+        chosen = convert.product(product)
+    except BadRequest as error:
+        check.merge(error)
+        chosen = None
+    check.done()
+    assert chosen is not None
+    return account, chosen
+
+
+def _tier(found: Subscription) -> pb.Tier:
+    tier = found.tier
+    return convert.TIERS[tier] if tier is not None else pb.TIER_UNSPECIFIED

@@ -1,0 +1,195 @@
+"""Every error the API can answer, in one table: exception → gRPC code, message, reason.
+
+Answers use the rich error model: a `google.rpc.Status` whose details carry an `ErrorInfo`
+(domain `licensing.fiscobridge.com`), plus `BadRequest` field violations for malformed
+requests and `RetryInfo` when the caller should come back later. Anything not in the table is
+an INTERNAL error with a generic message; the details go to the log, never to the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import grpc
+from eventsourcing.persistence import InterfaceError, OperationalError
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+from psycopg_pool import PoolTimeout
+
+from license_svc.access.auth import PermissionDenied, Unauthenticated
+from license_svc.access.fields import BadRequest
+from license_svc.adapters.application import KeyNotFound
+from license_svc.attempts.limiter import TooManyAttempts
+from license_svc.domain.codes import InvalidKeyFormat
+from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
+from license_svc.keys.app import IssuingBusy, RequestIdReused, UnsupportedProduct
+from license_svc.keys.dialog import WrongProduct
+from license_svc.plans.book import PlanConflict
+from license_svc.reads.live import WaitTimedOut
+
+from .streaming import ConsumerTooSlow, StreamsExhausted
+
+DOMAIN = "licensing.fiscobridge.com"
+
+
+class NotDecodable(Exception):
+    """The request body is not a valid message of the method's request type."""
+
+
+class Unavailable(Exception):
+    """A dependency (the database) is down or overloaded: safe to retry later."""
+
+
+class NotServedHere(Exception):
+    """A method this server was built without the part for (e.g. no limiter, no history)."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    code: grpc.StatusCode
+    reason: str
+    message: Callable[[Exception], str] = str
+    retry_after: Callable[[Exception], timedelta | None] = field(default=lambda _: None)
+    metadata: Callable[[Exception], dict[str, str]] = field(default=lambda _: {})
+
+
+def _fixed(text: str) -> Callable[[Exception], str]:
+    return lambda _: text
+
+
+TABLE: dict[type[Exception], Mapping] = {
+    InvalidKeyFormat: Mapping(
+        grpc.StatusCode.INVALID_ARGUMENT, InvalidKeyFormat.reason, _fixed("Invalid key format")
+    ),
+    WrongProduct: Mapping(grpc.StatusCode.INVALID_ARGUMENT, WrongProduct.reason),
+    KeyNotAvailable: Mapping(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        KeyNotAvailable.reason,
+        _fixed("This activation key is not available"),
+    ),
+    TooManyAttempts: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "TOO_MANY_ATTEMPTS",
+        _fixed("Too many failed attempts"),
+        retry_after=lambda e: e.retry_after if isinstance(e, TooManyAttempts) else None,
+    ),
+    IssuingBusy: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "ISSUING_BUSY",
+        _fixed("Too many key batches are being issued at once, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    BadRequest: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    NotDecodable: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
+    RequestIdReused: Mapping(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "REQUEST_ID_REUSED",
+        _fixed("This request_id was already used with different parameters"),
+    ),
+    UnsupportedProduct: Mapping(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "PRODUCT_NOT_SUPPORTED",
+        _fixed("Keys can only be issued for PRODUCT_INTEGRATIONS until a catalog exists"),
+    ),
+    KeyNotFound: Mapping(grpc.StatusCode.NOT_FOUND, "KEY_NOT_FOUND", _fixed("Key not found")),
+    NotPermitted: Mapping(grpc.StatusCode.PERMISSION_DENIED, "NOT_PERMITTED"),
+    NotRevocable: Mapping(grpc.StatusCode.FAILED_PRECONDITION, "KEY_NOT_REVOCABLE"),
+    Unauthenticated: Mapping(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
+    PermissionDenied: Mapping(grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
+    Unavailable: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is temporarily unavailable, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    OperationalError: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is temporarily unavailable, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    InterfaceError: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is temporarily unavailable, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    PoolTimeout: Mapping(
+        grpc.StatusCode.UNAVAILABLE,
+        "UNAVAILABLE",
+        _fixed("The service is busy, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    PlanConflict: Mapping(
+        grpc.StatusCode.ABORTED,
+        "PLAN_BUSY",
+        _fixed("The plan changed while this event was recorded, please retry"),
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),
+    NotServedHere: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
+    StreamsExhausted: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "TOO_MANY_STREAMS",
+        retry_after=lambda _: timedelta(seconds=1),
+    ),
+    ConsumerTooSlow: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "CONSUMER_TOO_SLOW",
+        metadata=lambda e: {"resume_after": str(getattr(e, "resume_after", 0))},
+    ),
+    # What a generated servicer base raises for a method no servicer overrides yet.
+    NotImplementedError: Mapping(
+        grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", _fixed("Method not implemented")
+    ),
+}
+INTERNAL = Mapping(
+    grpc.StatusCode.INTERNAL, "INTERNAL", _fixed("Internal error; it has been logged")
+)
+
+
+def mapping_for(error: Exception) -> Mapping | None:
+    for cls in type(error).__mro__:
+        if cls in TABLE:
+            return TABLE[cls]
+    return None
+
+
+def to_status(error: Exception) -> grpc.Status:
+    mapping = mapping_for(error) or INTERNAL
+    message = mapping.message(error)
+    details = [
+        error_details_pb2.ErrorInfo(
+            reason=mapping.reason, domain=DOMAIN, metadata=mapping.metadata(error)
+        ),
+    ]
+    if isinstance(error, BadRequest):
+        details.append(
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                    for f, d in error.violations
+                ]
+            )
+        )
+    retry_after = mapping.retry_after(error)
+    if retry_after is not None:
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(retry_after)
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    packed = []
+    for detail in details:
+        any_detail = any_pb2.Any()
+        any_detail.Pack(detail)
+        packed.append(any_detail)
+    status = status_pb2.Status(code=_rpc_code(mapping.code), message=message, details=packed)
+    return rpc_status.to_status(status)
+
+
+def _rpc_code(code: grpc.StatusCode) -> int:
+    value: int = code.value[0]
+    assert code_pb2.Code.Name(value)  # the two enumerations agree by construction
+    return value

@@ -1,0 +1,1 @@
+"""The `license-svc` console script."""

@@ -1,0 +1,272 @@
+"""`license-svc`: the service's one command line.
+
+license-svc serve                      a gRPC server replica
+license-svc run                        development: server + projections + sweeper, embedded DB
+license-svc dashboard [--listen H:P]   the ops dashboard page (http://127.0.0.1:8080/)
+license-svc project [NAME ...]         a projection worker: keeps the views up to date
+license-svc expire [--once]            the expiry sweeper
+license-svc projections rebuild NAME   replay a view from position 0, then switch to it
+license-svc projections list           the views, their live generation and position
+license-svc projections prune [NAME]   drop the views' old generations that nothing uses
+license-svc attempts lift|show|purge   lift a failed-attempt block, show an account's, retention
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from license_svc import bootstrap, config, logs, startup
+from license_svc.entrypoints import client
+from license_svc.entrypoints.api.server import server_for
+from license_svc.entrypoints.cli import attempts as attempt_commands
+from license_svc.entrypoints.dashboard.server import start_dashboard
+from license_svc.entrypoints.health import start_health_endpoint
+from projections.registry import NAMES
+
+log = logging.getLogger("license_svc")
+
+# Background commands need few connections: the worker's runners have pools of their own.
+SMALL_POOL: dict[str, int] = {"pool_size": 2, "pool_max_overflow": 4}
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+def _wait_for_signal() -> None:
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("received %s: stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stopping.wait()
+
+
+def _settings(
+    purpose: config.Purpose, log_format: str = "", changes: dict[str, int] | None = None
+) -> config.Settings:
+    """Every setting, validated before anything else happens (ConfigError → exit 2). Logging
+    is set up before the first warning, so even that line is in the command's format."""
+    settings = config.load(purpose=purpose)
+    if settings.log_format or log_format:  # the other commands log text unless told otherwise
+        logs.setup(settings.log_format or log_format)
+    for name in settings.unknown:
+        log.warning("%s is not a setting license-svc knows: ignored (a typo?)", name)
+    return settings.with_(**changes) if changes else settings
+
+
+def _service(settings: config.Settings) -> bootstrap.Service:
+    """The database (embedded under `run`), waited for, then the wired service."""
+    if settings.health_listen:
+        startup.check_address(settings.health_listen, "LICENSE_SVC_HEALTH_LISTEN")
+    settings = bootstrap.with_database(settings)
+    return startup.start_when_reachable(settings, bootstrap.build)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings("dev" if args.dev else "service", "text" if args.dev else "json")
+    tokens = startup.tokens_for(settings)
+    startup.check_address(settings.listen, "LICENSE_SVC_LISTEN", settings.so_reuseport)
+    if settings.metrics_listen:
+        startup.check_address(settings.metrics_listen, "LICENSE_SVC_METRICS_LISTEN")
+    service = _service(settings)
+    settings = service.settings
+    try:
+        server = server_for(service, tokens)
+    except BaseException:
+        service.close()
+        raise
+    if args.dev or settings.run_projections:
+        bootstrap.start_projections(service)
+    if args.dev or settings.run_sweeper:
+        bootstrap.start_sweeper(service)
+    if args.dev and settings.dashboard_listen:
+        start_dashboard(service, settings.dashboard_listen, tokens)
+    # SIGHUP: re-read the tokens file, so who may call changes without a restart. Installed
+    # before the server answers health checks: a SIGHUP's default action would kill it.
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
+    server.start()
+    start_health_endpoint(service)
+    startup.settle_memory(settings.gc_threshold)
+    host = settings.listen.rpartition(":")[0]
+    log.info(
+        "license-svc %s: listening on %s:%d (%s), database %s, %d tokens%s",
+        "run" if args.dev else "serve",
+        host,
+        server.port,
+        settings.tls_mode(),
+        settings.database_label(),
+        tokens.size,
+        " (DEVELOPMENT tokens)" if settings.tokens_file is None else "",
+    )
+    _wait_for_signal()
+    log.info("draining in-flight calls (grace %.1fs)", settings.grace_seconds)
+    server.stop(settings.grace_seconds)
+    service.close()
+    log.info("stopped")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    settings = _settings("service", changes=SMALL_POOL)
+    listen = args.listen or settings.dashboard_listen
+    if not listen:
+        raise config.ConfigError("LICENSE_SVC_DASHBOARD_LISTEN is empty: give it an address")
+    tokens = startup.tokens_for(settings)
+    startup.check_address(listen, "LICENSE_SVC_DASHBOARD_LISTEN")
+    service = _service(settings)
+    start_dashboard(service, listen, tokens)
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: tokens.reload())  # as `serve` does
+    _wait_for_signal()
+    service.close()
+    return 0
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    names = args.names or NAMES
+    settings = _settings("service", changes=SMALL_POOL)
+    startup.tokens_for(settings)  # a production command: its token file must be sound too
+    service = _service(settings)
+    bootstrap.start_projections(service, names)
+    start_health_endpoint(service)
+    log.info(
+        "projection worker running: %s; database %s", ", ".join(names), settings.database_label()
+    )
+    _wait_for_signal()
+    service.close()
+    return 0
+
+
+def cmd_expire(args: argparse.Namespace) -> int:
+    settings = _settings("service", changes=SMALL_POOL)
+    startup.tokens_for(settings)
+    service = _service(settings)
+    if args.once:
+        sweep = service.sweeper().sweep_once()
+        print(f"expired {sweep.expired} of {sweep.due} due keys")
+        service.close()
+        return 0
+    bootstrap.start_sweeper(service)
+    start_health_endpoint(service)
+    log.info(
+        "expiry sweeper running every %.0fs; database %s",
+        settings.sweep_interval_seconds,
+        settings.database_label(),
+    )
+    _wait_for_signal()
+    service.close()
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    from projections.workers.rebuild import RebuildBusy, rebuild
+
+    service = _service(_settings("tool", changes=SMALL_POOL))
+    try:
+        for name in NAMES if args.name == "all" else [args.name]:
+            rebuild(service.settings, service.datastore, service.app, name, keep_old=args.keep_old)
+    except RebuildBusy as error:
+        log.error("%s", error)
+        return 1
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    from projections.workers.prune import prune
+    from projections.workers.rebuild import rebuilding
+
+    service = _service(_settings("tool", changes=SMALL_POOL))
+    try:
+        for name in NAMES if args.name == "all" else [args.name]:
+            with rebuilding(service.settings, name) as (conn, mine):
+                if not mine:
+                    print(f"{name}: a rebuild is running; try again after it")
+                    continue
+                print(prune(conn, service.settings, service.datastore, name).summary())
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    service = _service(_settings("tool", changes=SMALL_POOL))
+    try:
+        head = service.app.recorder.max_notification_id() or 0
+        for name, position in service.views.status():
+            generation = service.views.live_generation(name)
+            print(f"{name} generation={generation} position={position} head={head}")
+    finally:
+        service.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    _logging()
+    parser = argparse.ArgumentParser(prog="license-svc", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a gRPC server replica")
+    serve.set_defaults(func=cmd_serve, dev=False)
+    run = commands.add_parser("run", help="development: everything in one process")
+    run.set_defaults(func=cmd_serve, dev=True)
+    dashboard = commands.add_parser("dashboard", help="serve the ops dashboard page")
+    dashboard.add_argument("--listen", default="", help="host:port (LICENSE_SVC_DASHBOARD_LISTEN)")
+    dashboard.set_defaults(func=cmd_dashboard)
+    project = commands.add_parser("project", help="run a projection worker")
+    project.add_argument("names", nargs="*", metavar="NAME", help=f"views to keep: {NAMES}")
+    project.set_defaults(func=cmd_project)
+    expire = commands.add_parser("expire", help="run the expiry sweeper")
+    expire.add_argument("--once", action="store_true", help="sweep once, then exit")
+    expire.set_defaults(func=cmd_expire)
+    views = commands.add_parser("projections", help="manage the projections' views")
+    view_commands = views.add_subparsers(dest="projections_command", required=True)
+    rebuild = view_commands.add_parser("rebuild", help="rebuild a view from position 0")
+    rebuild.add_argument("name", choices=[*NAMES, "all"])
+    rebuild.add_argument("--keep-old", action="store_true", help="keep the replaced generation")
+    rebuild.set_defaults(func=cmd_rebuild)
+    prune = view_commands.add_parser("prune", help="drop old generations nothing uses")
+    prune.add_argument("name", nargs="?", default="all", choices=[*NAMES, "all"])
+    prune.set_defaults(func=cmd_prune)
+    view_commands.add_parser("list", help="list the views").set_defaults(func=cmd_list)
+    view_commands.add_parser("run", help="the same as `project`").set_defaults(
+        func=cmd_project, names=[]
+    )
+    client.register(commands)  # the people's client: keys, activate, …, audit
+    attempt_commands.register(commands)  # support: lift a block, show, purge
+    args = parser.parse_args(argv)
+    if unknown := set(getattr(args, "names", [])) - set(NAMES):
+        parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")
+    try:
+        code: int = args.func(args)
+    except config.ConfigError as error:
+        return _fail(str(error), 2)
+    except startup.DependencyDown as error:
+        return _fail(str(error), 1)
+    except Exception as error:  # never a traceback: one line; the details at debug level
+        log.debug("failed", exc_info=error)
+        return _fail(f"{type(error).__name__}: {startup.one_line(error)}", 1)
+    return code
+
+
+def _fail(message: str, code: int) -> int:
+    """A failure is one line on stderr, written directly: it must read the same whatever the
+    logging setup, and before it."""
+    sys.stderr.write(f"license-svc: ERROR: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

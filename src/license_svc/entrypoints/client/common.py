@@ -1,0 +1,182 @@
+"""What every client command shares: the connection options, calling, refusals, output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from license_svc import config
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
+
+OK, REFUSED, USAGE = 0, 1, 2
+M = TypeVar("M", bound=Message)
+
+
+class UsageError(Exception):
+    """A bad argument the parser could not see (a malformed time, no token): exit 2."""
+
+
+class Refused(Exception):
+    """The server said no (or could not be reached): one line, exit 1."""
+
+
+def options() -> argparse.ArgumentParser:
+    """The options of every client command (a parent parser, so they go after the command)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("connection")
+    group.add_argument("--target", help="server address (LICENSE_SVC_TARGET, 127.0.0.1:50051)")
+    group.add_argument("--token", help="bearer token (default: LICENSE_SVC_TOKEN)")
+    group.add_argument("--ca", metavar="FILE", help="TLS: trust this CA (PEM); implies --tls")
+    group.add_argument("--tls", action="store_true", help="TLS with the system's CAs")
+    group.add_argument("--timeout", type=float, default=30.0, help="seconds per call (30)")
+    parent.add_argument("--json", action="store_true", help="JSON for scripts, not a table")
+    return parent
+
+
+class Connection:
+    """One channel with the caller's token; the stubs of every service."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        settings = config.load_client()
+        self.target = args.target or settings.target
+        token = args.token or settings.token
+        if not token:
+            raise UsageError("no token: set LICENSE_SVC_TOKEN or pass --token")
+        self.metadata = (("authorization", f"Bearer {token}"),)
+        self.timeout = args.timeout
+        if args.ca or args.tls:
+            root = open(args.ca, "rb").read() if args.ca else None  # noqa: SIM115
+            self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root))
+        else:
+            self.channel = grpc.insecure_channel(self.target)
+        self.keys = pb_grpc.KeyServiceStub(self.channel)
+        self.activation = pb_grpc.ActivationServiceStub(self.channel)
+        self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
+        self.audit = pb_grpc.AuditServiceStub(self.channel)
+        self.ops = pb_grpc.OpsServiceStub(self.channel)
+
+    def call(self, method: Callable[..., M], request: Message, timeout: float | None = None) -> M:
+        try:
+            return method(request, metadata=self.metadata, timeout=timeout or self.timeout)
+        except grpc.RpcError as error:
+            raise Refused(refusal(error, self.target)) from None
+
+    def close(self) -> None:
+        self.channel.close()
+
+
+def refusal(error: grpc.RpcError, target: str) -> str:
+    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
+    details: str = error.details() or ""  # type: ignore[attr-defined]
+    if code is grpc.StatusCode.UNAUTHENTICATED:
+        return f"the server did not accept the token ({details or 'UNAUTHENTICATED'})"
+    if code is grpc.StatusCode.UNAVAILABLE:
+        return f"cannot reach the server at {target}: {details}"
+    return f"{details} ({code.name})" if details else code.name
+
+
+def run(args: argparse.Namespace, command: Callable[[Connection, argparse.Namespace], int]) -> int:
+    """Open the connection, run the command, turn refusals and usage errors into exit codes."""
+    try:
+        connection = Connection(args)
+    except (UsageError, OSError) as error:
+        print(f"license-svc: {error}", file=sys.stderr)
+        return USAGE
+    try:
+        return command(connection, args)
+    except UsageError as error:
+        print(f"license-svc: {error}", file=sys.stderr)
+        return USAGE
+    except Refused as error:
+        print(str(error), file=sys.stderr)
+        return REFUSED
+    except KeyboardInterrupt:  # Ctrl-C, e.g. ending `audit events --follow`: no traceback
+        return 130
+    finally:
+        connection.close()
+
+
+def as_dict(message: Message) -> dict[str, Any]:
+    """Proto JSON, except that 64-bit integers (positions, versions, counts) stay numbers, so
+    `jq 'select(.position > 100)'` works (the JSON mapping would quote them)."""
+    return _numbers(message, MessageToDict(message, preserving_proto_field_name=True))
+
+
+_INT64 = {FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT64}
+
+
+def _numbers(message: Message, value: dict[str, Any]) -> dict[str, Any]:
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in value:
+            continue
+        if field.type in _INT64:
+            found = value[field.name]
+            value[field.name] = [int(v) for v in found] if isinstance(found, list) else int(found)
+        elif field.message_type is not None and field.message_type.full_name.startswith("fisco"):
+            inner = getattr(message, field.name)
+            if isinstance(value[field.name], list):
+                pairs = zip(inner, value[field.name], strict=True)
+                value[field.name] = [_numbers(m, v) for m, v in pairs]
+            else:
+                value[field.name] = _numbers(inner, value[field.name])
+    return value
+
+
+def print_json(value: object) -> None:
+    print(json.dumps(value, indent=None, ensure_ascii=False))
+
+
+def enum_name(enum: Any, value: int) -> str:
+    """TIER_GROWTH → growth, KEY_STATUS_ACTIVATED → activated (for tables)."""
+    name: str = enum.Name(value)
+    for prefix in ("KEY_STATUS_", "TIER_", "PRODUCT_", "ENTITLEMENT_SOURCE_"):
+        if name.startswith(prefix):
+            name = name[len(prefix) :]
+    return "-" if name == "UNSPECIFIED" else name.lower()
+
+
+def when(stamp: Timestamp) -> str:
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    return stamp.ToDatetime(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def timestamp(text: str, what: str) -> Timestamp:
+    """An ISO 8601 instant (…Z or with an offset; naive means UTC) as a Timestamp."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"{what}: not an ISO 8601 time: {text!r}") from None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return stamp
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    text = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(h), *(len(row[i]) for row in text)]) for i, h in enumerate(headers)]
+    for row in [list(headers), *text]:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+PRODUCTS = {"integrations": pb.PRODUCT_INTEGRATIONS, "cloud-pos": pb.PRODUCT_CLOUD_POS}
+TIERS = {"starter": pb.TIER_STARTER, "growth": pb.TIER_GROWTH, "scale": pb.TIER_SCALE}
+STATUSES = {
+    "issued": pb.KEY_STATUS_ISSUED,
+    "activated": pb.KEY_STATUS_ACTIVATED,
+    "revoked": pb.KEY_STATUS_REVOKED,
+    "expired": pb.KEY_STATUS_EXPIRED,
+}

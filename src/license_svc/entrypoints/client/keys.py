@@ -1,0 +1,251 @@
+"""`license-svc keys issue|list|show|revoke`, `activate`, `validate`."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+
+from .common import (
+    OK,
+    PRODUCTS,
+    STATUSES,
+    TIERS,
+    Connection,
+    UsageError,
+    as_dict,
+    enum_name,
+    options,
+    print_json,
+    run,
+    table,
+    when,
+)
+
+MAX_PER_CALL = 10_000  # IssueKeys' bound (rules §8)
+
+
+def key_ref(text: str) -> dict[str, str]:
+    """A key id (UUID) or a code: the two ways a request may name a key."""
+    try:
+        return {"key_id": str(uuid.UUID(text))}
+    except ValueError:
+        return {"code": text}
+
+
+def key_rows(keys: list[pb.Key]) -> list[list[object]]:
+    return [
+        [
+            k.key_id,
+            k.hint,
+            enum_name(pb.Tier, k.tier),
+            k.seats,
+            enum_name(pb.KeyStatus, k.status),
+            k.reseller_id,
+            k.account_id or "-",
+            when(k.period_ends_at),
+        ]
+        for k in keys
+    ]
+
+
+KEY_HEADERS = ["KEY ID", "HINT", "TIER", "SEATS", "STATUS", "RESELLER", "ACCOUNT", "ENDS"]
+
+
+class Progress:
+    """`issued 3000/10000 keys` on stderr: rewritten in place on a terminal, a line otherwise."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.tty = sys.stderr.isatty()
+
+    def show(self, done: int) -> None:
+        bar = "#" * (30 * done // self.total)
+        line = f"issuing [{bar:<30}] {done}/{self.total} keys"
+        print(f"\r{line}" if self.tty else line, end="" if self.tty else "\n", file=sys.stderr)
+        if self.tty and done == self.total:
+            print(file=sys.stderr)
+
+
+def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+    """The codes for the reseller: readable by the owner only (they are secrets)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(descriptor, "w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["code", "key_id", "hint", "batch_id"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
+    """Issue in calls of at most --chunk keys, each with a request id derived from one base, so
+    a rerun with the same --request-id replays the same keys instead of minting new ones."""
+    if args.count < 1:
+        raise UsageError("--count must be at least 1")
+    base = args.request_id or f"cli-{uuid.uuid4().hex}"
+    chunk = max(1, min(args.chunk, MAX_PER_CALL))
+    progress = Progress(args.count) if args.count > chunk or args.csv else None
+    rows: list[dict[str, str]] = []
+    batches, position, done, part = [], 0, 0, 0
+    while done < args.count:
+        size = min(chunk, args.count - done)
+        request_id = base if size == args.count else f"{base}/{part}"
+        answer = conn.call(
+            conn.keys.IssueKeys,
+            pb.IssueKeysRequest(
+                reseller_id=args.reseller,
+                product=PRODUCTS[args.product],
+                tier=TIERS[args.tier],
+                seats=args.seats,
+                period_months=args.months,
+                count=size,
+                request_id=request_id,
+            ),
+            timeout=max(args.timeout, 120.0),
+        )
+        batches.append(answer.batch_id)
+        position = max(position, answer.position)
+        rows += [
+            {"code": k.code, "key_id": k.key_id, "hint": k.hint, "batch_id": answer.batch_id}
+            for k in answer.keys
+        ]
+        done, part = done + size, part + 1
+        if progress:
+            progress.show(done)
+    if args.csv:
+        write_csv(args.csv, rows)
+    if args.json:
+        keys: list[dict[str, str]] = [] if args.csv else rows
+        print_json({"batch_ids": batches, "count": len(rows), "position": position, "keys": keys})
+    elif args.csv:
+        print(f"issued {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
+    else:
+        table(["CODE", "KEY ID", "HINT", "BATCH"], [list(r.values()) for r in rows])
+    return OK
+
+
+def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
+    keys: list[pb.Key] = []
+    token = ""
+    while len(keys) < args.limit:
+        page = conn.call(
+            conn.keys.ListKeys,
+            pb.ListKeysRequest(
+                page_size=min(1000, args.limit - len(keys)),
+                page_token=token,
+                status=STATUSES[args.status] if args.status else pb.KEY_STATUS_UNSPECIFIED,
+                reseller_id=args.reseller or "",
+                batch_id=args.batch or "",
+            ),
+        )
+        keys += page.keys
+        token = page.next_page_token
+        if not token:
+            break
+    if args.json:
+        for key in keys:
+            print_json(as_dict(key))
+    else:
+        table(KEY_HEADERS, key_rows(keys))
+    return OK
+
+
+def show_key(key: pb.Key, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
+    if args.json:
+        print_json({"key": as_dict(key), **(extra or {})})
+        return
+    table(KEY_HEADERS, key_rows([key]))
+
+
+def cmd_show(conn: Connection, args: argparse.Namespace) -> int:
+    show_key(conn.call(conn.keys.GetKey, pb.GetKeyRequest(**key_ref(args.key))).key, args)
+    return OK
+
+
+def cmd_revoke(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(
+        conn.keys.RevokeKey, pb.RevokeKeyRequest(**key_ref(args.key), reason=args.reason)
+    )
+    show_key(answer.key, args, {"position": answer.position})
+    return OK
+
+
+def dialog_request(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "code": args.code,
+        "account_id": args.account,
+        "session_id": args.session or f"cli-{uuid.uuid4().hex[:12]}",
+        "product": PRODUCTS[args.product],
+    }
+
+
+def cmd_validate(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(conn.activation.ValidateKey, pb.ValidateKeyRequest(**dialog_request(args)))
+    if args.json:
+        print_json(as_dict(answer))
+    else:
+        table(
+            ["KEY ID", "HINT", "TIER", "SEATS", "MONTHS", "INVOICES/MONTH", "SYNC"],
+            [[answer.key_id, answer.hint, enum_name(pb.Tier, answer.tier), answer.seats,
+              answer.period_months, answer.invoices_per_month, answer.sync]],
+        )  # fmt: skip
+    return OK
+
+
+def cmd_activate(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(conn.activation.ActivateKey, pb.ActivateKeyRequest(**dialog_request(args)))
+    if args.json:
+        print_json(as_dict(answer))
+        return OK
+    e = answer.entitlement
+    table(
+        ["KEY ID", "HINT", "ACCOUNT", "TIER", "SEATS", "STARTS", "ENDS", "ALREADY ACTIVE"],
+        [[e.key_id, e.hint, e.account_id, enum_name(pb.Tier, e.tier), e.seats,
+          when(e.period_starts_at), when(e.period_ends_at), answer.already_active]],
+    )  # fmt: skip
+    return OK
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    common = options()
+
+    def leaf(group: Any, name: str, handler: Any, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help)
+        parser.set_defaults(func=lambda args: run(args, handler))
+        return parser
+
+    keys = commands.add_parser("keys", help="client: issue, list, show and revoke keys")
+    group = keys.add_subparsers(dest="keys_command", required=True)
+    issue = leaf(group, "issue", cmd_issue, "issue activation keys (a reseller or ops)")
+    issue.add_argument("--reseller", required=True)
+    issue.add_argument("--tier", choices=TIERS, required=True)
+    issue.add_argument("--seats", type=int, required=True)
+    issue.add_argument("--months", type=int, default=12, help="subscription period (12)")
+    issue.add_argument("--count", type=int, default=1)
+    issue.add_argument("--product", choices=PRODUCTS, default="integrations")
+    issue.add_argument("--request-id", help="idempotency key: a rerun replays the same keys")
+    issue.add_argument("--chunk", type=int, default=1000, help="keys per call (1000)")
+    issue.add_argument("--csv", type=Path, help="write code,key_id,hint,batch_id here (0600)")
+    listing = leaf(group, "list", cmd_list, "list keys (newest issued last)")
+    listing.add_argument("--status", choices=STATUSES)
+    listing.add_argument("--reseller")
+    listing.add_argument("--batch")
+    listing.add_argument("--limit", type=int, default=100, help="keys at most (100)")
+    leaf(group, "show", cmd_show, "one key").add_argument("key", metavar="KEY_ID|CODE")
+    revoke = leaf(group, "revoke", cmd_revoke, "revoke a key")
+    revoke.add_argument("key", metavar="KEY_ID|CODE")
+    revoke.add_argument("--reason", required=True)
+    for name, handler, text in [
+        ("validate", cmd_validate, "client: check a code for an account (portal)"),
+        ("activate", cmd_activate, "client: redeem a code for an account (portal)"),
+    ]:
+        dialog = leaf(commands, name, handler, text)
+        dialog.add_argument("code", metavar="CODE")
+        dialog.add_argument("--account", required=True)
+        dialog.add_argument("--session", help="dialog session id (default: a fresh one)")
+        dialog.add_argument("--product", choices=PRODUCTS, default="integrations")

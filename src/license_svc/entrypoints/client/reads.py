@@ -1,0 +1,156 @@
+"""`license-svc allowance`, `summary`, `stats`, `expiring`: what an account has, what ops count."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+
+from .common import (
+    OK,
+    PRODUCTS,
+    Connection,
+    as_dict,
+    enum_name,
+    options,
+    print_json,
+    run,
+    table,
+    timestamp,
+    when,
+)
+
+ENTITLEMENT_HEADERS = ["KEY ID", "HINT", "SOURCE", "TIER", "SEATS", "STARTS", "ENDS", "RESELLER"]
+
+
+def entitlement_rows(entitlements: Any) -> list[list[object]]:
+    return [
+        [e.key_id, e.hint, enum_name(pb.EntitlementSource, e.source), enum_name(pb.Tier, e.tier),
+         e.seats, when(e.period_starts_at), when(e.period_ends_at), e.reseller_id or "-"]
+        for e in entitlements
+    ]  # fmt: skip
+
+
+def summary_request(args: argparse.Namespace) -> pb.GetSubscriptionSummaryRequest:
+    request = pb.GetSubscriptionSummaryRequest(
+        account_id=args.account, product=PRODUCTS[args.product], min_position=args.min_position
+    )
+    if args.as_of:
+        request.as_of.CopyFrom(timestamp(args.as_of, "--as-of"))
+    return request
+
+
+def print_summary(answer: pb.SubscriptionSummary, args: argparse.Namespace) -> None:
+    if args.json:
+        print_json(as_dict(answer))
+        return
+    at = f" as of {when(answer.as_of)}" if answer.HasField("as_of") else ""
+    state = "active" if answer.active else "inactive"
+    print(f"{answer.account_id}: {state}, tier {enum_name(pb.Tier, answer.tier)},"
+          f" {answer.seats} seats, {answer.invoices_per_month} invoices/month"
+          f" (position {answer.position}{at})")  # fmt: skip
+    if answer.entitlements:
+        table(ENTITLEMENT_HEADERS, entitlement_rows(answer.entitlements))
+
+
+def cmd_summary(conn: Connection, args: argparse.Namespace) -> int:
+    print_summary(conn.call(conn.entitlements.GetSubscriptionSummary, summary_request(args)), args)
+    return OK
+
+
+def cmd_allowance(conn: Connection, args: argparse.Namespace) -> int:
+    request = pb.GetSeatAllowanceRequest(
+        account_id=args.account,
+        product=PRODUCTS[args.product],
+        connections_in_use=args.in_use,
+        min_position=args.min_position,
+    )
+    if args.as_of:
+        request.as_of.CopyFrom(timestamp(args.as_of, "--as-of"))
+    a = conn.call(conn.entitlements.GetSeatAllowance, request)
+    if args.json:
+        print_json(as_dict(a))
+        return OK
+    table(
+        ["ACCOUNT", "ACTIVE", "TIER", "SEATS", "IN USE", "REMAINING", "CAN CONNECT", "VALID UNTIL"],
+        [[a.account_id, a.active, enum_name(pb.Tier, a.tier), a.seats, a.connections_in_use,
+          a.remaining, a.can_create_connection, when(a.valid_until)]],
+    )  # fmt: skip
+    return OK
+
+
+def cmd_stats(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(
+        conn.ops.GetKeyStats,
+        pb.GetKeyStatsRequest(
+            reseller_id=args.reseller or "",
+            product=PRODUCTS[args.product] if args.product else pb.PRODUCT_UNSPECIFIED,
+            from_date=args.from_date or "",
+            to_date=args.to_date or "",
+        ),
+    )
+    if args.json:
+        print_json(as_dict(answer))
+        return OK
+    table(
+        ["RESELLER", "TIER", "STATUS", "KEYS"],
+        [[c.reseller_id, enum_name(pb.Tier, c.tier), enum_name(pb.KeyStatus, c.status), c.count]
+         for c in answer.counts],
+    )  # fmt: skip
+    days = [d for d in answer.activations_per_day if d.count]
+    if days:
+        print()
+        table(["DAY", "ACTIVATIONS"], [[d.date, d.count] for d in days])
+    return OK
+
+
+def cmd_expiring(conn: Connection, args: argparse.Namespace) -> int:
+    request = pb.ListExpiringSubscriptionsRequest(reseller_id=args.reseller or "")
+    if args.before:
+        request.before.CopyFrom(timestamp(args.before, "--before"))
+    found: list[pb.Entitlement] = []
+    while len(found) < args.limit:
+        request.page_size = min(500, args.limit - len(found))
+        page = conn.call(conn.ops.ListExpiringSubscriptions, request)
+        found += page.entitlements
+        if not page.next_page_token:
+            break
+        request.page_token = page.next_page_token
+    if args.json:
+        for entitlement in found:
+            print_json(as_dict(entitlement))
+    else:
+        rows = zip(found, entitlement_rows(found), strict=True)
+        table(["ACCOUNT", *ENTITLEMENT_HEADERS], [[e.account_id, *row] for e, row in rows])
+    return OK
+
+
+def account_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("account", metavar="ACCOUNT")
+    parser.add_argument("--product", choices=PRODUCTS, default="integrations")
+    parser.add_argument("--as-of", help="point in time, e.g. 2026-03-03T14:03:00Z")
+    parser.add_argument("--min-position", type=int, default=0, help="wait for this position")
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    common = options()
+
+    def leaf(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, parents=[common], help=help)
+        parser.set_defaults(func=lambda args: run(args, handler))
+        return parser
+
+    allowance = leaf("allowance", cmd_allowance, "client: an account's seat allowance")
+    account_options(allowance)
+    allowance.add_argument("--in-use", type=int, default=0, help="connections in use (0)")
+    account_options(leaf("summary", cmd_summary, "client: an account's subscription summary"))
+    stats = leaf("stats", cmd_stats, "client: key counts and activations per day (ops, reseller)")
+    stats.add_argument("--reseller")
+    stats.add_argument("--product", choices=PRODUCTS)
+    stats.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD")
+    stats.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD")
+    expiring = leaf("expiring", cmd_expiring, "client: subscriptions ending soon (ops, reseller)")
+    expiring.add_argument("--before", help="ending before this time (default: in 30 days)")
+    expiring.add_argument("--reseller")
+    expiring.add_argument("--limit", type=int, default=100, help="rows at most (100)")

@@ -1,0 +1,1 @@
+"""Keys and the activation dialog: issuing, revoking, activating, the expiry sweeper."""

@@ -1,0 +1,138 @@
+"""The expiry sweeper: appends SubscriptionExpired for keys whose period has ended.
+
+It finds due keys in the key catalog view and asks the application to expire each one. Several
+sweepers may run at once (one per replica): `LicensingApp.expire` appends through the store's
+optimistic concurrency, so of two sweepers expiring one key exactly one appends and the other
+reloads, sees it expired and appends nothing. The catalog lags the store a little, so a key
+just expired may be offered again; expiring it again is a no-op.
+
+Reads never wait for the sweeper: an ended period is not counted whatever it has done.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from license_svc.keys.app import LicensingApp
+
+log = logging.getLogger("license_svc.keys.sweeper")
+RETRY_SECONDS = 0.5
+
+
+class DueKey(Protocol):
+    @property
+    def key_id(self) -> UUID: ...
+
+    @property
+    def period_ends_at(self) -> datetime | None: ...
+
+
+class KeyCatalog(Protocol):
+    """The key catalog view as the sweeper reads it (`projections.catalog.CatalogView`)."""
+
+    def due(
+        self, now: datetime, after: tuple[datetime, UUID] | None, limit: int
+    ) -> Sequence[DueKey]: ...
+
+
+class PlanExpiry(Protocol):
+    """Plans bought online (`license_svc.plans.book.PlanBook`)."""
+
+    def expire(self, plan_id: UUID) -> object | None: ...
+
+
+class DuePlans(Protocol):
+    """A view that lists plans whose end has passed (`projections.entitlements`)."""
+
+    def due_plans(self, now: datetime, limit: int) -> Sequence[UUID]: ...
+
+
+@dataclass(frozen=True)
+class Sweep:
+    due: int  # keys the catalog offered as due
+    expired: int  # SubscriptionExpired events this sweeper appended
+
+
+class Sweeper:
+    def __init__(
+        self,
+        app: LicensingApp,
+        catalog: Callable[[], KeyCatalog],
+        clock: Callable[[], datetime],
+        batch: int = 500,
+        plans: tuple[PlanExpiry, Callable[[], DuePlans]] | None = None,
+    ) -> None:
+        self._app = app
+        self._catalog = catalog
+        self._clock = clock
+        self._batch = batch
+        self._plans = plans  # plans bought online: their book and a view that lists them
+
+    def sweep_once(self) -> Sweep:
+        keys = self._sweep_keys()
+        plans = self._sweep_plans()
+        return Sweep(keys.due + plans.due, keys.expired + plans.expired)
+
+    def _sweep_plans(self) -> Sweep:
+        """Plans whose end has passed; the view drops each once its expiry is applied, and a
+        plan offered again (the view lags) expires as a no-op."""
+        if self._plans is None:
+            return Sweep(0, 0)
+        book, view = self._plans
+        due = view().due_plans(self._clock(), self._batch)
+        expired = sum(1 for plan_id in due if book.expire(plan_id) is not None)
+        return Sweep(len(due), expired)
+
+    def _sweep_keys(self) -> Sweep:
+        """Expire every key that is due now; page through the catalog by (end, key id)."""
+        now = self._clock()
+        after: tuple[datetime, UUID] | None = None
+        due = expired = 0
+        while True:
+            page = self._catalog().due(now, after, self._batch)
+            for key in page:
+                due += 1
+                if self._app.expire(key.key_id) is not None:
+                    expired += 1
+            if len(page) < self._batch:
+                return Sweep(due, expired)
+            last = page[-1]
+            assert last.period_ends_at is not None
+            after = (last.period_ends_at, last.key_id)
+
+    def run(self, stop: threading.Event, interval: float) -> None:
+        """Sweep every `interval` seconds until `stop` is set; errors are logged, not fatal,
+        and a failed sweep (the database away) is retried within RETRY_SECONDS, so the sweeper
+        is back at work within a second or two of the database."""
+        while not stop.is_set():
+            wait = interval
+            try:
+                sweep = self.sweep_once()
+                if sweep.expired:
+                    log.info("expired %d of %d due keys", sweep.expired, sweep.due)
+            except Exception as error:
+                log.warning("sweep failed: %s", " ".join(str(error).split()))
+                wait = min(interval, RETRY_SECONDS)
+            stop.wait(wait)
+
+
+class SweeperThread(threading.Thread):
+    def __init__(self, sweeper: Sweeper, interval: float) -> None:
+        super().__init__(name="sweeper", daemon=True)
+        self._sweeper = sweeper
+        self._interval = interval
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        self._sweeper.run(self._stopping, self._interval)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout)

@@ -1,0 +1,1 @@
+"""Plans bought online: the billing provider's events recorded on the store."""
