@@ -29,6 +29,7 @@ lint: install
 	$(VENV)/bin/ruff check src tests bench protos
 	$(VENV)/bin/ruff format --check src tests bench protos
 	$(VENV)/bin/mypy
+	protos/contract.sh
 
 ## Regenerate src/license_svc/entrypoints/api/gen from protos/ (committed; a test fails when stale).
 proto: install

@@ -23,6 +23,8 @@ from typing import Literal
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from license_svc import netaddr
+
 PREFIX = "LICENSE_SVC_"
 # The development tokens ship inside the package (the same content as deploy/dev/tokens.json),
 # so an installed `license-svc run` finds them; production commands never read them.
@@ -272,11 +274,10 @@ def _address(env: Mapping[str, str], name: str, default: str) -> str:
     raw = (default if raw is None else raw).strip()  # set to "" = off
     if not raw:
         return raw
-    host, _, port = raw.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(
-            f"{PREFIX}{name} must be host:port with a port from 0 to 65535, got {raw!r}"
-        )
+    try:
+        netaddr.parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{PREFIX}{name} {error}") from None
     return raw
 
 

@@ -19,6 +19,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError as LibraryInterfaceError
 from eventsourcing.persistence import OperationalError as LibraryOperationalError
 
+from license_svc import netaddr
 from license_svc.access.auth import TokenTable
 from license_svc.config import DEV_TOKENS, PREFIX, ConfigError, Settings
 
@@ -77,11 +78,11 @@ def check_address(address: str, setting: str, reuse_port: bool = False) -> None:
     """Refuse an address this process cannot listen on, before gRPC tries (its C core logs
     several lines of its own and, for some errors, binds another port instead). With
     `reuse_port` (LICENSE_SVC_SO_REUSEPORT) a port shared by sibling servers is no error."""
-    host, _, port = address.rpartition(":")
-    if int(port) == 0:
+    host, port = (parsed := netaddr.parse(address)).host, parsed.port
+    if port == 0:
         return  # any free port
     try:
-        infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as error:
         raise ConfigError(f"{setting}: cannot resolve {host!r}: {error.strerror}") from None
     for family, kind, proto, _, sockaddr in infos:

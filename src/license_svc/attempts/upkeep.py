@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from psycopg.sql import SQL, Composed, Identifier
 
+from license_svc.adapters.supervise import supervise
 from license_svc.attempts.limiter import LOCK_NAMESPACE, AttemptLimiter
 
 log = logging.getLogger("license_svc.attempts.limiter")
@@ -139,12 +140,14 @@ class RetentionThread(threading.Thread):
         self._stopping = threading.Event()
 
     def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                purge(self._limiter, self._retention)
-            except Exception as error:
-                log.warning("attempt retention failed: %s", error)
-            self._stopping.wait(self._interval)
+        supervise(
+            lambda: purge(self._limiter, self._retention),
+            self._stopping,
+            what="attempt retention failed",
+            log=log,
+            every=self._interval,
+            first=min(self._interval, 1.0),
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from license_svc import netaddr
+
 if TYPE_CHECKING:
     from license_svc.bootstrap import Service
 
@@ -70,5 +72,5 @@ def start_health_endpoint(service: Service) -> HealthEndpoint | None:
     endpoint = HealthEndpoint(address, service.serving, service.settings.health_interval_seconds)
     endpoint.start()
     service.endpoints.append(endpoint)
-    log.info("health endpoint on %s:%d", address.rpartition(":")[0], endpoint.port)
+    log.info("health endpoint on %s", netaddr.HostPort(netaddr.parse(address).host, endpoint.port))
     return endpoint

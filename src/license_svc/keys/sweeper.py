@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+from license_svc.adapters.supervise import supervise
 from license_svc.keys.app import LicensingApp
 
 log = logging.getLogger("license_svc.keys.sweeper")
@@ -110,16 +111,15 @@ class Sweeper:
         """Sweep every `interval` seconds until `stop` is set; errors are logged, not fatal,
         and a failed sweep (the database away) is retried within RETRY_SECONDS, so the sweeper
         is back at work within a second or two of the database."""
-        while not stop.is_set():
-            wait = interval
-            try:
-                sweep = self.sweep_once()
-                if sweep.expired:
-                    log.info("expired %d of %d due keys", sweep.expired, sweep.due)
-            except Exception as error:
-                log.warning("sweep failed: %s", " ".join(str(error).split()))
-                wait = min(interval, RETRY_SECONDS)
-            stop.wait(wait)
+        first = min(interval, RETRY_SECONDS)
+        supervise(
+            self._sweep_and_log, stop, what="sweep failed", log=log, every=interval, first=first
+        )
+
+    def _sweep_and_log(self) -> None:
+        sweep = self.sweep_once()
+        if sweep.expired:
+            log.info("expired %d of %d due keys", sweep.expired, sweep.due)
 
 
 class SweeperThread(threading.Thread):

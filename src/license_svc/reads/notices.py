@@ -27,6 +27,7 @@ from typing import Protocol
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from license_svc.adapters.supervise import supervise
 from projections.base import CHANNEL
 from projections.changes import Notice
 
@@ -104,30 +105,26 @@ class Notices:
             return self.changed.wait_for(ready, timeout)
 
     def _run(self) -> None:
-        backoff = 0.2
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(
-                    make_conninfo(self._conninfo, application_name=APPLICATION_NAME, **KEEPALIVE),
-                    autocommit=True,
-                    connect_timeout=5,
-                ) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.backend_pid = conn.info.backend_pid
-                    for subscriber in self._subscribers:
-                        subscriber.connected()
-                    self._listening.set()
-                    self._on_reconnect()  # switches may have been missed while disconnected
-                    self._wake()  # waiters re-check what they may have missed
-                    backoff = 0.2
-                    self._listen(conn)
-            except Exception as error:
-                if self._stopping.is_set():
-                    break
-                log.warning("view notices: %s; reconnecting in %.1fs", error, backoff)
+        # Capped low: back within a second of an outage.
+        supervise(self._session, self._stopping, what="view notices", log=log, cap=1.0)
+
+    def _session(self) -> None:
+        try:
+            with psycopg.connect(
+                make_conninfo(self._conninfo, application_name=APPLICATION_NAME, **KEEPALIVE),
+                autocommit=True,
+                connect_timeout=5,
+            ) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.backend_pid = conn.info.backend_pid
+                for subscriber in self._subscribers:
+                    subscriber.connected()
+                self._listening.set()
+                self._on_reconnect()  # switches may have been missed while disconnected
+                self._wake()  # waiters re-check what they may have missed
+                self._listen(conn)
+        finally:
             self._lose()
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 1.0)  # low: back within a second of an outage
 
     def _listen(self, conn: psycopg.Connection) -> None:
         quiet_since = time.monotonic()

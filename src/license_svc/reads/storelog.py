@@ -20,7 +20,6 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -30,6 +29,8 @@ from eventsourcing.persistence import Notification
 from psycopg.rows import TupleRow
 from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
+
+from license_svc.adapters.supervise import supervise
 
 log = logging.getLogger("license_svc.readpath")
 
@@ -232,20 +233,14 @@ class LogFollower:
                 log.debug("log follower: a subscriber failed", exc_info=True)
 
     def _listen(self) -> None:
+        what = "log follower: LISTEN lost"
+        supervise(self._listen_session, self._stopping, what=what, log=log, cap=5.0)
+
+    def _listen_session(self) -> None:
         names = self._reader.names
-        backoff = 0.2
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(names.conninfo, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(SQL("LISTEN {}").format(Identifier(names.channel)))
-                    self._woken.set()  # whatever committed before LISTEN took effect
-                    backoff = 0.2
-                    while not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=0.25, stop_after=1):
-                            self._woken.set()
-            except Exception as error:
-                if self._stopping.is_set():
-                    break
-                log.warning("log follower: LISTEN lost (%s); reconnecting in %.1fs", error, backoff)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        with psycopg.connect(names.conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(SQL("LISTEN {}").format(Identifier(names.channel)))
+            self._woken.set()  # whatever committed before LISTEN took effect
+            while not self._stopping.is_set():
+                for _ in conn.notifies(timeout=0.25, stop_after=1):
+                    self._woken.set()

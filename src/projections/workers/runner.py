@@ -36,6 +36,7 @@ from psycopg.rows import dict_row
 
 from license_svc.adapters import pools as dbpool
 from license_svc.adapters.application import EventStore
+from license_svc.adapters.supervise import supervise
 from license_svc.config import Settings
 from projections.base import generation_name
 from projections.generations import Generations
@@ -199,16 +200,10 @@ class ViewWorker(threading.Thread):
             runner.stop()  # wakes run_forever() at once
 
     def run(self) -> None:
-        backoff = self.settings.worker_poll_seconds
-        while not self._stopping.is_set():
-            try:
-                self._serve_live_generations()
-                backoff = self.settings.worker_poll_seconds
-            except Exception as error:
-                log.warning("views %s: %s; restarting in %.1fs", self.name, error, backoff)
-                self._stopping.wait(backoff)
-                # Capped low: after an outage the worker is back within a second or two.
-                backoff = min(backoff * 2, 1.0)
+        # Capped low: after an outage the worker is back within a second or two.
+        first = self.settings.worker_poll_seconds
+        what = f"views {self.name}"
+        supervise(self._serve_live_generations, self._stopping, what=what, log=log, first=first)
 
     def _live(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
         return {name: self._generations.live_on(conn, name) for name in self.view_names}

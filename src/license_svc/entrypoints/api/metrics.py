@@ -33,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg.sql import SQL, Identifier
 
+from license_svc import netaddr
 from license_svc.adapters.clock import Clock
 from license_svc.attempts.limiter import IN_FLIGHT
 from license_svc.config import Settings
@@ -276,9 +277,9 @@ class Metrics:
         self.port = 0
 
     def serve(self, address: str) -> int:
-        host, _, port = address.rpartition(":")
-        host = host.strip("[]") or "0.0.0.0"
-        self._http, _thread = start_http_server(int(port), addr=host, registry=self.registry)
+        parsed = netaddr.parse(address)
+        host = parsed.host
+        self._http, _thread = start_http_server(parsed.port, addr=host, registry=self.registry)
         self.port = int(self._http.server_port)
         log.info("metrics on http://%s:%d/metrics", host, self.port)
         return self.port

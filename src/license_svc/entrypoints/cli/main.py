@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 
-from license_svc import bootstrap, config, logs, startup
+from license_svc import bootstrap, config, logs, netaddr, startup
 from license_svc.entrypoints import client
 from license_svc.entrypoints.api.server import server_for
 from license_svc.entrypoints.cli import attempts as attempt_commands
@@ -99,12 +99,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server.start()
     start_health_endpoint(service)
     startup.settle_memory(settings.gc_threshold)
-    host = settings.listen.rpartition(":")[0]
+    bound = netaddr.HostPort(netaddr.parse(settings.listen).host, server.port)
     log.info(
-        "license-svc %s: listening on %s:%d (%s), database %s, %d tokens%s",
+        "license-svc %s: listening on %s (%s), database %s, %d tokens%s",
         "run" if args.dev else "serve",
-        host,
-        server.port,
+        bound,
         settings.tls_mode(),
         settings.database_label(),
         tokens.size,

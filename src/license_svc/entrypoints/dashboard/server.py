@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from license_svc import netaddr
 from license_svc.access.auth import Principal, Role, TokenTable, Unauthenticated
 from license_svc.access.fields import Fields
 from license_svc.config import ConfigError
@@ -76,9 +77,9 @@ class Sessions:
 class Dashboard:
     def __init__(self, reads: Reads, tokens: TokenTable, listen: str) -> None:
         self.reads, self.tokens, self.sessions = reads, tokens, Sessions()
-        host, _, port = listen.rpartition(":")
         try:
-            self.httpd = ThreadingHTTPServer((host.strip("[]"), int(port)), _handler(self))
+            address = netaddr.parse(listen)
+            self.httpd = ThreadingHTTPServer((address.host, address.port), _handler(self))
         except (OSError, ValueError) as error:
             raise ConfigError(f"LICENSE_SVC_DASHBOARD_LISTEN={listen!r}: {error}") from None
         self.httpd.daemon_threads = True
