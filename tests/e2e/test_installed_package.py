@@ -82,3 +82,15 @@ def test_the_installed_package_runs_away_from_the_repository(
 def test_the_development_tokens_of_run_ship_with_the_package(tmp_path: Path) -> None:
     _, _, found = probe(tmp_path)
     assert found["dev_tokens"]
+
+
+def test_the_wheel_installs_the_service_and_its_views_as_the_only_top_level_packages(
+    tmp_path: Path,
+) -> None:
+    site = installed(tmp_path)
+    top_level = {
+        path.name
+        for path in site.iterdir()
+        if (path / "__init__.py").is_file() or path.suffix == ".py"
+    }
+    assert top_level == {"license_svc", "projections"}

@@ -112,7 +112,9 @@ def test_three_disconnects_at_random_moments_each_resumed_lose_and_repeat_nothin
     rng = random.Random()
     for _ in range(3):
         call = open_stream(client, after_position=after, follow=True)
-        wanted = rng.randint(1, 30)
+        # At most 20 each: the three together never ask for more than the 72 events written
+        # (asking for more waited for ever on a stream with nothing left to send: a 4 % hang).
+        wanted = rng.randint(1, 20)
         items: list[pb.StreamEventsResponse] = []
         for item in call:
             items.append(item)
