@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.domain import Aggregate, event
 
@@ -87,6 +87,17 @@ class ProviderEvent:
 
 
 class Plan(Aggregate):
+    if TYPE_CHECKING:  # held by `_take` from each snapshot event (SNAPSHOT_FIELDS)
+        billing_event_id: str
+        kind: PlanKind
+        tier: Tier
+        seats: int
+        period_starts_at: datetime
+        period_ends_at: datetime
+        ends_at: datetime
+        occurred_at: datetime
+        cancel_at_period_end: bool
+
     class PlanStarted(Aggregate.Created):
         subscription_id: str
         account_id: str
@@ -170,8 +181,7 @@ class Plan(Aggregate):
         self.product = Product(product)
         self.seen: set[str] = set()  # every billing_event_id recorded, applied or ignored
         self.expired = False
-        self._take(billing_event_id, kind, tier, seats, period_starts_at, period_ends_at,
-                   ends_at, occurred_at, cancel_at_period_end)  # fmt: skip
+        self._take(**{name: value for name, value in locals().items() if name in SNAPSHOT_FIELDS})
 
     @classmethod
     def start(cls, plan_id: Any, first: ProviderEvent, now: datetime) -> Plan:
@@ -224,28 +234,13 @@ class Plan(Aggregate):
 
     # -- applying --------------------------------------------------------------------------
 
-    def _take(
-        self,
-        billing_event_id: str,
-        kind: str,
-        tier: str,
-        seats: int,
-        period_starts_at: datetime,
-        period_ends_at: datetime,
-        ends_at: datetime,
-        occurred_at: datetime,
-        cancel_at_period_end: bool,
-    ) -> None:
-        self.seen.add(billing_event_id)
-        self.billing_event_id = billing_event_id
-        self.kind = PlanKind(kind)
-        self.tier = Tier(tier)
-        self.seats = seats
-        self.period_starts_at = period_starts_at
-        self.period_ends_at = period_ends_at
-        self.ends_at = ends_at
-        self.occurred_at = occurred_at
-        self.cancel_at_period_end = cancel_at_period_end
+    def _take(self, **state: Any) -> None:
+        """Hold a snapshot event's state (SNAPSHOT_FIELDS): the subscription as it now is."""
+        self.seen.add(state["billing_event_id"])
+        for name in SNAPSHOT_FIELDS:
+            setattr(self, name, state[name])
+        self.kind = PlanKind(state["kind"])
+        self.tier = Tier(state["tier"])
         self.expired = False
 
     @event(PlanEventIgnored)

@@ -24,10 +24,8 @@ from license_svc.adapters.application import (
     EventStore,
     KeyNotFound,
 )
-from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.eventstore import IssueRequest
 from license_svc.domain import codes
-from license_svc.domain.identity import KeyIdentity
 from license_svc.domain.key import (
     PERIOD_MONTHS,
     SEATS,
@@ -103,14 +101,8 @@ class LicensingApp(EventStore):
 
     name = "licensing"  # the store's application name, as EventStore
 
-    def __init__(
-        self,
-        env: dict[str, str] | None = None,
-        *,
-        identity: KeyIdentity | None = None,
-        clock: Clock = utcnow,
-    ) -> None:
-        super().__init__(env, identity=identity, clock=clock)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # as EventStore's
+        super().__init__(*args, **kwargs)
         slots = int(self.env.get(ISSUE_CONCURRENCY) or DEFAULT_ISSUE_CONCURRENCY)
         self._issue_slots = threading.BoundedSemaphore(max(1, slots))
 

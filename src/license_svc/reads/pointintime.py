@@ -117,39 +117,31 @@ class PointInTime:
         if version == 0:
             return None
         aggregate: Any = self._app.repository.get(aggregate_id, version=version)
+        extra: dict[str, Any]
         if isinstance(aggregate, ActivationKey):
             if aggregate.status is not KeyStatus.ACTIVATED:
                 return None  # issued, revoked or recorded expired: not in the live view either
-            if aggregate.account_id != account_id or aggregate.product is not product:
+            ends, extra = aggregate.period_ends_at, {"hint": aggregate.hint}
+        elif isinstance(aggregate, Plan):
+            if aggregate.expired:
                 return None
-            assert aggregate.period_starts_at and aggregate.period_ends_at
-            return Entitlement(
-                key_id=aggregate_id,
-                account_id=account_id,
-                product=product,
-                tier=aggregate.tier,
-                seats=aggregate.seats,
-                period_starts_at=aggregate.period_starts_at,
-                period_ends_at=aggregate.period_ends_at,
-                hint=aggregate.hint,
-            )
-        if isinstance(aggregate, Plan):
-            if aggregate.expired or aggregate.account_id != account_id:
-                return None
-            if aggregate.product is not product:
-                return None
-            return Entitlement(
-                key_id=aggregate_id,
-                account_id=account_id,
-                product=product,
-                tier=aggregate.tier,
-                seats=aggregate.seats,
-                period_starts_at=aggregate.period_starts_at,
-                period_ends_at=aggregate.ends_at,
-                source=SOURCE_PLAN,
-                subscription_id=aggregate.subscription_id,
-            )
-        return None
+            ends = aggregate.ends_at
+            extra = {"source": SOURCE_PLAN, "subscription_id": aggregate.subscription_id}
+        else:
+            return None
+        if aggregate.account_id != account_id or aggregate.product is not product:
+            return None
+        assert aggregate.period_starts_at and ends
+        return Entitlement(
+            key_id=aggregate_id,
+            account_id=account_id,
+            product=product,
+            tier=aggregate.tier,
+            seats=aggregate.seats,
+            period_starts_at=aggregate.period_starts_at,
+            period_ends_at=ends,
+            **extra,
+        )
 
     def _version_at(self, aggregate_id: UUID, at: datetime, head: int) -> int:
         """The last version of the aggregate in effect at `at` (0: none)."""

@@ -14,7 +14,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from license_svc.access.fields import ID, LIMITS, TEXT, BadRequest, Fields
 from license_svc.domain.key import ActivationKey, KeyStatus
 from license_svc.domain.plan import Plan
-from license_svc.domain.subscription import SOURCE_PLAN, Entitlement
+from license_svc.domain.subscription import SOURCE_PLAN, Entitlement, Subscription
 from license_svc.domain.tiers import Product, Tier, TierLimits
 
 from .gen import licensing_pb2 as pb
@@ -55,6 +55,11 @@ def _enum(table: dict[Any, Any], value: int, field: str, expected: str) -> Any:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def tier_of(found: Subscription) -> pb.Tier:
+    """The answer's tier: the highest active one, unspecified when nothing is active."""
+    return TIERS[found.tier] if found.tier is not None else pb.TIER_UNSPECIFIED
 
 
 def timestamp(value: datetime | None) -> timestamp_pb2.Timestamp | None:

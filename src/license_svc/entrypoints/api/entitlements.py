@@ -87,7 +87,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
             account_id=account_id,
             product=convert.PRODUCTS[product],
             active=found.active,
-            tier=_tier(found),
+            tier=convert.tier_of(found),
             seats=found.seats,
             invoices_per_month=limits.invoices_per_month if limits else 0,
             sync=limits.sync if limits else "",
@@ -134,19 +134,10 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
                 min_position(request.min_position),
                 wait_budget(context, self._max_wait),
             )
-        return pb.SeatAllowance(
-            account_id=account_id,
-            product=convert.PRODUCTS[product],
-            seats=found.seats,
-            tier=_tier(found),
-            active=found.active,
-            valid_until=convert.timestamp(found.valid_until),
-            connections_in_use=in_use,
-            can_create_connection=found.allows(in_use),
-            remaining=found.remaining(in_use),
-            position=position,
-            as_of=convert.timestamp(as_of),
-        )
+        answer = seat_allowance(account_id, product, found, position, in_use)
+        if (stamp := convert.timestamp(as_of)) is not None:
+            answer.as_of.CopyFrom(stamp)
+        return answer
 
     async def WatchSeatAllowance(  # type: ignore[override]
         self, request: pb.WatchSeatAllowanceRequest, context: Any
@@ -165,8 +156,3 @@ def _account(account_id: str, product: int) -> tuple[str, Product]:
     check.done()
     assert chosen is not None
     return account, chosen
-
-
-def _tier(found: Subscription) -> pb.Tier:
-    tier = found.tier
-    return convert.TIERS[tier] if tier is not None else pb.TIER_UNSPECIFIED

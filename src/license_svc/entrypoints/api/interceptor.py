@@ -182,17 +182,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     def _unary_coroutine(self, method: str, inner: Any, decode: decoding.Decode) -> Any:
         async def behaviour(raw: bytes, context: Any) -> Any:
             call = self._begin(method, "unary", context)
-            try:
-                self._enter(call, context)
-                response = await inner(decode(raw), context)
-            except asyncio.CancelledError:  # the client went away: no status to send
-                call.code = "CANCELLED"
-                self._observer.handled(call)
-                raise
-            except grpc.aio.AbortError:
-                raise
-            except Exception as error:
-                await context.abort(*self._failed(call, error))
+            response = await self._guarded(call, context, lambda: inner(decode(raw), context))
             call.sent = 1
             self._done(call, context)
             return response
@@ -209,8 +199,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
                     self._observer.sent(call)
                     yield message
             except GeneratorExit:  # the client went away: no status to send
-                call.code = "CANCELLED"
-                self._observer.handled(call)
+                self._cancelled(call)
                 raise
             except Exception as error:
                 self._fail(call, context, error)
@@ -224,20 +213,29 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
 
         async def behaviour(raw: bytes, context: Any) -> None:
             call = self._begin(method, "server_stream", context)
-            try:
-                self._enter(call, context)
-                await inner(decode(raw), _Counted(context, call, self._observer))
-            except asyncio.CancelledError:  # the client went away: no status to send
-                call.code = "CANCELLED"
-                self._observer.handled(call)
-                raise
-            except grpc.aio.AbortError:
-                raise
-            except Exception as error:
-                await context.abort(*self._failed(call, error))
+            counted = _Counted(context, call, self._observer)
+            await self._guarded(call, context, lambda: inner(decode(raw), counted))
             self._done(call, context)
 
         return behaviour
+
+    async def _guarded(self, call: Call, context: Any, work: Callable[[], Awaitable[Any]]) -> Any:
+        """Authorize, then await `work`; every exception becomes the call's status (a
+        cancelled call has none to send)."""
+        try:
+            self._enter(call, context)
+            return await work()
+        except asyncio.CancelledError:  # the client went away: no status to send
+            self._cancelled(call)
+            raise
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await context.abort(*self._failed(call, error))
+
+    def _cancelled(self, call: Call) -> None:
+        call.code = "CANCELLED"
+        self._observer.handled(call)
 
     def _fail(self, call: Call, context: grpc.ServicerContext, error: Exception) -> None:
         # `abort`, not `abort_with_status`: the aio server's context for sync handlers has only

@@ -27,15 +27,12 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from license_svc.access.auth import TokenTable
-from license_svc.adapters.clock import Clock
 from license_svc.adapters.dbhealth import DatabaseMonitor
 from license_svc.attempts.limiter import AttemptLimiter
-from license_svc.config import ConfigError, Settings
-from license_svc.keys.app import LicensingApp
+from license_svc.config import ConfigError
 from license_svc.keys.dialog import ActivationDialog
 from license_svc.plans.book import PlanBook
 from license_svc.reads.feed import LogFeed
-from license_svc.reads.live import LiveViews
 from license_svc.reads.pointintime import PointInTime
 from license_svc.startup import tokens_for
 
@@ -50,6 +47,7 @@ from .gen import licensing_pb2_grpc as pb_grpc
 from .interceptor import GuardInterceptor, Observer
 from .keys import KeyServicer
 from .metrics import Metrics
+from .metrics import Parts as MetricsParts
 from .ops import OpsServicer
 from .streaming import Streams
 
@@ -62,19 +60,11 @@ SERVICE_NAMES = [d.full_name for d in pb.DESCRIPTOR.services_by_name.values()]
 T = TypeVar("T")
 
 
-class Parts(Protocol):
-    """What the server serves; the composition root (`server_for`) hands them in."""
+class Parts(MetricsParts, Protocol):
+    """What the server serves (and its metrics read); `server_for` hands in the Service."""
 
     @property
-    def settings(self) -> Settings: ...
-    @property
-    def app(self) -> LicensingApp: ...
-    @property
     def dialog(self) -> ActivationDialog: ...
-    @property
-    def views(self) -> LiveViews: ...
-    @property
-    def clock(self) -> Clock: ...
     @property
     def plans(self) -> PlanBook: ...
     @property

@@ -29,12 +29,11 @@ FEED_ROLES = frozenset({Role.INTEGRATIONS, Role.OPS})
 def seat_allowance(
     account_id: str, product: Product, found: Subscription, position: int, in_use: int
 ) -> pb.SeatAllowance:
-    tier = found.tier
     return pb.SeatAllowance(
         account_id=account_id,
         product=convert.PRODUCTS[product],
         seats=found.seats,
-        tier=convert.TIERS[tier] if tier is not None else pb.TIER_UNSPECIFIED,
+        tier=convert.tier_of(found),
         active=found.active,
         valid_until=convert.timestamp(found.valid_until),
         connections_in_use=in_use,
