@@ -26,8 +26,10 @@ import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.scenarios import issue_request
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
+from projections.generations import differences as generation_differences
 from projections.registry import NAMES, view_class
 
 # Reconnect quickly after a replica restarts (gRPC's default back-off grows to minutes).
@@ -162,15 +164,7 @@ class Load:
                 self._activate(activation, code, rng)
 
     def _issue(self, keys: Any, rng: random.Random) -> None:
-        request = pb.IssueKeysRequest(
-            reseller_id="acme",
-            product=pb.PRODUCT_INTEGRATIONS,
-            tier=pb.TIER_GROWTH,
-            seats=3,
-            period_months=12,
-            count=4,
-            request_id=f"chaos-{uuid.uuid4().hex}",
-        )
+        request = issue_request(count=4)
         first: list[str] | None = None
         for attempt in range(20):  # replay until acknowledged (a replica may be down)
             other = self._stubs[(attempt + rng.randrange(2)) % len(self._stubs)][0]
@@ -262,12 +256,4 @@ def generations(conn: psycopg.Connection[Any]) -> dict[str, int]:
 
 def view_differences(conn: psycopg.Connection[Any], name: str, one: int, other: int) -> int:
     """Rows of view `name`'s tables in one generation and not the other (both ways)."""
-    total = 0
-    for suffix in view_class(name).tables:
-        a, b = f"{name}_g{one}_{suffix}", f"{name}_g{other}_{suffix}"
-        row = conn.execute(
-            f"SELECT (SELECT count(*) FROM (TABLE {a} EXCEPT ALL TABLE {b}) x)"
-            f" + (SELECT count(*) FROM (TABLE {b} EXCEPT ALL TABLE {a}) y)"
-        ).fetchone()
-        total += int(row[0]) if row else 0
-    return total
+    return sum(generation_differences(conn, view_class(name), one, other).values())

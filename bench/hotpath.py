@@ -34,11 +34,10 @@ from bench.chaos_parts import head, wait_views_at
 from bench.measure import Runner
 from bench.processes import ProcessGroup, free_port, process_pool, service_env, start_group
 from bench.results import OK, Results, Series, scalar_row
-from bench.scenarios import Stubs, auth, issue_request, session
-from bench.seed import Seeder
+from bench.scenarios import Stubs, issue_request
+from bench.seed import Seeder, activate
 from bench.stats import percentile
 from bench.watchers import WatchResult, WatchSpec, run_watchers
-from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 log = logging.getLogger("bench")
 STAGES = ("CacheReads", "WatchFanout", "IdleWatchers")
@@ -146,16 +145,7 @@ def watch_fanout(results: Results, url: str, seeder: Seeder, workers: int, logs:
             cpu0 = _cpu(server)
             committed = []
             for code in codes:
-                stubs.activation.ActivateKey(
-                    pb.ActivateKeyRequest(
-                        code=code,
-                        account_id=account,
-                        session_id=session(),
-                        product=pb.PRODUCT_INTEGRATIONS,
-                    ),
-                    metadata=auth("portal"),
-                    timeout=30,
-                )
+                activate(stubs, code, account, timeout=30)
                 committed.append(time.time())
                 time.sleep(UPDATE_GAP)
             got: list[WatchResult] = [f.result() for f in futures]

@@ -47,18 +47,7 @@ class Seeder:
         return [code for _, code in self.issue(count)] if count > 0 else []
 
     def _activate(self, code_and_account: tuple[str, str]) -> int:
-        code, account = code_and_account
-        answer = self._stubs.activation.ActivateKey(
-            pb.ActivateKeyRequest(
-                code=code,
-                account_id=account,
-                session_id=session(),
-                product=pb.PRODUCT_INTEGRATIONS,
-            ),
-            metadata=auth("portal"),
-            timeout=60,
-        )
-        return int(answer.position)
+        return activate(self._stubs, *code_and_account)
 
     def catch_up(self, timeout: float = 60) -> None:
         """Wait until the views have processed the seeded activations (when they exist)."""
@@ -91,3 +80,15 @@ class Seeder:
             for values in (self.seeds.accounts, self.seeds.history, self.seeds.unredeemed):
                 random.shuffle(values)
         return self.seeds
+
+
+def activate(stubs: Stubs, code: str, account: str, timeout: float = 60) -> int:
+    """Activate one code on `account` as the portal, in a session of its own; its position."""
+    answer = stubs.activation.ActivateKey(
+        pb.ActivateKeyRequest(
+            code=code, account_id=account, session_id=session(), product=pb.PRODUCT_INTEGRATIONS
+        ),
+        metadata=auth("portal"),
+        timeout=timeout,
+    )
+    return int(answer.position)

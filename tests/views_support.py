@@ -15,6 +15,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from license_svc import config
+from projections import generations
 from projections.registry import NAMES, view_class
 from tests.support import REPO, TEST_PEPPER, Client, ServerProcess
 
@@ -142,17 +143,7 @@ def all_live_at_head(conn: psycopg.Connection) -> bool:
 
 def differences(conn: psycopg.Connection, name: str, one: int, other: int) -> dict[str, int]:
     """Rows of each table of view `name` present in one generation and not the other."""
-    found: dict[str, int] = {}
-    for suffix in view_class(name).tables:
-        a, b = f"{name}_g{one}_{suffix}", f"{name}_g{other}_{suffix}"
-        row = conn.execute(
-            f"SELECT (SELECT count(*) FROM (TABLE {a} EXCEPT ALL TABLE {b}) x)"
-            f" + (SELECT count(*) FROM (TABLE {b} EXCEPT ALL TABLE {a}) y)"
-        ).fetchone()
-        count = int(row[0]) if row else 0
-        if count:
-            found[suffix] = count
-    return found
+    return generations.differences(conn, view_class(name), one, other)
 
 
 def row_count(conn: psycopg.Connection, table: str) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
@@ -145,3 +146,23 @@ def advisory_lock(conn: Any, key: int) -> Iterator[bool]:
     finally:
         if taken and not conn.closed:
             conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def differences(
+    conn: psycopg.Connection[Any], view: type[View], one: int, other: int
+) -> dict[str, int]:
+    """Rows of each of `view`'s tables present in generation `one` and not in `other`, or the
+    other way round (a rebuild compared with the live copy; {} when they hold the same)."""
+    found: dict[str, int] = {}
+    for suffix in view.tables:
+        a = Identifier(f"{view.name}_g{one}_{suffix}")
+        b = Identifier(f"{view.name}_g{other}_{suffix}")
+        row = conn.execute(
+            SQL(
+                "SELECT (SELECT count(*) FROM (TABLE {a} EXCEPT ALL TABLE {b}) x)"
+                " + (SELECT count(*) FROM (TABLE {b} EXCEPT ALL TABLE {a}) y)"
+            ).format(a=a, b=b)
+        ).fetchone()
+        if row and int(row[0]):
+            found[suffix] = int(row[0])
+    return found
