@@ -23,11 +23,16 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from typing import TypeVar
 from uuid import UUID
 
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import Message
+
+T = TypeVar("T")
+V = TypeVar("V")
 
 
 class BadRequest(Exception):
@@ -94,6 +99,14 @@ class Fields:
 
     def merge(self, error: BadRequest) -> None:
         self.violations += error.violations
+
+    def parse(self, parse: Callable[[V], T], value: V) -> T | None:
+        """`parse(value)`, or None with its violations kept for `done()`."""
+        try:
+            return parse(value)
+        except BadRequest as error:
+            self.merge(error)
+            return None
 
     # -- text ------------------------------------------------------------------------------
 

@@ -148,11 +148,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
 def _account(account_id: str, product: int) -> tuple[str, Product]:
     check = Fields()
     account = check.identifier(account_id, "account_id")
-    try:
-        chosen = convert.product(product)
-    except BadRequest as error:
-        check.merge(error)
-        chosen = None
+    chosen = check.parse(convert.product, product)
     check.done()
     assert chosen is not None
     return account, chosen

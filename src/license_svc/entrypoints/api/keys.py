@@ -70,14 +70,8 @@ class KeyServicer(pb_grpc.KeyServiceServicer):
             if reseller_id != principal.reseller_id:
                 raise PermissionDenied("A reseller may issue keys only under its own reseller_id")
         product = tier = None
-        try:
-            product = convert.product(request.product)
-        except convert.BadRequest as error:
-            check.merge(error)
-        try:
-            tier = convert.tier(request.tier)
-        except convert.BadRequest as error:
-            check.merge(error)
+        product = check.parse(convert.product, request.product)
+        tier = check.parse(convert.tier, request.tier)
         _in_range(request.seats, 1, MAX_SEATS, "seats", check.violations)
         _in_range(request.period_months, 1, MAX_MONTHS, "period_months", check.violations)
         _in_range(request.count, 1, MAX_COUNT, "count", check.violations)

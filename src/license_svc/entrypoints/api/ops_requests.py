@@ -42,10 +42,7 @@ def stats_request(request: pb.GetKeyStatsRequest, now: datetime) -> tuple[Produc
     check = Fields()
     product = None
     if request.product != pb.PRODUCT_UNSPECIFIED:
-        try:
-            product = convert.product(request.product)
-        except BadRequest as error:
-            check.merge(error)
+        product = check.parse(convert.product, request.product)
     first = check.day(request.from_date, "from_date")
     last = check.day(request.to_date, "to_date")
     check.done()

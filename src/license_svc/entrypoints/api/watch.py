@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from license_svc.access.auth import PermissionDenied, Role, caller
-from license_svc.access.fields import BadRequest, Fields
+from license_svc.access.fields import Fields
 from license_svc.domain.subscription import Subscription
 from license_svc.domain.tiers import Product
 from license_svc.reads.changefeed import CaughtUp, Changed, Checkpoint, allowance_changes
@@ -89,11 +89,7 @@ async def _feed(watch: AllowanceWatch, send: Send, after: int, product: Product 
 def _account_request(request: pb.WatchSeatAllowanceRequest) -> tuple[str, Product, int]:
     check = Fields()
     account = check.identifier(request.account_id, "account_id")
-    chosen = None
-    try:
-        chosen = convert.product(request.product)
-    except BadRequest as error:
-        check.merge(error)
+    chosen = check.parse(convert.product, request.product)
     if request.connections_in_use < 0:
         check.add("connections_in_use", "must not be negative")
     if request.after_position:
@@ -107,10 +103,7 @@ def _feed_request(request: pb.WatchSeatAllowanceRequest) -> Product | None:
     check = Fields()
     chosen = None
     if request.product != pb.PRODUCT_UNSPECIFIED:  # unspecified: every product
-        try:
-            chosen = convert.product(request.product)
-        except BadRequest as error:
-            check.merge(error)
+        chosen = check.parse(convert.product, request.product)
     if request.after_position < 0:
         check.add("after_position", "must not be negative")
     if request.connections_in_use:
