@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
@@ -35,7 +34,7 @@ from psycopg.sql import SQL, Identifier
 
 from license_svc import netaddr
 from license_svc.adapters.clock import Clock
-from license_svc.attempts.limiter import IN_FLIGHT
+from license_svc.attempts.limiter import AttemptLimiter
 from license_svc.config import Settings
 from license_svc.keys.app import LicensingApp
 from license_svc.reads.live import LiveViews
@@ -64,6 +63,8 @@ class Parts(Protocol):
     def views(self) -> LiveViews: ...
     @property
     def clock(self) -> Clock: ...
+    @property
+    def limiter(self) -> AttemptLimiter: ...
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -190,14 +191,6 @@ class DomainCollector:
         self._events = StoreCounts(parts.app)
         datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
         self._datastore = datastore
-        # On the database's clock, the limiter's timeline; recorded failures only (a reservation
-        # of an attempt in flight counts for the limiter, not here; nor does a failure that
-        # support forgave, `lift_id`).
-        self._blocked = SQL(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE at > clock_timestamp() - %s"
-            " AND reason <> %s AND lift_id IS NULL"
-            " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
-        ).format(Identifier(datastore.schema, "failed_attempts"))
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -235,15 +228,10 @@ class DomainCollector:
         yield from (store, position, lag)
 
     def _limiter(self) -> Iterator[Metric]:
-        settings = self._parts.settings
-        window = timedelta(seconds=settings.session_block_seconds)
-        with self._datastore.transaction(commit=False) as curs:
-            curs.execute(self._blocked, (window, IN_FLIGHT, settings.session_attempt_limit))
-            row = curs.fetchone()
         blocked = GaugeMetricFamily(
             "license_svc_blocked_sessions", "Sessions blocked by the failed-attempt limiter now."
         )
-        blocked.add_metric([], int(row["n"]) if row else 0)
+        blocked.add_metric([], self._parts.limiter.blocked_sessions())
         yield blocked
 
     def _pool(self) -> Iterator[Metric]:

@@ -28,7 +28,6 @@ from grpc_reflection.v1alpha import reflection
 
 from license_svc.access.auth import TokenTable
 from license_svc.adapters.dbhealth import DatabaseMonitor
-from license_svc.attempts.limiter import AttemptLimiter
 from license_svc.config import ConfigError
 from license_svc.keys.dialog import ActivationDialog
 from license_svc.plans.book import PlanBook
@@ -67,8 +66,6 @@ class Parts(MetricsParts, Protocol):
     def dialog(self) -> ActivationDialog: ...
     @property
     def plans(self) -> PlanBook: ...
-    @property
-    def limiter(self) -> AttemptLimiter: ...
     @property
     def feed(self) -> LogFeed: ...
     @property
