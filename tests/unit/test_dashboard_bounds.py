@@ -1,17 +1,22 @@
 """The dashboard's stated bounds, each at its edge (injected clock): sessions per principal and by
 kind, where no principal's sign-in ends another's; the sign-in limiter's overall bound across
-addresses and the number of addresses it remembers."""
+addresses and the number of addresses it remembers; the HTTP front's workers and queue."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from datetime import timedelta
+from http import HTTPStatus
 
 import pytest
 
 from license_svc.access.auth import Principal, Role
 from license_svc.entrypoints.dashboard.guard import LimiterBounds, SignInLimiter
 from license_svc.entrypoints.dashboard.sessions import Bounds, Full, Sessions
+from license_svc.entrypoints.dashboard.wire import HttpFront, Limits, Request, Response
 from tests.support import FakeClock
+from tests.views_support import wait_until
 
 OPS = Principal(Role.OPS, name="ops")
 ACME = Principal(Role.RESELLER, "acme", "reseller:acme")
@@ -72,3 +77,34 @@ def test_the_limiter_remembers_a_bounded_number_of_addresses_least_recent_first(
     for address in ("b", "c", "d"):
         limiter.failed(address)
     assert all(limiter.wait(address) for address in ("b", "c", "d"))
+
+
+def test_requests_past_the_workers_and_the_queue_are_answered_503_at_once() -> None:
+    release = threading.Event()
+
+    def handle(request: Request) -> Response:
+        release.wait(10)
+        return Response(HTTPStatus.OK, b"done")
+
+    front = HttpFront("127.0.0.1", 0, handle, Limits(workers=1, queued=1))
+    front.start()
+    try:
+        clients = [socket.create_connection(front.address, timeout=10) for _ in range(3)]
+        for client in clients[:2]:
+            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        wait_until(lambda: front.waiting == 2, "one request held by the worker, one queued")
+        clients[2].sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_all(clients[2]).startswith(b"HTTP/1.1 503 ")
+        release.set()
+        assert [read_all(c).split(b"\r\n")[0] for c in clients[:2]] == [b"HTTP/1.1 200 OK"] * 2
+    finally:
+        release.set()
+        front.stop()
+
+
+def read_all(client: socket.socket) -> bytes:
+    answer = b""
+    while chunk := client.recv(4096):
+        answer += chunk
+    client.close()
+    return answer

@@ -89,6 +89,11 @@ class HttpFront:
         host, port = self._sock.getsockname()[:2]
         return str(host), int(port)
 
+    @property
+    def waiting(self) -> int:
+        """Complete requests held by a worker or queued for one."""
+        return self._waiting
+
     def start(self) -> None:
         self._thread.start()
         self._ready.wait(10)
@@ -134,6 +139,9 @@ class HttpFront:
                 self._reading.pop(writer, None)
                 response = await self._answer(request)
             self._reading.pop(writer, None)
+            # drain() then waits for the whole answer to reach the kernel: a client that does
+            # not read keeps no buffer here past write_seconds.
+            writer.transport.set_write_buffer_limits(high=0)
             writer.write(_encode(response))
             await asyncio.wait_for(writer.drain(), self.limits.write_seconds)
         except (TimeoutError, ConnectionError, asyncio.IncompleteReadError):
