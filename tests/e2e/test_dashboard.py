@@ -179,6 +179,7 @@ def test_the_dashboard_asks_for_an_ops_or_reseller_token(served: tuple[Client, s
     _, base = served
     status, headers, body = fetch(base + "/", Authorization=f"Bearer {TOKENS['ops']}")
     assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["Connection"] == "close"
     assert "<script" not in body.replace("&lt;script", "")
     assert fetch(base + "/", Authorization="Bearer nope")[0] == 401
     assert fetch(base + "/", Authorization=f"Bearer {TOKENS['portal']}")[0] == 403

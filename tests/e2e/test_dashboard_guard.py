@@ -235,3 +235,9 @@ def test_wrong_tokens_hold_an_address_back_even_with_the_right_one_then_let_it_g
     assert visitor.get("/", Authorization="Bearer guess-x").status == 429
     clock.advance(minutes=10)
     assert visitor.sign_in(TOKENS["ops"]).status == 303
+
+
+def test_other_methods_are_told_which_the_page_takes(base: str) -> None:
+    answer = Visitor(base).send("PUT", "/login", b"", {})
+    assert answer.status == 405 and answer.headers["Allow"] == "GET, POST"
+    assert Visitor(base).get("/logout").status == 405

@@ -54,6 +54,7 @@ HEADERS = [
         "frame-ancestors 'none'; base-uri 'none'",
     ),
     ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),  # frame-ancestors' older spelling
     ("Referrer-Policy", "same-origin"),  # "no-referrer" makes the page's own POSTs `Origin: null`
     ("Cache-Control", "no-store"),
     ("Content-Type", "text/html; charset=utf-8"),
@@ -114,8 +115,10 @@ class Dashboard:
             if not same_origin(request.headers, self.plain_http):
                 return _html(HTTPStatus.FORBIDDEN, render.message("Refused", CROSS_ORIGIN))
             return self._login(request) if path == "/login" else self._logout(request)
-        if path in ("/", "/login", "/logout"):
-            return _html(HTTPStatus.METHOD_NOT_ALLOWED, render.message("Not allowed", "No."))
+        if path in ALLOWED:
+            text = f"{path} takes {ALLOWED[path]} only."
+            allow = ("Allow", ALLOWED[path])
+            return _html(HTTPStatus.METHOD_NOT_ALLOWED, render.message("Not allowed", text), allow)
         return _html(HTTPStatus.NOT_FOUND, render.message("Not found", "No such page."))
 
     def _form(
@@ -235,6 +238,7 @@ class Dashboard:
 
 
 CROSS_ORIGIN = "A form may be sent only from this page itself."
+ALLOWED = {"/": "GET", "/login": "GET, POST", "/logout": "POST"}
 
 
 def _html(status: HTTPStatus, page: str, *headers: tuple[str, str]) -> Response:
