@@ -241,3 +241,10 @@ def test_other_methods_are_told_which_the_page_takes(base: str) -> None:
     answer = Visitor(base).send("PUT", "/login", b"", {})
     assert answer.status == 405 and answer.headers["Allow"] == "GET, POST"
     assert Visitor(base).get("/logout").status == 405
+
+
+def test_a_cookie_the_page_did_not_set_does_not_hide_its_own(base: str) -> None:
+    visitor = Visitor(base)
+    visitor.sign_in(TOKENS["ops"])
+    visitor.cookies = {'other"app': "a,b;", **visitor.cookies}
+    assert visitor.signed_in()

@@ -24,7 +24,6 @@ import logging
 import re
 import secrets
 from http import HTTPStatus
-from http.cookies import CookieError, SimpleCookie
 from ipaddress import ip_address
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
@@ -230,11 +229,14 @@ class Dashboard:
 
     @staticmethod
     def _cookie_value(request: Request, name: str) -> str | None:
-        try:
-            morsel = SimpleCookie(request.headers.get("Cookie") or "").get(name)
-        except CookieError:
-            return None
-        return morsel.value if morsel is not None and morsel.value else None
+        """The named cookie's value. Read by hand: SimpleCookie gives up on a whole header
+        when another site's cookie on the same host is one it cannot parse."""
+        for header in request.headers.get_all("Cookie") or []:
+            for pair in header.split(";"):
+                key, _, value = pair.strip().partition("=")
+                if key == name and value:
+                    return value
+        return None
 
 
 CROSS_ORIGIN = "A form may be sent only from this page itself."
