@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from license_svc.access.auth import Principal, Role
 from license_svc.entrypoints.dashboard.guard import LimiterBounds, SignInLimiter
@@ -108,3 +111,38 @@ def read_all(client: socket.socket) -> bytes:
         answer += chunk
     client.close()
     return answer
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.builds(
+            lambda line, head, body: line + b"\r\n" + head + b"\r\n\r\n" + body,
+            st.sampled_from([b"GET / HTTP/1.1", b"POST /login HTTP/1.0", b"GET  / HTTP/1.1"]),
+            st.binary(max_size=200),
+            st.binary(max_size=100),
+        ),
+    )
+)
+def test_any_bytes_get_an_answer_or_a_close_and_never_a_server_error(
+    echo_front: HttpFront, sent: bytes
+) -> None:
+    with socket.create_connection(echo_front.address, timeout=10) as client:
+        client.sendall(sent)
+        client.shutdown(socket.SHUT_WR)
+        try:
+            answer = read_all(client)
+        except ConnectionResetError:
+            answer = b""
+    if answer:
+        status = int(answer.split(b" ")[1])
+        assert answer.startswith(b"HTTP/1.1 ") and status in (200, 400, 413, 431, 501), answer
+
+
+@pytest.fixture(scope="module")
+def echo_front() -> Iterator[HttpFront]:
+    front = HttpFront("127.0.0.1", 0, lambda r: Response(HTTPStatus.OK, r.body), Limits())
+    front.start()
+    yield front
+    front.stop()
