@@ -25,6 +25,7 @@ from license_svc.bootstrap import Service
 from license_svc.domain import codes
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.dashboard.server import Dashboard, start_dashboard
+from tests.dashboard_support import Visitor
 from tests.helpers import unique
 from tests.support import TOKENS, Client, FakeClock, free_port
 from tests.views_support import cli_env, stop, wait_until
@@ -178,6 +179,7 @@ def test_the_dashboard_asks_for_an_ops_or_reseller_token(served: tuple[Client, s
     _, base = served
     status, headers, body = fetch(base + "/", Authorization=f"Bearer {TOKENS['ops']}")
     assert status == 200 and "default-src 'none'" in headers["Content-Security-Policy"]
+    assert headers["X-Frame-Options"] == "DENY" and headers["Connection"] == "close"
     assert "<script" not in body.replace("&lt;script", "")
     assert fetch(base + "/", Authorization="Bearer nope")[0] == 401
     assert fetch(base + "/", Authorization=f"Bearer {TOKENS['portal']}")[0] == 403
@@ -230,7 +232,10 @@ def test_a_reloaded_token_table_changes_who_may_open_the_page(
     dashboard = start_dashboard(service, "127.0.0.1:0", tokens)
     base = f"http://127.0.0.1:{dashboard.port}/"
     assert fetch(base, Authorization="Bearer ops-before")[0] == 200
+    signed_in = Visitor(base.rstrip("/"))
+    assert signed_in.sign_in("ops-before").status == 303 and signed_in.signed_in()
     path.write_text(json.dumps([{"token": "ops-after", "role": "ops"}]))
     assert tokens.reload()
     assert fetch(base, Authorization="Bearer ops-before")[0] == 401
+    assert not signed_in.signed_in()  # its session ends with its token
     assert fetch(base, Authorization="Bearer ops-after")[0] == 200

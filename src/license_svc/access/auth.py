@@ -214,6 +214,14 @@ class TokenTable:
             entries.known_headers[text] = principal
         return principal
 
+    def principal_of_digest(self, digest: bytes) -> Principal:
+        """The principal of the token whose SHA-256 this is, if the table still lists it: the
+        dashboard re-checks a session this way without keeping the token."""
+        principal = self._entries.by_digest.get(digest)
+        if principal is None:
+            raise Unauthenticated("Unknown bearer token")
+        return principal
+
     @staticmethod
     def _by_certificate(entries: Entries, context: AuthContext) -> Principal | None:
         identities = [

@@ -44,13 +44,14 @@ def page(title: str, body: str) -> str:
     )
 
 
-def login(message: str = "") -> str:
+def login(message: str, csrf: str) -> str:
     error = f'<p class="error" role="alert">{e(message)}</p>' if message else ""
     return page(
         "license-svc — sign in",
         '<section class="login"><h1>license-svc dashboard</h1>'
         "<p>Sign in with an ops or reseller token.</p>"
         f'{error}<form method="post" action="/login">'
+        f'<input type="hidden" name="csrf" value="{e(csrf)}">'
         '<label>Token <input type="password" name="token" autocomplete="off" required></label> '
         '<button type="submit">Sign in</button></form></section>',
     )
@@ -60,7 +61,8 @@ def message(title: str, text: str) -> str:
     return page(title, f"<section><h1>{e(title)}</h1><p>{e(text)}</p></section>")
 
 
-def board(b: Board) -> str:
+def board(b: Board, logout_csrf: str) -> str:
+    """The page; `logout_csrf` is the sign-out form's token ('' signed in by header: no form)."""
     who = b.principal.name or b.principal.role.value
     position = b.stats.position
     head = f" · store head {b.lags[0].head:,}" if b.lags else ""
@@ -68,8 +70,7 @@ def board(b: Board) -> str:
         "<header><h1>license-svc — operations</h1>"
         f'<span class="meta">signed in as <b>{e(who)}</b> · as of {e(_time(b.now))} · '
         f'<span id="position">catalog view at position {e(f"{position:,}")}</span>{e(head)}'
-        '</span><form method="post" action="/logout"><button type="submit">Sign out</button>'
-        "</form></header>",
+        f"</span>{_sign_out(logout_csrf)}</header>",
         _filters(b),
         _counts(b),
         _chart(b),
@@ -84,6 +85,15 @@ def board(b: Board) -> str:
             '<p class="meta">Projection lag and failed attempts are shown to ops tokens.</p>'
         )
     return page("license-svc — operations", "".join(parts))
+
+
+def _sign_out(csrf: str) -> str:
+    if not csrf:
+        return ""
+    return (
+        f'<form method="post" action="/logout"><input type="hidden" name="csrf" value="{e(csrf)}">'
+        '<button type="submit">Sign out</button></form>'
+    )
 
 
 def _filters(b: Board) -> str:

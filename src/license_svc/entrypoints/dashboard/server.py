@@ -1,24 +1,30 @@
-"""The dashboard's HTTP server: the standard library's ThreadingHTTPServer, three routes.
+"""The dashboard's routes, over the HTTP front of wire.py:
 
   GET  /        the page (ops or reseller token), filters `?reseller=&product=`
   GET  /login   the sign-in form;  POST /login  token → a session cookie;  POST /logout
 
 A caller signs in either with an `Authorization: Bearer <token>` header on each request, or
-through the form, which keeps the token server-side under a random session id (the cookie holds
-only that id: HttpOnly, SameSite=Strict). Every request re-authenticates the token against the
-token table, so a token removed from it stops working on the page too. The page is served
-with a CSP that allows no script and no request to anywhere, not even to this server.
+through the form, which opens a server-side session (sessions.py: the store keeps no token and
+no cookie value). Each request re-checks the token against the token table, so a token removed
+by a reload stops working on the page too. Every POST must come from the page itself: its
+Origin and a form token bound to a cookie (guard.py). Token checks pass a limiter (guard.py).
+
+Cookies are `__Host-` named, `Secure; HttpOnly; SameSite=Strict; Path=/` with a `Max-Age`: the
+page is meant to be reached over TLS (a TLS-terminating proxy in front; browsers also keep
+`Secure` cookies for http://localhost). Only a plain-HTTP `run` on loopback drops `Secure` and
+the prefix (browsers other than Chromium refuse them over http), and its start-up line says so.
+
+Why the standard library and not a framework: see docs/operations.md ("The ops dashboard").
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import secrets
-import threading
-from collections import OrderedDict
 from http import HTTPStatus
-from http.cookies import CookieError, SimpleCookie
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,192 +37,219 @@ from license_svc.startup import tokens_for
 
 from . import render
 from .board import Filters, Reads
+from .guard import FormTokens, LimiterBounds, SignInLimiter, same_origin
+from .sessions import Bounds, Full, Sessions
+from .wire import HttpFront, Limits, Request, Response
 
 if TYPE_CHECKING:
     from license_svc.bootstrap import Service
 
 log = logging.getLogger(__name__)
-COOKIE = "license_svc_dashboard"
-MAX_SESSIONS = 1_000
-MAX_FORM_BYTES = 4_096
-HEADERS = {
-    "Content-Security-Policy": (
+PRE_SESSION = re.compile(r"[A-Za-z0-9_-]{43}")  # what token_urlsafe(32) makes
+PRE_SESSION_SECONDS = 3_600  # a sign-in form's life
+HEADERS = [
+    (
+        "Content-Security-Policy",
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
+        "frame-ancestors 'none'; base-uri 'none'",
     ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
-
-
-class Sessions:
-    """Session id → token, newest last; the oldest go first when there are too many."""
-
-    def __init__(self) -> None:
-        self._tokens: OrderedDict[str, str] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def open(self, token: str) -> str:
-        sid = secrets.token_urlsafe(32)
-        with self._lock:
-            self._tokens[sid] = token
-            while len(self._tokens) > MAX_SESSIONS:
-                self._tokens.popitem(last=False)
-        return sid
-
-    def token(self, sid: str) -> str | None:
-        with self._lock:
-            return self._tokens.get(sid)
-
-    def close(self, sid: str) -> None:
-        with self._lock:
-            self._tokens.pop(sid, None)
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),  # frame-ancestors' older spelling
+    ("Referrer-Policy", "same-origin"),  # "no-referrer" makes the page's own POSTs `Origin: null`
+    ("Cache-Control", "no-store"),
+    ("Content-Type", "text/html; charset=utf-8"),
+]
 
 
 class Dashboard:
-    def __init__(self, reads: Reads, tokens: TokenTable, listen: str) -> None:
-        self.reads, self.tokens, self.sessions = reads, tokens, Sessions()
+    def __init__(
+        self,
+        reads: Reads,
+        tokens: TokenTable,
+        listen: str,
+        *,
+        plain_http: bool = False,
+        limits: Limits | None = None,
+        sessions: Bounds | None = None,
+        sign_ins: LimiterBounds | None = None,
+    ) -> None:
+        self.reads, self.tokens, self.plain_http = reads, tokens, plain_http
+        self.sessions = Sessions(reads.clock, sessions or Bounds())
+        self.limiter = SignInLimiter(reads.clock, sign_ins or LimiterBounds())
+        self.forms = FormTokens()
+        prefix, flags = ("", "") if plain_http else ("__Host-", "; Secure")
+        self.session_cookie, self.pre_cookie = (
+            f"{prefix}license_svc_session",
+            f"{prefix}license_svc_pre",
+        )
+        self._flags = f"Path=/{flags}; HttpOnly; SameSite=Strict"
         try:
             address = netaddr.parse(listen)
-            self.httpd = ThreadingHTTPServer((address.host, address.port), _handler(self))
+            self.front = HttpFront(address.host, address.port, self.answer, limits or Limits())
         except (OSError, ValueError) as error:
             raise ConfigError(f"LICENSE_SVC_DASHBOARD_LISTEN={listen!r}: {error}") from None
-        self.httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self.httpd.serve_forever, name="dashboard", daemon=True
-        )
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return self.front.address[1]
 
     def start(self) -> None:
-        self._thread.start()
-        log.info("dashboard on http://%s:%d/", self.httpd.server_address[0], self.port)
+        self.front.start()
+        cookies = (
+            "plain-HTTP loopback (development): session cookies without Secure or __Host-"
+            if self.plain_http
+            else "session cookies __Host-, Secure: reach it over TLS or on localhost"
+        )
+        log.info("dashboard on http://%s:%d/ (%s)", self.front.address[0], self.port, cookies)
 
     def stop(self, timeout: float = 5.0) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self._thread.join(timeout)
+        self.front.stop(timeout)
+
+    def answer(self, request: Request) -> Response:
+        path = urlsplit(request.target).path
+        if request.method == "GET" and path == "/login":
+            return self._form(request)
+        if request.method == "GET" and path == "/":
+            return self._page(request)
+        if request.method == "POST" and path in ("/login", "/logout"):
+            if not same_origin(request.headers, self.plain_http):
+                return _html(HTTPStatus.FORBIDDEN, render.message("Refused", CROSS_ORIGIN))
+            return self._login(request) if path == "/login" else self._logout(request)
+        if path in ALLOWED:
+            text = f"{path} takes {ALLOWED[path]} only."
+            allow = ("Allow", ALLOWED[path])
+            return _html(HTTPStatus.METHOD_NOT_ALLOWED, render.message("Not allowed", text), allow)
+        return _html(HTTPStatus.NOT_FOUND, render.message("Not found", "No such page."))
+
+    def _form(
+        self,
+        request: Request,
+        status: HTTPStatus = HTTPStatus.OK,
+        text: str = "",
+        *headers: tuple[str, str],
+    ) -> Response:
+        """The sign-in form, its token bound to the browser's pre-session cookie (kept if it
+        has one, so two tabs' forms both work; made if not)."""
+        pre = self._cookie_value(request, self.pre_cookie) or ""
+        if not PRE_SESSION.fullmatch(pre):
+            pre = secrets.token_urlsafe(32)
+        page = render.login(text, self.forms.token("login", pre))
+        cookie = self._cookie(self.pre_cookie, pre, PRE_SESSION_SECONDS)
+        return _html(status, page, cookie, *headers)
+
+    def _login(self, request: Request) -> Response:
+        form = parse_qs(request.body.decode("utf-8", "replace"))
+        pre = self._cookie_value(request, self.pre_cookie)
+        if not self.forms.check("login", pre, (form.get("csrf") or [""])[0]):
+            return self._form(request, HTTPStatus.FORBIDDEN, "The form expired; sign in again.")
+        token = (form.get("token") or [""])[0].strip()
+        principal = self._check_token(request, f"Bearer {token}")
+        if isinstance(principal, Response):
+            return principal
+        if principal.role not in (Role.OPS, Role.RESELLER):
+            return self._form(request, HTTPStatus.FORBIDDEN, "The page is for ops and resellers.")
+        sid = secrets.token_urlsafe(32)
+        try:
+            self.sessions.open(sid, principal, hashlib.sha256(token.encode()).digest())
+        except Full as full:
+            log.warning("dashboard sign-in refused: %s", full)
+            text = "Too many sessions are open; try again later."
+            return self._form(request, HTTPStatus.SERVICE_UNAVAILABLE, text)
+        lifetime = int(self.sessions.bounds.absolute.total_seconds())
+        return _redirect(
+            "/", self._cookie(self.session_cookie, sid, lifetime), self._cookie(self.pre_cookie)
+        )
+
+    def _logout(self, request: Request) -> Response:
+        form = parse_qs(request.body.decode("utf-8", "replace"))
+        sid = self._cookie_value(request, self.session_cookie)
+        if not self.forms.check("logout", sid, (form.get("csrf") or [""])[0]):
+            return _html(HTTPStatus.FORBIDDEN, render.message("Refused", CROSS_ORIGIN))
+        assert sid is not None
+        self.sessions.close(sid)
+        return _redirect("/login", self._cookie(self.session_cookie))
+
+    def _page(self, request: Request) -> Response:
+        sid = None
+        header = request.headers.get_all("Authorization") or []
+        if len(header) > 1:
+            return self._form(request, HTTPStatus.UNAUTHORIZED, "One Authorization header.")
+        if header:
+            principal: Principal | Response | None = self._check_token(request, header[0])
+        else:
+            sid = self._cookie_value(request, self.session_cookie)
+            principal = self._session(sid) if sid else None
+        if isinstance(principal, Response):
+            return principal
+        if principal is None:
+            return _redirect("/login")
+        if principal.role not in (Role.OPS, Role.RESELLER):
+            text = "The dashboard is for ops and reseller tokens."
+            return _html(HTTPStatus.FORBIDDEN, render.message("Not allowed", text))
+        filters = _filters(parse_qs(urlsplit(request.target).query))
+        if filters is None:
+            text = "Unknown product, or a reseller id with characters ids never hold."
+            return _html(HTTPStatus.BAD_REQUEST, render.message("Bad filter", text))
+        try:
+            board = self.reads.board(principal, filters)
+        except Exception:  # the page says so; the details go to the log only
+            log.exception("dashboard: reading the views failed")
+            text = "The views could not be read just now; try again shortly."
+            return _html(HTTPStatus.SERVICE_UNAVAILABLE, render.message("Unavailable", text))
+        logout = self.forms.token("logout", sid) if sid else ""
+        return _html(HTTPStatus.OK, render.board(board, logout))
+
+    def _check_token(self, request: Request, header: str) -> Principal | Response:
+        """The token's principal, or the answer refusing it; failures feed the limiter."""
+        wait = self.limiter.wait(request.client)
+        if wait is not None:
+            retry = ("Retry-After", str(int(wait.total_seconds()) + 1))
+            text = "Too many failed sign-ins; try again later."
+            return self._form(request, HTTPStatus.TOO_MANY_REQUESTS, text, retry)
+        try:
+            return self.tokens.authenticate((("authorization", header),))
+        except Unauthenticated:
+            self.limiter.failed(request.client)
+            return self._form(request, HTTPStatus.UNAUTHORIZED, "Unknown token.")
+
+    def _session(self, sid: str) -> Principal | None:
+        session = self.sessions.find(sid)
+        if session is None:
+            return None
+        try:
+            current = self.tokens.principal_of_digest(session.token_digest)
+        except Unauthenticated:
+            current = None
+        if current != session.principal:  # the token left the table, or changed role
+            self.sessions.close(sid)
+            return None
+        return current
+
+    def _cookie(self, name: str, value: str = "", seconds: int = 0) -> tuple[str, str]:
+        return ("Set-Cookie", f"{name}={value}; Max-Age={seconds}; {self._flags}")
+
+    @staticmethod
+    def _cookie_value(request: Request, name: str) -> str | None:
+        """The named cookie's value. Read by hand: SimpleCookie gives up on a whole header
+        when another site's cookie on the same host is one it cannot parse."""
+        for header in request.headers.get_all("Cookie") or []:
+            for pair in header.split(";"):
+                key, _, value = pair.strip().partition("=")
+                if key == name and value:
+                    return value
+        return None
 
 
-def _handler(dashboard: Dashboard) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "license-svc-dashboard"
-
-        def log_message(self, format: str, *args: object) -> None:
-            log.debug("%s " + format, self.address_string(), *args)
-
-        def do_GET(self) -> None:
-            url = urlsplit(self.path)
-            if url.path == "/login":
-                self._send(HTTPStatus.OK, render.login())
-            elif url.path == "/":
-                self._page(parse_qs(url.query))
-            else:
-                self._send(HTTPStatus.NOT_FOUND, render.message("Not found", "No such page."))
-
-        def do_POST(self) -> None:
-            path = urlsplit(self.path).path
-            if path == "/login":
-                self._login()
-            elif path == "/logout":
-                if sid := self._session_id():
-                    dashboard.sessions.close(sid)
-                self._redirect("/login", f"{COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict")
-            else:
-                self._send(HTTPStatus.NOT_FOUND, render.message("Not found", "No such page."))
-
-        def _login(self) -> None:
-            raw = self.headers.get("Content-Length") or "0"
-            length = int(raw) if raw.isdigit() else MAX_FORM_BYTES + 1
-            if length > MAX_FORM_BYTES:
-                self._send(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, render.login("Too long."))
-                return
-            form = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
-            token = (form.get("token") or [""])[0].strip()
-            try:
-                principal = _authenticate(token)
-            except Unauthenticated:
-                self._send(HTTPStatus.UNAUTHORIZED, render.login("Unknown token."))
-                return
-            if not _may_see(principal):
-                self._send(HTTPStatus.FORBIDDEN, render.login("The page is for ops and resellers."))
-                return
-            sid = dashboard.sessions.open(token)
-            self._redirect("/", f"{COOKIE}={sid}; Path=/; HttpOnly; SameSite=Strict")
-
-        def _page(self, query: dict[str, list[str]]) -> None:
-            try:
-                principal = self._principal()
-            except Unauthenticated as error:
-                self._send(HTTPStatus.UNAUTHORIZED, render.login(str(error)))
-                return
-            if principal is None:
-                self._redirect("/login")
-                return
-            if not _may_see(principal):
-                text = "The dashboard is for ops and reseller tokens."
-                self._send(HTTPStatus.FORBIDDEN, render.message("Not allowed", text))
-                return
-            filters = _filters(query)
-            if filters is None:
-                text = "Unknown product, or a reseller id with characters ids never hold."
-                self._send(HTTPStatus.BAD_REQUEST, render.message("Bad filter", text))
-                return
-            try:
-                page = render.board(dashboard.reads.board(principal, filters))
-            except Exception:  # the page says so; the details go to the log only
-                log.exception("dashboard: reading the views failed")
-                text = "The views could not be read just now; try again shortly."
-                self._send(HTTPStatus.SERVICE_UNAVAILABLE, render.message("Unavailable", text))
-                return
-            self._send(HTTPStatus.OK, page)
-
-        def _principal(self) -> Principal | None:
-            header = self.headers.get("Authorization")
-            if header is not None:
-                return dashboard.tokens.authenticate((("authorization", header),))
-            sid = self._session_id()
-            token = dashboard.sessions.token(sid) if sid else None
-            return _authenticate(token) if token else None
-
-        def _session_id(self) -> str | None:
-            try:
-                morsel = SimpleCookie(self.headers.get("Cookie") or "").get(COOKIE)
-            except CookieError:
-                return None
-            return morsel.value if morsel is not None and morsel.value else None
-
-        def _redirect(self, where: str, cookie: str = "") -> None:
-            self.send_response(HTTPStatus.SEE_OTHER)
-            self.send_header("Location", where)
-            if cookie:
-                self.send_header("Set-Cookie", cookie)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def _send(self, status: HTTPStatus, html: str) -> None:
-            body = html.encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            for name, value in HEADERS.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(body)
-
-    def _authenticate(token: str) -> Principal:
-        if not token:
-            raise Unauthenticated("Missing token")
-        return dashboard.tokens.authenticate((("authorization", f"Bearer {token}"),))
-
-    return Handler
+CROSS_ORIGIN = "A form may be sent only from this page itself."
+ALLOWED = {"/": "GET", "/login": "GET, POST", "/logout": "POST"}
 
 
-def _may_see(principal: Principal) -> bool:
-    return principal.role in (Role.OPS, Role.RESELLER)
+def _html(status: HTTPStatus, page: str, *headers: tuple[str, str]) -> Response:
+    return Response(status, page.encode(), [*HEADERS, *headers])
+
+
+def _redirect(where: str, *cookies: tuple[str, str]) -> Response:
+    return Response(HTTPStatus.SEE_OTHER, b"", [("Location", where), *cookies])
 
 
 def _filters(query: dict[str, list[str]]) -> Filters | None:
@@ -234,13 +267,23 @@ def _filters(query: dict[str, list[str]]) -> Filters | None:
         return None
 
 
+def _loopback(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    try:
+        return host == "localhost" or ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def start_dashboard(service: Service, listen: str, tokens: TokenTable | None = None) -> Dashboard:
     """Serve the ops dashboard page from this process's read layer (`dashboard`, `run`). Given
-    the server's token table, a SIGHUP's reload changes who may sign in to the page too."""
+    the server's token table, a SIGHUP's reload changes who may sign in to the page too. Only
+    `run` on a loopback address serves plain-HTTP cookies."""
     reads = Reads(
         service.views, service.limiter, service.clock, service.app.recorder.max_notification_id
     )
-    dashboard = Dashboard(reads, tokens or tokens_for(service.settings), listen)
+    plain = service.settings.dev and _loopback(listen)
+    dashboard = Dashboard(reads, tokens or tokens_for(service.settings), listen, plain_http=plain)
     dashboard.start()
     service.background.append(dashboard)
     return dashboard
