@@ -171,7 +171,7 @@ def signed_claims(tokens: AllowanceTokens) -> dict[str, object]:
 def test_alg_none_is_refused(tokens: AllowanceTokens, ring: KeyRing) -> None:
     unsigned = jwt.encode(
         signed_claims(tokens),
-        None,
+        "",
         algorithm="none",
         headers={"kid": ring.current.signing.kid, "typ": TYPE},
     )
