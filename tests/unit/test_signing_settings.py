@@ -32,7 +32,8 @@ def test_run_makes_one_development_key_under_var_readable_by_its_owner_only(
     assert stat.S_IMODE(first.signing_key_file.stat().st_mode) == 0o600
     text = first.signing_key_file.read_text()
     assert "BEGIN PRIVATE KEY" in text
-    assert load(tmp_path, "dev").signing_key_file.read_text() == text  # kept, not remade
+    again = load(tmp_path, "dev").signing_key_file
+    assert again is not None and again.read_text() == text  # kept, not remade
 
 
 def test_production_settings_invent_no_key(tmp_path: Path) -> None:
@@ -50,7 +51,7 @@ def test_key_files_must_be_readable_and_the_ttl_in_range(tmp_path: Path) -> None
         ("ALLOWANCE_TOKEN_TTL_SECONDS", "15m"),
     ):
         with pytest.raises(ConfigError, match=f"LICENSE_SVC_{name}"):
-            load(tmp_path, **{name: value})
+            load(tmp_path, "service", **{name: value})
 
 
 def test_the_settings_hold_the_key_files_path_never_the_key(tmp_path: Path) -> None:
