@@ -76,17 +76,43 @@ class AllowanceClaims:
     key_id: str
 
 
+class PublishedKeys:
+    """A key set parsed once: the Ed25519 public keys by `kid`. A caller that verifies many
+    tokens keeps one (the bench measures it so); a JWKS given as text is parsed per call."""
+
+    def __init__(self, jwks: str | bytes | Mapping[str, Any]) -> None:
+        self._by_kid: dict[str, Ed25519PublicKey] = {}
+        for jwk in _keys(jwks):
+            if not isinstance(jwk, Mapping) or not isinstance(jwk.get("kid"), str):
+                continue
+            key = _ed25519(jwk)
+            if key is not None and jwk["kid"] not in self._by_kid:
+                self._by_kid[jwk["kid"]] = key
+
+    @property
+    def kids(self) -> tuple[str, ...]:
+        return tuple(self._by_kid)
+
+    def get(self, kid: str) -> Ed25519PublicKey:
+        key = self._by_kid.get(kid)
+        if key is None:
+            raise TokenRefused(Refusal.UNKNOWN_KID, f"the key set holds no Ed25519 key {kid!r}")
+        return key
+
+
 def verify_allowance_token(
     token: str,
-    jwks: str | bytes | Mapping[str, Any],
+    jwks: PublishedKeys | str | bytes | Mapping[str, Any],
     now: datetime,
     *,
     audience: str = AUDIENCE,
     leeway_seconds: float = 0.0,
 ) -> AllowanceClaims:
-    """The token's claims if it is sound at `now` for `audience`; else TokenRefused."""
+    """The token's claims if it is sound at `now` for `audience`; else TokenRefused. `jwks` is
+    GetSigningKeys' JSON text, its parsed form, or `PublishedKeys`."""
     header = _header(token)
-    key = _key(_keys(jwks), header)
+    keys = jwks if isinstance(jwks, PublishedKeys) else PublishedKeys(jwks)
+    key = keys.get(header["kid"])
     try:
         payload = jwt.decode(
             token,
@@ -153,21 +179,16 @@ def _keys(jwks: str | bytes | Mapping[str, Any]) -> list[Any]:
     return keys
 
 
-def _key(keys: list[Any], header: dict[str, Any]) -> Ed25519PublicKey:
-    kid = header["kid"]
-    for jwk in keys:
-        if not isinstance(jwk, Mapping) or jwk.get("kid") != kid:
-            continue
-        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "d" in jwk:
-            break  # a key of another kind under this kid is no key for these tokens
-        try:
-            key = OKPAlgorithm.from_jwk(dict(jwk))
-        except (jwt.PyJWTError, ValueError, TypeError):
-            break
-        if isinstance(key, Ed25519PublicKey):
-            return key
-        break
-    raise TokenRefused(Refusal.UNKNOWN_KID, f"the key set holds no Ed25519 key {kid!r}")
+def _ed25519(jwk: Mapping[str, Any]) -> Ed25519PublicKey | None:
+    """The key if the JWK is an Ed25519 public key; a key of another kind (an `oct` secret, RSA,
+    a private key) is no key for these tokens."""
+    if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "d" in jwk:
+        return None
+    try:
+        key = OKPAlgorithm.from_jwk(dict(jwk))
+    except (jwt.PyJWTError, ValueError, TypeError):
+        return None
+    return key if isinstance(key, Ed25519PublicKey) else None
 
 
 def _claims(payload: dict[str, Any], kid: str) -> AllowanceClaims:
