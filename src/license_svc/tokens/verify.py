@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -232,7 +232,3 @@ def _built(payload: dict[str, Any], kid: str, until: float | None) -> AllowanceC
         key_id=kid,
     )
 
-
-def utcnow() -> datetime:
-    """The caller's clock, for callers that have none of their own."""
-    return datetime.now(UTC)
