@@ -182,6 +182,9 @@ def test_a_watch_with_tokens_sends_a_token_with_every_allowance_and_refreshes_it
     assert changed.allowance.seats == 5
     same_allowance(independently_verified(changed.token.token, jwks), changed.allowance)
     stream.cancel()  # type: ignore[attr-defined]
+    plain = watch(api, account_id=account)
+    assert not next(plain).HasField("token")  # only a watch that asks gets tokens
+    plain.cancel()  # type: ignore[attr-defined]
 
 
 def test_the_change_feed_carries_no_tokens(api: Client) -> None:
