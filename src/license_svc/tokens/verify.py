@@ -231,4 +231,3 @@ def _built(payload: dict[str, Any], kid: str, until: float | None) -> AllowanceC
         token_id=payload["jti"],
         key_id=kid,
     )
-
