@@ -6,9 +6,11 @@ incoming connections (not calls) between them, so the load generator opens sever
 
 from __future__ import annotations
 
+import atexit
 import functools
 import multiprocessing
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,7 +36,9 @@ BENCH_PEPPER = "bench-pepper-not-a-secret-0123456789"
 @functools.cache
 def bench_signing_key() -> Path:
     """The allowance tokens' signing key of this bench run (`serve` refuses to start without)."""
-    path = Path(tempfile.mkdtemp(prefix="license-svc-bench-key-")) / "signing-key.pem"
+    folder = tempfile.mkdtemp(prefix="license-svc-bench-key-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no key left behind in /tmp
+    path = Path(folder) / "signing-key.pem"
     write_signing_key(path)
     return path
 
