@@ -42,7 +42,7 @@ from bench.chaos_parts import (
 )
 from bench.database import fresh_database, server_url
 from bench.faults import DatabaseProxy
-from bench.processes import BENCH_PEPPER, free_port
+from bench.processes import BENCH_PEPPER, bench_signing_key, free_port
 from license_svc.config import DEV_TOKENS
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
@@ -162,6 +162,7 @@ def run(plan: Plan, base_url: str, logs: Path) -> Report:
             "LICENSE_SVC_DATABASE_URL": proxy.url,
             "LICENSE_SVC_PEPPER": BENCH_PEPPER,
             "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
+            "LICENSE_SVC_SIGNING_KEY_FILE": str(bench_signing_key()),
             "LICENSE_SVC_SWEEP_INTERVAL_SECONDS": "1",
             "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",  # two replicas on one host
             # Small pools: the machine's PostgreSQL is shared, and the load is a few clients.

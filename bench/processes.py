@@ -6,11 +6,15 @@ incoming connections (not calls) between them, so the load generator opens sever
 
 from __future__ import annotations
 
+import atexit
+import functools
 import multiprocessing
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -24,9 +28,19 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from license_svc.config import DEV_TOKENS
+from license_svc.config import DEV_TOKENS, write_signing_key
 
 BENCH_PEPPER = "bench-pepper-not-a-secret-0123456789"
+
+
+@functools.cache
+def bench_signing_key() -> Path:
+    """The allowance tokens' signing key of this bench run (`serve` refuses to start without)."""
+    folder = tempfile.mkdtemp(prefix="license-svc-bench-key-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no key left behind in /tmp
+    path = Path(folder) / "signing-key.pem"
+    write_signing_key(path)
+    return path
 
 
 def free_port() -> int:
@@ -44,6 +58,7 @@ def service_env(database_url: str, address: str, workers: int) -> dict[str, str]
         "LICENSE_SVC_PEPPER": BENCH_PEPPER,
         "LICENSE_SVC_LISTEN": address,
         "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
+        "LICENSE_SVC_SIGNING_KEY_FILE": str(bench_signing_key()),
         "LICENSE_SVC_SO_REUSEPORT": "1" if workers > 1 else "0",
         # Metrics on (as in production) on a port of each replica's own; "" in the caller's
         # environment turns them off (the metrics-cost comparison).

@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import psycopg
 
-from bench import chart, database, hotpath, processes, projections, report, stages
+from bench import chart, database, hotpath, processes, projections, report, stages, tokens
 from bench.measure import Runner
 from bench.plan import Plan
 from bench.processes import service_env, start_service
@@ -43,6 +43,7 @@ ORDER = [
     "Rebuild",
     "IssueKeys",
     *hotpath.STAGES,  # CacheReads, WatchFanout, IdleWatchers
+    "TokenVerify",  # the shipped verifier, in this process: no server
 ]
 # --only names that stand for several stages.
 ALIASES = {"Capacity": ("GetSeatAllowance", "ActivateKey", "CacheReads")}
@@ -132,6 +133,8 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
                         hotpath.watch_fanout(results, url, seeder, args.workers, logs)
                     elif name == "IdleWatchers":
                         hotpath.idle_watchers(results, url, args.workers, logs, args.quick)
+                    elif name == "TokenVerify":
+                        tokens.verify_rate(results, 1.0 if args.quick else 5.0)
                     else:
                         stages.operation(runner, results, service, seeder, name, args.workers)
                 if "d_executemany" in ceilings:

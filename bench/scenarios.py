@@ -89,6 +89,12 @@ async def seat_allowance(stubs: Stubs, items: Items, timeout: float = 30) -> int
     return 1
 
 
+async def allowance_token(stubs: Stubs, items: Items) -> int:
+    request = pb.GetAllowanceTokenRequest(account_id=items.take(), product=pb.PRODUCT_INTEGRATIONS)
+    await stubs.entitlements.GetAllowanceToken(request, metadata=auth("integrations"), timeout=30)
+    return 1
+
+
 async def subscription_summary(stubs: Stubs, items: Items) -> int:
     request = pb.GetSubscriptionSummaryRequest(
         account_id=items.take(), product=pb.PRODUCT_INTEGRATIONS
@@ -216,6 +222,12 @@ _ALLOWANCE = Probe(
     pb.SeatAllowance,
     "integrations",
 )
+_TOKEN = Probe(
+    "/fiscobridge.licensing.v1.EntitlementService/GetAllowanceToken",
+    pb.GetAllowanceTokenRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
+    pb.GetAllowanceTokenResponse,
+    "integrations",
+)
 _SUMMARY = Probe(
     "/fiscobridge.licensing.v1.EntitlementService/GetSubscriptionSummary",
     pb.GetSubscriptionSummaryRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
@@ -261,6 +273,8 @@ SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in [
         Scenario("GetSeatAllowance", seat_allowance, "accounts", "b_select", (_ALLOWANCE,)),
+        # The same read as GetSeatAllowance, then an Ed25519 signature (rules §13).
+        Scenario("GetAllowanceToken", allowance_token, "accounts", "b_select", (_TOKEN,)),
         Scenario(
             "GetSubscriptionSummary", subscription_summary, "accounts", "b_select", (_SUMMARY,)
         ),

@@ -22,7 +22,13 @@ from bench.seed import Seeder
 from bench.stats import ratio
 
 log = logging.getLogger("bench")
-READS = ("GetSeatAllowance", "GetSubscriptionSummary", "ValidateKey", "GetKeyHistory")
+READS = (
+    "GetSeatAllowance",
+    "GetAllowanceToken",
+    "GetSubscriptionSummary",
+    "ValidateKey",
+    "GetKeyHistory",
+)
 CEILING_MODES = {
     "a_echo": "echo",
     "b_select": "select",
@@ -35,6 +41,7 @@ SERVER_MODEL = ("a2_aio_echo", "b2_aio_select")
 # The ceilings each operation is compared with (so --only measures just what it needs).
 NEEDS = {
     "GetSeatAllowance": ("a_echo", "b_select"),
+    "GetAllowanceToken": ("a_echo", "b_select"),
     "GetSubscriptionSummary": ("a_echo", "b_select"),
     "ValidateKey": ("a_echo", "b_select"),
     "GetKeyHistory": ("a_echo", "b_select"),
@@ -150,7 +157,7 @@ def operation(
             return seeder.codes(fresh_budget(series, plan, concurrency))
     else:
         seeds = seeder.reads(plan.seed_activated, plan.seed_unredeemed)
-        if name in ("GetSeatAllowance", "GetSubscriptionSummary"):
+        if name in ("GetSeatAllowance", "GetAllowanceToken", "GetSubscriptionSummary"):
             seeder.catch_up()
         reusable = {
             "accounts": seeds.accounts,

@@ -15,7 +15,7 @@ from license_svc import bootstrap, config
 from license_svc.adapters import embedded as embedded_db
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.server import server_for
-from tests.support import TEST_PEPPER, Client, FakeClock, ServerProcess
+from tests.support import TEST_PEPPER, Client, FakeClock, ServerProcess, signing_key_file
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +35,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> con
             "LICENSE_SVC_PEPPER": TEST_PEPPER,
             "LICENSE_SVC_VAR_DIR": str(tmp_path_factory.mktemp("var")),
             "LICENSE_SVC_TOKENS_FILE": str(config.DEV_TOKENS),
+            "LICENSE_SVC_SIGNING_KEY_FILE": str(signing_key_file()),
             "LICENSE_SVC_LISTEN": "127.0.0.1:0",
             "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",  # each in-process server its own port
         }

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -19,11 +23,24 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+from license_svc import config
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
+
+
+@functools.cache
+def signing_key_file() -> Path:
+    """The allowance tokens' signing key of this test run (a new one each run, 0600)."""
+    folder = tempfile.mkdtemp(prefix="license-svc-signing-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no key left behind in /tmp
+    path = Path(folder) / "signing-key.pem"
+    config.write_signing_key(path)
+    return path
+
+
 TOKENS = {
     "acme": "dev-reseller-acme",
     "globex": "dev-reseller-globex",
@@ -166,6 +183,7 @@ class ServerProcess:
             **os.environ,
             "LICENSE_SVC_DATABASE_URL": database_url,
             "LICENSE_SVC_PEPPER": TEST_PEPPER,
+            "LICENSE_SVC_SIGNING_KEY_FILE": str(signing_key_file()),
             "LICENSE_SVC_LISTEN": self.address,
             "LICENSE_SVC_TOKENS_FILE": str(REPO / "deploy" / "dev" / "tokens.json"),
             "LICENSE_SVC_METRICS_LISTEN": f"127.0.0.1:{self.metrics_port}",

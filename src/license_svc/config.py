@@ -32,6 +32,7 @@ DEV_TOKENS = Path(__file__).resolve().parent / "dev_tokens.json"
 # Read by the test suite and the bench, not by the service: not reported as unknown.
 # The client's settings (`load_client`) are not the service's either.
 TEST_PREFIX = PREFIX + "TEST_"  # the test suite's own switches (LICENSE_SVC_TEST_*)
+MAX_TOKEN_TTL = 86_400  # a token outlives an outage of minutes, not a subscription's change
 FOREIGN = frozenset({PREFIX + "TEST_DATABASE_URL", PREFIX + "TARGET", PREFIX + "TOKEN"})
 
 # dev: `run` (embedded database, a dev pepper, the dev tokens); service: `serve`, `project`,
@@ -123,6 +124,13 @@ class Settings:
     gc_threshold: int = 50_000
     # The ops dashboard page: served by `license-svc dashboard`, and inside `run` ("" = off).
     dashboard_listen: str = "127.0.0.1:8080"
+    # Allowance tokens (rules §13). Only the paths are kept here, never the key: a repr of the
+    # settings (a log line, a traceback) cannot show it. `serve` refuses to start without the
+    # signing key; `run` makes a development one in var/. The retired files hold public keys
+    # still published until the tokens they signed have expired.
+    signing_key_file: Path | None = None
+    retired_signing_keys: tuple[Path, ...] = ()
+    allowance_token_ttl_seconds: int = 900
     unknown: tuple[str, ...] = ()  # LICENSE_SVC_* variables that are set but unknown (typos)
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -338,6 +346,63 @@ def _dev_pepper(var_dir: Path) -> bytes:
         ) from None
 
 
+def _signing_key_file(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> Path | None:
+    """The signing key's file (its content is checked where it is parsed, `startup`); only
+    `run` makes a development key, in var/, as it makes the development pepper."""
+    path = _file(env, "SIGNING_KEY_FILE")
+    if path is None and purpose == "dev":
+        path = _dev_signing_key(var_dir)
+    return path
+
+
+def _dev_signing_key(var_dir: Path) -> Path:
+    dev_file = var_dir / "signing-key.pem"
+    try:
+        if not dev_file.exists():
+            var_dir.mkdir(parents=True, exist_ok=True)
+            write_signing_key(dev_file)
+        return dev_file
+    except OSError as error:
+        raise ConfigError(
+            f"{PREFIX}VAR_DIR: cannot keep the development signing key in {var_dir}:"
+            f" {error.strerror}"
+        ) from None
+
+
+def write_signing_key(path: Path) -> None:
+    """A new Ed25519 private key in PEM, readable by its owner only (development, tests)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_bytes(pem)
+
+
+def _retired_signing_keys(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """Comma-separated files of public keys still published (each must be readable)."""
+    raw = env.get(PREFIX + "RETIRED_SIGNING_KEYS") or ""
+    paths = tuple(Path(part.strip()) for part in raw.split(",") if part.strip())
+    for path in paths:
+        _read(path, PREFIX + "RETIRED_SIGNING_KEYS")
+    return paths
+
+
+def _token_ttl(env: Mapping[str, str]) -> int:
+    ttl = _int(env, "ALLOWANCE_TOKEN_TTL_SECONDS", Settings.allowance_token_ttl_seconds, lo=1)
+    if ttl > MAX_TOKEN_TTL:
+        raise ConfigError(
+            f"{PREFIX}ALLOWANCE_TOKEN_TTL_SECONDS must be at most {MAX_TOKEN_TTL} (a day),"
+            f" got {ttl}"
+        )
+    return ttl
+
+
 def _tokens_file(env: Mapping[str, str], purpose: Purpose) -> Path | None:
     path = _file(env, "TOKENS_FILE")
     if path is None and purpose == "service":
@@ -400,6 +465,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
     database_url = _database_url(env, purpose)
     pepper = _pepper(env, var_dir, purpose)
     tokens_file = _tokens_file(env, purpose)
+    signing_key_file = _signing_key_file(env, var_dir, purpose)
     tls_cert, tls_key, tls_client_ca = _tls(env)
     settings = Settings(
         database_url=database_url,
@@ -459,6 +525,9 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         stream_read_threads=_int(env, "STREAM_READ_THREADS", Settings.stream_read_threads, lo=1),
         stream_window=_int(env, "STREAM_WINDOW", Settings.stream_window, lo=1),
         gc_threshold=_int(env, "GC_THRESHOLD", Settings.gc_threshold),
+        signing_key_file=signing_key_file,
+        retired_signing_keys=_retired_signing_keys(env),
+        allowance_token_ttl_seconds=_token_ttl(env),
     )
     return settings.with_(unknown=env.unknown())
 

@@ -22,6 +22,7 @@ from eventsourcing.persistence import OperationalError as LibraryOperationalErro
 from license_svc import netaddr
 from license_svc.access.auth import TokenTable
 from license_svc.config import DEV_TOKENS, PREFIX, ConfigError, Settings
+from license_svc.tokens.keys import KeyFileError, KeyRing
 
 T = TypeVar("T")
 LOST = (psycopg.OperationalError, LibraryOperationalError, LibraryInterfaceError)
@@ -72,6 +73,23 @@ def tokens_for(settings: Settings) -> TokenTable:
     if not table.size:
         raise ConfigError(f"{setting}: {path} holds no tokens")
     return table
+
+
+def signing_keys_for(settings: Settings, required: bool = True) -> KeyRing | None:
+    """The allowance tokens' keys the settings name, loaded and checked (a bad file is a setting
+    error, said in one line without the file's content). `serve` requires them; a server built
+    without them (tests, the bench's in-process runs) answers GetAllowanceToken UNIMPLEMENTED."""
+    if settings.signing_key_file is None:
+        if required:
+            raise ConfigError(
+                f"{PREFIX}SIGNING_KEY_FILE is not set: `serve` signs allowance tokens with it;"
+                " only `license-svc run` makes a development key"
+            )
+        return None
+    try:
+        return KeyRing(settings.signing_key_file, settings.retired_signing_keys)
+    except KeyFileError as error:
+        raise ConfigError(str(error)) from None
 
 
 def check_address(address: str, setting: str, reuse_port: bool = False) -> None:

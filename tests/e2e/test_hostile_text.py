@@ -127,6 +127,15 @@ NUL_FIELDS: list[tuple[str, str, Callable[[Client, str], Any]]] = [
         ),
     ),
     (
+        "GetAllowanceToken",
+        "account_id",
+        lambda c, v: c.entitlements.GetAllowanceToken(
+            pb.GetAllowanceTokenRequest(account_id=v, product=INT),
+            metadata=Client.as_("integrations"),
+            timeout=10,
+        ),
+    ),
+    (
         "IssueKeys",
         "reseller_id",
         lambda c, v: c.keys.IssueKeys(

@@ -18,7 +18,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from license_svc import config
 from license_svc.bootstrap import Service
-from tests.support import REPO, TEST_PEPPER, ServerProcess, free_port
+from tests.support import REPO, TEST_PEPPER, ServerProcess, free_port, signing_key_file
 
 TOKENS = str(REPO / "deploy" / "dev" / "tokens.json")
 
@@ -42,6 +42,7 @@ def production_env(database_url: str, **changes: str) -> dict[str, str]:
         "LICENSE_SVC_DATABASE_URL": database_url,
         "LICENSE_SVC_PEPPER": TEST_PEPPER,
         "LICENSE_SVC_TOKENS_FILE": TOKENS,
+        "LICENSE_SVC_SIGNING_KEY_FILE": str(signing_key_file()),
         "LICENSE_SVC_LISTEN": f"127.0.0.1:{free_port()}",
         "LICENSE_SVC_STARTUP_WAIT_SECONDS": "0",
         "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",

@@ -34,6 +34,8 @@ SPEC_ACCESS = {
     "EntitlementService/GetSubscriptionSummary": {POR, INT, AUD, OPS},
     "EntitlementService/GetSeatAllowance": {POR, INT, AUD, OPS},
     "EntitlementService/WatchSeatAllowance": {POR, INT, OPS},
+    "EntitlementService/GetAllowanceToken": {POR, INT, OPS},
+    "EntitlementService/GetSigningKeys": {RES, POR, INT, AUD, OPS, BIL},  # any authenticated
     "AuditService/GetKeyHistory": {AUD, OPS},
     "AuditService/StreamEvents": {AUD, OPS},
     "OpsService/GetKeyStats": {RES, OPS},

@@ -91,6 +91,22 @@ def test_every_role_gets_the_database_the_pepper_and_the_tokens_from_secrets(rol
     assert {"database-url", "pepper", "tokens.json"} <= set(examples["license-svc"]["stringData"])
 
 
+def test_only_the_servers_get_the_signing_keys_from_a_secret_of_their_own() -> None:
+    for role in EVERY_ROLE:
+        names = set(env(role))
+        has = {"LICENSE_SVC_SIGNING_KEY_FILE", "LICENSE_SVC_RETIRED_SIGNING_KEYS"} <= names
+        assert has == (role == "server"), role
+    settings = env("server")
+    mounts = {m["mountPath"]: m["name"] for m in container("server")["volumeMounts"]}
+    volumes = {v["name"]: v for v in deployment("server")["spec"]["template"]["spec"]["volumes"]}
+    for setting in ("LICENSE_SVC_SIGNING_KEY_FILE", "LICENSE_SVC_RETIRED_SIGNING_KEYS"):
+        path = Path(settings[setting]["value"])
+        secret = volumes[mounts[str(path.parent)]]["secret"]
+        assert secret["secretName"] == "license-svc-signing"
+        assert {"key": path.name, "path": path.name} in secret["items"]
+    assert "license-svc-signing" in {s["metadata"]["name"] for s in of_kind("Secret").values()}
+
+
 def test_the_servers_serve_tls_from_a_tls_secret() -> None:
     settings = env("server")
     volumes = {v["name"]: v for v in deployment("server")["spec"]["template"]["spec"]["volumes"]}
@@ -160,7 +176,8 @@ def test_the_compose_file_runs_postgres_two_servers_a_worker_and_a_sweeper() -> 
         settings = service["environment"]
         assert settings["LICENSE_SVC_DATABASE_URL"].startswith("postgresql://")
         assert "@postgres:5432/" in settings["LICENSE_SVC_DATABASE_URL"]
-        assert set(service["secrets"]) == {"pepper", "tokens"}
+        signing = {"signing_key", "retired_signing_keys"} if role == "server" else set()
+        assert set(service["secrets"]) == {"pepper", "tokens", *signing}
         assert settings["LICENSE_SVC_PEPPER_FILE"] == "/run/secrets/pepper"
         assert settings["LICENSE_SVC_TOKENS_FILE"] == "/run/secrets/tokens"
         assert service["healthcheck"]["test"][:4] == [
@@ -170,7 +187,10 @@ def test_the_compose_file_runs_postgres_two_servers_a_worker_and_a_sweeper() -> 
             "license_svc.entrypoints.probe",
         ]
     assert services["server"]["build"]["dockerfile"] == "deploy/Dockerfile"
-    assert set(compose["secrets"]) == {"pepper", "tokens"}
+    assert set(compose["secrets"]) == {"pepper", "tokens", "signing_key", "retired_signing_keys"}
+    server = services["server"]["environment"]
+    assert server["LICENSE_SVC_SIGNING_KEY_FILE"] == "/run/secrets/signing_key"
+    assert server["LICENSE_SVC_RETIRED_SIGNING_KEYS"] == "/run/secrets/retired_signing_keys"
 
 
 def test_the_image_is_pinned_and_its_runtime_stage_holds_only_the_installed_package() -> None:

@@ -36,7 +36,9 @@ def test_the_contract_has_the_five_services_and_their_fixed_methods():
         "KeyService": ["GetKey", "IssueKeys", "ListKeys", "RevokeKey"],
         "ActivationService": ["ActivateKey", "ValidateKey"],
         "EntitlementService": [
+            "GetAllowanceToken",
             "GetSeatAllowance",
+            "GetSigningKeys",
             "GetSubscriptionSummary",
             "WatchSeatAllowance",
         ],

@@ -71,6 +71,10 @@ ACCESS: dict[str, frozenset[Role]] = {
     # One account: portal, integrations, ops; every account (no account_id): integrations, ops
     # only — the servicer decides that part, it knows the request.
     _PKG + "EntitlementService/WatchSeatAllowance": frozenset({P, IN, OPS}),
+    # Rules §13: a signed allowance for who may read one account's allowance live; the public
+    # keys for any authenticated caller (`billing` too: nothing in them is secret).
+    _PKG + "EntitlementService/GetAllowanceToken": frozenset({P, IN, OPS}),
+    _PKG + "EntitlementService/GetSigningKeys": frozenset(Role),
     _PKG + "AuditService/GetKeyHistory": frozenset({A, OPS}),
     _PKG + "AuditService/StreamEvents": frozenset({A, OPS}),
     # Resellers: their own reseller_id only (the servicer scopes it).

@@ -24,14 +24,16 @@ from license_svc.reads.accounts import AccountReads
 from license_svc.reads.live import LiveViews
 from license_svc.reads.pointintime import PointInTime
 from license_svc.reads.watch import AllowanceWatch
+from license_svc.tokens.mint import AllowanceTokens
 
 from . import convert
+from .allowance_tokens import signer, signing_keys, token_message, watch_with_tokens
 from .errors import NotServedHere
 from .gen import licensing_pb2 as pb
 from .gen import licensing_pb2_grpc as pb_grpc
 from .reads import min_position, wait_budget
 from .streaming import Streams
-from .watch import seat_allowance, watch_seat_allowance
+from .watch import _account_request, seat_allowance, watch_seat_allowance
 
 
 class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
@@ -42,6 +44,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         max_wait_seconds: float,
         streams: Streams,
         point_in_time: PointInTime | None = None,
+        tokens: AllowanceTokens | None = None,
     ) -> None:
         self._reads = AccountReads(views)  # from the account cache when it is known current
         self._clock = clock
@@ -49,6 +52,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         self._streams = streams
         self._watch = AllowanceWatch(views, clock)  # the channels of this process's watchers
         self._point_in_time = point_in_time
+        self._tokens = tokens  # allowance tokens: None on a server built without a signing key
 
     def _as_of(
         self, request: Any, account_id: str, product: Product
@@ -142,7 +146,41 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
     async def WatchSeatAllowance(  # type: ignore[override]
         self, request: pb.WatchSeatAllowanceRequest, context: Any
     ) -> None:
-        await watch_seat_allowance(self._watch, self._streams, request, context)
+        if not request.with_token:
+            await watch_seat_allowance(self._watch, self._streams, request, context)
+            return
+        if not request.account_id:  # a feed replays past answers: no token may claim them now
+            raise BadRequest([("with_token", "is for one account's watch only")])
+        account_id, product, in_use = _account_request(request)
+        tokens = signer(self._tokens)
+        with self._streams.slot():
+            send = self._streams.sender(context)
+            await watch_with_tokens(
+                self._watch, send, tokens, self._clock, account_id, product, in_use
+            )
+
+    async def GetAllowanceToken(  # type: ignore[override]
+        self, request: pb.GetAllowanceTokenRequest, context: Any
+    ) -> pb.GetAllowanceTokenResponse:
+        """The allowance GetSeatAllowance would answer (from the cache on the loop when it is
+        known current, else read on a thread), signed at the same instant."""
+        tokens = signer(self._tokens)
+        account_id, product = _account(request.account_id, request.product)
+        position, now = min_position(request.min_position), self._clock()
+        hit = self._reads.cached_allowance(account_id, product, now, position)
+        if hit is None:
+            budget = wait_budget(context, self._max_wait)
+            hit = await asyncio.to_thread(
+                self._reads.allowance, account_id, product, now, position, budget
+            )
+        found, at = hit
+        minted = token_message(tokens.mint(account_id, product, found, at, now))
+        return pb.GetAllowanceTokenResponse(token=minted.token, expires_at=minted.expires_at)
+
+    async def GetSigningKeys(  # type: ignore[override]
+        self, request: pb.GetSigningKeysRequest, context: Any
+    ) -> pb.GetSigningKeysResponse:
+        return signing_keys(self._tokens)
 
 
 def _account(account_id: str, product: int) -> tuple[str, Product]:

@@ -33,7 +33,9 @@ from license_svc.keys.dialog import ActivationDialog
 from license_svc.plans.book import PlanBook
 from license_svc.reads.feed import LogFeed
 from license_svc.reads.pointintime import PointInTime
-from license_svc.startup import tokens_for
+from license_svc.startup import signing_keys_for, tokens_for
+from license_svc.tokens.keys import KeyRing
+from license_svc.tokens.mint import AllowanceTokens
 
 from .activation import ActivationServicer
 from .audit import AuditServicer
@@ -77,10 +79,13 @@ class Server:
         self,
         service: Parts,
         tokens: TokenTable,
+        keys: KeyRing | None = None,
     ) -> None:
         settings = service.settings
         self.service = service
         self.tokens = tokens  # `reload()` on SIGHUP (cli)
+        self.keys = keys  # the allowance tokens' keys, reloaded with the tokens (`reload`)
+        signer = AllowanceTokens(keys, settings.allowance_token_ttl_seconds) if keys else None
         # /metrics is off when LICENSE_SVC_METRICS_LISTEN is empty; the call log is always on.
         self.metrics = Metrics(service) if settings.metrics_listen else None
         observers: list[Observer] = [CallLog()]
@@ -129,7 +134,7 @@ class Server:
         )
         pb_grpc.add_EntitlementServiceServicer_to_server(
             EntitlementServicer(
-                views, service.clock, max_wait, self.streams, PointInTime(app, views)
+                views, service.clock, max_wait, self.streams, PointInTime(app, views), signer
             ),
             self.grpc,
         )
@@ -149,6 +154,13 @@ class Server:
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc
         )
         self.port = self._on_loop(_call(self._bind, settings.listen))
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the token file and the signing keys; a bad file keeps what is in
+        use (each says so in one log line)."""
+        self.tokens.reload()
+        if self.keys is not None:
+            self.keys.reload()
 
     def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the server's event loop and wait for its result."""
@@ -252,6 +264,11 @@ class _DoneCallbacks:
         self._context.add_done_callback(lambda _: callback())
 
 
-def server_for(service: Service, tokens: TokenTable | None = None) -> Server:
-    """The gRPC server over a built service, with the token table its settings name."""
-    return Server(service, tokens or tokens_for(service.settings))
+def server_for(
+    service: Service, tokens: TokenTable | None = None, keys: KeyRing | None = None
+) -> Server:
+    """The gRPC server over a built service, with the token table and the signing keys its
+    settings name (no keys when none is set: `serve` refuses that before it gets here)."""
+    settings = service.settings
+    keys = keys or signing_keys_for(settings, required=False)
+    return Server(service, tokens or tokens_for(settings), keys)

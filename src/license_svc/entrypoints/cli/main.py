@@ -77,13 +77,14 @@ def _service(settings: config.Settings) -> bootstrap.Service:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings("dev" if args.dev else "service", "text" if args.dev else "json")
     tokens = startup.tokens_for(settings)
+    keys = startup.signing_keys_for(settings)
     startup.check_address(settings.listen, "LICENSE_SVC_LISTEN", settings.so_reuseport)
     if settings.metrics_listen:
         startup.check_address(settings.metrics_listen, "LICENSE_SVC_METRICS_LISTEN")
     service = _service(settings)
     settings = service.settings
     try:
-        server = server_for(service, tokens)
+        server = server_for(service, tokens, keys)
     except BaseException:
         service.close()
         raise
@@ -93,21 +94,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bootstrap.start_sweeper(service)
     if args.dev and settings.dashboard_listen:
         start_dashboard(service, settings.dashboard_listen, tokens)
-    # SIGHUP: re-read the tokens file, so who may call changes without a restart. Installed
-    # before the server answers health checks: a SIGHUP's default action would kill it.
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
+    # SIGHUP: re-read the tokens file and the signing keys, so who may call, and which key
+    # signs, change without a restart. Installed before the server answers health checks: a
+    # SIGHUP's default action would kill it.
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: server.reload())
     server.start()
     start_health_endpoint(service)
     startup.settle_memory(settings.gc_threshold)
     bound = netaddr.HostPort(netaddr.parse(settings.listen).host, server.port)
     log.info(
-        "license-svc %s: listening on %s (%s), database %s, %d tokens%s",
+        "license-svc %s: listening on %s (%s), database %s, %d tokens%s, signing key %s",
         "run" if args.dev else "serve",
         bound,
         settings.tls_mode(),
         settings.database_label(),
         tokens.size,
         " (DEVELOPMENT tokens)" if settings.tokens_file is None else "",
+        keys.current.signing.kid if keys else "(none)",
     )
     _wait_for_signal()
     log.info("draining in-flight calls (grace %.1fs)", settings.grace_seconds)

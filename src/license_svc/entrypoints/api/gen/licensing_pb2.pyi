@@ -379,26 +379,66 @@ class SeatAllowance(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., seats: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., active: _Optional[bool] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connections_in_use: _Optional[int] = ..., can_create_connection: _Optional[bool] = ..., remaining: _Optional[int] = ..., position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class WatchSeatAllowanceRequest(_message.Message):
-    __slots__ = ("account_id", "product", "connections_in_use", "after_position")
+    __slots__ = ("account_id", "product", "connections_in_use", "after_position", "with_token")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     CONNECTIONS_IN_USE_FIELD_NUMBER: _ClassVar[int]
     AFTER_POSITION_FIELD_NUMBER: _ClassVar[int]
+    WITH_TOKEN_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     product: Product
     connections_in_use: int
     after_position: int
-    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connections_in_use: _Optional[int] = ..., after_position: _Optional[int] = ...) -> None: ...
+    with_token: bool
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connections_in_use: _Optional[int] = ..., after_position: _Optional[int] = ..., with_token: _Optional[bool] = ...) -> None: ...
 
 class WatchSeatAllowanceResponse(_message.Message):
-    __slots__ = ("allowance", "checkpoint", "caught_up")
+    __slots__ = ("allowance", "checkpoint", "caught_up", "token")
     ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
     CHECKPOINT_FIELD_NUMBER: _ClassVar[int]
     CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
     allowance: SeatAllowance
     checkpoint: Checkpoint
     caught_up: CaughtUp
-    def __init__(self, allowance: _Optional[_Union[SeatAllowance, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ...) -> None: ...
+    token: AllowanceToken
+    def __init__(self, allowance: _Optional[_Union[SeatAllowance, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ..., token: _Optional[_Union[AllowanceToken, _Mapping]] = ...) -> None: ...
+
+class GetAllowanceTokenRequest(_message.Message):
+    __slots__ = ("account_id", "product", "min_position")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    MIN_POSITION_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    min_position: int
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., min_position: _Optional[int] = ...) -> None: ...
+
+class GetAllowanceTokenResponse(_message.Message):
+    __slots__ = ("token", "expires_at")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AllowanceToken(_message.Message):
+    __slots__ = ("token", "expires_at")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetSigningKeysRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetSigningKeysResponse(_message.Message):
+    __slots__ = ("jwks",)
+    JWKS_FIELD_NUMBER: _ClassVar[int]
+    jwks: str
+    def __init__(self, jwks: _Optional[str] = ...) -> None: ...
 
 class GetKeyHistoryRequest(_message.Message):
     __slots__ = ("key_id", "code", "subscription_id")

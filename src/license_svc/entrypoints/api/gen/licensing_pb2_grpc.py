@@ -398,6 +398,16 @@ class EntitlementServiceStub:
                 request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceRequest.SerializeToString,
                 response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceResponse.FromString,
                 _registered_method=True)
+        self.GetAllowanceToken = channel.unary_unary(
+                '/fiscobridge.licensing.v1.EntitlementService/GetAllowanceToken',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetAllowanceTokenRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetAllowanceTokenResponse.FromString,
+                _registered_method=True)
+        self.GetSigningKeys = channel.unary_unary(
+                '/fiscobridge.licensing.v1.EntitlementService/GetSigningKeys',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSigningKeysRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSigningKeysResponse.FromString,
+                _registered_method=True)
 
 
 class EntitlementServiceServicer:
@@ -428,6 +438,21 @@ class EntitlementServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAllowanceToken(self, request, context):
+        """The account's allowance as a signed token (a JWS, Ed25519), checked by the caller without
+        calling this service; it expires after at most the token TTL, and never after valid_until.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSigningKeys(self, request, context):
+        """The public keys (a JSON Web Key Set) whose tokens may still be valid. Any caller.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EntitlementServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -445,6 +470,16 @@ def add_EntitlementServiceServicer_to_server(servicer, server):
                     servicer.WatchSeatAllowance,
                     request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceRequest.FromString,
                     response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceResponse.SerializeToString,
+            ),
+            'GetAllowanceToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAllowanceToken,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetAllowanceTokenRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetAllowanceTokenResponse.SerializeToString,
+            ),
+            'GetSigningKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSigningKeys,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSigningKeysRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSigningKeysResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -532,6 +567,60 @@ class EntitlementService:
             '/fiscobridge.licensing.v1.EntitlementService/WatchSeatAllowance',
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceRequest.SerializeToString,
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.WatchSeatAllowanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAllowanceToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.EntitlementService/GetAllowanceToken',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetAllowanceTokenRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetAllowanceTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSigningKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.EntitlementService/GetSigningKeys',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSigningKeysRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSigningKeysResponse.FromString,
             options,
             channel_credentials,
             insecure,
