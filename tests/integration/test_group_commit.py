@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable, Iterator
 from uuid import UUID, uuid4
 
-import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
@@ -15,6 +14,7 @@ from license_svc.adapters.eventstore import LicensingRecorder
 from license_svc.adapters.groupcommit import Append, GroupCommit
 from license_svc.bootstrap import Service
 from tests.helpers import EVENTS_TABLE
+from tests.views_support import fresh_database
 
 TOPIC = "tests.group:Event"
 
@@ -51,6 +51,18 @@ class HeldWriter:
             threading.Event().wait(0.005)  # threads on their way to the queue
 
 
+@pytest.fixture(scope="module")
+def own_database(database_url: str) -> Iterator[str]:
+    """The events here have a topic no view knows: they must not reach the shared store."""
+    with fresh_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture
+def service(make_service: Callable[..., Service], own_database: str) -> Service:
+    return make_service(database_url=own_database)
+
+
 @pytest.fixture
 def held(service: Service) -> Iterator[HeldWriter]:
     recorder = service.app.store
@@ -79,19 +91,20 @@ def in_threads(*calls: Callable[[], object]) -> list[object]:
     return results
 
 
-def stored_positions(
-    sql: psycopg.Connection, originators: list[UUID]
-) -> dict[tuple[UUID, int], int]:
-    rows = sql.execute(
-        f"SELECT originator_id, originator_version, notification_id FROM {EVENTS_TABLE}"
-        " WHERE originator_id = ANY(%s)",
-        (originators,),
-    ).fetchall()
-    return {(row[0], row[1]): row[2] for row in rows}
+def stored_positions(service: Service, originators: list[UUID]) -> dict[tuple[UUID, int], int]:
+    with service.app.store.datastore.get_connection() as conn:
+        rows = conn.execute(
+            f"SELECT originator_id, originator_version, notification_id FROM {EVENTS_TABLE}"
+            " WHERE originator_id = ANY(%s)",
+            (originators,),
+        ).fetchall()
+    return {
+        (row["originator_id"], row["originator_version"]): row["notification_id"] for row in rows
+    }
 
 
 def test_appends_waiting_together_are_written_in_one_group_each_with_its_own_ids(
-    service: Service, held: HeldWriter, sql: psycopg.Connection
+    service: Service, held: HeldWriter
 ) -> None:
     store = service.app.store
     first, others = uuid4(), [uuid4() for _ in range(8)]
@@ -113,7 +126,7 @@ def test_appends_waiting_together_are_written_in_one_group_each_with_its_own_ids
     runner.join(timeout=60)
 
     assert [len(group) for group in held.groups] == [1, len(others)]
-    stored = stored_positions(sql, [first, *others])
+    stored = stored_positions(service, [first, *others])
     [answers] = results
     assert answers[0] == [stored[(first, 1)]]
     for originator, ids in zip(others, answers[1:], strict=True):
@@ -123,7 +136,7 @@ def test_appends_waiting_together_are_written_in_one_group_each_with_its_own_ids
 
 
 def test_a_conflict_fails_only_its_own_append_never_its_group_mates(
-    service: Service, held: HeldWriter, sql: psycopg.Connection
+    service: Service, held: HeldWriter
 ) -> None:
     store = service.app.store
     taken, fresh = uuid4(), [uuid4() for _ in range(4)]
@@ -157,14 +170,14 @@ def test_a_conflict_fails_only_its_own_append_never_its_group_mates(
     [answers] = results
     assert [len(group) for group in held.groups] == [1, 4]
     assert isinstance(answers[2], IntegrityError)
-    stored = stored_positions(sql, [*fresh, taken])
+    stored = stored_positions(service, [*fresh, taken])
     assert (fresh[2], 1) not in stored  # the loser's other event is not stored either
     for i in (0, 1, 3):
         assert answers[i] == [stored[(fresh[i], 1)]]
 
 
 def test_two_appends_of_one_group_claiming_one_version_leave_one_winner(
-    service: Service, held: HeldWriter, sql: psycopg.Connection
+    service: Service, held: HeldWriter
 ) -> None:
     store = service.app.store
     contested, blocker = uuid4(), uuid4()
@@ -188,7 +201,7 @@ def test_two_appends_of_one_group_claiming_one_version_leave_one_winner(
     won = [a for a in answers if isinstance(a, list)]
     assert len(won) == 1
     assert sum(isinstance(a, IntegrityError) for a in answers) == 2
-    assert won[0] == [stored_positions(sql, [contested])[(contested, 1)]]
+    assert won[0] == [stored_positions(service, [contested])[(contested, 1)]]
 
 
 def test_with_group_commit_off_every_save_is_its_own_transaction(service: Service) -> None:
