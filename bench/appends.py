@@ -27,6 +27,14 @@ def append_rows(runner: Runner, results: Results, url: str) -> None:
     for mode in MODES:
         series = results.add(Series(f"g_appends group commit {mode}", "ceiling"))
         runner.repository(series, url, [CONCURRENCY], recorder=mode, rate=RATE)
+        row = series.levels[-1] if series.levels else {}
+        if "appends_per_group" in row:
+            log.info(
+                "%-24s %.1f appends per transaction, %.2f ms per transaction",
+                series.name,
+                row["appends_per_group"],
+                row["ms_per_group"],
+            )
     fsync = results.add(Series("g_pg_test_fsync", "ceiling", unit="syncs/s"))
     found = fdatasync_per_second()
     if found is None:

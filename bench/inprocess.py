@@ -172,6 +172,15 @@ def repository_ceiling(spec: RepositorySpec) -> LoadResult:
             thread.join()
         result.cpu_seconds = time.process_time() - cpu0
         result.started = window_start
+        group = getattr(app.recorder, "group_commit", None)
+        if group is not None and group.groups:
+            # Over the whole run (seeding's saves included): appends per transaction, and each
+            # transaction's time from its writer's start to its COMMIT's answer (the table
+            # lock is held for part of it: from LOCK TABLE to COMMIT).
+            result.extra = {
+                "appends_per_group": group.appends / group.groups,
+                "ms_per_group": 1000 * group.write_seconds / group.groups,
+            }
         return result
     finally:
         app.close()

@@ -27,6 +27,7 @@ outcome), and a group at most `MAX_GROUP` appends.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +66,10 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._queue: deque[Append] = deque()
         self._writing = False
+        # Totals since start, for the bench's append rows (mean group size, time per group).
+        self.groups = 0
+        self.appends = 0
+        self.write_seconds = 0.0
 
     def queued(self) -> int:
         """Appends waiting for a writer (not those being written)."""
@@ -88,6 +93,7 @@ class GroupCommit:
         """Write the queue's head (the caller's own append first), then hand over."""
         with self._lock:
             group = [self._queue.popleft() for _ in range(min(self._max_group, len(self._queue)))]
+        began = time.perf_counter()
         try:
             self._write([a for a in claimed_alone(group) if a.error is None])
         except BaseException as exc:
@@ -96,6 +102,9 @@ class GroupCommit:
                     append.error = exc
         finally:
             with self._lock:
+                self.groups += 1
+                self.appends += len(group)
+                self.write_seconds += time.perf_counter() - began
                 if self._queue:
                     successor = self._queue[0]
                     successor.lead = True
