@@ -125,3 +125,23 @@ def test_an_append_claiming_one_version_twice_is_refused() -> None:
     originator = uuid4()
     with pytest.raises(IntegrityError):
         GroupCommit(store.write).append([event(1, originator), event(1, originator)])
+
+
+def test_an_append_given_up_before_its_turn_hands_the_writers_role_on() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.write, max_group=1)
+    _, first_threads = append_in_threads(commit, [[event()]])
+    store.holding.wait(timeout=30)
+    given_up = Append([event()])
+    with commit._lock:  # as `append` queues it, before its thread was interrupted
+        commit._queue.append(given_up)
+    behind, behind_threads = append_in_threads(commit, [[event()]])
+    wait_queued(commit, 2)
+    store.release.set()
+    given_up.done.wait(timeout=30)  # the first writer handed it the role...
+    assert given_up.lead
+    commit._abandon(given_up)  # ...just as its thread was interrupted
+    for thread in [*first_threads, *behind_threads]:
+        thread.join(timeout=30)
+    assert behind == [[2]]
+    assert store.groups == [1, 1]

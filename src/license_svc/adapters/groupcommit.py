@@ -83,11 +83,33 @@ class GroupCommit:
             lead = not self._writing
             self._writing = True
         if not lead:
-            mine.done.wait()
+            try:
+                mine.done.wait()
+            except BaseException:  # interrupted (a KeyboardInterrupt in the main thread)
+                self._abandon(mine)
+                raise
             if not mine.lead:
                 return mine.outcome()
         self._write_group()
         return mine.outcome()
+
+    def _abandon(self, mine: Append) -> None:
+        """Take back an append that no writer has taken yet; if the writer's role had been
+        handed to it, hand the role on, so the appends queued behind it are still written."""
+        with self._lock:
+            if mine in self._queue:
+                self._queue.remove(mine)
+                if mine.lead:
+                    self._hand_over()
+
+    def _hand_over(self) -> None:
+        """(Under the lock.) Give the writer's role to the oldest queued append, or end it."""
+        if self._queue:
+            successor = self._queue[0]
+            successor.lead = True
+            successor.done.set()
+        else:
+            self._writing = False
 
     def _write_group(self) -> None:
         """Write the queue's head (the caller's own append first), then hand over."""
@@ -105,12 +127,7 @@ class GroupCommit:
                 self.groups += 1
                 self.appends += len(group)
                 self.write_seconds += time.perf_counter() - began
-                if self._queue:
-                    successor = self._queue[0]
-                    successor.lead = True
-                    successor.done.set()
-                else:
-                    self._writing = False
+                self._hand_over()
             for append in group[1:]:
                 append.done.set()
 
