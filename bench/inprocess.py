@@ -172,15 +172,16 @@ def repository_ceiling(spec: RepositorySpec) -> LoadResult:
             thread.join()
         result.cpu_seconds = time.process_time() - cpu0
         result.started = window_start
+        # Over the whole run (seeding's saves included): appends per transaction, each group's
+        # time from its writer's start to its COMMIT's answer (pool checkout included), and each
+        # transaction's round trip (BEGIN sent to COMMIT answered: the lock's wait and hold).
         group = getattr(app.recorder, "group_commit", None)
         if group is not None and group.groups:
-            # Over the whole run (seeding's saves included): appends per transaction, and each
-            # transaction's time from its writer's start to its COMMIT's answer (the table
-            # lock is held for part of it: from LOCK TABLE to COMMIT).
-            result.extra = {
-                "appends_per_group": group.appends / group.groups,
-                "ms_per_group": 1000 * group.write_seconds / group.groups,
-            }
+            result.extra["appends_per_group"] = group.appends / group.groups
+            result.extra["ms_per_group"] = 1000 * group.write_seconds / group.groups
+        trips = getattr(app.recorder, "round_trips", None)
+        if trips is not None and trips.count:
+            result.extra["ms_per_round_trip"] = 1000 * trips.seconds / trips.count
         return result
     finally:
         app.close()

@@ -23,6 +23,7 @@ The application picks this class through `APPLICATION_RECORDER_TOPIC`.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -45,6 +46,7 @@ from psycopg.sql import SQL, Identifier, Literal
 from license_svc.adapters.groupcommit import (
     Append,
     GroupCommit,
+    RoundTrips,
     group_insert,
     group_parameters,
     settle,
@@ -153,6 +155,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
             group_insert(schema, Identifier(self.events_table_name), self.datastore)
         )
         self.group_commit: GroupCommit | None = GroupCommit(self._write_group)
+        self.round_trips = RoundTrips()
 
     def use_group_commit(self, enabled: bool) -> None:
         self.group_commit = GroupCommit(self._write_group) if enabled else None
@@ -224,6 +227,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
         lock, so in commit order."""
         with self.datastore.get_connection() as conn:
             assert conn.autocommit  # BEGIN and COMMIT are ours
+            began = time.perf_counter()
             error: PsycopgError | None = None
             rows: list[DictRow] = []
             try:
@@ -250,6 +254,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
                 # Inside `get_connection`, which maps psycopg's errors to the library's: a
                 # duplicate (originator_id, originator_version) is its IntegrityError.
                 raise error
+            self.round_trips.add(time.perf_counter() - began)
         return rows
 
     @retried

@@ -132,6 +132,21 @@ class GroupCommit:
                 append.done.set()
 
 
+class RoundTrips:
+    """Totals of the append transactions' round trips — from BEGIN sent to COMMIT answered, the
+    table lock's wait and hold and the WAL flush inside — for the bench's append rows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.count += 1
+            self.seconds += seconds
+
+
 def claimed_alone(group: list[Append]) -> list[Append]:
     """Fail (IntegrityError) each append that claims a version an earlier one of the group
     claims, or one version twice; return the group."""
