@@ -6,6 +6,7 @@ the middle of the writes leaves every activation stored whole (and acknowledged)
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import EVENTS_TABLE, rich, unique
@@ -36,7 +38,7 @@ class Answer:
 
 
 @pytest.fixture
-def replicas(database_url: str, tmp_path: Path) -> Iterator[tuple[Client, Client]]:
+def servers(database_url: str, tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     """Two replicas; the first also keeps the views (for the `min_position` reads)."""
     first = ServerProcess(
         database_url, tmp_path / "first.log", LICENSE_SVC_RUN_PROJECTIONS="1", **SMALL_POOLS
@@ -44,7 +46,7 @@ def replicas(database_url: str, tmp_path: Path) -> Iterator[tuple[Client, Client
     try:
         second = ServerProcess(database_url, tmp_path / "second.log", **SMALL_POOLS)
         try:
-            yield first.client, second.client
+            yield first, second
         finally:
             second.stop()
     finally:
@@ -104,10 +106,22 @@ def streamed_positions(client: Client, after: int, upto: int) -> list[int]:
     raise AssertionError("the stream ended early")
 
 
+def saves_per_group(server: ServerProcess) -> float:
+    """`license_svc_append_grouped_total / license_svc_append_groups_total` of a replica."""
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        samples = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(answer.read().decode())
+            for sample in family.samples
+        }
+    return samples["license_svc_append_grouped_total"] / samples["license_svc_append_groups_total"]
+
+
 def test_64_activations_at_once_on_two_replicas_are_each_answered_as_if_alone(
-    replicas: tuple[Client, Client], sql: psycopg.Connection
+    servers: tuple[ServerProcess, ServerProcess], sql: psycopg.Connection
 ) -> None:
-    first, second = replicas
+    replicas = first, second = servers[0].client, servers[1].client
     raced = first.issue(RACED_KEYS).keys
     repeated = second.issue(REPEATED_KEYS).keys
     before = head(sql)
@@ -162,6 +176,8 @@ def test_64_activations_at_once_on_two_replicas_are_each_answered_as_if_alone(
             timeout=30,
         )
         assert (seen.seats, seen.position >= answer.position) == (3, True)
+    # The saves did share transactions (else this proved nothing about group commit).
+    assert max(saves_per_group(server) for server in servers) > 1
 
 
 @pytest.mark.slow
