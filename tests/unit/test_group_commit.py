@@ -97,6 +97,7 @@ def test_a_failed_transaction_fails_its_own_group_and_the_next_group_is_written(
     for thread in [*first_threads, *threads]:
         thread.join(timeout=30)
     assert all(isinstance(result, ConnectionError) for result in failed)
+    assert failed[0] is not failed[1]  # each thread raised an instance of its own
     assert commit.append([event()]) == [2]
 
 

@@ -26,6 +26,7 @@ outcome), and a group at most `MAX_GROUP` appends.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import deque
@@ -121,7 +122,7 @@ class GroupCommit:
         except BaseException as exc:
             for append in group:
                 if append.ids is None and append.error is None:
-                    append.error = exc
+                    append.error = _own(exc)
         finally:
             with self._lock:
                 self.groups += 1
@@ -130,6 +131,18 @@ class GroupCommit:
                 self._hand_over()
             for append in group[1:]:
                 append.done.set()
+
+
+def _own(error: BaseException) -> BaseException:
+    """A copy of a group's error for one of its appends (each thread raises its own instance:
+    one instance raised in several threads at once would mix their tracebacks), caused by the
+    original; the original itself if it cannot be copied."""
+    try:
+        mine = copy.copy(error)
+    except Exception:
+        return error
+    mine.__cause__ = error
+    return mine
 
 
 class RoundTrips:
