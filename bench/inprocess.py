@@ -47,7 +47,7 @@ COPY = "COPY bench_bulk (originator_id, originator_version, topic, state) FROM S
 SEED_BATCH = 200
 
 
-def _app(database_url: str) -> LicensingApp:
+def _app(database_url: str, recorder: str = "stock") -> LicensingApp:
     env = config.load(
         {
             **os.environ,
@@ -58,8 +58,16 @@ def _app(database_url: str) -> LicensingApp:
     )
     # Ceilings measure the library as it ships: its own application recorder, not ours
     # (store.py's pipelined insert would otherwise raise the ceiling it is compared with).
-    stock = {"APPLICATION_RECORDER_TOPIC": "eventsourcing.postgres:PostgresApplicationRecorder"}
-    return LicensingApp(env={**env.eventsourcing_env(), **stock})
+    # `recorder`: "stock" (the ceilings), or the service's own with group commit "on" or "off"
+    # (the append rows: what group commit buys over one transaction per save).
+    chosen = {
+        "stock": {
+            "APPLICATION_RECORDER_TOPIC": "eventsourcing.postgres:PostgresApplicationRecorder"
+        },
+        "on": {"GROUP_COMMIT": "y"},
+        "off": {"GROUP_COMMIT": "n"},
+    }[recorder]
+    return LicensingApp(env={**env.eventsourcing_env(), **chosen})
 
 
 def _rows(state_bytes: int) -> list[tuple[Any, ...]]:
@@ -102,6 +110,7 @@ class RepositorySpec:
     duration: float
     warmup: float
     keys: int  # fresh keys to create first (each activation uses one)
+    recorder: str = "stock"  # see `_app`
 
 
 def _issue(app: LicensingApp, count: int) -> list[uuid.UUID]:
@@ -127,7 +136,7 @@ def _issue(app: LicensingApp, count: int) -> list[uuid.UUID]:
 
 def repository_ceiling(spec: RepositorySpec) -> LoadResult:
     """Closed loop of get + activate + save from `concurrency` threads over one app."""
-    app = _app(spec.database_url)
+    app = _app(spec.database_url, spec.recorder)
     try:
         ids = _issue(app, spec.keys)
         lock = threading.Lock()
@@ -163,6 +172,16 @@ def repository_ceiling(spec: RepositorySpec) -> LoadResult:
             thread.join()
         result.cpu_seconds = time.process_time() - cpu0
         result.started = window_start
+        # Over the whole run (seeding's saves included): appends per transaction, each group's
+        # time from its writer's start to its COMMIT's answer (pool checkout included), and each
+        # transaction's round trip (BEGIN sent to COMMIT answered: the lock's wait and hold).
+        group = getattr(app.recorder, "group_commit", None)
+        if group is not None and group.groups:
+            result.extra["appends_per_group"] = group.appends / group.groups
+            result.extra["ms_per_group"] = 1000 * group.write_seconds / group.groups
+        trips = getattr(app.recorder, "round_trips", None)
+        if trips is not None and trips.count:
+            result.extra["ms_per_round_trip"] = 1000 * trips.seconds / trips.count
         return result
     finally:
         app.close()

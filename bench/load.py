@@ -44,6 +44,7 @@ class LoadResult:
     finished: float = 0.0  # time.time() of the last recorded completion
     cpu_seconds: float = 0.0
     exhausted: bool = False
+    extra: dict[str, float] = field(default_factory=dict)  # added to the row as it is
 
 
 def run_load(spec: LoadSpec) -> LoadResult:

@@ -27,9 +27,10 @@ def _split(items: list[Any], parts: int, once: bool) -> list[list[Any]]:
     return [items[i * step :] + items[: i * step] for i in range(parts)]
 
 
-def fresh_budget(series: Series, plan: Plan, concurrency: int) -> int:
+def fresh_budget(series: Series, plan: Plan, concurrency: int, rate: float = 0.0) -> int:
     """How many fresh items one measurement may use: the best rate so far, with headroom."""
-    rate = max((r["calls"] / r["seconds"] for r in series.levels if r["seconds"]), default=300)
+    seen = (r["calls"] / r["seconds"] for r in series.levels if r["seconds"])
+    rate = max(rate, max(seen, default=300))
     need = rate * 1.6 * (plan.duration + plan.warmup) + 8 * concurrency + 50
     return int(min(need, MAX_FRESH))
 
@@ -83,12 +84,22 @@ class Runner:
                 break
         return series
 
-    def repository(self, series: Series, database_url: str, levels: Sequence[int]) -> Series:
-        """Ceiling (e), in a client process: get + activate + save from N threads."""
+    def repository(
+        self,
+        series: Series,
+        database_url: str,
+        levels: Sequence[int],
+        recorder: str = "stock",
+        rate: float = 0.0,  # the rate to budget fresh keys for, if higher than seen so far
+    ) -> Series:
+        """Ceiling (e), in a client process: get + activate + save from N threads (through the
+        library's recorder, or the service's: `inprocess._app`)."""
         plan = self.plan
         for concurrency in levels:
-            keys = fresh_budget(series, plan, concurrency)
-            spec = RepositorySpec(database_url, concurrency, plan.duration, plan.warmup, keys)
+            keys = fresh_budget(series, plan, concurrency, rate)
+            spec = RepositorySpec(
+                database_url, concurrency, plan.duration, plan.warmup, keys, recorder
+            )
             result = self.executor.submit(repository_ceiling, spec).result()
             row = level_row(concurrency, result, None, plan.duration)
             series.levels.append(row)

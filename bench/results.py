@@ -58,6 +58,7 @@ def level_row(
         "error_sample": result.error_sample,
         "client_cpu": result.cpu_seconds / seconds if seconds > 0 else math.nan,
         "exhausted": result.exhausted,
+        **result.extra,
     }
     if monitor is not None:
         row.update(

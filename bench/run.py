@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import psycopg
 
-from bench import chart, database, hotpath, processes, projections, report, stages, tokens
+from bench import appends, chart, database, hotpath, processes, projections, report, stages, tokens
 from bench.measure import Runner
 from bench.plan import Plan
 from bench.processes import service_env, start_service
@@ -46,7 +46,10 @@ ORDER = [
     "TokenVerify",  # the shipped verifier, in this process: no server
 ]
 # --only names that stand for several stages.
-ALIASES = {"Capacity": ("GetSeatAllowance", "ActivateKey", "CacheReads")}
+ALIASES = {
+    "Capacity": ("GetSeatAllowance", "ActivateKey", "CacheReads"),
+    "Appends": ("g_appends",),  # group commit on and off at c=64, and pg_test_fsync
+}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -57,8 +60,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help=f"comma-separated: {', '.join(ORDER)}, StreamEvents (alone), "
-        "or a ceiling (a_echo, b_select, c_insert, d_executemany, …)",
+        help=f"comma-separated: {', '.join(ORDER)}, StreamEvents (alone), Appends (group commit "
+        "on and off, pg_test_fsync), or a ceiling (a_echo, b_select, c_insert, d_executemany, …)",
     )
     parser.add_argument("--no-scaling", action="store_true", help="skip the 1 vs 2 workers reads")
     parser.add_argument(
@@ -117,6 +120,8 @@ def measure(args: argparse.Namespace, plan: Plan, results: Results, url: str, lo
         stages.rpc_ceilings(runner, results, url, args.workers, logs, ceilings)
         if "e_repository" in ceilings:
             stages.repository_ceiling(runner, results, url)
+        if "g_appends" in ceilings:
+            appends.append_rows(runner, results, url)
         worker = None if args.no_projection_worker else projections.start_worker(url, logs)
         runner.worker_pids = [worker.pid] if worker is not None else []
         try:

@@ -281,9 +281,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("ValidateKey", validate_key, "unredeemed", "b_select", (_VALIDATE,)),
         Scenario("ActivateKey", activate_key, "fresh", "e_repository", (_ACTIVATE,)),
         Scenario("RecordPlanEvent", record_plan_event, "none", "e_repository", (_PLAN,)),
-        Scenario(
-            "IssueKeys", issue_keys, "none", "d_executemany", (_ISSUE,), "rows/s", long_calls=True
-        ),
+        Scenario("IssueKeys", issue_keys, "none", "d_copy", (_ISSUE,), "rows/s", long_calls=True),
         Scenario("GetKeyHistory", key_history, "history", "b_select", (_HISTORY,)),
         Scenario("ReadYourWrites", read_your_writes, "fresh", "c_insert", (_ACTIVATE, _ALLOWANCE)),
     ]

@@ -82,6 +82,10 @@ class Settings:
     max_message_bytes: int = 16 * 1024 * 1024
     max_wait_seconds: float = 10.0  # cap for min_position waits when the client set no deadline
     issue_concurrency: int = 2  # IssueKeys calls minting at once per process (memory bound)
+    # Group commit: the saves of one process that wait at the same moment share one transaction
+    # (one table lock, one NOTIFY, one commit), each keeping its own outcome
+    # (`license_svc.adapters.groupcommit`). Off: each save is a transaction of its own.
+    group_commit: bool = True
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set → mutual TLS
@@ -160,6 +164,7 @@ class Settings:
             ),
             "POSTGRES_SINGLE_ROW_TRACKING": "y",
             "ISSUE_CONCURRENCY": str(self.issue_concurrency),
+            "GROUP_COMMIT": "y" if self.group_commit else "n",
             # Read by `license_svc.adapters.pools` when it hardens the library's pools.
             "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
         }
@@ -494,6 +499,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", Settings.max_message_bytes, lo=1024),
         max_wait_seconds=_float(env, "MAX_WAIT_SECONDS", Settings.max_wait_seconds),
         issue_concurrency=_int(env, "ISSUE_CONCURRENCY", Settings.issue_concurrency, lo=1),
+        group_commit=_bool(env, "GROUP_COMMIT", Settings.group_commit),
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,

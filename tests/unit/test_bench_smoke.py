@@ -39,12 +39,14 @@ def test_targets_compare_with_the_ceiling_at_the_same_concurrency() -> None:
     ceiling.levels.append({"concurrency": 32, "throughput": 1000.0, "p99_ms": 10.0})
     activate = results.add(Series("ActivateKey", "operation", ceiling="e_repository"))
     activate.levels.append({"concurrency": 32, "throughput": 650.0, "p99_ms": 30.0})
-    executemany = results.add(Series("d_executemany", "ceiling", unit="rows/s"))
-    executemany.levels.append(scalar_row(80_000.0))
+    copy = results.add(Series("d_copy", "ceiling", unit="rows/s"))
+    copy.levels.append(scalar_row(80_000.0))
     found = {t.name: t for t in report.targets(results)}
     assert found["ActivateKey throughput / ceiling (e)"].value == 0.65
     assert found["ActivateKey throughput / ceiling (e)"].passed is False
-    assert found["IssueKeys rows/s / executemany (d)"].passed is None  # not measured
+    assert found["ActivateKey p99 / ceiling (e) p99"].value == 3.0
+    assert found["ActivateKey p99 / ceiling (e) p99"].passed is False
+    assert found["IssueKeys rows/s / COPY (d)"].passed is None  # not measured
     assert ratio(1.0, 0.0) is None
     assert "ActivateKey" in report.table(results)
 
@@ -56,11 +58,11 @@ def test_a_paired_recheck_is_reported_beside_its_target_with_the_same_limit() ->
             "operation": "ActivateKey",
             "ceiling": "e_repository",
             "concurrency": 32,
-            "rounds": [0.66, 0.74, 0.81],
-            "median": 0.74,
+            "rounds": [1.4, 1.6, 1.7],
+            "median": 1.6,
         }
     )
     found = {t.name: t for t in report.targets(results)}
     paired = found["ActivateKey throughput / ceiling (e), paired re-check (median of 3)"]
-    assert (paired.value, paired.limit, paired.passed) == (0.74, 0.7, True)
-    assert "0.66, 0.74, 0.81" in paired.note
+    assert (paired.value, paired.limit, paired.passed) == (1.6, 1.5, True)
+    assert "1.40, 1.60, 1.70" in paired.note

@@ -11,6 +11,9 @@
   only once the client has read its result: the table lock (which serializes every writer) is
   then released as soon as the server reaches COMMIT, not a client round trip later. Same
   statements, same order, same errors (a duplicate version is the library's IntegrityError).
+- with group commit on (the default; `GROUP_COMMIT=n` in the application's environment turns it
+  off) the ordinary saves of one process that wait at the same moment are written in one such
+  transaction, each keeping its own outcome (`license_svc.adapters.groupcommit`).
 - `positions_of` reads an aggregate's events with their notification ids (store positions),
   which the library's `select_events` does not return.
 
@@ -20,6 +23,7 @@ The application picks this class through `APPLICATION_RECORDER_TOPIC`.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -38,6 +42,15 @@ from psycopg import Error as PsycopgError
 from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
+
+from license_svc.adapters.groupcommit import (
+    Append,
+    GroupCommit,
+    RoundTrips,
+    group_insert,
+    group_parameters,
+    settle,
+)
 
 TOPIC = "license_svc.adapters.eventstore:LicensingRecorder"
 PLAN_STARTED_TOPIC = "license_svc.domain.plan:Plan.PlanStarted"  # `get_topic(Plan.PlanStarted)`
@@ -138,6 +151,14 @@ class LicensingRecorder(PostgresApplicationRecorder):
         self._pipelined_append = (
             type(self)._insert_events is PostgresApplicationRecorder._insert_events
         )
+        self._group_insert = _rendered(
+            group_insert(schema, Identifier(self.events_table_name), self.datastore)
+        )
+        self.group_commit: GroupCommit | None = GroupCommit(self._write_group)
+        self.round_trips = RoundTrips()
+
+    def use_group_commit(self, enabled: bool) -> None:
+        self.group_commit = GroupCommit(self._write_group) if enabled else None
 
     def create_table(self) -> None:
         """The library runs its CREATE TYPE on every start and swallows "already exists", which
@@ -167,6 +188,8 @@ class LicensingRecorder(PostgresApplicationRecorder):
             insert = _unretried(PostgresApplicationRecorder.insert_events)
             ids: Sequence[int] | None = insert(self, stored_events, **kwargs)
             return ids
+        if self.group_commit is not None:  # (an application recorder has no tracking)
+            return self.group_commit.append(stored_events)
         return self._append(stored_events, **kwargs)
 
     @retried
@@ -185,17 +208,28 @@ class LicensingRecorder(PostgresApplicationRecorder):
         return head
 
     def _append(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        """The library's insert transaction in one round trip: BEGIN, SET LOCAL lock_timeout,
-        LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, INSERT … RETURNING notification_id, COMMIT,
-        then one sync. Ids are still issued under the lock, so in commit order."""
+        """The library's insert transaction in one round trip (see `_transact`)."""
         make = self.construct_pg_stored_event
         pg_stored_events = [
             make(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events
         ]
+        rows = self._transact(self._append_insert, (pg_stored_events,))
+        return [row["notification_id"] for row in rows]
+
+    def _write_group(self, group: list[Append]) -> None:
+        """One transaction for a group of appends (see `groupcommit`)."""
+        if group:
+            settle(group, self._transact(self._group_insert, group_parameters(group)))
+
+    def _transact(self, insert_statement: bytes, parameters: Sequence[Any]) -> list[DictRow]:
+        """BEGIN, SET LOCAL lock_timeout, LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, the INSERT …
+        RETURNING, COMMIT, then one sync: the INSERT's rows. Ids are still issued under the
+        lock, so in commit order."""
         with self.datastore.get_connection() as conn:
             assert conn.autocommit  # BEGIN and COMMIT are ours
+            began = time.perf_counter()
             error: PsycopgError | None = None
-            notification_ids: Sequence[int] | None = None
+            rows: list[DictRow] = []
             try:
                 with conn.pipeline() as pipeline:
                     try:
@@ -204,15 +238,13 @@ class LicensingRecorder(PostgresApplicationRecorder):
                             for statement in self._append_lock:
                                 curs.execute(statement, prepare=True)
                             curs.execute(self._append_notify)
-                            insert.execute(self._append_insert, (pg_stored_events,))
+                            insert.execute(insert_statement, parameters)
                             curs.execute(b"COMMIT")
                             # See `_insert_stored_events`: push a large message out whole
                             # before syncing, or client and server wait for each other.
                             conn.wait(generators.send(conn.pgconn))
                             pipeline.sync()
-                            notification_ids = self._fetch_ids_after_insert_events(
-                                insert, stored_events, **kwargs
-                            )
+                            rows = insert.fetchall()
                     except PsycopgError as exc:
                         error = exc  # raised below, once out of the pipeline (as the library)
             except PsycopgError as exc:
@@ -222,7 +254,8 @@ class LicensingRecorder(PostgresApplicationRecorder):
                 # Inside `get_connection`, which maps psycopg's errors to the library's: a
                 # duplicate (originator_id, originator_version) is its IntegrityError.
                 raise error
-        return notification_ids
+            self.round_trips.add(time.perf_counter() - began)
+        return rows
 
     @retried
     def insert_issued(self, request: IssueRequest, stored_events: Sequence[StoredEvent]) -> int:

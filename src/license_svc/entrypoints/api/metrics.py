@@ -200,6 +200,19 @@ class DomainCollector:
         except Exception as error:  # a scrape must not fail because the database did
             log.warning("metrics: domain metrics unavailable: %s", error)
         yield from self._pool()
+        yield from self._appends()
+
+    def _appends(self) -> Iterator[Metric]:
+        """This process's append transactions, and how many saves group commit put in them."""
+        recorder = self._parts.app.store
+        trips, group = recorder.round_trips, recorder.group_commit
+        for name, doc, value in [
+            ("transactions", "Append transactions this process committed.", trips.count),
+            ("transaction_seconds", "Their time, BEGIN sent to COMMIT answered.", trips.seconds),
+            ("groups", "Group-commit transactions.", group.groups if group else 0),
+            ("grouped", "Saves written in them.", group.appends if group else 0),
+        ]:
+            yield CounterMetricFamily(f"license_svc_append_{name}", doc, value=value)
 
     def _store(self) -> Iterator[Metric]:
         counts = self._events.update()

@@ -1,0 +1,217 @@
+"""Group commit: the appends that wait in one process are written in one transaction.
+
+The library's recorder serializes every append behind `LOCK TABLE … IN EXCLUSIVE MODE` (and
+the NOTIFY's cluster-wide commit lock), so a store's appends run one transaction at a time,
+each paying its own lock, NOTIFY and commit flush. Here the first thread that appends while no
+write is under way becomes the writer: it takes every append that is queued (at most
+`MAX_GROUP` of them, its own first) and writes them in one transaction — one table lock, one
+NOTIFY, one multi-row INSERT, one commit. Appends that arrive meanwhile queue; when the writer
+is done it hands the writer's role to the oldest of them, which writes the next group. No
+timer: an idle store writes an append at once, alone.
+
+Each append keeps its own outcome. The INSERT leaves out every append of which any event's
+(originator_id, originator_version) is already stored — checked inside the statement, under
+the table lock, so nothing can be stored in between — and that append alone gets the
+library's IntegrityError, exactly as if it had been written alone and lost the race; its
+callers reload and decide again. Two appends of one group that claim the same version: the
+earlier wins, the later gets IntegrityError before anything is sent. (If the earlier then
+loses to a stored event on another of its versions, the later one lost for nothing and simply
+decides again: a spurious conflict, never a lost or doubled event.) Each append gets the
+notification ids of its own events. An error of the whole transaction (a lost connection, a
+lock timeout) fails every append of the group, as it would have failed each alone.
+
+Bounds: the queue holds at most one append per thread that appends (each waits for its own
+outcome), and a group at most `MAX_GROUP` appends.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.postgres import PostgresDatastore
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+MAX_GROUP = 64  # appends written in one transaction
+
+
+@dataclass(eq=False)
+class Append:
+    events: Sequence[StoredEvent]
+    ids: Sequence[int] | None = None
+    error: BaseException | None = None
+    lead: bool = False  # handed the writer's role
+    done: threading.Event = field(default_factory=threading.Event)
+
+    def outcome(self) -> Sequence[int]:
+        if self.error is not None:
+            raise self.error
+        assert self.ids is not None
+        return self.ids
+
+
+Writer = Callable[[list[Append]], None]  # sets each append's ids or error, or raises
+
+
+class GroupCommit:
+    def __init__(self, write: Writer, max_group: int = MAX_GROUP) -> None:
+        self._write = write
+        self._max_group = max(1, max_group)
+        self._lock = threading.Lock()
+        self._queue: deque[Append] = deque()
+        self._writing = False
+        # Totals since start, for the bench's append rows (mean group size, time per group).
+        self.groups = 0
+        self.appends = 0
+        self.write_seconds = 0.0
+
+    def queued(self) -> int:
+        """Appends waiting for a writer (not those being written)."""
+        with self._lock:
+            return len(self._queue)
+
+    def append(self, events: Sequence[StoredEvent]) -> Sequence[int]:
+        mine = Append(events)
+        with self._lock:
+            self._queue.append(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            try:
+                mine.done.wait()
+            except BaseException:  # interrupted (a KeyboardInterrupt in the main thread)
+                self._abandon(mine)
+                raise
+            if not mine.lead:
+                return mine.outcome()
+        self._write_group()
+        return mine.outcome()
+
+    def _abandon(self, mine: Append) -> None:
+        """Take back an append that no writer has taken yet; if the writer's role had been
+        handed to it, hand the role on, so the appends queued behind it are still written."""
+        with self._lock:
+            if mine in self._queue:
+                self._queue.remove(mine)
+                if mine.lead:
+                    self._hand_over()
+
+    def _hand_over(self) -> None:
+        """(Under the lock.) Give the writer's role to the oldest queued append, or end it."""
+        if self._queue:
+            successor = self._queue[0]
+            successor.lead = True
+            successor.done.set()
+        else:
+            self._writing = False
+
+    def _write_group(self) -> None:
+        """Write the queue's head (the caller's own append first), then hand over."""
+        with self._lock:
+            group = [self._queue.popleft() for _ in range(min(self._max_group, len(self._queue)))]
+        began = time.perf_counter()
+        try:
+            self._write([a for a in claimed_alone(group) if a.error is None])
+        except BaseException as exc:
+            for append in group:
+                if append.ids is None and append.error is None:
+                    append.error = _own(exc)
+        finally:
+            with self._lock:
+                self.groups += 1
+                self.appends += len(group)
+                self.write_seconds += time.perf_counter() - began
+                self._hand_over()
+            for append in group[1:]:
+                append.done.set()
+
+
+def _own(error: BaseException) -> BaseException:
+    """A copy of a group's error for one of its appends (each thread raises its own instance:
+    one instance raised in several threads at once would mix their tracebacks), caused by the
+    original; the original itself if it cannot be copied."""
+    try:
+        mine = copy.copy(error)
+    except Exception:
+        return error
+    mine.__cause__ = error
+    return mine
+
+
+class RoundTrips:
+    """Totals of the append transactions' round trips — from BEGIN sent to COMMIT answered, the
+    table lock's wait and hold and the WAL flush inside — for the bench's append rows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.seconds = 0.0
+
+    def add(self, seconds: float) -> None:
+        with self._lock:
+            self.count += 1
+            self.seconds += seconds
+
+
+def claimed_alone(group: list[Append]) -> list[Append]:
+    """Fail (IntegrityError) each append that claims a version an earlier one of the group
+    claims, or one version twice; return the group."""
+    claimed: set[tuple[object, int]] = set()
+    for append in group:
+        versions = {(e.originator_id, e.originator_version) for e in append.events}
+        if len(versions) < len(append.events) or not claimed.isdisjoint(versions):
+            append.error = IntegrityError("an earlier append of the same group took the version")
+        else:
+            claimed |= versions
+    return group
+
+
+def group_insert(schema: Identifier, table: Identifier, datastore: PostgresDatastore) -> Composed:
+    """A group's INSERT: leaves out each append of which a version is stored already (under
+    the table lock, so the check and the insert see the same store), and returns every row's
+    id with its key, so that each append gets its own ids or its own conflict."""
+    return SQL(
+        "WITH new AS (SELECT * FROM unnest(%s::int4[], %s::{id_type}[], %s::int8[],"
+        " %s::text[], %s::bytea[]) WITH ORDINALITY"
+        " AS n(appended, originator_id, originator_version, topic, state, ord)),"
+        " taken AS (SELECT n.appended FROM new n JOIN {schema}.{table} t"
+        " ON t.originator_id = n.originator_id AND t.originator_version = n.originator_version)"
+        " INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+        " SELECT originator_id, originator_version, topic, state FROM new"
+        " WHERE appended NOT IN (SELECT appended FROM taken) ORDER BY ord"
+        " RETURNING notification_id, originator_id, originator_version"
+    ).format(schema=schema, table=table, id_type=SQL(datastore.originator_id_type))
+
+
+def group_parameters(group: list[Append]) -> tuple[list[Any], ...]:
+    """`group_insert`'s arrays: each event's append (its index in the group) and columns."""
+    columns: tuple[list[Any], ...] = ([], [], [], [], [])
+    appended, ids, versions, topics, states = columns
+    for i, append in enumerate(group):
+        for e in append.events:
+            appended.append(i)
+            ids.append(e.originator_id)
+            versions.append(e.originator_version)
+            topics.append(e.topic)
+            states.append(e.state)
+    return columns
+
+
+def settle(group: list[Append], rows: list[DictRow]) -> None:
+    """Give each append its events' ids, or IntegrityError where the INSERT left it out."""
+    stored = {
+        (str(r["originator_id"]), r["originator_version"]): r["notification_id"] for r in rows
+    }
+    for append in group:
+        found = [stored.get((str(e.originator_id), e.originator_version)) for e in append.events]
+        if None in found:
+            append.error = IntegrityError("a version of this append is stored already")
+        else:
+            append.ids = cast(list[int], found)
