@@ -91,6 +91,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bootstrap.start_projections(service)
     if args.dev or settings.run_sweeper:
         bootstrap.start_sweeper(service)
+    if args.dev or settings.run_webhooks:
+        bootstrap.start_webhooks(service)
     if args.dev and settings.dashboard_listen:
         start_dashboard(service, settings.dashboard_listen, tokens)
     # SIGHUP: re-read the tokens file, so who may call changes without a restart. Installed

@@ -1,0 +1,322 @@
+"""Sends due deliveries: lease, POST, record, schedule the next try.
+
+- Leases: a sender claims due deliveries with `FOR UPDATE SKIP LOCKED` and stamps them with its
+  id and `leased_until` (longer than one attempt can take). Other senders skip a leased
+  delivery, so several replicas share the work without sending one delivery twice at once; a
+  sender that dies mid-attempt leaves a lease that expires, and another sender takes the
+  delivery up again: at least once, never lost.
+- One attempt: the URL is checked again and its host resolved once; the request goes to the
+  checked address (`addresses.py`), signed by the Standard Webhooks scheme, no redirects
+  followed, connect/read/write each bounded by `timeout`, the answer's body read up to
+  MAX_BODY bytes and kept in the attempt's error only when it is not a 2xx.
+- After it, in one transaction: the attempt's row (status, latency, error) and the delivery's
+  new state. 2xx: delivered. 410: failed, and the endpoint is disabled (its other pending
+  deliveries cancelled). Anything else (another status, a timeout, a refused address): retried
+  after `retry_base · 2^(n-1)` seconds, capped at `retry_cap`, with jitter (a uniform draw
+  between half and all of it), and no sooner than a `Retry-After` asks (capped at a day); once
+  `retry_window` has passed since the delivery was recorded (or redelivered) it is failed.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from cryptography.exceptions import InvalidTag
+
+from license_svc.adapters.clock import Clock
+
+from . import addresses, signing
+from .signing import SecretBox
+from .tables import WebhookTables
+
+MAX_BODY = 4_096  # bytes of an answer read (and at most 500 characters of it kept)
+MAX_RETRY_AFTER = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Policy:
+    timeout: float = 10.0
+    per_endpoint: int = 4
+    retry_base: float = 5.0
+    retry_cap: float = 6 * 3600.0
+    retry_window: timedelta = timedelta(days=3)
+    allow_private: bool = False
+
+    @property
+    def lease(self) -> timedelta:
+        """Longer than one attempt: connect, write and read timeouts, plus slack."""
+        return timedelta(seconds=3 * self.timeout + 5)
+
+
+@dataclass(frozen=True)
+class Claim:
+    message_id: str
+    endpoint_id: str
+    url: str
+    secret: bytes  # sealed
+    body: bytes
+    attempts: int
+    window_from: datetime
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int  # 0: no HTTP answer
+    latency_ms: int
+    error: str | None = None
+    retry_after: timedelta | None = None
+
+    @property
+    def delivered(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class Sender:
+    def __init__(
+        self,
+        tables: WebhookTables,
+        box: SecretBox,
+        clock: Clock,
+        policy: Policy,
+        client: httpx.Client | None = None,
+        resolve: addresses.Resolve = addresses.system_resolve,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self._tables = tables
+        self._box = box
+        self._clock = clock
+        self.policy = policy
+        self._client = client or new_client(policy.timeout)
+        self._resolve = resolve
+        self._draw = draw
+        self.owner = uuid.uuid4().hex  # this sender's name on its leases
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- leases ----------------------------------------------------------------------------
+
+    def claim(self, limit: int, busy: Collection[str] = ()) -> list[Claim]:
+        """Lease up to `limit` due deliveries, none of the endpoints in `busy`."""
+        if limit <= 0:
+            return []
+        now = self._clock()
+        t = self._tables.t
+        with self._tables.datastore.transaction(commit=True) as curs:
+            rows = curs.execute(
+                f"UPDATE {t('webhook_deliveries')} d SET leased_until = %(until)s,"
+                f" lease_owner = %(owner)s FROM {t('webhook_endpoints')} e"
+                f" WHERE d.message_id IN (SELECT message_id FROM {t('webhook_deliveries')} x"
+                " WHERE x.state = 'pending' AND x.next_attempt_at <= %(now)s"
+                " AND (x.leased_until IS NULL OR x.leased_until < %(now)s)"
+                " AND NOT (x.endpoint_id = ANY(%(busy)s::uuid[]))"
+                " ORDER BY x.next_attempt_at LIMIT %(n)s FOR UPDATE SKIP LOCKED)"
+                " AND e.endpoint_id = d.endpoint_id AND e.deleted_at IS NULL"
+                " AND e.disabled_at IS NULL"
+                " RETURNING d.message_id, d.endpoint_id, d.body, d.attempts, d.window_from,"
+                " e.url, e.secret",
+                {
+                    "until": now + self.policy.lease,
+                    "owner": self.owner,
+                    "now": now,
+                    "busy": list(busy),
+                    "n": limit,
+                },
+            ).fetchall()
+        return [
+            Claim(
+                r["message_id"],
+                str(r["endpoint_id"]),
+                r["url"],
+                bytes(r["secret"]),
+                bytes(r["body"]),
+                r["attempts"],
+                r["window_from"],
+            )
+            for r in rows
+        ]
+
+    def release(self, claims: Collection[Claim]) -> None:
+        """Hand back leases this sender will not use now (its slots for them are full)."""
+        if not claims:
+            return
+        with self._tables.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"UPDATE {self._tables.t('webhook_deliveries')} SET leased_until = NULL,"
+                " lease_owner = NULL WHERE message_id = ANY(%s) AND lease_owner = %s",
+                ([c.message_id for c in claims], self.owner),
+            )
+
+    # -- one attempt -----------------------------------------------------------------------
+
+    def deliver(self, claim: Claim) -> str:
+        """One attempt and its record; the delivery's state after it."""
+        started = self._clock()
+        outcome = self.attempt(claim)
+        return self.record(claim, started, outcome)
+
+    def send_due(self, limit: int = 100) -> list[str]:
+        """Claim what is due and deliver it here, one after the other (tests, tools)."""
+        return [self.deliver(claim) for claim in self.claim(limit)]
+
+    def attempt(self, claim: Claim) -> Outcome:
+        began = time.monotonic()
+
+        def took() -> int:
+            return int((time.monotonic() - began) * 1000)
+
+        allow = self.policy.allow_private
+        try:
+            target = addresses.parse(claim.url, allow)
+            address = addresses.checked_address(target, allow, self._resolve)
+        except addresses.UrlRefused as refused:
+            return Outcome(0, took(), f"refused: {refused}")
+        try:
+            secret = self._box.open(claim.secret, claim.endpoint_id)
+        except (InvalidTag, ValueError):
+            return Outcome(0, took(), "the endpoint's secret does not open with this server secret")
+        stamp = int(self._clock().timestamp())
+        headers = signing.headers(secret, claim.message_id, stamp, claim.body)
+        headers["host"] = target.authority
+        extensions: dict[str, Any] = {}
+        if target.scheme == "https":
+            extensions["sni_hostname"] = target.host
+        request = self._client.build_request(
+            "POST",
+            target.url_for(address),
+            content=claim.body,
+            headers=headers,
+            extensions=extensions,
+        )
+        try:
+            response = self._client.send(request, stream=True)
+            try:
+                answer = _read_some(response)
+            finally:
+                response.close()
+        except httpx.TimeoutException as error:
+            return Outcome(0, took(), f"timed out ({type(error).__name__})")
+        except httpx.HTTPError as error:
+            return Outcome(0, took(), f"{type(error).__name__}: {error}"[:500])
+        status = response.status_code
+        error_text = None if 200 <= status < 300 else f"HTTP {status}: {_printable(answer)}"
+        retry_after = _retry_after(response.headers.get("retry-after"), self._clock())
+        return Outcome(status, took(), error_text, retry_after)
+
+    def record(self, claim: Claim, started: datetime, outcome: Outcome) -> str:
+        now = self._clock()
+        t = self._tables.t
+        attempts = claim.attempts + 1
+        next_at = now
+        if outcome.delivered:
+            state = "delivered"
+        elif outcome.status == 410 or now - claim.window_from >= self.policy.retry_window:
+            state = "failed"
+        else:
+            state = "pending"
+            next_at = now + self.backoff(attempts, outcome.retry_after)
+        with self._tables.datastore.transaction(commit=True) as curs:
+            curs.execute(
+                f"INSERT INTO {t('webhook_attempts')} (message_id, endpoint_id, attempt,"
+                " started_at, status, latency_ms, error) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (
+                    claim.message_id,
+                    claim.endpoint_id,
+                    attempts,
+                    started,
+                    outcome.status or None,
+                    outcome.latency_ms,
+                    outcome.error,
+                ),
+            )
+            # Only while this sender still holds the lease and nobody cancelled the delivery.
+            curs.execute(
+                f"UPDATE {t('webhook_deliveries')} SET attempts = attempts + 1, state = %s,"
+                " next_attempt_at = %s, leased_until = NULL, lease_owner = NULL,"
+                " last_status = %s, last_error = %s,"
+                " delivered_at = CASE WHEN %s THEN %s ELSE delivered_at END"
+                " WHERE message_id = %s AND lease_owner = %s AND state = 'pending'",
+                (
+                    state,
+                    next_at,
+                    outcome.status or None,
+                    outcome.error,
+                    outcome.delivered,
+                    now,
+                    claim.message_id,
+                    self.owner,
+                ),
+            )
+            if outcome.status == 410:
+                self._disable(curs, claim, now)
+        return state
+
+    def _disable(self, curs: Any, claim: Claim, now: datetime) -> None:
+        t = self._tables.t
+        curs.execute(
+            f"UPDATE {t('webhook_endpoints')} SET disabled_at = %s,"
+            " disabled_reason = 'it answered 410 Gone' WHERE endpoint_id = %s"
+            " AND disabled_at IS NULL",
+            (now, claim.endpoint_id),
+        )
+        curs.execute(
+            f"UPDATE {t('webhook_deliveries')} SET state = 'cancelled', leased_until = NULL"
+            " WHERE endpoint_id = %s AND state = 'pending'",
+            (claim.endpoint_id,),
+        )
+
+    def backoff(self, attempts: int, retry_after: timedelta | None = None) -> timedelta:
+        """The wait after the `attempts`-th failed attempt."""
+        full = min(self.policy.retry_cap, self.policy.retry_base * 2 ** min(attempts - 1, 40))
+        wait = timedelta(seconds=full * (0.5 + 0.5 * self._draw()))
+        if retry_after is not None:
+            wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
+        return wait
+
+
+def new_client(timeout: float) -> httpx.Client:
+    """No redirects; no connection kept alive (a kept connection was checked for another name's
+    address and SNI); no proxy from the environment."""
+    return httpx.Client(
+        timeout=httpx.Timeout(timeout),
+        follow_redirects=False,
+        trust_env=False,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
+    )
+
+
+def _read_some(response: httpx.Response) -> bytes:
+    got = b""
+    for chunk in response.iter_raw(1024):
+        got += chunk
+        if len(got) >= MAX_BODY:
+            break
+    return got[:MAX_BODY]
+
+
+def _printable(body: bytes) -> str:
+    text = body.decode("utf-8", "replace")
+    return "".join(c if c.isprintable() else " " for c in text)[:500]
+
+
+def _retry_after(value: str | None, now: datetime) -> timedelta | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds())))
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(timedelta(0), when - now)
