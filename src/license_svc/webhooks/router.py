@@ -33,7 +33,7 @@ from license_svc.domain.key import ActivationKey
 
 from . import messages as m
 from .messages import KeyFacts, Message
-from .tables import ROUTER_LOCK, WebhookTables
+from .tables import APP_NAME, ROUTER_LOCK, WebhookTables
 
 BATCH = 500  # events per router transaction
 REMIND_BEFORE = timedelta(days=14)
@@ -64,7 +64,7 @@ class Router:
             recorded = self._tables.insert_deliveries(
                 curs, addressed(curs, self._tables, found, self._clock())
             )
-            self._tables._insert_tracking(curs, Tracking(EventStore.name, events[-1].id))
+            self._tables._insert_tracking(curs, Tracking(APP_NAME, events[-1].id))
         return len(events), recorded
 
     def _messages(self, curs: Cursor[DictRow], events: Sequence[Notification]) -> list[Message]:

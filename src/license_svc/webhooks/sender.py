@@ -274,12 +274,18 @@ class Sender:
         )
 
     def backoff(self, attempts: int, retry_after: timedelta | None = None) -> timedelta:
-        """The wait after the `attempts`-th failed attempt."""
-        full = min(self.policy.retry_cap, self.policy.retry_base * 2 ** min(attempts - 1, 40))
-        wait = timedelta(seconds=full * (0.5 + 0.5 * self._draw()))
-        if retry_after is not None:
-            wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
-        return wait
+        return backoff(self.policy, attempts, self._draw(), retry_after)
+
+
+def backoff(
+    policy: Policy, attempts: int, draw: float, retry_after: timedelta | None = None
+) -> timedelta:
+    """The wait after the `attempts`-th failed attempt; `draw` in [0, 1) is the jitter."""
+    full = min(policy.retry_cap, policy.retry_base * 2 ** min(attempts - 1, 40))
+    wait = timedelta(seconds=full * (0.5 + 0.5 * draw))
+    if retry_after is not None:
+        wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
+    return wait
 
 
 def new_client(timeout: float) -> httpx.Client:

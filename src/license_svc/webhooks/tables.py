@@ -22,8 +22,10 @@ from typing import Any
 from eventsourcing.postgres import PostgresDatastore, PostgresRecorder, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import SQL
 
 TRACKING_TABLE = "webhooks_tracking"
+APP_NAME = "licensing"  # the store application's name, under which positions are tracked
 DDL_LOCK = zlib.crc32(b"license-svc/webhooks/ddl")
 # One router transaction at a time across every process (see `router.py`).
 ROUTER_LOCK = zlib.crc32(b"license-svc/webhooks/router")
@@ -105,7 +107,7 @@ class WebhookTables(PostgresTrackingRecorder):
         super().__init__(datastore, tracking_table_name=TRACKING_TABLE)
         self.schema = datastore.schema or "public"
         schema = f'"{self.schema}"'
-        statements: list[Any] = [s.format(s=schema) for s in _TABLES]
+        statements: list[Any] = [SQL(s.format(s=schema)) for s in _TABLES]  # type: ignore[arg-type]
         self.sql_create_statements.extend(statements)
 
     def create_table(self) -> None:
@@ -128,8 +130,12 @@ class WebhookTables(PostgresTrackingRecorder):
         return f'"{self.schema}"."{name}"'
 
     def position_in(self, curs: Cursor[DictRow]) -> int:
+        # The library keeps a row of its own in a tracking table (`__migration__`): only the
+        # store's application counts.
         row = curs.execute(
             f"SELECT coalesce(max(notification_id), 0) AS p FROM {self.t(TRACKING_TABLE)}"
+            " WHERE application_name = %s",
+            (APP_NAME,),
         ).fetchone()
         return int(row["p"]) if row else 0
 
