@@ -7,8 +7,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from typing import Any
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import grpc
 import psycopg
@@ -19,6 +21,7 @@ from tests.helpers import rich
 from tests.support import TOKENS, Client, ServerProcess
 from tests.webhook_receiver import Receiver
 
+T = TypeVar("T")
 PRIVATE_ON = {"LICENSE_SVC_WEBHOOK_ALLOW_PRIVATE": "on"}
 
 
@@ -49,6 +52,19 @@ def create(client: Client, role: str, **fields: Any) -> pb.CreateWebhookEndpoint
         pb.CreateWebhookEndpointRequest(**fields), metadata=Client.as_(role), timeout=10
     )
     return answer
+
+
+def until(found: Callable[[], T | None], timeout: float = 30.0) -> T:
+    """The first truthy answer of `found` (the sender records an attempt just after the
+    receiver has answered it), or fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = found()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            raise TimeoutError("never came true")
+        time.sleep(0.05)
 
 
 def delete_all(client: Client, reseller: str) -> None:
@@ -166,10 +182,15 @@ def test_a_partner_hears_of_its_keys_signed_and_can_page_and_redeliver(
         assert {m.data.get("reseller_id") for m in receiver.received} == {"acme"}
         assert receiver.of_type("key.activated")[0].data["key_id"] == issued.keys[0].key_id
 
-        first = client.webhooks.ListWebhookDeliveries(
-            pb.ListWebhookDeliveriesRequest(endpoint_id=created.endpoint_id, page_size=1),
-            metadata=Client.as_("acme"),
-        )
+        def first_page() -> pb.ListWebhookDeliveriesResponse | None:
+            page: pb.ListWebhookDeliveriesResponse = client.webhooks.ListWebhookDeliveries(
+                pb.ListWebhookDeliveriesRequest(endpoint_id=created.endpoint_id, page_size=1),
+                metadata=Client.as_("acme"),
+            )
+            delivered = page.deliveries[0].state == pb.WEBHOOK_DELIVERY_STATE_DELIVERED
+            return page if delivered else None
+
+        first = until(first_page)
         assert len(first.deliveries) == 1 and first.next_page_token
         rest = client.webhooks.ListWebhookDeliveries(
             pb.ListWebhookDeliveriesRequest(
@@ -191,6 +212,36 @@ def test_a_partner_hears_of_its_keys_signed_and_can_page_and_redeliver(
         receiver.wait_for(
             lambda r: [m.webhook_id for m in r.received].count(newest.message_id) == 2
         )
+    finally:
+        delete_all(client, "acme")
+
+
+def test_metrics_show_deliveries_by_endpoint_and_outcome_and_the_oldest_pending_age(
+    hook_server: ServerProcess, receiver: Receiver
+) -> None:
+    client = hook_server.client
+    created = create(client, "acme", url=receiver.url, event_types=["key.activated"])
+    receiver.secret = created.secret
+    stuck = create(client, "acme", url="http://127.0.0.1:9/nobody", event_types=["key.activated"])
+    try:
+        client.activate(client.issue(1, reseller="acme").keys[0].code, "acct-metrics")
+        receiver.wait_for(lambda r: len(r.received) == 1)
+        url = f"http://127.0.0.1:{hook_server.metrics_port}/metrics"
+        delivered = (
+            f'license_svc_webhook_deliveries_total{{endpoint_id="{created.endpoint_id}",'
+            'outcome="delivered",reseller_id="acme"} 1.0'
+        )
+
+        def scrape() -> str | None:
+            text = str(urllib.request.urlopen(url, timeout=10).read().decode())
+            return text if delivered in text else None
+
+        text = until(scrape)
+        assert (
+            f'license_svc_webhook_oldest_pending_seconds{{endpoint_id="{stuck.endpoint_id}"' in text
+        )
+        pending = f'license_svc_webhook_pending{{endpoint_id="{stuck.endpoint_id}",'
+        assert pending + 'reseller_id="acme"} 1.0' in text
     finally:
         delete_all(client, "acme")
 

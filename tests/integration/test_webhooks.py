@@ -280,7 +280,8 @@ def test_an_endpoint_that_never_answers_does_not_delay_another(
         for key_id in hooks.issue(reseller, 6):
             hooks.service.app.activate(key_id, unique("acct"))
         healthy.wait_for(lambda r: len(r.received) == 6)
-        assert stuck.hanging == 2 and stuck.received == []  # its two slots, still waiting
+        stuck.wait_for(lambda r: r.hanging == 2)  # its two slots, still waiting
+        assert stuck.received == [] and stuck.requests == 2
     finally:
         stuck.stop()  # releases the hanging requests, so the worker's threads can end
         worker.stop()

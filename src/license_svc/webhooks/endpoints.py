@@ -67,6 +67,20 @@ class DeliveryPage:
     more: bool
 
 
+@dataclass(frozen=True)
+class EndpointHealth:
+    """One live endpoint as /metrics and the dashboard show it."""
+
+    endpoint_id: str
+    reseller_id: str
+    disabled: bool
+    delivered: int
+    failed: int
+    failed_attempts: int
+    pending: int
+    oldest_pending_at: datetime | None
+
+
 class Endpoints:
     def __init__(
         self,
@@ -124,6 +138,9 @@ class Endpoints:
             endpoint_id, reseller_id, url, sorted(set(event_types)), now, None, None
         )
         return Created(endpoint, secret)
+
+    def health(self, reseller_id: str = "") -> list[EndpointHealth]:
+        return endpoint_health(self._tables, reseller_id)
 
     def list(self, reseller_id: str) -> list[Endpoint]:
         """A reseller's endpoints ('' = every reseller's), oldest first."""
@@ -231,3 +248,33 @@ def _endpoint(row: Any) -> Endpoint:
         pending=int(row.get("pending") or 0),
         oldest_pending_at=row.get("oldest"),
     )
+
+
+def endpoint_health(tables: WebhookTables, reseller_id: str = "") -> list[EndpointHealth]:
+    """Every live endpoint's counts and backlog (one indexed read per endpoint)."""
+    t = tables.t
+    with tables.datastore.transaction(commit=False) as curs:
+        rows = curs.execute(
+            "SELECT e.endpoint_id, e.reseller_id, e.disabled_at IS NOT NULL AS disabled,"
+            " e.delivered, e.failed, e.failed_attempts, d.pending, d.oldest"
+            f" FROM {t('webhook_endpoints')} e LEFT JOIN LATERAL"
+            " (SELECT count(*) AS pending, min(window_from) AS oldest"
+            f" FROM {t('webhook_deliveries')} WHERE endpoint_id = e.endpoint_id"
+            " AND state = 'pending') d ON true"
+            " WHERE e.deleted_at IS NULL AND (%s = '' OR e.reseller_id = %s)"
+            " ORDER BY e.reseller_id, e.created_at",
+            (reseller_id, reseller_id),
+        ).fetchall()
+    return [
+        EndpointHealth(
+            str(r["endpoint_id"]),
+            r["reseller_id"],
+            r["disabled"],
+            r["delivered"],
+            r["failed"],
+            r["failed_attempts"],
+            int(r["pending"] or 0),
+            r["oldest"],
+        )
+        for r in rows
+    ]

@@ -5,10 +5,8 @@
   delivery, so several replicas share the work without sending one delivery twice at once; a
   sender that dies mid-attempt leaves a lease that expires, and another sender takes the
   delivery up again: at least once, never lost.
-- One attempt: the URL is checked again and its host resolved once; the request goes to the
-  checked address (`addresses.py`), signed by the Standard Webhooks scheme, no redirects
-  followed, connect/read/write each bounded by `timeout`, the answer's body read up to
-  MAX_BODY bytes and kept in the attempt's error only when it is not a 2xx.
+- One attempt: the URL is checked again and its host resolved once (`addresses.py`); the
+  request, signed by the Standard Webhooks scheme, goes to the checked address (`posting.py`).
 - After it, in one transaction: the attempt's row (status, latency, error) and the delivery's
   new state. 2xx: delivered. 410: failed, and the endpoint is disabled (its other pending
   deliveries cancelled). Anything else (another status, a timeout, a refused address): retried
@@ -24,8 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -34,11 +31,9 @@ from cryptography.exceptions import InvalidTag
 from license_svc.adapters.clock import Clock
 
 from . import addresses, signing
+from .posting import MAX_RETRY_AFTER, Outcome, new_client, post
 from .signing import SecretBox
 from .tables import WebhookTables
-
-MAX_BODY = 4_096  # bytes of an answer read (and at most 500 characters of it kept)
-MAX_RETRY_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -65,18 +60,6 @@ class Claim:
     body: bytes
     attempts: int
     window_from: datetime
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: int  # 0: no HTTP answer
-    latency_ms: int
-    error: str | None = None
-    retry_after: timedelta | None = None
-
-    @property
-    def delivered(self) -> bool:
-        return 200 <= self.status < 300
 
 
 class Sender:
@@ -185,31 +168,7 @@ class Sender:
             return Outcome(0, took(), "the endpoint's secret does not open with this server secret")
         stamp = int(self._clock().timestamp())
         headers = signing.headers(secret, claim.message_id, stamp, claim.body)
-        headers["host"] = target.authority
-        extensions: dict[str, Any] = {}
-        if target.scheme == "https":
-            extensions["sni_hostname"] = target.host
-        request = self._client.build_request(
-            "POST",
-            target.url_for(address),
-            content=claim.body,
-            headers=headers,
-            extensions=extensions,
-        )
-        try:
-            response = self._client.send(request, stream=True)
-            try:
-                answer = _read_some(response)
-            finally:
-                response.close()
-        except httpx.TimeoutException as error:
-            return Outcome(0, took(), f"timed out ({type(error).__name__})")
-        except httpx.HTTPError as error:
-            return Outcome(0, took(), f"{type(error).__name__}: {error}"[:500])
-        status = response.status_code
-        error_text = None if 200 <= status < 300 else f"HTTP {status}: {_printable(answer)}"
-        retry_after = _retry_after(response.headers.get("retry-after"), self._clock())
-        return Outcome(status, took(), error_text, retry_after)
+        return post(self._client, target, address, headers, claim.body, self._clock(), took)
 
     def record(self, claim: Claim, started: datetime, outcome: Outcome) -> str:
         now = self._clock()
@@ -255,6 +214,18 @@ class Sender:
                     self.owner,
                 ),
             )
+            if curs.rowcount:
+                curs.execute(
+                    f"UPDATE {t('webhook_endpoints')} SET"
+                    " delivered = delivered + %s, failed = failed + %s,"
+                    " failed_attempts = failed_attempts + %s WHERE endpoint_id = %s",
+                    (
+                        int(state == "delivered"),
+                        int(state == "failed"),
+                        int(not outcome.delivered),
+                        claim.endpoint_id,
+                    ),
+                )
             if outcome.status == 410:
                 self._disable(curs, claim, now)
         return state
@@ -286,43 +257,3 @@ def backoff(
     if retry_after is not None:
         wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
     return wait
-
-
-def new_client(timeout: float) -> httpx.Client:
-    """No redirects; no connection kept alive (a kept connection was checked for another name's
-    address and SNI); no proxy from the environment."""
-    return httpx.Client(
-        timeout=httpx.Timeout(timeout),
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0),
-    )
-
-
-def _read_some(response: httpx.Response) -> bytes:
-    got = b""
-    for chunk in response.iter_raw(1024):
-        got += chunk
-        if len(got) >= MAX_BODY:
-            break
-    return got[:MAX_BODY]
-
-
-def _printable(body: bytes) -> str:
-    text = body.decode("utf-8", "replace")
-    return "".join(c if c.isprintable() else " " for c in text)[:500]
-
-
-def _retry_after(value: str | None, now: datetime) -> timedelta | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return timedelta(seconds=min(int(value), int(MAX_RETRY_AFTER.total_seconds())))
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(timedelta(0), when - now)

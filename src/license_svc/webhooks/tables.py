@@ -1,8 +1,9 @@
 """The room's tables, owned by one tracking recorder (the router's position lives beside them).
 
 - `webhook_endpoints`: a reseller's URL, the message types it wants, its sealed secret, the store
-  position it was created at (it hears of events after that), and whether it is disabled (it
-  answered 410) or deleted (kept, so its delivery log stays readable).
+  position it was created at (it hears of events after that), whether it is disabled (it
+  answered 410) or deleted (kept, so its delivery log stays readable), and its counts of
+  deliveries delivered and failed and of failed attempts (for /metrics, read without a scan).
 - `webhook_keys`: what the router remembers of each key (reseller, tier, seats, hint, account,
   period): `KeyActivated`, `KeyRevoked` and `SubscriptionExpired` do not name the reseller.
 - `webhook_batches`: one row per issued batch, so `batch.issued` is recorded once per batch even
@@ -42,7 +43,10 @@ _TABLES = [
         created_position bigint NOT NULL,
         disabled_at timestamptz,
         disabled_reason text,
-        deleted_at timestamptz)""",
+        deleted_at timestamptz,
+        delivered bigint NOT NULL DEFAULT 0,
+        failed bigint NOT NULL DEFAULT 0,
+        failed_attempts bigint NOT NULL DEFAULT 0)""",
     "CREATE INDEX IF NOT EXISTS webhook_endpoints_reseller"
     " ON {s}.webhook_endpoints (reseller_id) WHERE deleted_at IS NULL",
     """CREATE TABLE IF NOT EXISTS {s}.webhook_keys (
@@ -85,6 +89,8 @@ _TABLES = [
         delivered_at timestamptz)""",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_due"
     " ON {s}.webhook_deliveries (next_attempt_at) WHERE state = 'pending'",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_pending_by_endpoint"
+    " ON {s}.webhook_deliveries (endpoint_id, window_from) WHERE state = 'pending'",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_endpoint"
     " ON {s}.webhook_deliveries (endpoint_id, seq DESC)",
     """CREATE TABLE IF NOT EXISTS {s}.webhook_attempts (
