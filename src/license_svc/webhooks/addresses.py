@@ -71,7 +71,7 @@ def parse(url: str, allow_private: bool) -> Target:
 def system_resolve(host: str, port: int) -> list[str]:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as error:
+    except (OSError, UnicodeError, ValueError) as error:
         raise UrlRefused(f"host {host!r} does not resolve ({error})") from None
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
