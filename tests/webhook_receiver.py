@@ -10,6 +10,7 @@ Standard Webhooks scheme (written here from the specification, not the service's
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -66,6 +67,7 @@ class Receiver:
         self.answers = list(answers or [])
         self.then = then
         self.retry_after = ""  # sent with every answer that is not a 2xx, when set
+        self.body = b"ok"  # the body of every answer
         self.ids: list[str] = []  # the webhook-id of every request, answered or not
         self.received: list[Received] = []
         self.requests = 0
@@ -110,11 +112,12 @@ class Receiver:
             return
         status = answer if answer else 200
         request.send_response(status)
-        request.send_header("content-length", "2")
+        request.send_header("content-length", str(len(self.body)))
         if self.retry_after and not 200 <= status < 300:
             request.send_header("retry-after", self.retry_after)
         request.end_headers()
-        request.wfile.write(b"ok")
+        with contextlib.suppress(OSError):  # the sender stops reading after a bounded part
+            request.wfile.write(self.body)
         if 200 <= status < 300:
             found = Received(
                 headers.get("webhook-id", ""),

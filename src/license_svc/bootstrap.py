@@ -265,6 +265,7 @@ def start_webhooks(service: Service) -> None:
         threads=settings.webhook_threads,
         poll=settings.webhook_poll_seconds,
         remind_interval=settings.webhook_remind_interval_seconds,
+        retention=timedelta(days=settings.webhook_retention_days),
     )
     worker.start()
     service.background.append(worker)

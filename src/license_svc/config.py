@@ -136,6 +136,7 @@ class Settings:
     webhook_retry_window_hours: float = 72.0
     webhook_poll_seconds: float = 0.5
     webhook_remind_interval_seconds: float = 60.0
+    webhook_retention_days: int = 30  # finished deliveries and their attempts kept
     unknown: tuple[str, ...] = ()  # LICENSE_SVC_* variables that are set but unknown (typos)
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -484,6 +485,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         webhook_remind_interval_seconds=_float(
             env, "WEBHOOK_REMIND_INTERVAL_SECONDS", 60.0, lo=0.01
         ),
+        webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 30, lo=4),
     )
     return settings.with_(unknown=env.unknown())
 

@@ -46,6 +46,14 @@ class Router:
         self._store = store
         self._clock = clock
 
+    @property
+    def tables(self) -> WebhookTables:
+        return self._tables
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
+
     def route_once(self, limit: int = BATCH) -> tuple[int, int]:
         """(events read, deliveries recorded) by one transaction; (0, 0) when another router
         holds the turn or nothing is new."""

@@ -13,11 +13,15 @@
 - `webhook_deliveries`: one row per (message, endpoint), keyed by the message id; its state, the
   next attempt, the sender's lease.
 - `webhook_attempts`: every attempt: when, HTTP status, latency, error.
+
+Finished deliveries and their attempts are kept `LICENSE_SVC_WEBHOOK_RETENTION_DAYS` (30), then
+deleted in batches by every webhooks process (`purge_finished`); pending ones are never deleted.
 """
 
 from __future__ import annotations
 
 import zlib
+from datetime import datetime
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore, PostgresRecorder, PostgresTrackingRecorder
@@ -30,6 +34,7 @@ APP_NAME = "licensing"  # the store application's name, under which positions ar
 DDL_LOCK = zlib.crc32(b"license-svc/webhooks/ddl")
 # One router transaction at a time across every process (see `router.py`).
 ROUTER_LOCK = zlib.crc32(b"license-svc/webhooks/router")
+PURGE_BATCH = 1_000  # finished deliveries deleted per transaction by the retention
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS {s}.webhook_endpoints (
@@ -91,6 +96,8 @@ _TABLES = [
     " ON {s}.webhook_deliveries (next_attempt_at) WHERE state = 'pending'",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_pending_by_endpoint"
     " ON {s}.webhook_deliveries (endpoint_id, window_from) WHERE state = 'pending'",
+    "CREATE INDEX IF NOT EXISTS webhook_deliveries_finished"
+    " ON {s}.webhook_deliveries (created_at) WHERE state <> 'pending'",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_endpoint"
     " ON {s}.webhook_deliveries (endpoint_id, seq DESC)",
     """CREATE TABLE IF NOT EXISTS {s}.webhook_attempts (
@@ -161,3 +168,19 @@ class WebhookTables(PostgresTrackingRecorder):
             rows,
         )
         return len(rows)
+
+    def purge_finished(self, before: datetime, limit: int = PURGE_BATCH) -> int:
+        """Delete up to `limit` finished deliveries (delivered, failed, cancelled) recorded
+        before `before`, with their attempts; pending ones are never touched. The count."""
+        t = self.t
+        with self.datastore.transaction(commit=True) as curs:
+            row = curs.execute(
+                f"WITH gone AS (DELETE FROM {t('webhook_deliveries')} WHERE message_id IN"
+                f" (SELECT message_id FROM {t('webhook_deliveries')} WHERE state <> 'pending'"
+                " AND created_at < %s ORDER BY created_at LIMIT %s) RETURNING message_id),"
+                f" tried AS (DELETE FROM {t('webhook_attempts')} a USING gone"
+                " WHERE a.message_id = gone.message_id RETURNING 1)"
+                " SELECT (SELECT count(*) FROM gone) AS n, (SELECT count(*) FROM tried) AS m",
+                (before, limit),
+            ).fetchone()
+        return int(row["n"]) if row else 0

@@ -3,7 +3,8 @@ router following the store's log, the reminders, and the sender's dispatcher and
 
 - Router: routes whatever is new, then waits for the store's NOTIFY (every append sends one)
   or `poll` seconds, whichever comes first. Any number of processes may run one.
-- Reminders: every `remind_interval` seconds.
+- Reminders: every `remind_interval` seconds; then finished deliveries older than `retention`
+  are deleted, a batch per transaction.
 - Dispatcher: claims due deliveries for its free threads (`threads` in all) and at most
   `per_endpoint` of them per endpoint in this process, so an endpoint that never answers holds
   at most `per_endpoint` threads, each for one timeout per attempt, and every other endpoint
@@ -19,6 +20,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import psycopg
 
@@ -41,6 +43,7 @@ class WebhookWorker:
         threads: int = 16,
         poll: float = 0.5,
         remind_interval: float = 60.0,
+        retention: timedelta = timedelta(days=30),
     ) -> None:
         self._router = router
         self._reminders = reminders
@@ -50,6 +53,7 @@ class WebhookWorker:
         self._threads = threads
         self._poll = poll
         self._remind_interval = remind_interval
+        self._retention = retention
         self._stopping = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -106,6 +110,9 @@ class WebhookWorker:
         def step() -> None:
             if self._reminders.remind_once():
                 self._wake.set()
+            before = self._router.clock() - self._retention
+            while self._router.tables.purge_finished(before) and not self._stopping.is_set():
+                pass
             self._stopping.wait(self._remind_interval)
 
         self._guarded("reminders", step)
