@@ -226,9 +226,11 @@ class Endpoints:
         with self._tables.datastore.transaction(commit=True) as curs:
             row = curs.execute(
                 f"UPDATE {t('webhook_deliveries')} SET state = 'pending', next_attempt_at = %s,"
-                " window_from = %s, leased_until = NULL"
+                " window_from = %s,"
+                # A delivery being sent right now keeps its lease: no second sender meanwhile.
+                " leased_until = CASE WHEN leased_until > %s THEN leased_until END"
                 " WHERE endpoint_id = %s AND message_id = %s RETURNING *",
-                (now, now, endpoint_id, message_id),
+                (now, now, now, endpoint_id, message_id),
             ).fetchone()
         if row is None:
             raise DeliveryNotFound("No such message for this endpoint")

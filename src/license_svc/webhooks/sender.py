@@ -168,7 +168,10 @@ class Sender:
             return Outcome(0, took(), "the endpoint's secret does not open with this server secret")
         stamp = int(self._clock().timestamp())
         headers = signing.headers(secret, claim.message_id, stamp, claim.body)
-        return post(self._client, target, address, headers, claim.body, self._clock(), took)
+        try:
+            return post(self._client, target, address, headers, claim.body, self._clock(), took)
+        except Exception as error:  # e.g. a URL httpx refuses: recorded, never a silent loop
+            return Outcome(0, took(), f"{type(error).__name__}: {error}"[:500])
 
     def record(self, claim: Claim, started: datetime, outcome: Outcome) -> str:
         now = self._clock()
