@@ -118,6 +118,58 @@ def test_malformed_requests_are_invalid_argument_with_the_field_named(
     assert error.code is grpc.StatusCode.INVALID_ARGUMENT and field in error.violations
 
 
+@pytest.mark.parametrize(
+    ("method", "request_", "field"),
+    [
+        ("DeleteWebhookEndpoint", pb.DeleteWebhookEndpointRequest(endpoint_id="x"), "endpoint_id"),
+        ("DeleteWebhookEndpoint", pb.DeleteWebhookEndpointRequest(), "endpoint_id"),
+        (
+            "ListWebhookDeliveries",
+            pb.ListWebhookDeliveriesRequest(endpoint_id="\x00" * 1_000_000),
+            "endpoint_id",
+        ),
+        (
+            "ListWebhookDeliveries",
+            pb.ListWebhookDeliveriesRequest(
+                endpoint_id="6f1c1c3e-0000-4000-8000-000000000000", page_size=-1
+            ),
+            "page_size",
+        ),
+        (
+            "ListWebhookDeliveries",
+            pb.ListWebhookDeliveriesRequest(
+                endpoint_id="6f1c1c3e-0000-4000-8000-000000000000", page_token="garbage!"
+            ),
+            "page_token",
+        ),
+        (
+            "RedeliverWebhook",
+            pb.RedeliverWebhookRequest(
+                endpoint_id="6f1c1c3e-0000-4000-8000-000000000000", message_id="m\x07"
+            ),
+            "message_id",
+        ),
+        ("ListWebhookEndpoints", pb.ListWebhookEndpointsRequest(reseller_id="a b"), "reseller_id"),
+    ],
+)
+def test_malformed_ids_and_pages_are_invalid_argument_with_the_field_named(
+    client: Client, method: str, request_: Any, field: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as refused:
+        getattr(client.webhooks, method)(request_, metadata=Client.as_("ops"), timeout=10)
+    error = rich(refused.value)
+    assert error.code is grpc.StatusCode.INVALID_ARGUMENT and field in error.violations
+
+
+def test_an_unknown_endpoint_is_not_found(client: Client) -> None:
+    with pytest.raises(grpc.RpcError) as missing:
+        client.webhooks.ListWebhookDeliveries(
+            pb.ListWebhookDeliveriesRequest(endpoint_id="6f1c1c3e-0000-4000-8000-000000000000"),
+            metadata=Client.as_("ops"),
+        )
+    assert rich(missing.value).reason == "WEBHOOK_ENDPOINT_NOT_FOUND"
+
+
 def test_a_reseller_manages_only_its_own_endpoints(hook_server: ServerProcess) -> None:
     client = hook_server.client
     mine = create(client, "acme", url="http://127.0.0.1:9/x")
