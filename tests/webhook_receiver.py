@@ -16,6 +16,7 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -62,7 +63,16 @@ class Receiver:
     """`answers` are the statuses of the first requests (HANG: never answer); after them,
     `then` (200). `secret` is set once the endpoint is created."""
 
-    def __init__(self, answers: list[int] | None = None, then: int = 200, port: int = 0) -> None:
+    def __init__(
+        self,
+        answers: list[int] | None = None,
+        then: int = 200,
+        port: int = 0,
+        path: str = "",
+    ) -> None:
+        # A path of its own: a delivery left pending by an earlier test, whose receiver had this
+        # port before, is answered 404 and not counted.
+        self.path = path or f"/hooks/{uuid.uuid4().hex}"
         self.secret = ""
         self.answers = list(answers or [])
         self.then = then
@@ -95,10 +105,15 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks"
+        return f"http://127.0.0.1:{self.port}{self.path}"
 
     def _handle(self, request: BaseHTTPRequestHandler) -> None:
         body = request.rfile.read(int(request.headers.get("content-length") or 0))
+        if request.path != self.path:
+            request.send_response(404)
+            request.send_header("content-length", "0")
+            request.end_headers()
+            return
         headers = {k.lower(): v for k, v in request.headers.items()}
         with self._lock:
             self.requests += 1

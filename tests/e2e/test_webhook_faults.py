@@ -49,7 +49,7 @@ def test_every_message_arrives_after_the_receiver_was_down_and_the_sender_killed
                 _wait_for_failed_attempts(sql, created.endpoint_id, at_least=round_ + 1)
                 senders[-1].kill()  # SIGKILL: mid-lease, mid-transaction, whatever it was doing
         _wait_until_routed(sql)
-        receiver = Receiver(port=port)
+        receiver = Receiver(port=port, path="/hooks")
         receiver.secret = created.secret
         expected = sql.execute(
             "SELECT message_id FROM webhook_deliveries WHERE endpoint_id = %s",

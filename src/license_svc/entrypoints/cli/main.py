@@ -174,7 +174,10 @@ def cmd_expire(args: argparse.Namespace) -> int:
 
 
 def cmd_webhooks(args: argparse.Namespace) -> int:
-    settings = _settings("service", changes=SMALL_POOL)
+    settings = _settings("service")
+    # Each sending thread takes a connection to lease and to record (never while it waits for
+    # a partner), beside the router and the reminders: the pool grows with the threads.
+    settings = settings.with_(pool_size=2, pool_max_overflow=settings.webhook_threads + 2)
     startup.tokens_for(settings)
     service = _service(settings)
     bootstrap.start_webhooks(service)
