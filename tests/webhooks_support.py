@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +20,10 @@ from license_svc.webhooks.tables import WebhookTables
 from tests.helpers import unique
 from tests.support import TEST_PEPPER, FakeClock
 from tests.webhook_receiver import Receiver
+
+# A time no other test's keys reach: tests whose keys end soon move their clock here first, so
+# they never crowd another test's "ending soon" lists in the shared test database.
+FAR_AWAY = datetime(2041, 1, 31, 9, 30, tzinfo=UTC)
 
 
 @dataclass
