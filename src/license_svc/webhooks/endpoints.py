@@ -18,7 +18,7 @@ from license_svc.adapters.clock import Clock
 from . import addresses
 from .messages import TYPES
 from .signing import SecretBox, new_secret
-from .tables import WebhookTables
+from .tables import WebhookTables, hold_the_router
 
 MAX_ENDPOINTS = 20  # per reseller: each endpoint multiplies the deliveries of every event
 RECENT_ATTEMPTS = 5  # attempts shown with each delivery of a page
@@ -119,6 +119,10 @@ class Endpoints:
             ).fetchone()
             if row and row["n"] >= MAX_ENDPOINTS:
                 raise TooManyEndpoints(f"A reseller may keep at most {MAX_ENDPOINTS} endpoints")
+            # Between two router transactions: every event up to the head read now was routed
+            # (or will be) without this endpoint, and every later one will see it committed.
+            hold_the_router(curs)
+            head = self._head() or 0
             curs.execute(
                 f"INSERT INTO {t('webhook_endpoints')} (endpoint_id, reseller_id, url,"
                 " event_types, secret, secret_key_id, created_at, created_position)"
@@ -131,7 +135,7 @@ class Endpoints:
                     self._box.seal(secret, endpoint_id),
                     self._box.key_id,
                     now,
-                    self._head() or 0,
+                    head,
                 ),
             )
         endpoint = Endpoint(
@@ -173,16 +177,18 @@ class Endpoints:
         found = self.get(endpoint_id, reseller_id)
         t = self._tables.t
         with self._tables.datastore.transaction(commit=True) as curs:
-            row = curs.execute(
-                f"UPDATE {t('webhook_endpoints')} SET deleted_at = %s"
-                " WHERE endpoint_id = %s AND deleted_at IS NULL RETURNING endpoint_id",
-                (self._clock(), found.endpoint_id),
-            ).fetchone()
+            hold_the_router(curs)  # no routing in flight that still counts this endpoint live
+            # Delivery rows before the endpoint's row, as the sender takes them (no lock cycle).
             cancelled = curs.execute(
                 f"UPDATE {t('webhook_deliveries')} SET state = 'cancelled', leased_until = NULL"
                 " WHERE endpoint_id = %s AND state = 'pending'",
                 (found.endpoint_id,),
             ).rowcount
+            row = curs.execute(
+                f"UPDATE {t('webhook_endpoints')} SET deleted_at = %s"
+                " WHERE endpoint_id = %s AND deleted_at IS NULL RETURNING endpoint_id",
+                (self._clock(), found.endpoint_id),
+            ).fetchone()
         return row is not None, cancelled
 
     def deliveries(

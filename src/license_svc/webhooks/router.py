@@ -33,7 +33,7 @@ from license_svc.domain.key import ActivationKey
 
 from . import messages as m
 from .messages import KeyFacts, Message
-from .tables import APP_NAME, ROUTER_LOCK, WebhookTables
+from .tables import APP_NAME, ROUTER_LOCK, WebhookTables, hold_the_router
 
 BATCH = 500  # events per router transaction
 REMIND_BEFORE = timedelta(days=14)
@@ -260,6 +260,7 @@ class Reminders:
         now = self._clock()
         t = self._tables.t
         with self._tables.datastore.transaction(commit=True) as curs:
+            hold_the_router(curs)  # endpoints stay as they are while deliveries are addressed
             rows = curs.execute(
                 f"INSERT INTO {t('webhook_reminders')} (key_id, reminded_at)"
                 f" SELECT k.key_id, %s FROM {t('webhook_keys')} k WHERE k.status = 'activated'"

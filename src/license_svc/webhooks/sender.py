@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from cryptography.exceptions import InvalidTag
@@ -33,7 +32,7 @@ from license_svc.adapters.clock import Clock
 from . import addresses, signing
 from .posting import MAX_RETRY_AFTER, Outcome, new_client, post
 from .signing import SecretBox
-from .tables import WebhookTables
+from .tables import WebhookTables, hold_the_router
 
 
 @dataclass(frozen=True)
@@ -186,6 +185,10 @@ class Sender:
             state = "pending"
             next_at = now + self.backoff(attempts, outcome.retry_after)
         with self._tables.datastore.transaction(commit=True) as curs:
+            if outcome.status == 410:
+                # First, before any row lock (DeleteWebhookEndpoint takes them in this order):
+                # no routing in flight may add deliveries after the cancel below.
+                hold_the_router(curs)
             curs.execute(
                 f"INSERT INTO {t('webhook_attempts')} (message_id, endpoint_id, attempt,"
                 " started_at, status, latency_ms, error) VALUES (%s, %s, %s, %s, %s, %s, %s)",
@@ -217,35 +220,33 @@ class Sender:
                     self.owner,
                 ),
             )
-            if curs.rowcount:
-                curs.execute(
-                    f"UPDATE {t('webhook_endpoints')} SET"
-                    " delivered = delivered + %s, failed = failed + %s,"
-                    " failed_attempts = failed_attempts + %s WHERE endpoint_id = %s",
-                    (
-                        int(state == "delivered"),
-                        int(state == "failed"),
-                        int(not outcome.delivered),
-                        claim.endpoint_id,
-                    ),
-                )
+            counted = curs.rowcount
             if outcome.status == 410:
-                self._disable(curs, claim, now)
+                # Delivery rows before the endpoint's row, as everywhere (no lock cycle).
+                curs.execute(
+                    f"UPDATE {t('webhook_deliveries')} SET state = 'cancelled',"
+                    " leased_until = NULL WHERE endpoint_id = %s AND state = 'pending'",
+                    (claim.endpoint_id,),
+                )
+            curs.execute(
+                f"UPDATE {t('webhook_endpoints')} SET"
+                " delivered = delivered + %s, failed = failed + %s,"
+                " failed_attempts = failed_attempts + %s,"
+                " disabled_at = CASE WHEN %s THEN coalesce(disabled_at, %s) ELSE disabled_at END,"
+                " disabled_reason = CASE WHEN %s THEN coalesce(disabled_reason,"
+                " 'it answered 410 Gone') ELSE disabled_reason END"
+                " WHERE endpoint_id = %s",
+                (
+                    int(counted and state == "delivered"),
+                    int(counted and state == "failed"),
+                    int(bool(counted) and not outcome.delivered),
+                    outcome.status == 410,
+                    now,
+                    outcome.status == 410,
+                    claim.endpoint_id,
+                ),
+            )
         return state
-
-    def _disable(self, curs: Any, claim: Claim, now: datetime) -> None:
-        t = self._tables.t
-        curs.execute(
-            f"UPDATE {t('webhook_endpoints')} SET disabled_at = %s,"
-            " disabled_reason = 'it answered 410 Gone' WHERE endpoint_id = %s"
-            " AND disabled_at IS NULL",
-            (now, claim.endpoint_id),
-        )
-        curs.execute(
-            f"UPDATE {t('webhook_deliveries')} SET state = 'cancelled', leased_until = NULL"
-            " WHERE endpoint_id = %s AND state = 'pending'",
-            (claim.endpoint_id,),
-        )
 
     def backoff(self, attempts: int, retry_after: timedelta | None = None) -> timedelta:
         return backoff(self.policy, attempts, self._draw(), retry_after)

@@ -113,6 +113,13 @@ _TABLES = [
 ]
 
 
+def hold_the_router(curs: Cursor[DictRow]) -> None:
+    """Wait for the router's transaction in flight, and keep the next one out until this
+    transaction ends: a change to the endpoints then falls between two routings, never into
+    one (an endpoint the router loaded just before it was deleted would get deliveries)."""
+    curs.execute("SELECT pg_advisory_xact_lock(%s)", (ROUTER_LOCK,))
+
+
 class WebhookTables(PostgresTrackingRecorder):
     """The tables of this room and the router's tracking position, on the store's datastore."""
 
