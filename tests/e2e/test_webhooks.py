@@ -1,6 +1,6 @@
 """WebhookService and the webhooks process through real servers, a real gRPC channel, real
 Postgres and a real HTTP receiver that checks every signature by its own Standard Webhooks
-verifier; and the reseller's scoped StreamEvents."""
+verifier: roles, the sealed secret, delivery, paging, redelivery, metrics and the CLI."""
 
 from __future__ import annotations
 
