@@ -122,10 +122,10 @@ class WebhookWorker:
 
     def _dispatch_once(self) -> None:
         per_endpoint = self._sender.policy.per_endpoint
+        self._wake.clear()  # before counting: a thread that frees up from now on wakes us
         with self._lock:
             free = self._threads - sum(self._in_flight.values())
             busy = [e for e, n in self._in_flight.items() if n >= per_endpoint]
-        self._wake.clear()
         claims = self._sender.claim(free, busy) if free > 0 else []
         spare: list[Claim] = []
         for claim in claims:
