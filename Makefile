@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: install run test lint proto bench bench-quick fuzz chaos clean
+.PHONY: install run test lint proto bench bench-quick bench-webhooks fuzz chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,10 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+## Webhooks to a local receiver: deliveries/s and commit → arrival lag (bench/webhooks.py).
+bench-webhooks: install
+	$(PY) -m bench.webhooks $(BENCH_ARGS)
 
 ## Hostile requests at a real server (tests/fuzz/): status codes per method, any UNKNOWN/INTERNAL
 ## with a reproducer, store and views unchanged by rejected requests. `make test` runs a short form.

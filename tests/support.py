@@ -89,6 +89,7 @@ class Client:
         self.audit = pb_grpc.AuditServiceStub(self.channel)
         self.ops = pb_grpc.OpsServiceStub(self.channel)
         self.billing = pb_grpc.BillingServiceStub(self.channel)
+        self.webhooks = pb_grpc.WebhookServiceStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     @staticmethod
@@ -242,6 +243,12 @@ class SweeperProcess(ServerProcess):
     """`license-svc expire`; `address` is its health endpoint."""
 
     command = ("expire",)
+
+
+class WebhookProcess(ServerProcess):
+    """`license-svc webhooks` (the router and sender); `address` is its health endpoint."""
+
+    command = ("webhooks",)
 
 
 @contextmanager

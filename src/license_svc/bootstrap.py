@@ -31,6 +31,12 @@ from license_svc.reads.feed import LogFeed
 from license_svc.reads.live import LiveViews
 from license_svc.reads.storelog import StoreNames
 from license_svc.startup import DependencyDown, in_chain, one_line
+from license_svc.webhooks.endpoints import Endpoints
+from license_svc.webhooks.router import Reminders, Router
+from license_svc.webhooks.sender import Policy, Sender
+from license_svc.webhooks.signing import SecretBox
+from license_svc.webhooks.tables import WebhookTables
+from license_svc.webhooks.worker import WebhookWorker
 from projections.registry import NAMES
 from projections.workers.runner import ProjectionWorkers
 
@@ -76,6 +82,7 @@ class Service:
     monitor: DatabaseMonitor
     background: list[Background] = field(default_factory=list)
     endpoints: list[Background] = field(default_factory=list)
+    webhooks: Endpoints | None = None  # WebhookService's endpoints and delivery log
 
     @property
     def datastore(self) -> PostgresDatastore:
@@ -201,7 +208,18 @@ def _wire(
         settings.health_interval_seconds,
         pools=dbpool.pools_of(datastore),
     )
-    return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor)
+    tables = WebhookTables(datastore)
+    tables.create_table()
+    webhooks = Endpoints(
+        tables,
+        SecretBox(settings.pepper),
+        app.recorder.max_notification_id,
+        clock,
+        settings.webhook_allow_private,
+    )
+    return Service(
+        settings, app, limiter, dialog, clock, views, plans, feed, monitor, webhooks=webhooks
+    )
 
 
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:
@@ -221,3 +239,33 @@ def start_sweeper(service: Service) -> None:
     upkeep = RetentionThread(service.limiter, retention, service.settings.sweep_interval_seconds)
     upkeep.start()
     service.background.append(upkeep)
+
+
+def webhook_policy(settings: Settings) -> Policy:
+    return Policy(
+        timeout=settings.webhook_timeout_seconds,
+        per_endpoint=settings.webhook_per_endpoint,
+        retry_base=settings.webhook_retry_base_seconds,
+        retry_window=timedelta(hours=settings.webhook_retry_window_hours),
+        allow_private=settings.webhook_allow_private,
+    )
+
+
+def start_webhooks(service: Service) -> None:
+    """Route the store's log into deliveries and send them, in this process (`license-svc
+    webhooks`, `license-svc run`, `serve` with LICENSE_SVC_RUN_WEBHOOKS)."""
+    settings = service.settings
+    tables = WebhookTables(service.datastore)
+    worker = WebhookWorker(
+        Router(tables, service.app, service.clock),
+        Reminders(tables, service.clock),
+        Sender(tables, SecretBox(settings.pepper), service.clock, webhook_policy(settings)),
+        conninfo=settings.conninfo(),
+        channel=service.app.store.channel_name,
+        threads=settings.webhook_threads,
+        poll=settings.webhook_poll_seconds,
+        remind_interval=settings.webhook_remind_interval_seconds,
+        retention=timedelta(days=settings.webhook_retention_days),
+    )
+    worker.start()
+    service.background.append(worker)

@@ -135,6 +135,22 @@ class Settings:
     signing_key_file: Path | None = None
     retired_signing_keys: tuple[Path, ...] = ()
     allowance_token_ttl_seconds: int = 900
+    # Webhooks (rules §14): the router, reminders and sender run in `license-svc webhooks`, in
+    # `run`, and in `serve` when `run_webhooks`. Private and plain-http URLs only when allowed
+    # (development). An attempt's connect, write and read each wait at most the timeout; a
+    # process sends on `webhook_threads` threads, at most `webhook_per_endpoint` per endpoint;
+    # a failed delivery is retried with backoff from `webhook_retry_base_seconds` (doubling,
+    # capped at 6 hours) for `webhook_retry_window_hours` (at least 72).
+    run_webhooks: bool = False
+    webhook_allow_private: bool = False
+    webhook_timeout_seconds: float = 10.0
+    webhook_threads: int = 16
+    webhook_per_endpoint: int = 4
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_window_hours: float = 72.0
+    webhook_poll_seconds: float = 0.5
+    webhook_remind_interval_seconds: float = 60.0
+    webhook_retention_days: int = 30  # finished deliveries and their attempts kept
     unknown: tuple[str, ...] = ()  # LICENSE_SVC_* variables that are set but unknown (typos)
     extra: Mapping[str, str] = field(default_factory=dict)
 
@@ -534,6 +550,18 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         signing_key_file=signing_key_file,
         retired_signing_keys=_retired_signing_keys(env),
         allowance_token_ttl_seconds=_token_ttl(env),
+        run_webhooks=_bool(env, "RUN_WEBHOOKS", False),
+        webhook_allow_private=_bool(env, "WEBHOOK_ALLOW_PRIVATE", purpose == "dev"),
+        webhook_timeout_seconds=_float(env, "WEBHOOK_TIMEOUT_SECONDS", 10.0, lo=0.1),
+        webhook_threads=_int(env, "WEBHOOK_THREADS", Settings.webhook_threads, lo=1),
+        webhook_per_endpoint=_int(env, "WEBHOOK_PER_ENDPOINT", Settings.webhook_per_endpoint, lo=1),
+        webhook_retry_base_seconds=_float(env, "WEBHOOK_RETRY_BASE_SECONDS", 5.0, lo=0.01),
+        webhook_retry_window_hours=_float(env, "WEBHOOK_RETRY_WINDOW_HOURS", 72.0, lo=72.0),
+        webhook_poll_seconds=_float(env, "WEBHOOK_POLL_SECONDS", 0.5, lo=0.01),
+        webhook_remind_interval_seconds=_float(
+            env, "WEBHOOK_REMIND_INTERVAL_SECONDS", 60.0, lo=0.01
+        ),
+        webhook_retention_days=_int(env, "WEBHOOK_RETENTION_DAYS", 30, lo=4),
     )
     return settings.with_(unknown=env.unknown())
 

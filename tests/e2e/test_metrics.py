@@ -132,6 +132,11 @@ def test_metrics_count_the_calls_made_and_the_events_stored(own_database: str, t
             )
         finally:
             stop(worker)
+        # A webhook endpoint, so its series (one per endpoint) are exposed too.
+        server.client.webhooks.CreateWebhookEndpoint(
+            pb.CreateWebhookEndpointRequest(reseller_id="acme", url="https://93.184.215.14/in"),
+            metadata=Client.as_("ops"),
+        )
         caught_up = scrape(server)
         assert value(caught_up, "license_svc_projection_position", view="summary") == head
         exposed = {name for name, _ in caught_up}

@@ -37,12 +37,18 @@ SPEC_ACCESS = {
     "EntitlementService/GetAllowanceToken": {POR, INT, OPS},
     "EntitlementService/GetSigningKeys": {RES, POR, INT, AUD, OPS, BIL},  # any authenticated
     "AuditService/GetKeyHistory": {AUD, OPS},
-    "AuditService/StreamEvents": {AUD, OPS},
+    # A reseller only with its own reseller_id filter (rules §14; the servicer scopes it).
+    "AuditService/StreamEvents": {RES, AUD, OPS},
     "OpsService/GetKeyStats": {RES, OPS},
     "OpsService/ListExpiringSubscriptions": {RES, OPS},
     "OpsService/GetProjectionStatus": {OPS},
     "OpsService/LiftAttemptBlock": {OPS},
     "BillingService/RecordPlanEvent": {BIL, OPS},
+    "WebhookService/CreateWebhookEndpoint": {RES, OPS},
+    "WebhookService/ListWebhookEndpoints": {RES, OPS},
+    "WebhookService/DeleteWebhookEndpoint": {RES, OPS},
+    "WebhookService/ListWebhookDeliveries": {RES, OPS},
+    "WebhookService/RedeliverWebhook": {RES, OPS},
 }
 PKG = "/fiscobridge.licensing.v1."
 

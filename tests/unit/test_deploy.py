@@ -21,7 +21,7 @@ VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["versi
 IMAGE = f"fiscobridge/license-svc:{VERSION}"
 HEALTH_PORT = 8081
 ROLES = {"server": "serve", "projections": "project", "sweeper": "expire"}
-EVERY_ROLE = {**ROLES, "dashboard": "dashboard"}
+EVERY_ROLE = {**ROLES, "dashboard": "dashboard", "webhooks": "webhooks"}
 
 
 def documents(path: Path) -> list[dict[str, Any]]:

@@ -76,13 +76,20 @@ ACCESS: dict[str, frozenset[Role]] = {
     _PKG + "EntitlementService/GetAllowanceToken": frozenset({P, IN, OPS}),
     _PKG + "EntitlementService/GetSigningKeys": frozenset(Role),
     _PKG + "AuditService/GetKeyHistory": frozenset({A, OPS}),
-    _PKG + "AuditService/StreamEvents": frozenset({A, OPS}),
+    # Resellers: with their own reseller_id filter only (the servicer scopes it, rules §14).
+    _PKG + "AuditService/StreamEvents": frozenset({R, A, OPS}),
     # Resellers: their own reseller_id only (the servicer scopes it).
     _PKG + "OpsService/GetKeyStats": frozenset({R, OPS}),
     _PKG + "OpsService/ListExpiringSubscriptions": frozenset({R, OPS}),
     _PKG + "OpsService/GetProjectionStatus": frozenset({OPS}),
     _PKG + "OpsService/LiftAttemptBlock": frozenset({OPS}),
     _PKG + "BillingService/RecordPlanEvent": frozenset({B, OPS}),
+    # Resellers: their own endpoints only (the servicer scopes it); ops any.
+    _PKG + "WebhookService/CreateWebhookEndpoint": frozenset({R, OPS}),
+    _PKG + "WebhookService/ListWebhookEndpoints": frozenset({R, OPS}),
+    _PKG + "WebhookService/DeleteWebhookEndpoint": frozenset({R, OPS}),
+    _PKG + "WebhookService/ListWebhookDeliveries": frozenset({R, OPS}),
+    _PKG + "WebhookService/RedeliverWebhook": frozenset({R, OPS}),
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from eventsourcing.persistence import Notification
 
+from license_svc.access.auth import PermissionDenied, Principal, Role, caller
 from license_svc.access.fields import Fields
 from license_svc.adapters.application import HistoryEntry
 from license_svc.keys.app import LicensingApp
@@ -52,6 +53,7 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
 
     async def StreamEvents(self, request: pb.StreamEventsRequest, context: Any) -> None:  # type: ignore[override]
         wanted = _filter(request)
+        _scope(caller(), wanted)
         with self._streams.slot():
             await _Stream(self._app, self._streams, wanted, context).run(request)
 
@@ -116,6 +118,13 @@ def _event(entry: HistoryEntry, key_id: str, aggregate: str = "") -> pb.StoredEv
         key_id=key_id,
         aggregate_type=aggregate,
     )
+
+
+def _scope(principal: Principal, wanted: EventFilter) -> None:
+    """A reseller streams its own keys' events only (rules §14): its own reseller_id filter is
+    required, and further filters may only narrow it."""
+    if principal.role is Role.RESELLER and wanted.reseller_id != principal.reseller_id:
+        raise PermissionDenied("A reseller may stream only with its own reseller_id filter")
 
 
 def _filter(request: pb.StreamEventsRequest) -> EventFilter:

@@ -29,6 +29,12 @@ from license_svc.keys.app import IssuingBusy, RequestIdReused, UnsupportedProduc
 from license_svc.keys.dialog import WrongProduct
 from license_svc.plans.book import PlanConflict
 from license_svc.reads.live import WaitTimedOut
+from license_svc.webhooks.endpoints import (
+    DeliveryNotFound,
+    EndpointDisabled,
+    EndpointNotFound,
+    TooManyEndpoints,
+)
 
 from .streaming import ConsumerTooSlow, StreamsExhausted
 
@@ -141,6 +147,10 @@ TABLE: dict[type[Exception], Mapping] = {
         "CONSUMER_TOO_SLOW",
         metadata=lambda e: {"resume_after": str(getattr(e, "resume_after", 0))},
     ),
+    EndpointNotFound: Mapping(grpc.StatusCode.NOT_FOUND, "WEBHOOK_ENDPOINT_NOT_FOUND"),
+    DeliveryNotFound: Mapping(grpc.StatusCode.NOT_FOUND, "WEBHOOK_MESSAGE_NOT_FOUND"),
+    EndpointDisabled: Mapping(grpc.StatusCode.FAILED_PRECONDITION, "WEBHOOK_ENDPOINT_DISABLED"),
+    TooManyEndpoints: Mapping(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_WEBHOOK_ENDPOINTS"),
     # What a generated servicer base raises for a method no servicer overrides yet.
     NotImplementedError: Mapping(
         grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED", _fixed("Method not implemented")

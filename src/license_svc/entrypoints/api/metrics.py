@@ -41,6 +41,7 @@ from license_svc.reads.live import LiveViews
 
 from .gen import licensing_pb2 as pb
 from .interceptor import Call
+from .webhook_metrics import webhook_metrics
 
 log = logging.getLogger("license_svc.metrics")
 
@@ -197,6 +198,7 @@ class DomainCollector:
             yield from self._store()
             yield from self._views()
             yield from self._limiter()
+            yield from self._webhooks()
         except Exception as error:  # a scrape must not fail because the database did
             log.warning("metrics: domain metrics unavailable: %s", error)
         yield from self._pool()
@@ -246,6 +248,11 @@ class DomainCollector:
         )
         blocked.add_metric([], self._parts.limiter.blocked_sessions())
         yield blocked
+
+    def _webhooks(self) -> Iterator[Metric]:
+        endpoints = getattr(self._parts, "webhooks", None)
+        if endpoints is not None:
+            yield from webhook_metrics(endpoints.health(), self._parts.clock())
 
     def _pool(self) -> Iterator[Metric]:
         pool = getattr(self._datastore, "pool", None)

@@ -51,6 +51,7 @@ from .metrics import Metrics
 from .metrics import Parts as MetricsParts
 from .ops import OpsServicer
 from .streaming import Streams
+from .webhooks import WebhookServicer
 
 if TYPE_CHECKING:
     from license_svc.bootstrap import Service
@@ -149,6 +150,9 @@ class Server:
             self.grpc,
         )
         pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(service.plans), self.grpc)
+        pb_grpc.add_WebhookServiceServicer_to_server(
+            WebhookServicer(getattr(service, "webhooks", None)), self.grpc
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc

@@ -9,6 +9,7 @@ license-svc projections rebuild NAME   replay a view from position 0, then switc
 license-svc projections list           the views, their live generation and position
 license-svc projections prune [NAME]   drop the views' old generations that nothing uses
 license-svc attempts lift|show|purge   lift a failed-attempt block, show an account's, retention
+license-svc webhooks                   the webhook router and sender (rules §14)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from license_svc import bootstrap, config, logs, netaddr, startup
 from license_svc.entrypoints import client
 from license_svc.entrypoints.api.server import server_for
 from license_svc.entrypoints.cli import attempts as attempt_commands
+from license_svc.entrypoints.client import webhooks as webhook_commands
 from license_svc.entrypoints.dashboard.server import start_dashboard
 from license_svc.entrypoints.health import start_health_endpoint
 from projections.registry import NAMES
@@ -92,6 +94,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bootstrap.start_projections(service)
     if args.dev or settings.run_sweeper:
         bootstrap.start_sweeper(service)
+    if args.dev or settings.run_webhooks:
+        bootstrap.start_webhooks(service)
     if args.dev and settings.dashboard_listen:
         start_dashboard(service, settings.dashboard_listen, tokens)
     # SIGHUP: re-read the tokens file and the signing keys, so who may call, and which key
@@ -164,6 +168,27 @@ def cmd_expire(args: argparse.Namespace) -> int:
     log.info(
         "expiry sweeper running every %.0fs; database %s",
         settings.sweep_interval_seconds,
+        settings.database_label(),
+    )
+    _wait_for_signal()
+    service.close()
+    return 0
+
+
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    settings = _settings("service")
+    # Each sending thread takes a connection to lease and to record (never while it waits for
+    # a partner), beside the router and the reminders: the pool grows with the threads.
+    settings = settings.with_(pool_size=2, pool_max_overflow=settings.webhook_threads + 2)
+    startup.tokens_for(settings)
+    service = _service(settings)
+    bootstrap.start_webhooks(service)
+    start_health_endpoint(service)
+    log.info(
+        "webhooks running: %d threads, %d per endpoint, private addresses %s; database %s",
+        settings.webhook_threads,
+        settings.webhook_per_endpoint,
+        "allowed" if settings.webhook_allow_private else "refused",
         settings.database_label(),
     )
     _wait_for_signal()
@@ -247,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     client.register(commands)  # the people's client: keys, activate, …, audit
     attempt_commands.register(commands)  # support: lift a block, show, purge
+    webhook_commands.register(commands).set_defaults(func=cmd_webhooks)
     args = parser.parse_args(argv)
     if unknown := set(getattr(args, "names", [])) - set(NAMES):
         parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")

@@ -65,6 +65,7 @@ class Connection:
         self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
         self.audit = pb_grpc.AuditServiceStub(self.channel)
         self.ops = pb_grpc.OpsServiceStub(self.channel)
+        self.webhooks = pb_grpc.WebhookServiceStub(self.channel)
 
     def call(self, method: Callable[..., M], request: Message, timeout: float | None = None) -> M:
         try:

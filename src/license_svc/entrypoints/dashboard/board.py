@@ -14,6 +14,8 @@ from license_svc.attempts.limiter import AttemptLimiter
 from license_svc.domain.tiers import Product
 from license_svc.reads import ops
 from license_svc.reads.live import LiveViews
+from license_svc.webhooks.endpoints import EndpointHealth, endpoint_health
+from license_svc.webhooks.tables import WebhookTables
 from projections.catalog_stats import KeyStats
 
 EXPIRING_ROWS = 100  # the page lists the first rows; the gRPC API pages through the rest
@@ -36,6 +38,8 @@ class Board:
     expiring: ops.ExpiringPage
     lags: tuple[ops.Lag, ...] | None  # ops only
     failures: dict[str, int] | None  # ops only: failed attempts of the last hour by reason
+    # The shown reseller's webhook endpoints (every reseller's for ops without a filter).
+    webhooks: tuple[EndpointHealth, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -77,4 +81,9 @@ class Reads:
             expiring=expiring,
             lags=tuple(ops.lags(self.views, self.head_position)) if is_ops else None,
             failures=self.limiter.failures_by_reason(FAILURES_WINDOW) if is_ops else None,
+            webhooks=tuple(self._webhooks(filters.reseller_id)),
         )
+
+    def _webhooks(self, reseller_id: str) -> list[EndpointHealth]:
+        """Endpoint health from the webhooks' tables on the views' database (the same one)."""
+        return endpoint_health(WebhookTables(self.views.datastore), reseller_id)

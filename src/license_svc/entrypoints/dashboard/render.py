@@ -76,6 +76,7 @@ def board(b: Board, logout_csrf: str) -> str:
         _chart(b),
         _expiring(b),
     ]
+    parts.append(_webhooks(b))
     if b.lags is not None:
         parts.append(_lags(b))
     if b.failures is not None:
@@ -209,6 +210,33 @@ def _expiring(b: Board) -> str:
         '<th>account</th><th>key</th><th>tier</th><th class="n">seats</th><th>reseller</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></section>"
     )
+
+
+def _webhooks(b: Board) -> str:
+    """Each endpoint's health: waiting deliveries, the oldest one's age, outcomes so far."""
+    if not b.webhooks:
+        return '<section><h2>Webhook endpoints</h2><p class="empty">None.</p></section>'
+    rows = "".join(
+        f'<tr data-endpoint-id="{e(w.endpoint_id)}"><td>{e(w.reseller_id)}</td>'
+        f"<td>{e(w.endpoint_id)}</td><td>{'disabled (410)' if w.disabled else 'enabled'}</td>"
+        f'<td class="n">{e(f"{w.pending:,}")}</td><td>{e(_age(b.now, w.oldest_pending_at))}</td>'
+        f'<td class="n">{e(f"{w.delivered:,}")}</td><td class="n">{e(f"{w.failed:,}")}</td>'
+        f'<td class="n">{e(f"{w.failed_attempts:,}")}</td></tr>'
+        for w in b.webhooks
+    )
+    return (
+        '<section><h2>Webhook endpoints</h2><table id="webhooks"><thead><tr><th>reseller</th>'
+        '<th>endpoint</th><th>state</th><th class="n">pending</th><th>oldest waiting</th>'
+        '<th class="n">delivered</th><th class="n">failed</th><th class="n">failed attempts</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _age(now: datetime, since: datetime | None) -> str:
+    if since is None:
+        return "-"
+    seconds = max(0, int((now - since).total_seconds()))
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds >= 3600 else f"{seconds} s"
 
 
 def _lags(b: Board) -> str:

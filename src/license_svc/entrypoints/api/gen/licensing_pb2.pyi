@@ -45,6 +45,14 @@ class PlanEventKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PLAN_EVENT_KIND_RENEWED: _ClassVar[PlanEventKind]
     PLAN_EVENT_KIND_CHANGED: _ClassVar[PlanEventKind]
     PLAN_EVENT_KIND_CANCELLED: _ClassVar[PlanEventKind]
+
+class WebhookDeliveryState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    WEBHOOK_DELIVERY_STATE_UNSPECIFIED: _ClassVar[WebhookDeliveryState]
+    WEBHOOK_DELIVERY_STATE_PENDING: _ClassVar[WebhookDeliveryState]
+    WEBHOOK_DELIVERY_STATE_DELIVERED: _ClassVar[WebhookDeliveryState]
+    WEBHOOK_DELIVERY_STATE_FAILED: _ClassVar[WebhookDeliveryState]
+    WEBHOOK_DELIVERY_STATE_CANCELLED: _ClassVar[WebhookDeliveryState]
 PRODUCT_UNSPECIFIED: Product
 PRODUCT_INTEGRATIONS: Product
 PRODUCT_CLOUD_POS: Product
@@ -65,6 +73,11 @@ PLAN_EVENT_KIND_STARTED: PlanEventKind
 PLAN_EVENT_KIND_RENEWED: PlanEventKind
 PLAN_EVENT_KIND_CHANGED: PlanEventKind
 PLAN_EVENT_KIND_CANCELLED: PlanEventKind
+WEBHOOK_DELIVERY_STATE_UNSPECIFIED: WebhookDeliveryState
+WEBHOOK_DELIVERY_STATE_PENDING: WebhookDeliveryState
+WEBHOOK_DELIVERY_STATE_DELIVERED: WebhookDeliveryState
+WEBHOOK_DELIVERY_STATE_FAILED: WebhookDeliveryState
+WEBHOOK_DELIVERY_STATE_CANCELLED: WebhookDeliveryState
 
 class TierLimits(_message.Message):
     __slots__ = ("tier", "name", "invoices_per_month", "sync")
@@ -659,3 +672,145 @@ class RecordPlanEventResponse(_message.Message):
     ignored: bool
     entitlement: Entitlement
     def __init__(self, plan_id: _Optional[str] = ..., position: _Optional[int] = ..., duplicate: _Optional[bool] = ..., ignored: _Optional[bool] = ..., entitlement: _Optional[_Union[Entitlement, _Mapping]] = ...) -> None: ...
+
+class WebhookEndpoint(_message.Message):
+    __slots__ = ("endpoint_id", "reseller_id", "url", "event_types", "created_at", "disabled", "disabled_reason", "pending_deliveries", "oldest_pending_at")
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_FIELD_NUMBER: _ClassVar[int]
+    DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
+    PENDING_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    OLDEST_PENDING_AT_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    reseller_id: str
+    url: str
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    created_at: _timestamp_pb2.Timestamp
+    disabled: bool
+    disabled_reason: str
+    pending_deliveries: int
+    oldest_pending_at: _timestamp_pb2.Timestamp
+    def __init__(self, endpoint_id: _Optional[str] = ..., reseller_id: _Optional[str] = ..., url: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disabled: _Optional[bool] = ..., disabled_reason: _Optional[str] = ..., pending_deliveries: _Optional[int] = ..., oldest_pending_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CreateWebhookEndpointRequest(_message.Message):
+    __slots__ = ("reseller_id", "url", "event_types")
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    URL_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    url: str
+    event_types: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reseller_id: _Optional[str] = ..., url: _Optional[str] = ..., event_types: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class CreateWebhookEndpointResponse(_message.Message):
+    __slots__ = ("endpoint_id", "secret", "endpoint")
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    secret: str
+    endpoint: WebhookEndpoint
+    def __init__(self, endpoint_id: _Optional[str] = ..., secret: _Optional[str] = ..., endpoint: _Optional[_Union[WebhookEndpoint, _Mapping]] = ...) -> None: ...
+
+class ListWebhookEndpointsRequest(_message.Message):
+    __slots__ = ("reseller_id",)
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    def __init__(self, reseller_id: _Optional[str] = ...) -> None: ...
+
+class ListWebhookEndpointsResponse(_message.Message):
+    __slots__ = ("endpoints",)
+    ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
+    endpoints: _containers.RepeatedCompositeFieldContainer[WebhookEndpoint]
+    def __init__(self, endpoints: _Optional[_Iterable[_Union[WebhookEndpoint, _Mapping]]] = ...) -> None: ...
+
+class DeleteWebhookEndpointRequest(_message.Message):
+    __slots__ = ("endpoint_id",)
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    def __init__(self, endpoint_id: _Optional[str] = ...) -> None: ...
+
+class DeleteWebhookEndpointResponse(_message.Message):
+    __slots__ = ("deleted", "cancelled_deliveries")
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    cancelled_deliveries: int
+    def __init__(self, deleted: _Optional[bool] = ..., cancelled_deliveries: _Optional[int] = ...) -> None: ...
+
+class ListWebhookDeliveriesRequest(_message.Message):
+    __slots__ = ("endpoint_id", "page_size", "page_token")
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, endpoint_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class WebhookAttempt(_message.Message):
+    __slots__ = ("attempt", "started_at", "status_code", "latency_ms", "error")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    started_at: _timestamp_pb2.Timestamp
+    status_code: int
+    latency_ms: int
+    error: str
+    def __init__(self, attempt: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., status_code: _Optional[int] = ..., latency_ms: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class WebhookDelivery(_message.Message):
+    __slots__ = ("message_id", "endpoint_id", "event_type", "position", "state", "attempts", "created_at", "next_attempt_at", "delivered_at", "last_status_code", "last_error", "recent_attempts")
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    DELIVERED_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_STATUS_CODE_FIELD_NUMBER: _ClassVar[int]
+    LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
+    RECENT_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    message_id: str
+    endpoint_id: str
+    event_type: str
+    position: int
+    state: WebhookDeliveryState
+    attempts: int
+    created_at: _timestamp_pb2.Timestamp
+    next_attempt_at: _timestamp_pb2.Timestamp
+    delivered_at: _timestamp_pb2.Timestamp
+    last_status_code: int
+    last_error: str
+    recent_attempts: _containers.RepeatedCompositeFieldContainer[WebhookAttempt]
+    def __init__(self, message_id: _Optional[str] = ..., endpoint_id: _Optional[str] = ..., event_type: _Optional[str] = ..., position: _Optional[int] = ..., state: _Optional[_Union[WebhookDeliveryState, str]] = ..., attempts: _Optional[int] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status_code: _Optional[int] = ..., last_error: _Optional[str] = ..., recent_attempts: _Optional[_Iterable[_Union[WebhookAttempt, _Mapping]]] = ...) -> None: ...
+
+class ListWebhookDeliveriesResponse(_message.Message):
+    __slots__ = ("deliveries", "next_page_token")
+    DELIVERIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    deliveries: _containers.RepeatedCompositeFieldContainer[WebhookDelivery]
+    next_page_token: str
+    def __init__(self, deliveries: _Optional[_Iterable[_Union[WebhookDelivery, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhookRequest(_message.Message):
+    __slots__ = ("endpoint_id", "message_id")
+    ENDPOINT_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    endpoint_id: str
+    message_id: str
+    def __init__(self, endpoint_id: _Optional[str] = ..., message_id: _Optional[str] = ...) -> None: ...
+
+class RedeliverWebhookResponse(_message.Message):
+    __slots__ = ("delivery",)
+    DELIVERY_FIELD_NUMBER: _ClassVar[int]
+    delivery: WebhookDelivery
+    def __init__(self, delivery: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...

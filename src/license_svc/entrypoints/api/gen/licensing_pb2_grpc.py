@@ -1058,3 +1058,272 @@ class BillingService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class WebhookServiceStub:
+    """---------------------------------------------------------------------------------------------
+    WebhookService: partners hear of their keys. Each message of the store's log that matches an
+    endpoint is delivered to it at least once (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+    `webhook-signature` = `v1,<base64 HMAC-SHA256 of id.timestamp.body>`); a reseller manages only
+    its own endpoints, ops any.
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.CreateWebhookEndpoint = channel.unary_unary(
+                '/fiscobridge.licensing.v1.WebhookService/CreateWebhookEndpoint',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.CreateWebhookEndpointRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.CreateWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookEndpoints = channel.unary_unary(
+                '/fiscobridge.licensing.v1.WebhookService/ListWebhookEndpoints',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookEndpointsRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookEndpointsResponse.FromString,
+                _registered_method=True)
+        self.DeleteWebhookEndpoint = channel.unary_unary(
+                '/fiscobridge.licensing.v1.WebhookService/DeleteWebhookEndpoint',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.DeleteWebhookEndpointResponse.FromString,
+                _registered_method=True)
+        self.ListWebhookDeliveries = channel.unary_unary(
+                '/fiscobridge.licensing.v1.WebhookService/ListWebhookDeliveries',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookDeliveriesResponse.FromString,
+                _registered_method=True)
+        self.RedeliverWebhook = channel.unary_unary(
+                '/fiscobridge.licensing.v1.WebhookService/RedeliverWebhook',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookResponse.FromString,
+                _registered_method=True)
+
+
+class WebhookServiceServicer:
+    """---------------------------------------------------------------------------------------------
+    WebhookService: partners hear of their keys. Each message of the store's log that matches an
+    endpoint is delivered to it at least once (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+    `webhook-signature` = `v1,<base64 HMAC-SHA256 of id.timestamp.body>`); a reseller manages only
+    its own endpoints, ops any.
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    def CreateWebhookEndpoint(self, request, context):
+        """The secret is in this answer only: the service keeps it encrypted and never shows it again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookEndpoints(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteWebhookEndpoint(self, request, context):
+        """Pending deliveries of a deleted endpoint are cancelled; its delivery log stays readable.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListWebhookDeliveries(self, request, context):
+        """Newest first, AIP-158 pages.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedeliverWebhook(self, request, context):
+        """Sends a message again, with the same webhook-id, as soon as a sender is free.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WebhookServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'CreateWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateWebhookEndpoint,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.CreateWebhookEndpointRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.CreateWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListWebhookEndpoints': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookEndpoints,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookEndpointsRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookEndpointsResponse.SerializeToString,
+            ),
+            'DeleteWebhookEndpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteWebhookEndpoint,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.DeleteWebhookEndpointRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.DeleteWebhookEndpointResponse.SerializeToString,
+            ),
+            'ListWebhookDeliveries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListWebhookDeliveries,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookDeliveriesRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookDeliveriesResponse.SerializeToString,
+            ),
+            'RedeliverWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedeliverWebhook,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fiscobridge.licensing.v1.WebhookService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fiscobridge.licensing.v1.WebhookService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WebhookService:
+    """---------------------------------------------------------------------------------------------
+    WebhookService: partners hear of their keys. Each message of the store's log that matches an
+    endpoint is delivered to it at least once (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+    `webhook-signature` = `v1,<base64 HMAC-SHA256 of id.timestamp.body>`); a reseller manages only
+    its own endpoints, ops any.
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    @staticmethod
+    def CreateWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.WebhookService/CreateWebhookEndpoint',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.CreateWebhookEndpointRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.CreateWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookEndpoints(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.WebhookService/ListWebhookEndpoints',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookEndpointsRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookEndpointsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteWebhookEndpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.WebhookService/DeleteWebhookEndpoint',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.DeleteWebhookEndpointRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.DeleteWebhookEndpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListWebhookDeliveries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.WebhookService/ListWebhookDeliveries',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookDeliveriesRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListWebhookDeliveriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedeliverWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.WebhookService/RedeliverWebhook',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
