@@ -2,9 +2,11 @@
 
 Nothing else in the service reads the environment. `load()` validates every setting before the
 service does anything and raises `ConfigError` naming the first bad one (the CLI prints it as
-one line and exits 2). What a command needs depends on its purpose: production commands
-(`serve`, `project`, `expire`) need an explicit pepper and token file, and only `run`
-(development) invents them; the maintenance tools (`projections …`) need the pepper only.
+one line and exits 2). What a command needs depends on its purpose, and it is given no more
+(least privilege): `serve` needs an explicit pepper and token file, and only `run`
+(development) invents them; `project`, `expire` and `dashboard` neither mint nor look up codes,
+so they need no pepper (the dashboard reads the token table to sign people in); the maintenance
+tools (`migrate`, `projections …`) need neither.
 
 `Settings.eventsourcing_env()` translates the database settings into the variables the
 `eventsourcing` library understands; `Settings.conninfo()` is the URL with the service's
@@ -32,10 +34,11 @@ DEV_TOKENS = Path(__file__).resolve().parent / "dev_tokens.json"
 TEST_PREFIX = PREFIX + "TEST_"  # the test suite's own switches (LICENSE_SVC_TEST_*)
 FOREIGN = frozenset({PREFIX + "TEST_DATABASE_URL", PREFIX + "TARGET", PREFIX + "TOKEN"})
 
-# dev: `run` (embedded database, a dev pepper, the dev tokens); service: `serve`, `project`,
-# `expire` (an explicit pepper and token file); tool: maintenance commands (`projections …`),
-# which act on the store (the pepper) but serve no one (no tokens).
-Purpose = Literal["dev", "service", "tool"]
+# dev: `run` (embedded database, a dev pepper, the dev tokens); service: `serve` (an explicit
+# pepper and token file); worker: `project`, `expire`, `dashboard` and tool: `migrate`,
+# `projections …` (no secret required; a pepper given is still checked against the store's).
+Purpose = Literal["dev", "service", "worker", "tool"]
+NEEDS_PEPPER: frozenset[str] = frozenset({"dev", "service"})
 
 
 class ConfigError(ValueError):
@@ -79,6 +82,7 @@ class Settings:
     max_message_bytes: int = 16 * 1024 * 1024
     max_wait_seconds: float = 10.0  # cap for min_position waits when the client set no deadline
     issue_concurrency: int = 2  # IssueKeys calls minting at once per process (memory bound)
+    issue_replay_hours: float = 72.0  # how long an IssueKeys request id replays its codes
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set → mutual TLS
@@ -150,6 +154,7 @@ class Settings:
             ),
             "POSTGRES_SINGLE_ROW_TRACKING": "y",
             "ISSUE_CONCURRENCY": str(self.issue_concurrency),
+            "ISSUE_REPLAY_HOURS": repr(self.issue_replay_hours),
             # Read by `license_svc.adapters.pools` when it hardens the library's pools.
             "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
         }
@@ -313,10 +318,12 @@ def _pepper(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> bytes:
         pepper = _read(pepper_file, setting).strip()
     elif purpose == "dev":
         pepper, setting = _dev_pepper(var_dir), str(var_dir / "pepper")
+    elif purpose not in NEEDS_PEPPER:
+        return b""  # this command mints and looks up no code: it holds no pepper
     else:
         raise ConfigError(
-            f"{PREFIX}PEPPER (or {PREFIX}PEPPER_FILE) is not set: production commands need the"
-            " store's pepper; only `license-svc run` makes a development one"
+            f"{PREFIX}PEPPER (or {PREFIX}PEPPER_FILE) is not set: `serve` needs the store's"
+            " pepper; only `license-svc run` makes a development one"
         )
     if len(pepper) < 16:
         raise ConfigError(f"{setting}: the pepper must be at least 16 bytes, got {len(pepper)}")
@@ -341,7 +348,7 @@ def _tokens_file(env: Mapping[str, str], purpose: Purpose) -> Path | None:
     path = _file(env, "TOKENS_FILE")
     if path is None and purpose == "service":
         raise ConfigError(
-            f"{PREFIX}TOKENS_FILE is not set: production commands need a token file;"
+            f"{PREFIX}TOKENS_FILE is not set: `serve` needs a token file;"
             " only `license-svc run` uses the development tokens"
         )
     return path  # its content is checked where it is parsed (`bootstrap.tokens_for`)
@@ -427,6 +434,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         max_message_bytes=_int(env, "MAX_MESSAGE_BYTES", Settings.max_message_bytes, lo=1024),
         max_wait_seconds=_float(env, "MAX_WAIT_SECONDS", Settings.max_wait_seconds),
         issue_concurrency=_int(env, "ISSUE_CONCURRENCY", Settings.issue_concurrency, lo=1),
+        issue_replay_hours=_float(env, "ISSUE_REPLAY_HOURS", Settings.issue_replay_hours),
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,

@@ -9,6 +9,7 @@ license-svc projections rebuild NAME   replay a view from position 0, then switc
 license-svc projections list           the views, their live generation and position
 license-svc projections prune [NAME]   drop the views' old generations that nothing uses
 license-svc attempts lift|show|purge   lift a failed-attempt block, show an account's, retention
+license-svc migrate [--grant-… ROLE]   create/upgrade the schema as its owner; grant the roles
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from license_svc import bootstrap, config, logs, startup
 from license_svc.entrypoints import client
 from license_svc.entrypoints.api.server import server_for
 from license_svc.entrypoints.cli import attempts as attempt_commands
+from license_svc.entrypoints.cli import migrate as migrate_command
 from license_svc.entrypoints.dashboard.server import start_dashboard
 from license_svc.entrypoints.health import start_health_endpoint
 from projections.registry import NAMES
@@ -119,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    settings = _settings("service", changes=SMALL_POOL)
+    settings = _settings("worker", changes=SMALL_POOL)
     listen = args.listen or settings.dashboard_listen
     if not listen:
         raise config.ConfigError("LICENSE_SVC_DASHBOARD_LISTEN is empty: give it an address")
@@ -135,8 +137,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_project(args: argparse.Namespace) -> int:
     names = args.names or NAMES
-    settings = _settings("service", changes=SMALL_POOL)
-    startup.tokens_for(settings)  # a production command: its token file must be sound too
+    settings = _settings("worker", changes=SMALL_POOL)  # no pepper, no token table
     service = _service(settings)
     bootstrap.start_projections(service, names)
     start_health_endpoint(service)
@@ -149,8 +150,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
-    settings = _settings("service", changes=SMALL_POOL)
-    startup.tokens_for(settings)
+    settings = _settings("worker", changes=SMALL_POOL)  # no pepper, no token table
     service = _service(settings)
     if args.once:
         sweep = service.sweeper().sweep_once()
@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     client.register(commands)  # the people's client: keys, activate, …, audit
     attempt_commands.register(commands)  # support: lift a block, show, purge
+    migrate_command.register(commands)  # the schema's owner: create, upgrade, grant
     args = parser.parse_args(argv)
     if unknown := set(getattr(args, "names", [])) - set(NAMES):
         parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")
