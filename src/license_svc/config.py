@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -45,7 +45,11 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
-@dataclass(frozen=True)
+HIDDEN = "<hidden>"
+SECRET_WORDS = ("PASSWORD", "PEPPER", "TOKEN", "SECRET")
+
+
+@dataclass(frozen=True, repr=False)  # the repr hides the secrets: see `__repr__`
 class Settings:
     database_url: str = ""
     listen: str = "127.0.0.1:50051"
@@ -131,6 +135,21 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def __repr__(self) -> str:
+        """Every setting but the secrets: a log line or a traceback that prints the settings
+        shows which database (never its password) and whether there is a pepper (never it)."""
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name == "database_url":
+                value = _url_without_password(value)
+            elif item.name == "pepper":
+                value = HIDDEN if value else ""
+            elif item.name == "extra":
+                value = {k: HIDDEN if _secret(k) else v for k, v in value.items()}
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
     def eventsourcing_env(self) -> dict[str, str]:
         """The variables `eventsourcing.postgres` reads, derived from `database_url`, and the
         application's own (read by `LicensingApp` from the same environment)."""
@@ -187,6 +206,23 @@ class Settings:
         if self.tls_cert is None:
             return "plaintext"
         return "mutual TLS" if self.tls_client_ca else "TLS"
+
+
+def _secret(name: str) -> bool:
+    return any(word in name.upper() for word in SECRET_WORDS)
+
+
+def _url_without_password(url: str) -> str:
+    if not url:
+        return url
+    try:
+        params = conninfo_to_dict(url)
+    except ProgrammingError:
+        return HIDDEN  # malformed: it may hold the password anywhere
+    user = params.get("user") or ""
+    return f"postgresql://{user}{':' + HIDDEN if params.get('password') else ''}@" + (
+        database_label(url)
+    )
 
 
 def database_label(url: str) -> str:
@@ -471,11 +507,11 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
 
 
 @dataclass(frozen=True)
-class ClientSettings:
+class ClientSettings:  # `token` is left out of the repr
     """What the people's client (`license-svc keys …`, `audit …`) reads: where, and as whom."""
 
     target: str = "127.0.0.1:50051"
-    token: str = ""
+    token: str = field(default="", repr=False)
 
 
 def load_client(env: Mapping[str, str] | None = None) -> ClientSettings:
