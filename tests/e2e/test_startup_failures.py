@@ -210,3 +210,22 @@ def test_the_server_logs_once_what_it_runs_with(server: ServerProcess, database_
 def test_the_development_tokens_ship_with_the_package() -> None:
     shipped = json.loads(config.DEV_TOKENS.read_text())
     assert shipped == json.loads(Path(TOKENS).read_text())
+
+
+@pytest.mark.parametrize(
+    "setting", ["LICENSE_SVC_LISTEN", "LICENSE_SVC_DASHBOARD_LISTEN"], ids=["grpc", "dashboard"]
+)
+@pytest.mark.parametrize("host", ["0.0.0.0", "[::]"])
+def test_run_with_the_development_tokens_refuses_a_non_loopback_address(
+    database_url: str, tmp_path: Path, setting: str, host: str
+) -> None:
+    env = production_env(
+        database_url,
+        LICENSE_SVC_TOKENS_FILE="<unset>",
+        LICENSE_SVC_VAR_DIR=str(tmp_path),
+        **{"LICENSE_SVC_DASHBOARD_LISTEN": "127.0.0.1:0", setting: f"{host}:{free_port()}"},
+    )
+    code, lines = run_cli(["run"], env)
+    failures = [line for line in lines if "ERROR" in line]
+    assert code == 2 and len(failures) == 1, lines
+    assert setting in failures[0] and "development tokens" in failures[0]

@@ -79,6 +79,10 @@ def _service(settings: config.Settings) -> bootstrap.Service:
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings("dev" if args.dev else "service", "text" if args.dev else "json")
     tokens = startup.tokens_for(settings)
+    if settings.tokens_file is None:  # `run` with the published development tokens
+        startup.check_loopback(settings.listen, "LICENSE_SVC_LISTEN")
+        if settings.dashboard_listen:
+            startup.check_loopback(settings.dashboard_listen, "LICENSE_SVC_DASHBOARD_LISTEN")
     startup.check_address(settings.listen, "LICENSE_SVC_LISTEN", settings.so_reuseport)
     if settings.metrics_listen:
         startup.check_address(settings.metrics_listen, "LICENSE_SVC_METRICS_LISTEN")
