@@ -52,6 +52,7 @@ from .keys import KeyServicer
 from .metrics import Metrics
 from .ops import OpsServicer
 from .streaming import Streams
+from .tls import TlsFiles
 
 if TYPE_CHECKING:
     from license_svc.bootstrap import Service
@@ -161,6 +162,11 @@ class Server:
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc
         )
+        self.tls = (
+            TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            if settings.tls_cert and settings.tls_key
+            else None
+        )
         self.port = self._on_loop(_call(self._bind, settings.listen))
 
     def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
@@ -168,16 +174,15 @@ class Server:
         return asyncio.run_coroutine_threadsafe(work, self._loop).result()
 
     def _bind(self, address: str) -> int:
-        settings = self.service.settings
-        if settings.tls_cert and settings.tls_key:
-            ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
-            credentials = grpc.ssl_server_credentials(
-                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
-                root_certificates=ca,
-                require_client_auth=ca is not None,
-            )
-            return self.grpc.add_secure_port(address, credentials)
+        if self.tls is not None:  # re-read for new connections on SIGHUP or a changed file
+            return self.grpc.add_secure_port(address, self.tls.credentials())
         return self.grpc.add_insecure_port(address)
+
+    def reload(self) -> None:
+        """SIGHUP: the token table and the TLS files, each kept as it is if its file is bad."""
+        self.tokens.reload()
+        if self.tls is not None:
+            self.tls.reload()
 
     def start(self) -> None:
         if self.metrics is not None:

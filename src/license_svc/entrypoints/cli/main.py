@@ -99,9 +99,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bootstrap.start_sweeper(service)
     if args.dev and settings.dashboard_listen:
         start_dashboard(service, settings.dashboard_listen, tokens)
-    # SIGHUP: re-read the tokens file, so who may call changes without a restart. Installed
-    # before the server answers health checks: a SIGHUP's default action would kill it.
-    signal.signal(signal.SIGHUP, lambda _signum, _frame: server.tokens.reload())
+    # SIGHUP: re-read the tokens file and the TLS files, so who may call and the certificate
+    # change without a restart. Installed before the server answers health checks: a SIGHUP's
+    # default action would kill it.
+    signal.signal(signal.SIGHUP, lambda _signum, _frame: server.reload())
     server.start()
     start_health_endpoint(service)
     startup.settle_memory(settings.gc_threshold)
