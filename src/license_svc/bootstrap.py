@@ -17,6 +17,7 @@ from eventsourcing.postgres import PostgresDatastore
 from license_svc.adapters import embedded as embedded_db
 from license_svc.adapters import fingerprint, schema
 from license_svc.adapters import pools as dbpool
+from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.dbhealth import DatabaseMonitor
 from license_svc.attempts.limiter import AttemptLimiter, Limits
@@ -219,6 +220,37 @@ def _wire(
         pools=dbpool.pools_of(datastore),
     )
     return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor, owner)
+
+
+@dataclass
+class Reads:
+    """What /metrics reads the database with when LICENSE_SVC_METRICS_DATABASE_URL names the
+    read-only role: a store and the views on a small pool of that role's, no DDL, no pepper."""
+
+    settings: Settings
+    app: EventStore
+    views: LiveViews
+
+    def close(self) -> None:
+        self.views.close()
+        self.app.close()
+
+
+def metrics_reads(settings: Settings) -> Reads | None:
+    if not settings.metrics_database_url:
+        return None  # the service's own connections
+    own = settings.with_(
+        database_url=settings.metrics_database_url, pool_size=1, pool_max_overflow=1
+    )
+    app = EventStore(env={**own.eventsourcing_env(), "CREATE_TABLE": "n"})
+    try:
+        datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
+        views = LiveViews(datastore, own.conninfo(), own.view_recheck_seconds)
+        views.refresh()
+    except BaseException:
+        app.close()
+        raise
+    return Reads(own, app, views)
 
 
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:

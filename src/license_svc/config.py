@@ -112,6 +112,9 @@ class Settings:
     # Observability: Prometheus /metrics ("" = off; port 0 = any free port, logged), and the log
     # format ("" = the command's default: text under `run`, json under `serve`).
     metrics_listen: str = "127.0.0.1:9464"
+    # /metrics reads the store and the views as this role (the read-only one), not as the
+    # service's ("" = the service's own connections).
+    metrics_database_url: str = ""
     log_format: str = ""
     # Allowance and summary answers kept in each server process (LRU; 0 = no cache).
     cache_entries: int = 50_000
@@ -141,7 +144,7 @@ class Settings:
         shown = []
         for item in fields(self):
             value = getattr(self, item.name)
-            if item.name == "database_url":
+            if item.name.endswith("database_url"):
                 value = _url_without_password(value)
             elif item.name == "pepper":
                 value = HIDDEN if value else ""
@@ -340,6 +343,18 @@ def _database_url(env: Mapping[str, str], purpose: Purpose) -> str:
     return url
 
 
+def _optional_url(env: Mapping[str, str], name: str) -> str:
+    url = (env.get(PREFIX + name) or "").strip()
+    if url:
+        try:
+            conninfo_to_dict(url)
+        except ProgrammingError:
+            raise ConfigError(
+                f"{PREFIX}{name} is malformed (not repeated: it may hold a password)"
+            ) from None
+    return url
+
+
 def _pepper(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> bytes:
     """The server secret behind key lookup hashes. Production sets it; only `run` keeps a
     development one in var/."""
@@ -494,6 +509,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
             env, "REBUILD_SWITCH_SECONDS", Settings.rebuild_switch_seconds
         ),
         metrics_listen=_address(env, "METRICS_LISTEN", Settings.metrics_listen),
+        metrics_database_url=_optional_url(env, "METRICS_DATABASE_URL"),
         dashboard_listen=_address(env, "DASHBOARD_LISTEN", Settings.dashboard_listen),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),

@@ -133,7 +133,12 @@ def test_the_service_runs_as_the_service_role_and_the_page_reads_as_the_read_onl
     assert migrate(roles)[0] == 0
     pepperless = {"LICENSE_SVC_PEPPER": "", "LICENSE_SVC_TOKENS_FILE": ""}
     worker = WorkerProcess(roles.service_url, tmp_path / "worker.log", **pepperless, **SMALL_POOLS)
-    server = ServerProcess(roles.service_url, tmp_path / "server.log", **SMALL_POOLS)
+    server = ServerProcess(
+        roles.service_url,
+        tmp_path / "server.log",
+        LICENSE_SVC_METRICS_DATABASE_URL=roles.readonly_url,
+        **SMALL_POOLS,
+    )
     try:
         client = server.client
         issued = client.issue(2, request_id=unique("roles"))
@@ -152,7 +157,9 @@ def test_the_service_runs_as_the_service_role_and_the_page_reads_as_the_read_onl
         code, lines = run_cli(["expire", "--once"], production_env(roles.service_url, **pepperless))
         assert code == 0, lines
         metrics = text_at(f"http://127.0.0.1:{server.metrics_port}/metrics")
-        assert "license_svc_keys_issued_total" in metrics
+        assert "license_svc_keys_issued_total 2.0" in metrics
+        assert 'license_svc_projection_position{view="catalog"}' in metrics
+        assert connected_as(roles, roles.readonly) > 0  # /metrics reads as the read-only role
 
         port = free_port()
         env = production_env(
@@ -191,3 +198,13 @@ def test_the_service_runs_as_the_service_role_and_the_page_reads_as_the_read_onl
 def text_at(url: str) -> str:
     with urllib.request.urlopen(url, timeout=10) as answer:
         return str(answer.read().decode())
+
+
+def connected_as(roles: Roles, role: str) -> int:
+    with psycopg.connect(roles.owner_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE usename = %s AND datname = current_database()",
+            (role,),
+        ).fetchone()
+    return int(row[0]) if row else 0

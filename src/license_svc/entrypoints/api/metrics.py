@@ -33,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg.sql import SQL, Identifier
 
+from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock
 from license_svc.attempts.limiter import IN_FLIGHT
 from license_svc.config import Settings
@@ -63,6 +64,21 @@ class Parts(Protocol):
     def views(self) -> LiveViews: ...
     @property
     def clock(self) -> Clock: ...
+
+
+class Reads(Protocol):
+    """Where the domain metrics are read: the service's parts, or the read-only role's."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def app(self) -> EventStore: ...
+    @property
+    def views(self) -> LiveViews: ...
+
+
+class OwnReads(Reads, Protocol):
+    def close(self) -> None: ...
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -159,7 +175,7 @@ class StoreCounts:
     (writers hold the table lock), so once id N is visible no smaller id can appear later:
     reading `> last seen` never misses a row."""
 
-    def __init__(self, app: LicensingApp) -> None:
+    def __init__(self, app: EventStore) -> None:
         datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
         self._datastore = datastore
         table = Identifier(datastore.schema, app.recorder.events_table_name)  # type: ignore[attr-defined]
@@ -182,13 +198,17 @@ class StoreCounts:
 
 
 class DomainCollector:
-    """Read at scrape time; a failing read drops the domain metrics from that scrape only."""
+    """Read at scrape time; a failing read drops the domain metrics from that scrape only.
+    `reads`: the store and views to read (the read-only role's, or the service's own `parts`);
+    the pool gauges are always the service's."""
 
-    def __init__(self, parts: Parts) -> None:
-        self._parts = parts
-        self._events = StoreCounts(parts.app)
-        datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
+    def __init__(self, parts: Parts, reads: Reads) -> None:
+        self._parts = reads
+        self._events = StoreCounts(reads.app)
+        datastore: PostgresDatastore = reads.app.recorder.datastore  # type: ignore[attr-defined]
         self._datastore = datastore
+        pool_of: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
+        self._pool_of = pool_of
         # On the database's clock, the limiter's timeline; recorded failures only (a reservation
         # of an attempt in flight counts for the limiter, not here; nor does a failure that
         # support forgave, `lift_id`).
@@ -246,7 +266,7 @@ class DomainCollector:
         yield blocked
 
     def _pool(self) -> Iterator[Metric]:
-        pool = getattr(self._datastore, "pool", None)
+        pool = getattr(self._pool_of, "pool", None)
         stats = pool.get_stats() if pool is not None and hasattr(pool, "get_stats") else {}
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
         for name, doc, value in [
@@ -263,11 +283,12 @@ class DomainCollector:
 class Metrics:
     """The registry of one server process and the HTTP endpoint that exposes it."""
 
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: Parts, reads: OwnReads | None = None) -> None:
         disable_created_metrics()  # no `*_created` series: they double the scrape for nothing
         self.registry = CollectorRegistry()
         self.grpc = GrpcMetrics(self.registry)
-        self.registry.register(DomainCollector(parts))  # type: ignore[arg-type]
+        self._reads = reads  # closed with the endpoint
+        self.registry.register(DomainCollector(parts, reads or parts))  # type: ignore[arg-type]
         # The process's own: RSS and CPU (process_*), and the garbage collector's runs per
         # generation (python_gc_*), which `LICENSE_SVC_GC_THRESHOLD` tunes.
         ProcessCollector(registry=self.registry)
@@ -288,3 +309,6 @@ class Metrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None

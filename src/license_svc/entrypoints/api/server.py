@@ -30,6 +30,7 @@ from license_svc.access.auth import TokenTable
 from license_svc.adapters.clock import Clock
 from license_svc.adapters.dbhealth import DatabaseMonitor
 from license_svc.attempts.limiter import AttemptLimiter
+from license_svc.bootstrap import metrics_reads
 from license_svc.config import ConfigError, Settings
 from license_svc.keys.app import LicensingApp
 from license_svc.keys.dialog import ActivationDialog
@@ -96,7 +97,9 @@ class Server:
         self.service = service
         self.tokens = tokens  # `reload()` on SIGHUP (cli)
         # /metrics is off when LICENSE_SVC_METRICS_LISTEN is empty; the call log is always on.
-        self.metrics = Metrics(service) if settings.metrics_listen else None
+        self.metrics = (
+            Metrics(service, metrics_reads(settings)) if settings.metrics_listen else None
+        )
         observers: list[Observer] = [CallLog()]
         if self.metrics is not None:
             observers.insert(0, self.metrics.grpc)
