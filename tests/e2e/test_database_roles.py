@@ -18,10 +18,11 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import errors
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from license_svc.adapters import schema
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from tests import roles as suite_roles
 from tests.e2e.test_startup_failures import production_env, run_cli
 from tests.helpers import unique
 from tests.support import TOKENS, ServerProcess, WorkerProcess, free_port
@@ -208,3 +209,16 @@ def connected_as(roles: Roles, role: str) -> int:
             (role,),
         ).fetchone()
     return int(row[0]) if row else 0
+
+
+def test_with_the_suite_switch_the_shared_server_connects_as_the_service_role(
+    server: ServerProcess, database_url: str
+) -> None:
+    if not suite_roles.on():
+        pytest.skip(f"{suite_roles.SWITCH} is off: servers connect as the suite's own role")
+    service = str(conninfo_to_dict(suite_roles.service_url(database_url))["user"])
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (service,)
+        ).fetchone()
+    assert row is not None and row[0] > 0
