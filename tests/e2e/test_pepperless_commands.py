@@ -63,3 +63,14 @@ def test_the_dashboard_starts_without_the_pepper(database_url: str, tmp_path: Pa
         assert status == 200 and "catalog view at position" in body
     finally:
         stop(process)
+
+
+def test_the_maintenance_commands_need_neither_the_pepper_nor_the_token_table(
+    database_url: str,
+) -> None:
+    env = production_env(
+        database_url, LICENSE_SVC_PEPPER="<unset>", LICENSE_SVC_TOKENS_FILE="<unset>"
+    )
+    for command in (["projections", "list"], ["attempts", "show", "--account", "acct-none"]):
+        code, lines = run_cli(command, env)
+        assert code == 0, (command, lines)
