@@ -113,6 +113,16 @@ def test_every_role_gets_only_its_database_role_and_the_secret_files_it_needs(ro
     } <= set(examples["license-svc"]["stringData"])
 
 
+def test_the_servers_metrics_read_as_the_read_only_role() -> None:
+    url = env("server")["LICENSE_SVC_METRICS_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert url == {"name": "license-svc", "key": "database-url-readonly"}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    settings = compose["services"]["server"]["environment"]
+    assert settings["LICENSE_SVC_METRICS_DATABASE_URL"].startswith(
+        "postgresql://license_svc_readonly:"
+    )
+
+
 def test_a_migrate_job_makes_the_schema_as_the_owner_and_grants_the_other_roles() -> None:
     job = of_kind("Job")["license-svc-migrate"]["spec"]["template"]["spec"]
     (spec,) = job["containers"]
