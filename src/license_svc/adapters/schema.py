@@ -43,12 +43,16 @@ def create_table(curs: Any, schema: str) -> None:
 
 def may_change(conn: Any, schema: str) -> bool:
     """Whether this connection's role may create objects in `schema` (so run the DDL)."""
+    # May create in the schema (or, with no schema yet, create it), and owns the store's table
+    # if it exists (CREATE INDEX, ALTER TABLE need the owner).
     row = conn.execute(
-        "SELECT has_schema_privilege(current_user, %s, 'CREATE')"
+        "SELECT CASE WHEN to_regnamespace(%s) IS NULL"
+        "  THEN has_database_privilege(current_database(), 'CREATE')"
+        "  ELSE has_schema_privilege(current_user, %s, 'CREATE') END"
         " AND (to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NULL"
         "      OR pg_has_role(current_user, (SELECT relowner FROM pg_class"
         "         WHERE oid = to_regclass(format('%%I.%%I', %s::text, %s::text))), 'USAGE'))",
-        (schema, schema, TABLE, schema, TABLE),
+        (schema, schema, schema, TABLE, schema, TABLE),
     ).fetchone()
     return bool(_first(row))
 
