@@ -26,6 +26,7 @@ from grpc_status import rpc_status
 from license_svc import config
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
+from tests import roles
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
@@ -182,7 +183,7 @@ class ServerProcess:
         self.log_path = log_path
         full_env = {
             **os.environ,
-            "LICENSE_SVC_DATABASE_URL": database_url,
+            "LICENSE_SVC_DATABASE_URL": roles.service_url(database_url),
             "LICENSE_SVC_PEPPER": TEST_PEPPER,
             "LICENSE_SVC_SIGNING_KEY_FILE": str(signing_key_file()),
             "LICENSE_SVC_LISTEN": self.address,

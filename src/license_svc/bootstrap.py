@@ -15,8 +15,9 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
 from license_svc.adapters import embedded as embedded_db
-from license_svc.adapters import fingerprint
+from license_svc.adapters import fingerprint, schema
 from license_svc.adapters import pools as dbpool
+from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.dbhealth import DatabaseMonitor
 from license_svc.attempts.limiter import AttemptLimiter, Limits
@@ -80,6 +81,9 @@ class Service:
     plans: PlanBook
     feed: LogFeed
     monitor: DatabaseMonitor
+    # Whether this process's role may run DDL (else `migrate` made the schema: see
+    # `adapters/schema.py`); what it starts in-process (the views' worker) follows it.
+    schema_owner: bool = True
     background: list[Background] = field(default_factory=list)
     endpoints: list[Background] = field(default_factory=list)
     webhooks: Endpoints | None = None  # WebhookService's endpoints and delivery log
@@ -118,13 +122,18 @@ class Service:
 
 
 @contextmanager
-def schema_lock(settings: Settings) -> Iterator[None]:
+def schema_lock(settings: Settings) -> Iterator[bool]:
     """Serialise table creation across processes starting at once on a fresh database: two
     concurrent CREATE TABLE IF NOT EXISTS of one table can both pass the check and collide in
-    pg_type. Held on a connection of its own for the whole of `build`."""
+    pg_type. Held on a connection of its own for the whole of `build`. Yields whether this
+    role may change the schema; a role that may not finds it current or refuses to start."""
     with psycopg.connect(settings.conninfo(), autocommit=True) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-        yield  # closing the connection releases the lock
+        name = schema.schema_of(settings.eventsourcing_env())
+        owner = schema.may_change(conn, name)
+        if not owner:
+            schema.require_current(conn, name, settings.database_label())
+        yield owner  # closing the connection releases the lock
 
 
 def build(settings: Settings, clock: Clock = utcnow) -> Service:
@@ -133,9 +142,9 @@ def build(settings: Settings, clock: Clock = utcnow) -> Service:
     changes nothing), so a restart under load can meet a deadlock: retried a few times."""
     settings.eventsourcing_env()  # raises ConfigError when there is no database to lock
     for attempt in range(1, BUILD_ATTEMPTS + 1):
-        with schema_lock(settings):
+        with schema_lock(settings) as owner:
             try:
-                return _build(settings, clock)
+                return _build(settings, clock, owner)
             except Exception as error:
                 if attempt == BUILD_ATTEMPTS or not _contended(error):
                     raise
@@ -151,7 +160,7 @@ def _contended(error: BaseException) -> bool:
     return in_chain(error, CONTENDED) is not None or "deadlock detected" in str(error)
 
 
-def _build(settings: Settings, clock: Clock) -> Service:
+def _build(settings: Settings, clock: Clock, owner: bool = True) -> Service:
     # The limiter counts on the database's clock, one timeline for every replica, unless a test
     # injected a clock of its own. The test-only offset shifts this process's clock (a replica
     # whose host clock is off) and so, on purpose, not the limiter's.
@@ -160,19 +169,23 @@ def _build(settings: Settings, clock: Clock) -> Service:
         offset = timedelta(seconds=settings.clock_offset_seconds)
         clock = lambda: utcnow() + offset  # noqa: E731
     app = LicensingApp(
-        env=settings.eventsourcing_env(),
-        identity=KeyIdentity(settings.pepper),
+        env={**settings.eventsourcing_env(), "CREATE_TABLE": "y" if owner else "n"},
+        identity=KeyIdentity(settings.pepper) if settings.pepper else None,
         clock=clock,
     )
     try:
-        return _wire(settings, app, clock, attempt_clock)
+        return _wire(settings, app, clock, attempt_clock, owner)
     except BaseException:
         app.close()  # its pool is open: a failed start-up leaves no connection behind
         raise
 
 
 def _wire(
-    settings: Settings, app: LicensingApp, clock: Clock, attempt_clock: Clock | None
+    settings: Settings,
+    app: LicensingApp,
+    clock: Clock,
+    attempt_clock: Clock | None,
+    owner: bool,
 ) -> Service:
     limits = Limits(
         session_limit=settings.session_attempt_limit,
@@ -181,14 +194,19 @@ def _wire(
         account_window=timedelta(seconds=settings.account_window_seconds),
     )
     datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
-    fingerprint.check_pepper(datastore, settings.pepper)
+    if settings.pepper:  # a process without it (worker, dashboard, tool) mints no code
+        fingerprint.check_pepper(datastore, settings.pepper, create=owner)
+    elif owner:
+        with datastore.transaction(commit=True) as curs:
+            schema.create_table(curs, datastore.schema)
     limiter = AttemptLimiter(datastore, limits, attempt_clock)
-    limiter.create_table()
+    if owner:
+        limiter.create_table()
     views = LiveViews(
         datastore, settings.conninfo(), settings.view_recheck_seconds, settings.cache_entries
     )
-    views.ensure_tables()
-    plans = PlanBook(app, app.identity, clock)
+    views.ensure_tables(create=owner)
+    plans = PlanBook(app, app.identity if settings.pepper else None, clock)
     feed = LogFeed.build(
         StoreNames(
             settings.database_url,
@@ -209,22 +227,58 @@ def _wire(
         pools=dbpool.pools_of(datastore),
     )
     tables = WebhookTables(datastore)
-    tables.create_table()
-    webhooks = Endpoints(
-        tables,
-        SecretBox(settings.pepper),
-        app.recorder.max_notification_id,
-        clock,
-        settings.webhook_allow_private,
-    )
+    if owner:
+        tables.create_table()
+    webhooks = None
+    if settings.pepper:  # the endpoints' secrets are sealed under a key derived from it
+        webhooks = Endpoints(
+            tables,
+            SecretBox(settings.pepper),
+            app.recorder.max_notification_id,
+            clock,
+            settings.webhook_allow_private,
+        )
     return Service(
-        settings, app, limiter, dialog, clock, views, plans, feed, monitor, webhooks=webhooks
+        settings, app, limiter, dialog, clock, views, plans, feed, monitor, owner, webhooks=webhooks
     )
+
+
+@dataclass
+class Reads:
+    """What /metrics reads the database with when LICENSE_SVC_METRICS_DATABASE_URL names the
+    read-only role: a store and the views on a small pool of that role's, no DDL, no pepper."""
+
+    settings: Settings
+    app: EventStore
+    views: LiveViews
+
+    def close(self) -> None:
+        self.views.close()
+        self.app.close()
+
+
+def metrics_reads(settings: Settings) -> Reads | None:
+    if not settings.metrics_database_url:
+        return None  # the service's own connections
+    own = settings.with_(
+        database_url=settings.metrics_database_url, pool_size=1, pool_max_overflow=1
+    )
+    app = EventStore(env={**own.eventsourcing_env(), "CREATE_TABLE": "n"})
+    try:
+        datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
+        views = LiveViews(datastore, own.conninfo(), own.view_recheck_seconds)
+        views.refresh()
+    except BaseException:
+        app.close()
+        raise
+    return Reads(own, app, views)
 
 
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:
     """Run the views' workers in this process (`license-svc project`, `license-svc run`)."""
-    workers = ProjectionWorkers(service.settings, service.datastore, names)
+    workers = ProjectionWorkers(
+        service.settings, service.datastore, names, create=service.schema_owner
+    )
     workers.start()
     service.background.append(workers)
 

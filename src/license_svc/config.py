@@ -2,9 +2,11 @@
 
 Nothing else in the service reads the environment. `load()` validates every setting before the
 service does anything and raises `ConfigError` naming the first bad one (the CLI prints it as
-one line and exits 2). What a command needs depends on its purpose: production commands
-(`serve`, `project`, `expire`) need an explicit pepper and token file, and only `run`
-(development) invents them; the maintenance tools (`projections …`) need the pepper only.
+one line and exits 2). What a command needs depends on its purpose, and it is given no more
+(least privilege): `serve` needs an explicit pepper and token file, and only `run`
+(development) invents them; `project`, `expire` and `dashboard` neither mint nor look up codes,
+so they need no pepper (the dashboard reads the token table to sign people in); the maintenance
+tools (`migrate`, `projections …`) need neither.
 
 `Settings.eventsourcing_env()` translates the database settings into the variables the
 `eventsourcing` library understands; `Settings.conninfo()` is the URL with the service's
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal
 
@@ -35,17 +37,22 @@ TEST_PREFIX = PREFIX + "TEST_"  # the test suite's own switches (LICENSE_SVC_TES
 MAX_TOKEN_TTL = 86_400  # a token outlives an outage of minutes, not a subscription's change
 FOREIGN = frozenset({PREFIX + "TEST_DATABASE_URL", PREFIX + "TARGET", PREFIX + "TOKEN"})
 
-# dev: `run` (embedded database, a dev pepper, the dev tokens); service: `serve`, `project`,
-# `expire` (an explicit pepper and token file); tool: maintenance commands (`projections …`),
-# which act on the store (the pepper) but serve no one (no tokens).
-Purpose = Literal["dev", "service", "tool"]
+# dev: `run` (embedded database, a dev pepper, the dev tokens); service: `serve` (an explicit
+# pepper and token file); worker: `project`, `expire`, `dashboard` and tool: `migrate`,
+# `projections …` (no secret required; a pepper given is still checked against the store's).
+Purpose = Literal["dev", "service", "worker", "tool"]
+NEEDS_PEPPER: frozenset[str] = frozenset({"dev", "service"})
 
 
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names it."""
 
 
-@dataclass(frozen=True)
+HIDDEN = "<hidden>"
+SECRET_WORDS = ("PASSWORD", "PEPPER", "TOKEN", "SECRET")
+
+
+@dataclass(frozen=True, repr=False)  # the repr hides the secrets: see `__repr__`
 class Settings:
     database_url: str = ""
     listen: str = "127.0.0.1:50051"
@@ -86,6 +93,7 @@ class Settings:
     # (one table lock, one NOTIFY, one commit), each keeping its own outcome
     # (`license_svc.adapters.groupcommit`). Off: each save is a transaction of its own.
     group_commit: bool = True
+    issue_replay_hours: float = 72.0  # how long an IssueKeys request id replays its codes
     tls_cert: Path | None = None
     tls_key: Path | None = None
     tls_client_ca: Path | None = None  # set → mutual TLS
@@ -111,6 +119,9 @@ class Settings:
     # Observability: Prometheus /metrics ("" = off; port 0 = any free port, logged), and the log
     # format ("" = the command's default: text under `run`, json under `serve`).
     metrics_listen: str = "127.0.0.1:9464"
+    # /metrics reads the store and the views as this role (the read-only one), not as the
+    # service's ("" = the service's own connections).
+    metrics_database_url: str = ""
     log_format: str = ""
     # Allowance and summary answers kept in each server process (LRU; 0 = no cache).
     cache_entries: int = 50_000
@@ -157,6 +168,21 @@ class Settings:
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def __repr__(self) -> str:
+        """Every setting but the secrets: a log line or a traceback that prints the settings
+        shows which database (never its password) and whether there is a pepper (never it)."""
+        shown = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name.endswith("database_url"):
+                value = _url_without_password(value)
+            elif item.name == "pepper":
+                value = HIDDEN if value else ""
+            elif item.name == "extra":
+                value = {k: HIDDEN if _secret(k) else v for k, v in value.items()}
+            shown.append(f"{item.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
     def eventsourcing_env(self) -> dict[str, str]:
         """The variables `eventsourcing.postgres` reads, derived from `database_url`, and the
         application's own (read by `LicensingApp` from the same environment)."""
@@ -181,6 +207,7 @@ class Settings:
             "POSTGRES_SINGLE_ROW_TRACKING": "y",
             "ISSUE_CONCURRENCY": str(self.issue_concurrency),
             "GROUP_COMMIT": "y" if self.group_commit else "n",
+            "ISSUE_REPLAY_HOURS": repr(self.issue_replay_hours),
             # Read by `license_svc.adapters.pools` when it hardens the library's pools.
             "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
         }
@@ -213,6 +240,23 @@ class Settings:
         if self.tls_cert is None:
             return "plaintext"
         return "mutual TLS" if self.tls_client_ca else "TLS"
+
+
+def _secret(name: str) -> bool:
+    return any(word in name.upper() for word in SECRET_WORDS)
+
+
+def _url_without_password(url: str) -> str:
+    if not url:
+        return url
+    try:
+        params = conninfo_to_dict(url)
+    except ProgrammingError:
+        return HIDDEN  # malformed: it may hold the password anywhere
+    user = params.get("user") or ""
+    return f"postgresql://{user}{':' + HIDDEN if params.get('password') else ''}@" + (
+        database_label(url)
+    )
 
 
 def database_label(url: str) -> str:
@@ -329,6 +373,18 @@ def _database_url(env: Mapping[str, str], purpose: Purpose) -> str:
     return url
 
 
+def _optional_url(env: Mapping[str, str], name: str) -> str:
+    url = (env.get(PREFIX + name) or "").strip()
+    if url:
+        try:
+            conninfo_to_dict(url)
+        except ProgrammingError:
+            raise ConfigError(
+                f"{PREFIX}{name} is malformed (not repeated: it may hold a password)"
+            ) from None
+    return url
+
+
 def _pepper(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> bytes:
     """The server secret behind key lookup hashes. Production sets it; only `run` keeps a
     development one in var/."""
@@ -343,10 +399,12 @@ def _pepper(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> bytes:
         pepper = _read(pepper_file, setting).strip()
     elif purpose == "dev":
         pepper, setting = _dev_pepper(var_dir), str(var_dir / "pepper")
+    elif purpose not in NEEDS_PEPPER:
+        return b""  # this command mints and looks up no code: it holds no pepper
     else:
         raise ConfigError(
-            f"{PREFIX}PEPPER (or {PREFIX}PEPPER_FILE) is not set: production commands need the"
-            " store's pepper; only `license-svc run` makes a development one"
+            f"{PREFIX}PEPPER (or {PREFIX}PEPPER_FILE) is not set: `serve` needs the store's"
+            " pepper; only `license-svc run` makes a development one"
         )
     if len(pepper) < 16:
         raise ConfigError(f"{setting}: the pepper must be at least 16 bytes, got {len(pepper)}")
@@ -428,7 +486,7 @@ def _tokens_file(env: Mapping[str, str], purpose: Purpose) -> Path | None:
     path = _file(env, "TOKENS_FILE")
     if path is None and purpose == "service":
         raise ConfigError(
-            f"{PREFIX}TOKENS_FILE is not set: production commands need a token file;"
+            f"{PREFIX}TOKENS_FILE is not set: `serve` needs a token file;"
             " only `license-svc run` uses the development tokens"
         )
     return path  # its content is checked where it is parsed (`bootstrap.tokens_for`)
@@ -516,6 +574,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         max_wait_seconds=_float(env, "MAX_WAIT_SECONDS", Settings.max_wait_seconds),
         issue_concurrency=_int(env, "ISSUE_CONCURRENCY", Settings.issue_concurrency, lo=1),
         group_commit=_bool(env, "GROUP_COMMIT", Settings.group_commit),
+        issue_replay_hours=_float(env, "ISSUE_REPLAY_HOURS", Settings.issue_replay_hours),
         tls_cert=tls_cert,
         tls_key=tls_key,
         tls_client_ca=tls_client_ca,
@@ -539,6 +598,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
             env, "REBUILD_SWITCH_SECONDS", Settings.rebuild_switch_seconds
         ),
         metrics_listen=_address(env, "METRICS_LISTEN", Settings.metrics_listen),
+        metrics_database_url=_optional_url(env, "METRICS_DATABASE_URL"),
         dashboard_listen=_address(env, "DASHBOARD_LISTEN", Settings.dashboard_listen),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
@@ -567,11 +627,11 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
 
 
 @dataclass(frozen=True)
-class ClientSettings:
+class ClientSettings:  # `token` is left out of the repr
     """What the people's client (`license-svc keys …`, `audit …`) reads: where, and as whom."""
 
     target: str = "127.0.0.1:50051"
-    token: str = ""
+    token: str = field(default="", repr=False)
 
 
 def load_client(env: Mapping[str, str] | None = None) -> ClientSettings:

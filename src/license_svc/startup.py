@@ -8,6 +8,7 @@ that stayed unreachable for the start-up wait (exit 1). The CLI prints either as
 from __future__ import annotations
 
 import gc
+import ipaddress
 import json
 import logging
 import socket
@@ -115,6 +116,21 @@ def check_address(address: str, setting: str, reuse_port: bool = False) -> None:
                 raise ConfigError(
                     f"{setting}: cannot listen on {address}: {error.strerror}"
                 ) from None
+
+
+def check_loopback(address: str, setting: str) -> None:
+    """The development tokens are published (deploy/dev/tokens.json): a process that accepts
+    them answers on loopback only. Every address the host resolves to must be a loopback one."""
+    host = address.rpartition(":")[0].strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError as error:
+        raise ConfigError(f"{setting}: cannot resolve {host!r}: {error.strerror}") from None
+    if not all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos):
+        raise ConfigError(
+            f"{setting}: `run` with the development tokens listens on loopback only, not"
+            f" {address}; set {PREFIX}TOKENS_FILE to tokens of your own to serve other addresses"
+        )
 
 
 def start_when_reachable(settings: Settings, build: Callable[[Settings], T]) -> T:

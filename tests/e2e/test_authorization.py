@@ -192,3 +192,13 @@ def test_a_reseller_cannot_revoke_an_activated_key_but_ops_can(
     )
     assert (answer.key.status, answer.key.revoked_by) == (pb.KEY_STATUS_REVOKED, "ops")
     assert stored_topics(sql, issued.key_id) == ["KeyIssued", "KeyActivated", "KeyRevoked"]
+
+
+def test_a_call_with_two_authorization_headers_is_unauthenticated_even_if_the_first_is_good(
+    client: Client, sql: psycopg.Connection
+) -> None:
+    two = (*Client.as_("acme"), ("authorization", "Bearer not-a-token"))
+    error = refused(lambda: issue_keys(client, two))
+    assert (error.code, error.reason) == (grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED")
+    error = refused(lambda: issue_keys(client, (*Client.as_("acme"), *Client.as_("acme"))))
+    assert error.code is grpc.StatusCode.UNAUTHENTICATED

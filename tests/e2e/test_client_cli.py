@@ -11,9 +11,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.helpers import NOT_AVAILABLE, unique
+from tests.helpers import NOT_AVAILABLE, count_events, unique
 from tests.support import TOKENS, ServerProcess
 from tests.views_support import SMALL_POOLS
 
@@ -209,3 +210,31 @@ def test_following_events_ends_cleanly_on_ctrl_c(server: ServerProcess) -> None:
         if follower.poll() is None:
             follower.kill()
     assert follower.returncode == 130 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["existing file", "symlink", "dangling symlink"])
+def test_codes_are_never_written_through_an_existing_file_or_a_symlink(
+    server: ServerProcess, tmp_path: Path, sql: psycopg.Connection, kind: str
+) -> None:
+    out, target = tmp_path / "codes.csv", tmp_path / "elsewhere.txt"
+    if kind == "existing file":
+        out.write_text("kept\n")
+        out.chmod(0o644)  # a file others may read: its mode would have been kept
+    else:
+        if kind == "symlink":
+            target.write_text("kept\n")
+        out.symlink_to(target)
+    before = count_events(sql)
+    done = cli(
+        server, "keys", "issue", "--reseller", "globex", "--tier", "scale", "--seats", "2",
+        "--count", "3", "--csv", str(out), role="globex",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert str(out) in done.stderr and "INT-" not in done.stdout + done.stderr
+    assert count_events(sql) == before  # refused before anything was issued
+    if kind == "existing file":
+        assert out.read_text() == "kept\n" and oct(out.stat().st_mode & 0o777) == "0o644"
+    elif kind == "symlink":
+        assert target.read_text() == "kept\n"
+    else:
+        assert not target.exists()

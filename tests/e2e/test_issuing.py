@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import grpc
 import psycopg
 import pytest
 
+from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import count_events, rich, unique
-from tests.support import Client
+from tests.support import Client, FakeClock
 
 FORM = re.compile(r"INT-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}")
 
@@ -69,3 +71,26 @@ def test_keys_of_a_product_without_a_catalog_are_refused(client: Client) -> None
         client.issue(1, product=pb.PRODUCT_CLOUD_POS)
     error = rich(refused.value)
     assert (error.code, error.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "PRODUCT_NOT_SUPPORTED")
+
+
+def test_a_request_id_replayed_after_its_window_is_expired_and_mints_nothing(
+    make_service: Callable[..., Service],
+    serve_in_process: Callable[[Service], Client],
+    sql: psycopg.Connection,
+) -> None:
+    clock = FakeClock()
+    client = serve_in_process(make_service(clock))  # LICENSE_SVC_ISSUE_REPLAY_HOURS: 72
+    request_id = unique("late")
+    first = client.issue(2, request_id=request_id)
+    clock.advance(hours=71)
+    assert [k.code for k in client.issue(2, request_id=request_id).keys] == [
+        k.code for k in first.keys
+    ]
+    clock.advance(hours=1, seconds=1)
+    before = count_events(sql)
+    with pytest.raises(grpc.RpcError) as refused:
+        client.issue(2, request_id=request_id)
+    error = rich(refused.value)
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "REQUEST_ID_EXPIRED")
+    assert "codes" in error.message
+    assert count_events(sql) == before

@@ -25,6 +25,8 @@ from tests.support import TOKENS, Client, ServerProcess
 INTEGRATIONS = "spiffe://fiscobridge.internal/integrations"
 OPS_DNS = "ops.svc.fiscobridge.internal"
 NEWCOMER = "spiffe://fiscobridge.internal/newcomer"
+BILLING = "spiffe://fiscobridge.internal/billing"
+BOUND_TOKEN = "billing-token-bound-to-its-certificate"
 
 
 def sha256(token: str) -> str:
@@ -35,6 +37,7 @@ def tokens_file(*entries: dict[str, str]) -> str:
     base = [
         {"token_sha256": sha256(TOKENS["portal"]), "role": "portal"},  # no secret in the file
         {"token": TOKENS["ops"], "role": "ops"},
+        {"identity": BILLING, "token": BOUND_TOKEN, "role": "billing"},  # both must match
     ]
     return json.dumps([*base, *entries])
 
@@ -188,3 +191,18 @@ def test_sighup_with_a_new_tokens_file_changes_who_may_call_without_a_restart(
         allowance(newcomer)
     error = rich(raised.value)
     assert error.code is grpc.StatusCode.UNAUTHENTICATED and NEWCOMER in error.message
+
+
+def test_a_token_bound_to_an_identity_is_refused_from_another_certificate(mesh: Mesh) -> None:
+    bound = (("authorization", f"Bearer {BOUND_TOKEN}"),)
+    plan = pb.RecordPlanEventRequest()  # malformed on purpose: only who may call is tested here
+    billing = mesh.client(mesh.ca.issue("billing", uris=(BILLING,)))
+    with pytest.raises(grpc.RpcError) as answered:
+        billing.billing.RecordPlanEvent(plan, metadata=bound, timeout=10)
+    assert rich(answered.value).code is grpc.StatusCode.INVALID_ARGUMENT  # past the door
+    other = mesh.client(mesh.ca.issue("billing-impostor", uris=(NEWCOMER,)))
+    with pytest.raises(grpc.RpcError) as refused_call:
+        other.billing.RecordPlanEvent(plan, metadata=bound, timeout=10)
+    error = rich(refused_call.value)
+    assert error.code is grpc.StatusCode.UNAUTHENTICATED and "bound" in error.message
+    assert refused(allowance, billing) is grpc.StatusCode.UNAUTHENTICATED  # no token: not listed

@@ -67,12 +67,10 @@ def write(tmp_path: Path, name: str, text: str) -> str:
 PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
-@pytest.mark.parametrize("command", [["serve"], ["project"], ["expire"]])
 @pytest.mark.parametrize("missing", ["LICENSE_SVC_PEPPER", "LICENSE_SVC_TOKENS_FILE"])
-def test_production_commands_refuse_to_start_without_explicit_secrets(
-    database_url: str, command: list[str], missing: str
-) -> None:
-    code, lines = run_cli(command, production_env(database_url, **{missing: "<unset>"}))
+def test_serve_refuses_to_start_without_explicit_secrets(database_url: str, missing: str) -> None:
+    """`project`, `expire` and `dashboard` hold no pepper: test_pepperless_commands.py."""
+    code, lines = run_cli(["serve"], production_env(database_url, **{missing: "<unset>"}))
     assert_one_line_failure(code, lines, 2, missing)
 
 
@@ -213,3 +211,22 @@ def test_the_server_logs_once_what_it_runs_with(server: ServerProcess, database_
 def test_the_development_tokens_ship_with_the_package() -> None:
     shipped = json.loads(config.DEV_TOKENS.read_text())
     assert shipped == json.loads(Path(TOKENS).read_text())
+
+
+@pytest.mark.parametrize(
+    "setting", ["LICENSE_SVC_LISTEN", "LICENSE_SVC_DASHBOARD_LISTEN"], ids=["grpc", "dashboard"]
+)
+@pytest.mark.parametrize("host", ["0.0.0.0", "[::]"])
+def test_run_with_the_development_tokens_refuses_a_non_loopback_address(
+    database_url: str, tmp_path: Path, setting: str, host: str
+) -> None:
+    env = production_env(
+        database_url,
+        LICENSE_SVC_TOKENS_FILE="<unset>",
+        LICENSE_SVC_VAR_DIR=str(tmp_path),
+        **{"LICENSE_SVC_DASHBOARD_LISTEN": "127.0.0.1:0", setting: f"{host}:{free_port()}"},
+    )
+    code, lines = run_cli(["run"], env)
+    failures = [line for line in lines if "ERROR" in line]
+    assert code == 2 and len(failures) == 1, lines
+    assert setting in failures[0] and "development tokens" in failures[0]

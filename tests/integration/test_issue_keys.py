@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 import psycopg
@@ -12,8 +13,15 @@ from license_svc.bootstrap import Service
 from license_svc.domain import codes
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
-from license_svc.keys.app import IssuedBatch, IssueKeys, RequestIdReused, UnsupportedProduct
+from license_svc.keys.app import (
+    IssuedBatch,
+    IssueKeys,
+    RequestIdExpired,
+    RequestIdReused,
+    UnsupportedProduct,
+)
 from tests.helpers import count_events, stored_topics, unique
+from tests.support import FakeClock
 
 
 def command(count: int = 5, **changes: object) -> IssueKeys:
@@ -132,4 +140,22 @@ def test_keys_cannot_be_issued_for_a_product_without_a_catalog(
     before = count_events(sql)
     with pytest.raises(UnsupportedProduct):
         service.app.issue_keys(command(product=Product.CLOUD_POS))
+    assert count_events(sql) == before
+
+
+def test_a_request_id_replays_its_codes_until_the_window_ends_then_is_expired_and_mints_nothing(
+    make_service: Callable[..., Service], sql: psycopg.Connection
+) -> None:
+    clock = FakeClock()
+    service = make_service(clock, issue_replay_hours=72.0)
+    cmd = command(count=3)
+    first = service.app.issue_keys(cmd)
+    clock.advance(hours=72)
+    assert codes_of(service.app.issue_keys(cmd)) == codes_of(first)  # the last instant of it
+    clock.advance(seconds=1)
+    before = count_events(sql)
+    with pytest.raises(RequestIdExpired):
+        service.app.issue_keys(cmd)
+    with pytest.raises(RequestIdExpired):
+        service.app.issue_keys(replace(cmd, seats=4))  # expired before it is compared
     assert count_events(sql) == before

@@ -166,3 +166,48 @@ def test_only_known_tokens_are_remembered_and_only_so_many_spellings() -> None:
             table.authenticate((("authorization", "Bearer unknown" + " " * spaces + "x"),))
         table.authenticate((("authorization", "Bearer " + " " * spaces + "dev-ops"),))
     assert len(table._entries.known_headers) == KNOWN_HEADERS
+
+
+@pytest.mark.parametrize(
+    "second", ["Bearer dev-ops", "Bearer not-a-known-token", "Basic x"], ids=str
+)
+def test_more_than_one_authorization_header_is_unauthenticated_whatever_they_hold(
+    second: str,
+) -> None:
+    table = TokenTable.from_file(DEV_TOKENS)
+    for metadata in (
+        (("authorization", "Bearer dev-ops"), ("authorization", second)),
+        (("authorization", second), ("authorization", "Bearer dev-ops")),
+    ):
+        for _ in range(2):  # also once the good header is a known one
+            with pytest.raises(Unauthenticated, match="one authorization"):
+                table.authenticate(metadata)
+
+
+BOUND = "spiffe://fiscobridge.internal/billing"
+
+
+def bound_table(tmp_path: Path) -> TokenTable:
+    path = tmp_path / "tokens.json"
+    entry = {"identity": BOUND, "token": "bound-billing", "role": "billing"}
+    path.write_text(json.dumps([entry, {"token": "plain", "role": "ops"}]))
+    return TokenTable.from_file(path)
+
+
+def peer(*uris: str) -> object:
+    return lambda: {"peer_uri": [u.encode() for u in uris]}
+
+
+def test_a_token_bound_to_an_identity_is_accepted_only_from_that_certificate(
+    tmp_path: Path,
+) -> None:
+    table = bound_table(tmp_path)
+    token = (("authorization", "Bearer bound-billing"),)
+    for _ in range(2):  # the header remembered after the first call is still checked
+        assert table.authenticate(token, peer(BOUND)).role is Role.BILLING  # type: ignore[arg-type]
+    for other in (peer("spiffe://fiscobridge.internal/other"), peer(), None):
+        with pytest.raises(Unauthenticated, match="bound"):
+            table.authenticate(token, other)  # type: ignore[arg-type]
+    with pytest.raises(Unauthenticated):  # the certificate alone is not the entry either
+        table.authenticate((), peer(BOUND))  # type: ignore[arg-type]
+    assert table.authenticate((("authorization", "Bearer plain"),)).role is Role.OPS

@@ -71,24 +71,72 @@ def test_every_role_runs_the_pinned_image_with_its_command(role: str) -> None:
     assert container(role)["args"] == [EVERY_ROLE[role]]
 
 
+# Least privilege: which database role's URL and which secret files each role is given.
+NEEDS = {
+    "server": ("database-url-service", {"pepper", "tokens.json"}),
+    "projections": ("database-url-service", set()),
+    "sweeper": ("database-url-service", set()),
+    "dashboard": ("database-url-readonly", {"tokens.json"}),
+    # The webhooks process unseals the endpoints' secrets with a key derived from the pepper.
+    "webhooks": ("database-url-service", {"pepper", "tokens.json"}),
+}
+FILE_SETTINGS = {"pepper": "LICENSE_SVC_PEPPER_FILE", "tokens.json": "LICENSE_SVC_TOKENS_FILE"}
+
+
 @pytest.mark.parametrize("role", EVERY_ROLE)
-def test_every_role_gets_the_database_the_pepper_and_the_tokens_from_secrets(role: str) -> None:
+def test_every_role_gets_only_its_database_role_and_the_secret_files_it_needs(role: str) -> None:
     settings = env(role)
-    assert settings["LICENSE_SVC_DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == (
-        "license-svc"
-    )
+    url_key, files = NEEDS[role]
+    assert settings["LICENSE_SVC_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "license-svc",
+        "key": url_key,
+    }
+    assert {FILE_SETTINGS[f] for f in files} == set(FILE_SETTINGS.values()) & set(settings)
     mounts = {m["mountPath"]: m["name"] for m in container(role)["volumeMounts"]}
     volumes = {v["name"]: v for v in deployment(role)["spec"]["template"]["spec"]["volumes"]}
-    for setting, key in [
-        ("LICENSE_SVC_PEPPER_FILE", "pepper"),
-        ("LICENSE_SVC_TOKENS_FILE", "tokens.json"),
-    ]:
-        path = Path(settings[setting]["value"])
+    mounted = {
+        item["key"]
+        for name in mounts.values()
+        if volumes[name].get("secret", {}).get("secretName") == "license-svc"
+        for item in volumes[name]["secret"]["items"]
+    }
+    assert mounted == files
+    for key in files:
+        path = Path(settings[FILE_SETTINGS[key]]["value"])
         secret = volumes[mounts[str(path.parent)]]["secret"]
-        assert secret["secretName"] == "license-svc"
         assert {"key": key, "path": path.name} in secret["items"]
     examples = {s["metadata"]["name"]: s for s in of_kind("Secret").values()}
-    assert {"database-url", "pepper", "tokens.json"} <= set(examples["license-svc"]["stringData"])
+    assert {
+        "database-url-owner",
+        "database-url-service",
+        "database-url-readonly",
+        "pepper",
+        "tokens.json",
+    } <= set(examples["license-svc"]["stringData"])
+
+
+def test_the_servers_metrics_read_as_the_read_only_role() -> None:
+    url = env("server")["LICENSE_SVC_METRICS_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert url == {"name": "license-svc", "key": "database-url-readonly"}
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    settings = compose["services"]["server"]["environment"]
+    assert settings["LICENSE_SVC_METRICS_DATABASE_URL"].startswith(
+        "postgresql://license_svc_readonly:"
+    )
+
+
+def test_a_migrate_job_makes_the_schema_as_the_owner_and_grants_the_other_roles() -> None:
+    job = of_kind("Job")["license-svc-migrate"]["spec"]["template"]["spec"]
+    (spec,) = job["containers"]
+    assert spec["image"] == IMAGE
+    assert spec["args"][0] == "migrate"
+    assert "--grant-service" in spec["args"] and "--grant-readonly" in spec["args"]
+    settings = {item["name"]: item for item in spec["env"]}
+    assert settings["LICENSE_SVC_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "license-svc",
+        "key": "database-url-owner",
+    }
+    assert not set(FILE_SETTINGS.values()) & set(settings)  # no pepper, no tokens
 
 
 def test_only_the_servers_get_the_signing_keys_from_a_secret_of_their_own() -> None:
@@ -164,7 +212,12 @@ def test_the_dashboard_is_probed_on_its_sign_in_form_and_has_a_service() -> None
 def test_the_compose_file_runs_postgres_two_servers_a_worker_and_a_sweeper() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", *ROLES}
+    assert set(services) == {"postgres", "migrate", *ROLES}
+    migrate = services["migrate"]
+    assert migrate["command"][0] == "migrate"
+    assert migrate["environment"]["LICENSE_SVC_DATABASE_URL"].startswith(
+        "postgresql://license_svc_owner:"
+    )
     assert re.fullmatch(r"postgres:\d+\.\d+[\w.-]*", services["postgres"]["image"])
     assert "healthcheck" in services["postgres"]
     assert services["server"]["deploy"]["replicas"] == 2
@@ -174,12 +227,16 @@ def test_the_compose_file_runs_postgres_two_servers_a_worker_and_a_sweeper() -> 
         assert service["command"] == [command]
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
         settings = service["environment"]
-        assert settings["LICENSE_SVC_DATABASE_URL"].startswith("postgresql://")
+        assert settings["LICENSE_SVC_DATABASE_URL"].startswith("postgresql://license_svc_service:")
         assert "@postgres:5432/" in settings["LICENSE_SVC_DATABASE_URL"]
-        signing = {"signing_key", "retired_signing_keys"} if role == "server" else set()
-        assert set(service["secrets"]) == {"pepper", "tokens", *signing}
-        assert settings["LICENSE_SVC_PEPPER_FILE"] == "/run/secrets/pepper"
-        assert settings["LICENSE_SVC_TOKENS_FILE"] == "/run/secrets/tokens"
+        assert service["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+        if role == "server":
+            signing = {"signing_key", "retired_signing_keys"}
+            assert set(service["secrets"]) == {"pepper", "tokens", *signing}
+            assert settings["LICENSE_SVC_PEPPER_FILE"] == "/run/secrets/pepper"
+            assert settings["LICENSE_SVC_TOKENS_FILE"] == "/run/secrets/tokens"
+        else:  # the worker and the sweeper hold neither
+            assert not service.get("secrets") and "LICENSE_SVC_PEPPER_FILE" not in settings
         assert service["healthcheck"]["test"][:4] == [
             "CMD",
             "python",

@@ -86,7 +86,8 @@ def test_a_certificate_matching_two_entries_is_refused(tmp_path: Path) -> None:
     [
         {"token": "t", "role": "ops"},
         ["not an entry"],
-        [{"token": "t", "identity": SPIFFE, "role": "ops"}],
+        [{"token": "t", "token_sha256": "a" * 64, "role": "ops"}],
+        [{"token": "t", "token_sha256": "a" * 64, "identity": SPIFFE, "role": "ops"}],
         [{"token_sha256": "abc", "role": "ops"}],
         [{"token_sha256": "z" * 64, "role": "ops"}],
         [{"identity": "", "role": "ops"}],
@@ -100,7 +101,8 @@ def test_a_certificate_matching_two_entries_is_refused(tmp_path: Path) -> None:
     ids=[
         "object-not-list",
         "entry-not-object",
-        "two-credentials",
+        "two-tokens",  # an identity and a token are one entry bound together: test_auth_table
+        "two-tokens-and-an-identity",
         "short-sha256",
         "non-hex-sha256",
         "empty-identity",

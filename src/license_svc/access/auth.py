@@ -6,8 +6,11 @@ optional `name` for the audit) and one credential:
   {"token_sha256": "<hex>"}  the same, given by its SHA-256, so the file holds no secret;
   {"identity": "..."}        with mutual TLS: a client certificate whose URI SAN (SPIFFE-style,
                              `spiffe://fiscobridge.internal/integrations`) or DNS SAN is this
-                             value stands for the entry, with no token.
-A bearer token, when the call sends one, decides; else the certificate's listed identity. Tokens
+                             value stands for the entry, with no token;
+  {"identity": "...", "token": "..."} (or `token_sha256`)  a token bound to a certificate: both
+                             must match, so a stolen token is no use from another machine.
+A bearer token, when the call sends one, decides; else the certificate's listed identity. A
+call with more than one `authorization` header is refused (which would count?). Tokens
 are compared by their SHA-256, so the table in memory holds no token and lookups take constant
 time. `reload` re-reads the file (on SIGHUP): a malformed file keeps the table in use.
 What a reseller may do with a particular key (only its own) is decided by the servicer, which
@@ -107,6 +110,7 @@ AuthContext = Mapping[str, Iterable[bytes]]  # grpc's ServicerContext.auth_conte
 SAN_PROPERTIES = ("peer_uri", "peer_dns")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 CREDENTIALS = ("token", "token_sha256", "identity")
+TOKENS = ("token", "token_sha256")
 KNOWN_HEADERS = 1_024
 
 
@@ -114,6 +118,7 @@ KNOWN_HEADERS = 1_024
 class Entries:
     by_digest: dict[bytes, Principal]
     by_identity: dict[str, Principal]
+    bound: dict[bytes, str] = field(default_factory=dict)  # token digest → bound identity
     # Authorization headers already found in `by_digest` (a call needs no hash when its header
     # was seen): only known tokens get in, and only so many spellings of them.
     known_headers: dict[str, Principal] = field(default_factory=dict, compare=False)
@@ -130,6 +135,7 @@ def parse_entries(text: str, source: object) -> Entries:
         raise ValueError(f"{source}: must be a JSON list of entries")
     by_digest: dict[bytes, Principal] = {}
     by_identity: dict[str, Principal] = {}
+    bound: dict[bytes, str] = {}
     for index, entry in enumerate(entries):
         where = f"{source}: entry {index}"
         if not isinstance(entry, dict):
@@ -139,9 +145,16 @@ def parse_entries(text: str, source: object) -> Entries:
         except (TypeError, ValueError):
             raise ValueError(f"{where} needs a known role") from None
         given = [c for c in CREDENTIALS if c in entry]
-        if len(given) != 1 or not isinstance(entry[given[0]], str) or not entry[given[0]]:
-            raise ValueError(f"{where} needs exactly one of {', '.join(CREDENTIALS)}")
-        credential, value = given[0], entry[given[0]]
+        if any(not isinstance(entry[c], str) or not entry[c] for c in given) or not (
+            len(given) == 1 or (len(given) == 2 and "identity" in given)
+        ):
+            raise ValueError(
+                f"{where} needs exactly one of {', '.join(CREDENTIALS)}"
+                " (or an identity and the token bound to it)"
+            )
+        binding = str(entry["identity"]) if len(given) == 2 else ""
+        credential = next(c for c in given if c in TOKENS) if binding else given[0]
+        value = entry[credential]
         reseller_id = str(entry.get("reseller_id", ""))
         if role is Role.RESELLER and not reseller_id:
             raise ValueError(f"{where}: a reseller needs a reseller_id")
@@ -161,7 +174,9 @@ def parse_entries(text: str, source: object) -> Entries:
         if digest in by_digest:
             raise ValueError(f"{where}: the same token is listed twice")
         by_digest[digest] = Principal(role, reseller_id, str(entry.get("name") or default_name))
-    return Entries(by_digest, by_identity)
+        if binding:
+            bound[digest] = binding
+    return Entries(by_digest, by_identity, bound)
 
 
 class TokenTable:
@@ -205,23 +220,30 @@ class TokenTable:
         """The caller: by its bearer token if it sent one, else by its client certificate's
         listed identity (`peer` gives grpc's auth context; read only when needed)."""
         entries = self._entries
-        header = next((v for k, v in metadata if k == "authorization"), None)
-        if header is None:
+        headers = [v for k, v in metadata if k == "authorization"]
+        if not headers:
             found = self._by_certificate(entries, peer() if peer is not None else {})
             if found is not None:
                 return found
             raise Unauthenticated("Missing bearer token")
-        text = header.decode() if isinstance(header, bytes) else header
-        known = entries.known_headers.get(text)
+        if len(headers) > 1:  # judged by the first, a good token would carry a bad one
+            raise Unauthenticated("Send exactly one authorization header")
+        text = headers[0].decode() if isinstance(headers[0], bytes) else headers[0]
+        known = entries.known_headers.get(text)  # never a bound token: see below
         if known is not None:
             return known
         scheme, _, token = text.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthenticated("Authorization must be 'Bearer <token>'")
-        principal = entries.by_digest.get(_digest(token.strip()))
+        digest = _digest(token.strip())
+        principal = entries.by_digest.get(digest)
         if principal is None:
             raise Unauthenticated("Unknown bearer token")
-        if len(entries.known_headers) < KNOWN_HEADERS:
+        binding = entries.bound.get(digest)
+        if binding is not None:
+            if binding not in _identities(peer() if peer is not None else {}):
+                raise Unauthenticated("This token is bound to another client certificate")
+        elif len(entries.known_headers) < KNOWN_HEADERS:
             entries.known_headers[text] = principal
         return principal
 
@@ -235,11 +257,7 @@ class TokenTable:
 
     @staticmethod
     def _by_certificate(entries: Entries, context: AuthContext) -> Principal | None:
-        identities = [
-            value.decode(errors="replace")
-            for prop in SAN_PROPERTIES
-            for value in context.get(prop, ())
-        ]
+        identities = _identities(context)
         if not identities:
             return None
         listed = {entries.by_identity[i] for i in identities if i in entries.by_identity}
@@ -250,6 +268,13 @@ class TokenTable:
                 f"Client certificate identity {identities[0]!r} is not listed; send a bearer token"
             )
         return listed.pop()
+
+
+def _identities(context: AuthContext) -> list[str]:
+    """The client certificate's SAN identities, most specific first."""
+    return [
+        value.decode(errors="replace") for prop in SAN_PROPERTIES for value in context.get(prop, ())
+    ]
 
 
 def needs_token(method: str) -> bool:

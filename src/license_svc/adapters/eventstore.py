@@ -2,7 +2,8 @@
 
 - `issue_requests` remembers each IssueKeys request (never its codes) and is written in the
   same transaction as the batch's `KeyIssued` events, so a request is either wholly minted and
-  remembered or not at all; its primary key makes two racing copies of a request collide.
+  remembered or not at all; its primary key makes two racing copies of a request collide. Its
+  `created_at` (the service's clock) starts the request's replay window (`keys.app`).
 - `insert_issued` writes a whole IssueKeys batch with binary COPY instead of the library's
   unnest insert, keeping the library's rules: the request row first, then its table lock (so
   notification ids are assigned and committed in order), NOTIFY of its channel, one transaction.
@@ -26,6 +27,7 @@ import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
@@ -80,6 +82,8 @@ class IssueRequest:
     fingerprint: str  # what was asked for: same id with another fingerprint is refused
     count: int
     last_key_id: UUID
+    # By the service's clock (an injected one in tests): when the replay window started.
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -120,13 +124,13 @@ class LicensingRecorder(PostgresApplicationRecorder):
         )
         self._insert_request = SQL(
             "INSERT INTO {schema}.issue_requests"
-            " (reseller_id, request_id, batch_id, fingerprint, count, last_key_id)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
+            " (reseller_id, request_id, batch_id, fingerprint, count, last_key_id, created_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (reseller_id, request_id) DO NOTHING RETURNING batch_id"
         ).format(schema=schema)
         self._select_request = SQL(
-            "SELECT reseller_id, request_id, batch_id, fingerprint, count, last_key_id"
-            " FROM {schema}.issue_requests WHERE reseller_id = %s AND request_id = %s"
+            "SELECT reseller_id, request_id, batch_id, fingerprint, count, last_key_id,"
+            " created_at FROM {schema}.issue_requests WHERE reseller_id = %s AND request_id = %s"
         ).format(schema=schema)
         self._copy_events = SQL(
             "COPY {schema}.{table} (originator_id, originator_version, topic, state)"
@@ -291,6 +295,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
                 request.fingerprint,
                 request.count,
                 request.last_key_id,
+                request.created_at,
             ),
             prepare=True,
         )

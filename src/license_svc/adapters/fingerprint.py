@@ -15,9 +15,10 @@ import hmac
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.sql import SQL, Identifier
 
+from license_svc.adapters import schema
 from license_svc.config import PREFIX, ConfigError
 
-TABLE = "license_svc_store"
+TABLE = schema.TABLE
 LABEL = b"license-svc/pepper-fingerprint/v1"
 
 
@@ -25,18 +26,15 @@ def fingerprint(pepper: bytes) -> str:
     return hmac.digest(pepper, LABEL, hashlib.sha256).hex()
 
 
-def check_pepper(datastore: PostgresDatastore, pepper: bytes) -> None:
+def check_pepper(datastore: PostgresDatastore, pepper: bytes, create: bool = True) -> None:
     """Record the pepper's fingerprint if the store has none; raise ConfigError if it differs.
-    Runs under bootstrap's schema lock, so two first processes cannot both record theirs."""
+    Runs under bootstrap's schema lock, so two first processes cannot both record theirs.
+    `create`: make the table first (a role that may not run DDL finds it made by `migrate`)."""
     table = Identifier(datastore.schema, TABLE)
     mine = fingerprint(pepper)
     with datastore.transaction(commit=True) as curs:
-        curs.execute(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, value text NOT NULL,"
-                " recorded_at timestamptz NOT NULL DEFAULT now())"
-            ).format(table)
-        )
+        if create:
+            schema.create_table(curs, datastore.schema)
         curs.execute(
             SQL(
                 "INSERT INTO {} (name, value) VALUES ('pepper_fingerprint', %s)"

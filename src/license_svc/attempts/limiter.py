@@ -243,21 +243,7 @@ class AttemptLimiter:
             return [dict(row) for row in curs.fetchall()]
 
     def blocked_sessions(self) -> int:
-        """Sessions blocked now, for /metrics: on the database's clock, the limiter's timeline;
-        recorded failures only (a reservation of an attempt in flight counts for the limiter,
-        not here; nor does a failure that support forgave, `lift_id`)."""
-        limits = self._limits
-        with self._datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL(
-                    "SELECT count(*) AS n FROM (SELECT 1 FROM {}.failed_attempts"
-                    " WHERE at > clock_timestamp() - %s AND reason <> %s AND lift_id IS NULL"
-                    " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
-                ).format(Identifier(self._datastore.schema)),
-                (limits.session_window, IN_FLIGHT, limits.session_limit),
-            )
-            row = curs.fetchone()
-        return int(row["n"]) if row else 0
+        return blocked_sessions(self._datastore, self._limits)
 
     def failures_by_reason(self, within: timedelta) -> dict[str, int]:
         """Failures of the last `within` by reason, most frequent first, for the ops dashboard
@@ -272,3 +258,21 @@ class AttemptLimiter:
                 (IN_FLIGHT, self._clock() if self._clock is not None else None, within),
             )
             return {row["reason"]: int(row["n"]) for row in curs.fetchall()}
+
+
+def blocked_sessions(datastore: PostgresDatastore, limits: Limits) -> int:
+    """Sessions blocked now, for /metrics (read on any role's connections, the read-only one
+    included): on the database's clock, the limiter's timeline; recorded failures only (a
+    reservation of an attempt in flight counts for the limiter, not here; nor does a failure
+    that support forgave, `lift_id`)."""
+    with datastore.transaction(commit=False) as curs:
+        curs.execute(
+            SQL(
+                "SELECT count(*) AS n FROM (SELECT 1 FROM {}.failed_attempts"
+                " WHERE at > clock_timestamp() - %s AND reason <> %s AND lift_id IS NULL"
+                " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
+            ).format(Identifier(datastore.schema)),
+            (limits.session_window, IN_FLIGHT, limits.session_limit),
+        )
+        row = curs.fetchone()
+    return int(row["n"]) if row else 0

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -39,10 +40,19 @@ MAX_BATCH = 10_000
 # memory); the composition root sets it from LICENSE_SVC_ISSUE_CONCURRENCY.
 ISSUE_CONCURRENCY = "ISSUE_CONCURRENCY"
 DEFAULT_ISSUE_CONCURRENCY = 2
+# How long a request id replays its codes (LICENSE_SVC_ISSUE_REPLAY_HOURS). The codes derive
+# from the pepper and the request id, so a replay re-mints them: a window that never closed
+# would let a token stolen years later fetch every unredeemed code of a guessable request id.
+ISSUE_REPLAY_HOURS = "ISSUE_REPLAY_HOURS"
+DEFAULT_ISSUE_REPLAY_HOURS = 72.0
 
 
 class RequestIdReused(Exception):
     """The same request_id was used before with different parameters."""
+
+
+class RequestIdExpired(Exception):
+    """The request_id's replay window has ended: its codes are not to be had again."""
 
 
 class UnsupportedProduct(Exception):
@@ -105,6 +115,8 @@ class LicensingApp(EventStore):
         super().__init__(*args, **kwargs)
         slots = int(self.env.get(ISSUE_CONCURRENCY) or DEFAULT_ISSUE_CONCURRENCY)
         self._issue_slots = threading.BoundedSemaphore(max(1, slots))
+        hours = float(self.env.get(ISSUE_REPLAY_HOURS) or DEFAULT_ISSUE_REPLAY_HOURS)
+        self._replay_window = timedelta(hours=hours)
 
     # -- issuing ---------------------------------------------------------------------------
 
@@ -142,6 +154,7 @@ class LicensingApp(EventStore):
             fingerprint=cmd.fingerprint(),
             count=cmd.count,
             last_key_id=keys[-1].key_id,
+            created_at=self.clock(),
         )
         try:
             position = self.store.insert_issued(record, self.issued_events(cmd, batch_id, keys))
@@ -193,6 +206,8 @@ class LicensingApp(EventStore):
         return [IssuedKey(identity.key_id(c), c.text(), codes.hint(c)) for c in minted]
 
     def _replay(self, cmd: IssueKeys, seen: IssueRequest) -> IssuedBatch:
+        if self.clock() - seen.created_at > self._replay_window:
+            raise RequestIdExpired(cmd.request_id)  # before anything is minted
         if seen.fingerprint != cmd.fingerprint():
             raise RequestIdReused(cmd.request_id)
         keys = self._mint(cmd, seen.request_id)

@@ -33,12 +33,15 @@ class PlanRecording:
 
 
 class PlanBook:
-    def __init__(self, app: EventStore, identity: KeyIdentity, clock: Clock) -> None:
+    def __init__(self, app: EventStore, identity: KeyIdentity | None, clock: Clock) -> None:
+        """`identity` None: a process without the pepper (the sweeper), which only expires."""
         self._app = app
         self._identity = identity
         self._clock = clock
 
     def plan_id(self, subscription_id: str) -> UUID:
+        if self._identity is None:
+            raise RuntimeError("this PlanBook was built without a pepper (expiry only)")
         return self._identity.plan_id(subscription_id)
 
     def get(self, plan_id: UUID) -> Plan | None:

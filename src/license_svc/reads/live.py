@@ -52,12 +52,15 @@ class LiveViews:
         self.cache: AccountCache[object] = AccountCache(cache_entries)
         self.notices.subscribe(self.cache)
 
-    def ensure_tables(self) -> None:
-        """Create the bookkeeping table and the live generations' tables (idempotent)."""
-        self.generations.create_table()
+    def ensure_tables(self, create: bool = True) -> None:
+        """Create the bookkeeping table and the live generations' tables (idempotent); without
+        `create` (a role that may run no DDL: `migrate` made them) only learn the live ones."""
+        if create:
+            self.generations.create_table()
         self.refresh()
-        for name in NAMES:
-            self.view(name).create_table()
+        if create:
+            for name in NAMES:
+                self.view(name).create_table()
 
     def refresh(self) -> None:
         live = self.generations.live(NAMES)

@@ -183,8 +183,15 @@ class ViewWorker(threading.Thread):
     """Keeps the live generation of each of its views up to date until stopped; restarts
     after errors. Closing its connection releases its locks."""
 
-    def __init__(self, settings: Settings, datastore: PostgresDatastore, names: Iterable[str]):
+    def __init__(
+        self,
+        settings: Settings,
+        datastore: PostgresDatastore,
+        names: Iterable[str],
+        create: bool = True,
+    ):
         self.view_names = list(names)
+        self._create = create  # make a generation's tables (False: no DDL, see ProjectionWorkers)
         super().__init__(name=f"views-{'+'.join(self.view_names)}", daemon=True)
         self.settings = settings
         self._datastore = datastore
@@ -230,7 +237,8 @@ class ViewWorker(threading.Thread):
         """Run `held` until a generation switches or a view more can be taken."""
         poll = self.settings.worker_poll_seconds
         for name, generation in held.items():
-            view_class(name).at(self._datastore, generation).create_table()
+            if self._create:
+                view_class(name).at(self._datastore, generation).create_table()
         runner = self._runner = start_views(self.settings, held)
         self.running = dict(held)
         log.info("views: running %s", ", ".join(generation_name(*item) for item in held.items()))
@@ -255,10 +263,17 @@ class ProjectionWorkers:
     """The views' worker of one process: `license-svc project`, or inside `license-svc run`."""
 
     def __init__(
-        self, settings: Settings, datastore: PostgresDatastore, names: Iterable[str] = NAMES
+        self,
+        settings: Settings,
+        datastore: PostgresDatastore,
+        names: Iterable[str] = NAMES,
+        create: bool = True,
     ) -> None:
-        Generations(datastore).create_table()
-        self.workers = [ViewWorker(settings, datastore, names)]
+        """`create`: make the views' tables as they are needed; False for a role that may run
+        no DDL (`license-svc migrate` made the live generations' tables)."""
+        if create:
+            Generations(datastore).create_table()
+        self.workers = [ViewWorker(settings, datastore, names, create)]
 
     def start(self) -> None:
         for worker in self.workers:

@@ -25,7 +25,12 @@ from license_svc.adapters.application import KeyNotFound
 from license_svc.attempts.limiter import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
-from license_svc.keys.app import IssuingBusy, RequestIdReused, UnsupportedProduct
+from license_svc.keys.app import (
+    IssuingBusy,
+    RequestIdExpired,
+    RequestIdReused,
+    UnsupportedProduct,
+)
 from license_svc.keys.dialog import WrongProduct
 from license_svc.plans.book import PlanConflict
 from license_svc.reads.live import WaitTimedOut
@@ -94,6 +99,14 @@ TABLE: dict[type[Exception], Mapping] = {
         grpc.StatusCode.INVALID_ARGUMENT,
         "REQUEST_ID_REUSED",
         _fixed("This request_id was already used with different parameters"),
+    ),
+    RequestIdExpired: Mapping(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "REQUEST_ID_EXPIRED",
+        _fixed(
+            "This request_id's replay window has ended: its codes are not issued again"
+            " (use a new request_id for new keys)"
+        ),
     ),
     UnsupportedProduct: Mapping(
         grpc.StatusCode.INVALID_ARGUMENT,

@@ -33,8 +33,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from psycopg.sql import SQL, Identifier
 
 from license_svc import netaddr
+from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock
-from license_svc.attempts.limiter import AttemptLimiter
+from license_svc.attempts.limiter import AttemptLimiter, blocked_sessions
 from license_svc.config import Settings
 from license_svc.keys.app import LicensingApp
 from license_svc.reads.live import LiveViews
@@ -66,6 +67,21 @@ class Parts(Protocol):
     def clock(self) -> Clock: ...
     @property
     def limiter(self) -> AttemptLimiter: ...
+
+
+class Reads(Protocol):
+    """Where the domain metrics are read: the service's parts, or the read-only role's."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def app(self) -> EventStore: ...
+    @property
+    def views(self) -> LiveViews: ...
+
+
+class OwnReads(Reads, Protocol):
+    def close(self) -> None: ...
 
 
 def _split(method: str) -> tuple[str, str]:
@@ -162,7 +178,7 @@ class StoreCounts:
     (writers hold the table lock), so once id N is visible no smaller id can appear later:
     reading `> last seen` never misses a row."""
 
-    def __init__(self, app: LicensingApp) -> None:
+    def __init__(self, app: EventStore) -> None:
         datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
         self._datastore = datastore
         table = Identifier(datastore.schema, app.recorder.events_table_name)  # type: ignore[attr-defined]
@@ -185,13 +201,18 @@ class StoreCounts:
 
 
 class DomainCollector:
-    """Read at scrape time; a failing read drops the domain metrics from that scrape only."""
+    """Read at scrape time; a failing read drops the domain metrics from that scrape only.
+    `reads`: the store and views to read (the read-only role's, or the service's own `parts`);
+    the pool gauges are always the service's."""
 
-    def __init__(self, parts: Parts) -> None:
-        self._parts = parts
-        self._events = StoreCounts(parts.app)
-        datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
+    def __init__(self, parts: Parts, reads: Reads) -> None:
+        self._parts = reads
+        self._events = StoreCounts(reads.app)
+        datastore: PostgresDatastore = reads.app.recorder.datastore  # type: ignore[attr-defined]
         self._datastore = datastore
+        pool_of: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
+        self._pool_of = pool_of
+        self._service = parts  # the service's own: appends, webhooks, the limiter's limits
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -206,7 +227,7 @@ class DomainCollector:
 
     def _appends(self) -> Iterator[Metric]:
         """This process's append transactions, and how many saves group commit put in them."""
-        recorder = self._parts.app.store
+        recorder = self._service.app.store
         trips, group = recorder.round_trips, recorder.group_commit
         for name, doc, value in [
             ("transactions", "Append transactions this process committed.", trips.count),
@@ -246,16 +267,17 @@ class DomainCollector:
         blocked = GaugeMetricFamily(
             "license_svc_blocked_sessions", "Sessions blocked by the failed-attempt limiter now."
         )
-        blocked.add_metric([], self._parts.limiter.blocked_sessions())
+        limits = self._service.limiter.limits
+        blocked.add_metric([], blocked_sessions(self._datastore, limits))
         yield blocked
 
     def _webhooks(self) -> Iterator[Metric]:
-        endpoints = getattr(self._parts, "webhooks", None)
+        endpoints = getattr(self._service, "webhooks", None)
         if endpoints is not None:
-            yield from webhook_metrics(endpoints.health(), self._parts.clock())
+            yield from webhook_metrics(endpoints.health(), self._service.clock())
 
     def _pool(self) -> Iterator[Metric]:
-        pool = getattr(self._datastore, "pool", None)
+        pool = getattr(self._pool_of, "pool", None)
         stats = pool.get_stats() if pool is not None and hasattr(pool, "get_stats") else {}
         size, available = stats.get("pool_size", 0), stats.get("pool_available", 0)
         for name, doc, value in [
@@ -272,11 +294,12 @@ class DomainCollector:
 class Metrics:
     """The registry of one server process and the HTTP endpoint that exposes it."""
 
-    def __init__(self, parts: Parts) -> None:
+    def __init__(self, parts: Parts, reads: OwnReads | None = None) -> None:
         disable_created_metrics()  # no `*_created` series: they double the scrape for nothing
         self.registry = CollectorRegistry()
         self.grpc = GrpcMetrics(self.registry)
-        self.registry.register(DomainCollector(parts))  # type: ignore[arg-type]
+        self._reads = reads  # closed with the endpoint
+        self.registry.register(DomainCollector(parts, reads or parts))  # type: ignore[arg-type]
         # The process's own: RSS and CPU (process_*), and the garbage collector's runs per
         # generation (python_gc_*), which `LICENSE_SVC_GC_THRESHOLD` tunes.
         ProcessCollector(registry=self.registry)
@@ -297,3 +320,6 @@ class Metrics:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+        if self._reads is not None:
+            self._reads.close()
+            self._reads = None

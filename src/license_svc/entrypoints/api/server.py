@@ -28,6 +28,7 @@ from grpc_reflection.v1alpha import reflection
 
 from license_svc.access.auth import TokenTable
 from license_svc.adapters.dbhealth import DatabaseMonitor
+from license_svc.bootstrap import metrics_reads
 from license_svc.config import ConfigError
 from license_svc.keys.dialog import ActivationDialog
 from license_svc.plans.book import PlanBook
@@ -51,6 +52,7 @@ from .metrics import Metrics
 from .metrics import Parts as MetricsParts
 from .ops import OpsServicer
 from .streaming import Streams
+from .tls import TlsFiles
 from .webhooks import WebhookServicer
 
 if TYPE_CHECKING:
@@ -88,7 +90,9 @@ class Server:
         self.keys = keys  # the allowance tokens' keys, reloaded with the tokens (`reload`)
         signer = AllowanceTokens(keys, settings.allowance_token_ttl_seconds) if keys else None
         # /metrics is off when LICENSE_SVC_METRICS_LISTEN is empty; the call log is always on.
-        self.metrics = Metrics(service) if settings.metrics_listen else None
+        self.metrics = (
+            Metrics(service, metrics_reads(settings)) if settings.metrics_listen else None
+        )
         observers: list[Observer] = [CallLog()]
         if self.metrics is not None:
             observers.insert(0, self.metrics.grpc)
@@ -157,30 +161,30 @@ class Server:
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc
         )
+        self.tls = (
+            TlsFiles(settings.tls_cert, settings.tls_key, settings.tls_client_ca)
+            if settings.tls_cert and settings.tls_key
+            else None
+        )
         self.port = self._on_loop(_call(self._bind, settings.listen))
-
-    def reload(self) -> None:
-        """SIGHUP: re-read the token file and the signing keys; a bad file keeps what is in
-        use (each says so in one log line)."""
-        self.tokens.reload()
-        if self.keys is not None:
-            self.keys.reload()
 
     def _on_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run `work` on the server's event loop and wait for its result."""
         return asyncio.run_coroutine_threadsafe(work, self._loop).result()
 
     def _bind(self, address: str) -> int:
-        settings = self.service.settings
-        if settings.tls_cert and settings.tls_key:
-            ca = settings.tls_client_ca.read_bytes() if settings.tls_client_ca else None
-            credentials = grpc.ssl_server_credentials(
-                [(settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())],
-                root_certificates=ca,
-                require_client_auth=ca is not None,
-            )
-            return self.grpc.add_secure_port(address, credentials)
+        if self.tls is not None:  # re-read for new connections on SIGHUP or a changed file
+            return self.grpc.add_secure_port(address, self.tls.credentials())
         return self.grpc.add_insecure_port(address)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the token table, the signing keys and the TLS files; a bad file
+        keeps what is in use (each says so in one log line)."""
+        self.tokens.reload()
+        if self.keys is not None:
+            self.keys.reload()
+        if self.tls is not None:
+            self.tls.reload()
 
     def start(self) -> None:
         if self.metrics is not None:

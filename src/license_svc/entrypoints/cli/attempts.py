@@ -24,7 +24,7 @@ SMALL_POOL: dict[str, int] = {"pool_size": 1, "pool_max_overflow": 1}
 
 
 def _service() -> bootstrap.Service:
-    return bootstrap.build(config.load().with_(**SMALL_POOL))
+    return bootstrap.build(config.load(purpose="tool").with_(**SMALL_POOL))  # no secret
 
 
 def cmd_lift(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ license-svc projections list           the views, their live generation and posi
 license-svc projections prune [NAME]   drop the views' old generations that nothing uses
 license-svc attempts lift|show|purge   lift a failed-attempt block, show an account's, retention
 license-svc webhooks                   the webhook router and sender (rules §14)
+license-svc migrate [--grant-… ROLE]   create/upgrade the schema as its owner; grant the roles
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from license_svc import bootstrap, config, logs, netaddr, startup
 from license_svc.entrypoints import client
 from license_svc.entrypoints.api.server import server_for
 from license_svc.entrypoints.cli import attempts as attempt_commands
+from license_svc.entrypoints.cli import migrate as migrate_command
 from license_svc.entrypoints.client import webhooks as webhook_commands
 from license_svc.entrypoints.dashboard.server import start_dashboard
 from license_svc.entrypoints.health import start_health_endpoint
@@ -80,6 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings("dev" if args.dev else "service", "text" if args.dev else "json")
     tokens = startup.tokens_for(settings)
     keys = startup.signing_keys_for(settings)
+    if settings.tokens_file is None:  # `run` with the published development tokens
+        startup.check_loopback(settings.listen, "LICENSE_SVC_LISTEN")
+        if settings.dashboard_listen:
+            startup.check_loopback(settings.dashboard_listen, "LICENSE_SVC_DASHBOARD_LISTEN")
     startup.check_address(settings.listen, "LICENSE_SVC_LISTEN", settings.so_reuseport)
     if settings.metrics_listen:
         startup.check_address(settings.metrics_listen, "LICENSE_SVC_METRICS_LISTEN")
@@ -98,9 +104,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bootstrap.start_webhooks(service)
     if args.dev and settings.dashboard_listen:
         start_dashboard(service, settings.dashboard_listen, tokens)
-    # SIGHUP: re-read the tokens file and the signing keys, so who may call, and which key
-    # signs, change without a restart. Installed before the server answers health checks: a
-    # SIGHUP's default action would kill it.
+    # SIGHUP: re-read the tokens file, the signing keys and the TLS files, so who may call,
+    # which key signs and the certificate change without a restart. Installed before the
+    # server answers health checks: a SIGHUP's default action would kill it.
     signal.signal(signal.SIGHUP, lambda _signum, _frame: server.reload())
     server.start()
     start_health_endpoint(service)
@@ -125,7 +131,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    settings = _settings("service", changes=SMALL_POOL)
+    settings = _settings("worker", changes=SMALL_POOL)
     listen = args.listen or settings.dashboard_listen
     if not listen:
         raise config.ConfigError("LICENSE_SVC_DASHBOARD_LISTEN is empty: give it an address")
@@ -141,8 +147,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_project(args: argparse.Namespace) -> int:
     names = args.names or NAMES
-    settings = _settings("service", changes=SMALL_POOL)
-    startup.tokens_for(settings)  # a production command: its token file must be sound too
+    settings = _settings("worker", changes=SMALL_POOL)  # no pepper, no token table
     service = _service(settings)
     bootstrap.start_projections(service, names)
     start_health_endpoint(service)
@@ -155,8 +160,7 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_expire(args: argparse.Namespace) -> int:
-    settings = _settings("service", changes=SMALL_POOL)
-    startup.tokens_for(settings)
+    settings = _settings("worker", changes=SMALL_POOL)  # no pepper, no token table
     service = _service(settings)
     if args.once:
         sweep = service.sweeper().sweep_once()
@@ -273,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     client.register(commands)  # the people's client: keys, activate, …, audit
     attempt_commands.register(commands)  # support: lift a block, show, purge
     webhook_commands.register(commands).set_defaults(func=cmd_webhooks)
+    migrate_command.register(commands)  # the schema's owner: create, upgrade, grant
     args = parser.parse_args(argv)
     if unknown := set(getattr(args, "names", [])) - set(NAMES):
         parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")

@@ -8,7 +8,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
@@ -73,10 +73,23 @@ class Progress:
             print(file=sys.stderr)
 
 
-def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
-    """The codes for the reseller: readable by the owner only (they are secrets)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with open(descriptor, "w", newline="") as out:
+def open_csv(path: Path) -> TextIO:
+    """A new file for the codes, readable by the owner only (they are secrets), opened before
+    anything is issued. O_EXCL: never an existing file (whose mode, or whose readers, would be
+    kept); O_NOFOLLOW with O_EXCL: never through a symlink, dangling or not."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    try:
+        descriptor = os.open(path, flags, 0o600)
+    except FileExistsError:
+        raise UsageError(f"--csv {path} exists (or is a symlink): codes go to a new file") from None
+    except OSError as error:
+        raise UsageError(f"--csv {path}: {error.strerror}") from None
+    os.fchmod(descriptor, 0o600)  # whatever the umask
+    return open(descriptor, "w", newline="")
+
+
+def write_csv(out: TextIO, rows: list[dict[str, str]]) -> None:
+    with out:
         writer = csv.DictWriter(out, fieldnames=["code", "key_id", "hint", "batch_id"])
         writer.writeheader()
         writer.writerows(rows)
@@ -90,6 +103,29 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
     base = args.request_id or f"cli-{uuid.uuid4().hex}"
     chunk = max(1, min(args.chunk, MAX_PER_CALL))
     progress = Progress(args.count) if args.count > chunk or args.csv else None
+    out = open_csv(args.csv) if args.csv else None
+    try:
+        rows, batches, position = _issue(conn, args, base, chunk, progress)
+    except BaseException:
+        if out is not None:  # nothing of ours to keep: the empty file goes
+            out.close()
+            args.csv.unlink(missing_ok=True)
+        raise
+    if out is not None:
+        write_csv(out, rows)
+    if args.json:
+        keys: list[dict[str, str]] = [] if args.csv else rows
+        print_json({"batch_ids": batches, "count": len(rows), "position": position, "keys": keys})
+    elif args.csv:
+        print(f"issued {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
+    else:
+        table(["CODE", "KEY ID", "HINT", "BATCH"], [list(r.values()) for r in rows])
+    return OK
+
+
+def _issue(
+    conn: Connection, args: argparse.Namespace, base: str, chunk: int, progress: Progress | None
+) -> tuple[list[dict[str, str]], list[str], int]:
     rows: list[dict[str, str]] = []
     batches, position, done, part = [], 0, 0, 0
     while done < args.count:
@@ -117,16 +153,7 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
         done, part = done + size, part + 1
         if progress:
             progress.show(done)
-    if args.csv:
-        write_csv(args.csv, rows)
-    if args.json:
-        keys: list[dict[str, str]] = [] if args.csv else rows
-        print_json({"batch_ids": batches, "count": len(rows), "position": position, "keys": keys})
-    elif args.csv:
-        print(f"issued {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
-    else:
-        table(["CODE", "KEY ID", "HINT", "BATCH"], [list(r.values()) for r in rows])
-    return OK
+    return rows, batches, position
 
 
 def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
