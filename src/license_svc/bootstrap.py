@@ -30,6 +30,8 @@ from license_svc.plans.book import PlanBook
 from license_svc.reads.feed import LogFeed
 from license_svc.reads.live import LiveViews
 from license_svc.reads.storelog import StoreNames
+from license_svc.seats.book import SeatBook
+from license_svc.seats.sweeper import LeaseSweeper, LeaseSweeperThread
 from license_svc.startup import DependencyDown, in_chain, one_line
 from projections.registry import NAMES
 from projections.workers.runner import ProjectionWorkers
@@ -74,6 +76,7 @@ class Service:
     plans: PlanBook
     feed: LogFeed
     monitor: DatabaseMonitor
+    seats: SeatBook
     background: list[Background] = field(default_factory=list)
     endpoints: list[Background] = field(default_factory=list)
 
@@ -194,6 +197,11 @@ def _wire(
         timeout=settings.connect_timeout,
     )
     dialog = ActivationDialog(app, limiter)
+    # Seat leases count on the database's clock like the limiter (one timeline for every
+    # replica), against the allowance view's live generation, read in their own transaction.
+    seats = SeatBook(app, lambda: views.allowance, attempt_clock)
+    seats.create_table()
+    views.leases = seats  # GetSeatAllowance and its watch show seats_leased
     dbpool.serve_quickly(datastore, settings.pool_timeout)  # built: calls wait no longer
     monitor = DatabaseMonitor(
         settings.conninfo(),
@@ -201,7 +209,7 @@ def _wire(
         settings.health_interval_seconds,
         pools=dbpool.pools_of(datastore),
     )
-    return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor)
+    return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor, seats)
 
 
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:
@@ -221,3 +229,10 @@ def start_sweeper(service: Service) -> None:
     upkeep = RetentionThread(service.limiter, retention, service.settings.sweep_interval_seconds)
     upkeep.start()
     service.background.append(upkeep)
+    # And the seat leases' sweeper: it records the expiries (seats were free at expires_at).
+    leases = LeaseSweeperThread(
+        LeaseSweeper(service.seats, service.settings.sweep_batch),
+        service.settings.sweep_interval_seconds,
+    )
+    leases.start()
+    service.background.append(leases)

@@ -2,9 +2,10 @@
 
 It keeps only what the answer needs (seats, tier and period of each entitlement), in tables of
 its own, so it can be rebuilt, tuned and indexed apart from the summary. It also keeps the change
-log behind `WatchSeatAllowance`'s feed: one row per event that changed an account's entitlements,
-at that event's position, written with the batch — so the log is exactly as complete as the view
-and the same however the events were batched.
+log behind `WatchSeatAllowance`'s feed: one row per event that changed an account's entitlements
+or its seat leases (a grant, a release, an expiry: `seats_leased`), at that event's position,
+written with the batch — so the log is exactly as complete as the view and the same however the
+events were batched.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from psycopg.sql import SQL, Composed
 from license_svc.domain.subscription import Entitlement, Subscription, subscription_at
 from license_svc.domain.tiers import Product, Tier
 
+from .base import Batch, pg_text
 from .changes import Change
 from .entitlements import EntitlementsView
 
@@ -38,6 +40,19 @@ class AllowanceView(EntitlementsView):
                 " account_id text NOT NULL, product text NOT NULL)"
             ).format(self.table("changes")),
         ]
+
+    def _account_changes(self, curs: Cursor[DictRow], batch: Batch) -> list[Change]:
+        """The entitlements' changes and, for `seats_leased`, each seat lease granted or ended
+        (each lease event names its account): a watcher hears of those, never of a renewal,
+        which is no event."""
+        changes = super()._account_changes(curs, batch)
+        if not batch.leases:
+            return changes
+        leases = [
+            Change(batch.position_of(e), pg_text(e.account_id), pg_text(e.product))
+            for e in batch.leases
+        ]
+        return sorted([*changes, *leases], key=lambda c: c.position)
 
     def _keep_changes(self, curs: Cursor[DictRow], changes: list[Change]) -> None:
         curs.execute(
@@ -86,6 +101,19 @@ class AllowanceView(EntitlementsView):
         self, accounts: list[Account], now: datetime
     ) -> tuple[dict[Account, Subscription], int]:
         """Several accounts' subscriptions at `now` in one statement, and the view's position."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            held, position = self.entitlements_in(curs, accounts, now)
+        answers = {
+            account: subscription_at(Product(account[1]), entitlements, now)
+            for account, entitlements in held.items()
+        }
+        return answers, position
+
+    def entitlements_in(
+        self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
+    ) -> tuple[dict[Account, list[Entitlement]], int]:
+        """Several accounts' entitlements not ended at `now`, and the view's position, read in
+        the caller's transaction (seat leases count against them under the account's lock)."""
         statement = SQL(
             "SELECT p.position, a.account_id, a.product, e.key_id, e.tier, e.seats,"
             " e.starts_at, e.ends_at FROM {position}"
@@ -93,10 +121,9 @@ class AllowanceView(EntitlementsView):
             " LEFT JOIN {entitlements} e ON e.account_id = a.account_id"
             " AND e.product = a.product AND e.ends_at > %s"
         ).format(position=self.position_subquery(), entitlements=self.table("entitlements"))
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(
-                statement, ([a for a, _ in accounts], [p for _, p in accounts], now)
-            ).fetchall()
+        rows = curs.execute(
+            statement, ([a for a, _ in accounts], [p for _, p in accounts], now)
+        ).fetchall()
         held: dict[Account, list[Entitlement]] = {account: [] for account in accounts}
         for row in rows:
             if row["key_id"] is not None:
@@ -112,8 +139,4 @@ class AllowanceView(EntitlementsView):
                         period_ends_at=row["ends_at"],
                     )
                 )
-        answers = {
-            account: subscription_at(Product(account[1]), entitlements, now)
-            for account, entitlements in held.items()
-        }
-        return answers, int(rows[0]["position"]) if rows else 0
+        return held, int(rows[0]["position"]) if rows else 0

@@ -41,6 +41,10 @@ SPEC_ACCESS = {
     "OpsService/GetProjectionStatus": {OPS},
     "OpsService/LiftAttemptBlock": {OPS},
     "BillingService/RecordPlanEvent": {BIL, OPS},
+    "SeatService/AcquireSeat": {INT, OPS},
+    "SeatService/RenewSeats": {INT, OPS},
+    "SeatService/ReleaseSeat": {INT, OPS},
+    "SeatService/ListSeatLeases": {POR, INT, OPS},
 }
 PKG = "/fiscobridge.licensing.v1."
 

@@ -48,6 +48,7 @@ def test_the_contract_has_the_five_services_and_their_fixed_methods():
             "ListExpiringSubscriptions",
         ],
         "BillingService": ["RecordPlanEvent"],
+        "SeatService": ["AcquireSeat", "ListSeatLeases", "ReleaseSeat", "RenewSeats"],
     }
     assert pb.DESCRIPTOR.package == "fiscobridge.licensing.v1"
     imports = [d.name for d in pb.DESCRIPTOR.dependencies]

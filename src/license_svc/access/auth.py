@@ -79,6 +79,10 @@ ACCESS: dict[str, frozenset[Role]] = {
     _PKG + "OpsService/GetProjectionStatus": frozenset({OPS}),
     _PKG + "OpsService/LiftAttemptBlock": frozenset({OPS}),
     _PKG + "BillingService/RecordPlanEvent": frozenset({B, OPS}),
+    _PKG + "SeatService/AcquireSeat": frozenset({IN, OPS}),
+    _PKG + "SeatService/RenewSeats": frozenset({IN, OPS}),
+    _PKG + "SeatService/ReleaseSeat": frozenset({IN, OPS}),
+    _PKG + "SeatService/ListSeatLeases": frozenset({P, IN, OPS}),
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 

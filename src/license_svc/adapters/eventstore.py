@@ -245,6 +245,16 @@ class LicensingRecorder(PostgresApplicationRecorder):
         assert row is not None and row["max"] is not None
         return int(row["max"])
 
+    def append_in(self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent]) -> int:
+        """Append events inside the caller's transaction, after its own rows, by the library's
+        rules (the table lock, then NOTIFY, then the insert); return the last notification id.
+        The caller commits: its rows and the events are recorded together or not at all. Take
+        the table lock last and commit soon: it serialises every writer of the store."""
+        self._insert_stored_events(curs, stored_events)
+        ids = self._fetch_ids_after_insert_events(curs, stored_events)
+        assert ids
+        return int(ids[-1])
+
     def _record_request(self, curs: Cursor[DictRow], request: IssueRequest) -> None:
         """Insert the request row; a racing copy of the request makes it wait for that copy to
         commit and then raises the library's IntegrityError (ON CONFLICT DO NOTHING keeps the

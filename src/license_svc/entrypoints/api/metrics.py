@@ -52,6 +52,11 @@ KEY_EVENTS = {  # the key's events (a Plan has a SubscriptionExpired of its own)
     "ActivationKey.SubscriptionExpired": "expired",
 }
 ATTEMPT_METHODS = {"ValidateKey", "ActivateKey"}  # the calls the failed-attempt limiter counts
+LEASE_EVENTS = {  # seat leases (rules §12): counted from the events like the keys'
+    "SeatLease.SeatLeaseGranted": "granted",
+    "SeatLease.SeatLeaseReleased": "released",
+    "SeatLease.SeatLeaseExpired": "expired",
+}
 
 
 class Parts(Protocol):
@@ -119,6 +124,11 @@ class GrpcMetrics:
             ["grpc_method", "reason"],
             registry=registry,
         )
+        self.seat_denials = Counter(
+            "license_svc_seat_denials",
+            "AcquireSeat calls this process refused because every seat was leased.",
+            registry=registry,
+        )
         self._methods: dict[str, _MethodMetrics] = {}
         self._lock = threading.Lock()
         for service in pb.DESCRIPTOR.services_by_name.values():  # every series exists from 0
@@ -151,6 +161,8 @@ class GrpcMetrics:
             name = _split(call.method)[1]
             if name in ATTEMPT_METHODS:
                 self.failed_attempts.labels(name, call.reason).inc()
+            elif name == "AcquireSeat" and call.reason == "NO_SEAT_AVAILABLE":
+                self.seat_denials.inc()
 
 
 class StoreCounts:
@@ -197,6 +209,9 @@ class DomainCollector:
             " AND reason <> %s AND lift_id IS NULL"
             " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
         ).format(Identifier(datastore.schema, "failed_attempts"))
+        self._live_leases = SQL(
+            "SELECT count(*) AS n FROM {} WHERE ended IS NULL AND expires_at > clock_timestamp()"
+        ).format(Identifier(datastore.schema, "seat_leases"))
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -212,6 +227,12 @@ class DomainCollector:
         for name, short in KEY_EVENTS.items():
             yield CounterMetricFamily(
                 f"license_svc_keys_{short}",
+                f"{name.split('.')[1]} events in the store (counted from the notification log).",
+                value=counts.get(name, 0),
+            )
+        for name, short in LEASE_EVENTS.items():
+            yield CounterMetricFamily(
+                f"license_svc_seat_leases_{short}",
                 f"{name.split('.')[1]} events in the store (counted from the notification log).",
                 value=counts.get(name, 0),
             )
@@ -244,6 +265,13 @@ class DomainCollector:
         )
         blocked.add_metric([], int(row["n"]) if row else 0)
         yield blocked
+        with self._datastore.transaction(commit=False) as curs:
+            leases = curs.execute(self._live_leases).fetchone()
+        live = GaugeMetricFamily(
+            "license_svc_seat_leases_live", "Seat leases live now (granted, not ended, not past)."
+        )
+        live.add_metric([], int(leases["n"]) if leases else 0)
+        yield live
 
     def _pool(self) -> Iterator[Metric]:
         pool = getattr(self._datastore, "pool", None)

@@ -37,6 +37,7 @@ from license_svc.plans.book import PlanBook
 from license_svc.reads.feed import LogFeed
 from license_svc.reads.live import LiveViews
 from license_svc.reads.pointintime import PointInTime
+from license_svc.seats.book import SeatBook
 from license_svc.startup import tokens_for
 
 from .activation import ActivationServicer
@@ -51,6 +52,7 @@ from .interceptor import GuardInterceptor, Observer
 from .keys import KeyServicer
 from .metrics import Metrics
 from .ops import OpsServicer
+from .seats import SeatServicer
 from .streaming import Streams
 
 if TYPE_CHECKING:
@@ -83,6 +85,8 @@ class Parts(Protocol):
     def feed(self) -> LogFeed: ...
     @property
     def monitor(self) -> DatabaseMonitor: ...
+    @property
+    def seats(self) -> SeatBook: ...
 
 
 class Server:
@@ -157,6 +161,7 @@ class Server:
             self.grpc,
         )
         pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(service.plans), self.grpc)
+        pb_grpc.add_SeatServiceServicer_to_server(SeatServicer(service.seats), self.grpc)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc

@@ -1,0 +1,265 @@
+"""Seat leases (rules §12): acquire, renew, release and list, shared by every replica.
+
+The limit holds by construction. Every acquire of an (account, product) runs in one transaction
+that first takes that account's advisory lock, so acquires of one account run one after another
+on every replica; under the lock it reads the time (the database's clock, one timeline for all
+replicas, unless a test injected one), ends the leases already past their `expires_at`, counts
+the open ones against the seats the allowance view holds (keys and plans stacked, §6), and only
+then inserts the lease and appends `SeatLeaseGranted` — both in the same transaction, so the
+count, the row and the event commit together. Nothing else adds a live lease: a renewal extends
+only a lease that is still open and not yet past its `expires_at`, and an acquire ends every
+expired lease (waiting for the row if a renewal holds it) before it counts. Releases and
+expiries only take leases away. So at no instant are there more live leases than seats.
+
+A lease past its `expires_at` is not counted from that instant: the next acquire ends it itself
+(no sweeper needed); the sweeper records its `SeatLeaseExpired` afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID, uuid4
+
+from eventsourcing.postgres import PostgresDatastore
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from license_svc.adapters.application import EventStore
+from license_svc.adapters.clock import Clock
+from license_svc.domain.seats import (
+    Held,
+    NoActiveSubscription,
+    NoSeatAvailable,
+    SeatLease,
+    ending,
+    over_allowance,
+)
+from license_svc.domain.subscription import Entitlement, subscription_at
+from license_svc.domain.tiers import Product
+
+from .table import LeaseTable
+
+Account = tuple[str, str]  # (account_id, product value)
+
+
+class AllowanceRows(Protocol):
+    """The allowance view as leases read it (`projections.allowance.AllowanceView`)."""
+
+    def entitlements_in(
+        self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
+    ) -> tuple[dict[Account, list[Entitlement]], int]: ...
+
+
+@dataclass(frozen=True)
+class Lease:
+    lease_id: UUID
+    account_id: str
+    product: Product
+    connection_id: str
+    holder: str
+    ttl_seconds: int
+    granted_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Lease:
+        return cls(**{**row, "product": Product(row["product"])})
+
+
+@dataclass(frozen=True)
+class Grant:
+    lease: Lease
+    seats: int
+    seats_leased: int  # after this grant
+    position: int  # of the grant's event (a renewed retry: 0, nothing was recorded)
+    granted: bool  # False: a retried acquire got its open lease back, renewed
+
+
+@dataclass(frozen=True)
+class Renewal:
+    lease_id: UUID
+    renewed: bool
+    over_allowance: bool = False
+    expires_at: datetime | None = None
+
+    @property
+    def lost(self) -> bool:
+        return not self.renewed
+
+
+@dataclass(frozen=True)
+class Release:
+    released: bool  # False: it had already ended (released or expired): nothing to do
+    position: int = 0
+
+
+class SeatBook:
+    def __init__(
+        self,
+        app: EventStore,
+        allowance: Callable[[], AllowanceRows],
+        clock: Clock | None = None,
+    ) -> None:
+        """`clock=None`: the database's clock (production); a test passes its own."""
+        self._app = app
+        self._allowance = allowance
+        self._clock = clock
+        datastore: PostgresDatastore = app.store.datastore
+        self._datastore = datastore
+        self.table = LeaseTable(datastore.schema or "public")
+
+    def create_table(self) -> None:
+        with self._datastore.transaction(commit=True) as curs:
+            for statement in self.table.create:
+                curs.execute(statement)
+
+    @property
+    def datastore(self) -> PostgresDatastore:
+        return self._datastore
+
+    def now(self) -> datetime | None:
+        """The injected clock's time, or None: the database's clock then, read in the statement."""
+        return self._clock() if self._clock is not None else None
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def acquire(
+        self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
+    ) -> Grant:
+        t = self.table
+        with self._datastore.transaction(commit=True) as curs:
+            row = curs.execute(
+                t.lock, (self.now(), account_id, product.value), prepare=True
+            ).fetchone()
+            assert row is not None
+            now: datetime = row["now"]
+            curs.execute(t.reclaim, (account_id, product.value, now), prepare=True)
+            # A new statement, so a new snapshot: it sees every renewal that won a row above.
+            open_leases = [
+                Lease.of(r) for r in curs.execute(t.open, (account_id, product.value), prepare=True)
+            ]
+            held, _ = self._allowance().entitlements_in(curs, [(account_id, product.value)], now)
+            subscription = subscription_at(product, held[(account_id, product.value)], now)
+            if not subscription.active:
+                raise NoActiveSubscription(product)
+            seats, leased = subscription.seats, len(open_leases)
+            mine = next((x for x in open_leases if x.connection_id == connection_id), None)
+            if mine is not None:  # a retried acquire: the same lease, renewed
+                expires_at = now + timedelta(seconds=ttl)
+                curs.execute(t.extend, (expires_at, holder, ttl, mine.lease_id), prepare=True)
+                renewed = Lease(
+                    mine.lease_id, account_id, product, connection_id, holder, ttl,
+                    mine.granted_at, expires_at,
+                )  # fmt: skip
+                return Grant(renewed, seats, leased, 0, granted=False)
+            if leased >= seats:
+                earliest = min(x.expires_at for x in open_leases)
+                raise NoSeatAvailable(seats, leased, max(earliest - now, timedelta(seconds=1)))
+            lease = SeatLease.grant(
+                uuid4(),
+                account_id=account_id,
+                product=product,
+                connection_id=connection_id,
+                holder=holder,
+                ttl_seconds=ttl,
+                now=now,
+            )
+            granted = Lease(
+                lease.id, account_id, product, connection_id, holder, ttl,
+                lease.granted_at, lease.expires_at,
+            )  # fmt: skip
+            curs.execute(
+                t.insert,
+                (
+                    granted.lease_id,
+                    account_id,
+                    product.value,
+                    connection_id,
+                    holder,
+                    ttl,
+                    granted.granted_at,
+                    granted.expires_at,
+                ),
+                prepare=True,
+            )
+            position = self.append(curs, lease.collect_events())
+        return Grant(granted, seats, leased + 1, position, granted=True)
+
+    def renew(self, holder: str, lease_ids: Sequence[UUID]) -> list[Renewal]:
+        """Extend each named lease of `holder` that is still live; the rest are lost. Where an
+        account's seats shrank below its live leases, the newest beyond the seats are renewed
+        but marked over the allowance."""
+        t = self.table
+        wanted = list(dict.fromkeys(lease_ids))
+        with self._datastore.transaction(commit=True) as curs:
+            rows = curs.execute(t.renew, (self.now(), wanted, holder), prepare=True).fetchall()
+            over: set[UUID] = set()
+            if rows:
+                now: datetime = rows[0]["now"]
+                accounts = list(dict.fromkeys((r["account_id"], r["product"]) for r in rows))
+                over = self._over_allowance(curs, accounts, now)
+        renewed = {r["lease_id"]: r["expires_at"] for r in rows}
+        return [
+            Renewal(lease_id, True, lease_id in over, renewed[lease_id])
+            if lease_id in renewed
+            else Renewal(lease_id, False)
+            for lease_id in lease_ids
+        ]
+
+    def release(self, lease_id: UUID) -> Release:
+        with self._datastore.transaction(commit=True) as curs:
+            row = curs.execute(self.table.release, (self.now(), lease_id), prepare=True).fetchone()
+            if row is None:
+                return Release(False)
+            event = ending(lease_id, row["account_id"], row["product"], row["now"], released=True)
+            return Release(True, self.append(curs, [event]))
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def live(self, account_id: str, product: Product) -> list[Lease]:
+        """The account's live leases, oldest first."""
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
+            rows = curs.execute(
+                self.table.live, (account_id, product.value, self.now()), prepare=True
+            ).fetchall()
+        return [Lease.of(r) for r in rows]
+
+    def leased(
+        self, accounts: list[Account], now: datetime
+    ) -> dict[Account, tuple[int, datetime | None]]:
+        """Live leases per account at `now`, and when the first of them expires if not renewed."""
+        with self._datastore.get_connection() as conn, conn.cursor() as curs:
+            rows = curs.execute(
+                self.table.counts,
+                ([a for a, _ in accounts], [p for _, p in accounts], now),
+                prepare=True,
+            ).fetchall()
+        return {(r["account_id"], r["product"]): (r["leased"], r["next_expiry"]) for r in rows}
+
+    # -- inside a transaction ----------------------------------------------------------------
+
+    def _over_allowance(
+        self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
+    ) -> set[UUID]:
+        held, _ = self._allowance().entitlements_in(curs, accounts, now)
+        live: dict[Account, list[Held]] = {account: [] for account in accounts}
+        rows = curs.execute(
+            self.table.live_of,
+            ([a for a, _ in accounts], [p for _, p in accounts], now),
+            prepare=True,
+        ).fetchall()
+        for r in rows:
+            live[(r["account_id"], r["product"])].append(Held(r["lease_id"], r["granted_at"]))
+        over: set[UUID] = set()
+        for account, leases in live.items():
+            seats = subscription_at(Product(account[1]), held[account], now).seats
+            if len(leases) > seats:
+                over |= over_allowance(leases, seats)
+        return over
+
+    def append(self, curs: Cursor[DictRow], events: Sequence[Any]) -> int:
+        stored = [self._app.mapper.to_stored_event(e) for e in events]
+        return self._app.store.append_in(curs, stored)
