@@ -145,6 +145,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
             can_create_connection=found.allows(in_use),
             remaining=found.remaining(in_use),
             position=position,
+            seats_leased=found.seats_leased,
             as_of=convert.timestamp(as_of),
         )
 

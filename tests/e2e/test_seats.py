@@ -1,0 +1,225 @@
+"""SeatService over a real channel to a real server with an injected clock (rules §12): a holder
+killed mid-lease, seats that shrink under live leases, the allowance watch following grants and
+releases (never renewals), who may call, and what a malformed request gets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from uuid import UUID
+
+import grpc
+import psycopg
+import pytest
+
+from license_svc import bootstrap
+from license_svc.bootstrap import Service
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from tests.e2e.seats_support import (
+    INT,
+    account_with_seats,
+    acquire,
+    allowance,
+    listed,
+    release,
+    renew,
+    seats,
+)
+from tests.e2e.test_entitlements import revoke_by_ops
+from tests.helpers import EVENTS_TABLE, rich, unique
+from tests.support import REPO, TOKENS, Client, FakeClock
+
+WAIT = 30.0
+POOLS = {"pool_size": 2, "pool_max_overflow": 6}  # the database's connections are shared
+
+
+@pytest.fixture
+def api(
+    make_service: Callable[..., Service],
+    clock: FakeClock,
+    serve_in_process: Callable[[Service], Client],
+) -> Client:
+    service = make_service(clock, **POOLS)
+    bootstrap.start_projections(service)
+    return serve_in_process(service)
+
+
+def refused(call: Callable[[], object]) -> tuple[grpc.StatusCode, str, str]:
+    with pytest.raises(grpc.RpcError) as failure:
+        call()
+    found = rich(failure.value)
+    return found.code, found.reason, found.message
+
+
+# A holder in a process of its own: it takes three leases, says their ids, and waits to be killed.
+HOLDER = """
+import sys, grpc
+sys.path.insert(0, {src!r})
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb, licensing_pb2_grpc as pb_grpc
+stub = pb_grpc.SeatServiceStub(grpc.insecure_channel({address!r}))
+for n in range(3):
+    answer = stub.AcquireSeat(
+        pb.AcquireSeatRequest(account_id={account!r}, product=pb.PRODUCT_INTEGRATIONS,
+                              connection_id=f"doomed-{{n}}", holder="doomed", ttl_seconds=30),
+        metadata=(("authorization", "Bearer {token}"),), timeout=30)
+    print(answer.lease.lease_id, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_killed_holders_seats_go_to_another_after_the_ttl_and_expire_once_each(
+    make_service: Callable[..., Service],
+    clock: FakeClock,
+    serve_in_process: Callable[[Service], Client],
+    sql: psycopg.Connection,
+) -> None:
+    first = make_service(clock, sweep_interval_seconds=0.05, **POOLS)
+    second = make_service(clock, sweep_interval_seconds=0.05, **POOLS)
+    bootstrap.start_projections(first)
+    client = serve_in_process(first)
+    account, _ = account_with_seats(client, 3)
+    script = HOLDER.format(
+        src=str(REPO / "src"),
+        address=client.address,
+        account=account,
+        token=TOKENS["integrations"],
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    leases = [holder.stdout.readline().strip() for _ in range(3)]
+    holder.kill()  # SIGKILL: no release, no goodbye
+    holder.wait()
+    assert refused(lambda: acquire(client, account))[1] == "NO_SEAT_AVAILABLE"
+
+    clock.advance(seconds=30)  # the leases' expires_at
+    taken = [acquire(client, account, holder="heir") for _ in range(3)]
+    assert [t.seats_leased for t in taken] == [1, 2, 3]
+    bootstrap.start_sweeper(first)
+    bootstrap.start_sweeper(second)
+    assert wait_for_expiries(sql, leases, 3) == {lease: 1 for lease in leases}
+
+
+def wait_for_expiries(sql: psycopg.Connection, leases: list[str], count: int) -> dict[str, int]:
+    """The SeatLeaseExpired events of `leases`, once `count` are recorded (the sweepers run on
+    their own threads), and once more after another sweep period, to catch any second one."""
+    deadline = time.monotonic() + WAIT
+    query = (
+        f"SELECT originator_id::text, count(*) FROM {EVENTS_TABLE}"
+        " WHERE originator_id = ANY(%s) AND topic LIKE '%%SeatLeaseExpired' GROUP BY 1"
+    )
+    ids = [UUID(lease) for lease in leases]
+    while sum(n for _, n in sql.execute(query, (ids,)).fetchall()) < count:
+        assert time.monotonic() < deadline, "the sweepers did not record the expiries"
+        time.sleep(0.05)
+    time.sleep(0.2)  # a few more sweeps of both sweepers
+    return {lease: n for lease, n in sql.execute(query, (ids,)).fetchall()}
+
+
+def test_revoking_a_key_cuts_no_lease_marks_the_newest_and_frees_seats_one_by_one(
+    api: Client, clock: FakeClock
+) -> None:
+    account, (_, three_seats) = account_with_seats(api, 2, 3)
+    leases = []
+    for _ in range(5):
+        leases.append(acquire(api, account).lease.lease_id)
+        clock.advance(seconds=1)
+    allowance(api, account, revoke_by_ops(api, three_seats))
+    assert refused(lambda: acquire(api, account)) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "NO_SEAT_AVAILABLE",
+        "All 2 seats are in use",
+    )
+    renewed = renew(api, leases).leases
+    assert [(r.renewed, r.over_allowance, r.lost) for r in renewed] == [
+        (True, False, False),
+        (True, False, False),
+        (True, True, False),
+        (True, True, False),
+        (True, True, False),
+    ]
+    for lease_id in leases[2:]:
+        release(api, lease_id)
+    assert [x.lease_id for x in listed(api, account)] == leases[:2]
+    assert refused(lambda: acquire(api, account))[1] == "NO_SEAT_AVAILABLE"
+    release(api, leases[0])
+    acquire(api, account)
+    assert refused(lambda: acquire(api, account))[1] == "NO_SEAT_AVAILABLE"
+
+
+def watch(client: Client, account: str) -> Iterator[pb.WatchSeatAllowanceResponse]:
+    stream: Iterator[pb.WatchSeatAllowanceResponse] = client.entitlements.WatchSeatAllowance(
+        pb.WatchSeatAllowanceRequest(account_id=account, product=INT),
+        metadata=client.as_("integrations"),
+        timeout=WAIT,
+    )
+    return stream
+
+
+def test_a_watcher_sees_seats_leased_one_two_one_and_nothing_for_a_renewal(
+    api: Client, clock: FakeClock
+) -> None:
+    account, _ = account_with_seats(api, 3)
+    stream = watch(api, account)
+    assert next(stream).allowance.seats_leased == 0
+    first = acquire(api, account).lease.lease_id
+    assert next(stream).allowance.seats_leased == 1
+    acquire(api, account)
+    assert next(stream).allowance.seats_leased == 2
+    clock.advance(seconds=20)
+    assert renew(api, [first]).leases[0].renewed
+    release(api, first)
+    after = next(stream).allowance  # the release's message: the renewal sent none
+    assert (after.seats_leased, after.seats) == (1, 3)
+    assert allowance(api, account, after.position).seats_leased == 1
+
+
+def test_the_portal_lists_leases_and_may_not_take_one(api: Client) -> None:
+    account, _ = account_with_seats(api, 1)
+    lease = acquire(api, account).lease
+    assert [x.lease_id for x in listed(api, account, role="portal")] == [lease.lease_id]
+    for role in ("portal", "auditor", "acme"):
+        call = seats(api).AcquireSeat
+        request = pb.AcquireSeatRequest(
+            account_id=account, product=INT, connection_id="c", holder="h"
+        )
+        code = refused(lambda c=call, r=request, role=role: c(r, metadata=api.as_(role)))[0]
+        assert code is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_malformed_seat_requests_name_every_bad_field_and_change_nothing(api: Client) -> None:
+    account, _ = account_with_seats(api, 1)
+    with pytest.raises(grpc.RpcError) as failure:
+        seats(api).AcquireSeat(
+            pb.AcquireSeatRequest(
+                account_id=account,
+                product=INT,
+                connection_id="nul\x00" + "x" * 1_000_000,
+                holder="",
+                ttl_seconds=5,
+            ),
+            metadata=api.as_("integrations"),
+            timeout=WAIT,
+        )
+    found = rich(failure.value)
+    assert found.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert set(found.violations) == {"connection_id", "holder", "ttl_seconds"}
+    with pytest.raises(grpc.RpcError) as failure:
+        renew(api, ["not-a-lease", str(UUID(int=1))] * 501)
+    assert rich(failure.value).violations == {"lease_ids": "must name at most 1,000 leases"}
+    with pytest.raises(grpc.RpcError) as failure:
+        release(api, "\x00")
+    assert set(rich(failure.value).violations) == {"lease_id"}
+    assert listed(api, account) == []
+    assert release(api, str(UUID(int=7))).released is False  # unknown: nothing to free
+
+
+def test_an_account_without_a_subscription_is_told_so(api: Client) -> None:
+    assert refused(lambda: acquire(api, unique("acct"))) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "NO_ACTIVE_SUBSCRIPTION",
+        "No active Integrations subscription",
+    )
