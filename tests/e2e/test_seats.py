@@ -181,13 +181,13 @@ def test_the_portal_lists_leases_and_may_not_take_one(api: Client) -> None:
     account, _ = account_with_seats(api, 1)
     lease = acquire(api, account).lease
     assert [x.lease_id for x in listed(api, account, role="portal")] == [lease.lease_id]
+    request = pb.AcquireSeatRequest(account_id=account, product=INT, connection_id="c", holder="h")
     for role in ("portal", "auditor", "acme"):
-        call = seats(api).AcquireSeat
-        request = pb.AcquireSeatRequest(
-            account_id=account, product=INT, connection_id="c", holder="h"
-        )
-        code = refused(lambda c=call, r=request, role=role: c(r, metadata=api.as_(role)))[0]
-        assert code is grpc.StatusCode.PERMISSION_DENIED
+
+        def call(role: str = role) -> object:
+            return seats(api).AcquireSeat(request, metadata=api.as_(role), timeout=WAIT)
+
+        assert refused(call)[0] is grpc.StatusCode.PERMISSION_DENIED
 
 
 def test_malformed_seat_requests_name_every_bad_field_and_change_nothing(api: Client) -> None:
