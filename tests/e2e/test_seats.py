@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from uuid import UUID
 
 import grpc
@@ -223,3 +224,40 @@ def test_an_account_without_a_subscription_is_told_so(api: Client) -> None:
         "NO_ACTIVE_SUBSCRIPTION",
         "No active Integrations subscription",
     )
+
+
+def allowance_as_of(client: Client, account: str, at: datetime) -> pb.SeatAllowance:
+    request = pb.GetSeatAllowanceRequest(account_id=account, product=INT)
+    request.as_of.FromDatetime(at)
+    answer: pb.SeatAllowance = client.entitlements.GetSeatAllowance(
+        request, metadata=client.as_("integrations"), timeout=WAIT
+    )
+    return answer
+
+
+def test_as_of_answers_seats_leased_at_each_instant_from_the_events(
+    api: Client, clock: FakeClock
+) -> None:
+    account, _ = account_with_seats(api, 3)
+    first = acquire(api, account, ttl=60).lease.lease_id
+    one = clock()
+    two = clock.advance(seconds=5)
+    acquire(api, account, ttl=10)
+    clock.advance(seconds=5)
+    release(api, first)
+    after_release = clock.advance(seconds=1)
+    clock.advance(seconds=30)  # the second lease is past its expires_at: nobody holds a seat
+    answers = [allowance_as_of(api, account, t).seats_leased for t in (one, two, after_release)]
+    assert answers == [1, 2, 1]
+    assert allowance(api, account).seats_leased == 0
+
+
+def test_a_cached_allowance_stops_counting_a_lease_at_its_expires_at(
+    api: Client, clock: FakeClock
+) -> None:
+    account, _ = account_with_seats(api, 2)
+    granted = acquire(api, account, ttl=10)
+    assert allowance(api, account, granted.position).seats_leased == 1
+    assert allowance(api, account).seats_leased == 1  # from the cache now
+    clock.advance(seconds=10)
+    assert allowance(api, account).seats_leased == 0  # no sweeper ran, no event was recorded
