@@ -1,5 +1,5 @@
 """The people's client: `license-svc keys …`, `activate`, `validate`, `allowance`, `summary`,
-`stats`, `expiring`, `audit …` — over gRPC with a bearer token, human tables or `--json`.
+`stats`, `expiring`, `audit …`, `seats …` — over gRPC with a bearer token, human tables or `--json`.
 
 Exit codes: 0 ok, 1 refused (the server's message on one line), 2 usage. `register` adds the
 commands to the service's one command line (`license_svc.entrypoints.cli.main`).
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import audit, keys, reads
+from . import audit, keys, reads, seats
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for module in (keys, reads, audit):
+    for module in (keys, reads, audit, seats):
         module.register(commands)
