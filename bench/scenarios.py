@@ -8,6 +8,8 @@ ActivateKey) are used once, and a client stops early when it runs out.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
 import uuid
 from collections.abc import Awaitable, Callable
@@ -48,6 +50,9 @@ class Stubs:
         self.entitlements = pb_grpc.EntitlementServiceStub(channel)
         self.audit = pb_grpc.AuditServiceStub(channel)
         self.billing = pb_grpc.BillingServiceStub(channel)
+        self.seats = pb_grpc.SeatServiceStub(channel)
+        self.leases: list[str] = []  # RenewSeats100: the leases this channel's loop renews
+        self.leasing: asyncio.Lock | None = None
 
 
 class Items:
@@ -183,6 +188,81 @@ async def record_plan_event(stubs: Stubs, items: Items) -> int:
     return 1
 
 
+# -- seat leases (rules §12) ----------------------------------------------------------------
+
+RENEWED = 100  # leases per RenewSeats call
+
+
+def acquire_request(account: str, holder: str = "bench", ttl: int = 0) -> pb.AcquireSeatRequest:
+    return pb.AcquireSeatRequest(
+        account_id=account,
+        product=pb.PRODUCT_INTEGRATIONS,
+        connection_id=f"bench-{uuid.uuid4().hex}",
+        holder=holder,
+        ttl_seconds=ttl,
+    )
+
+
+async def seat_pair(stubs: Stubs, items: Items) -> int:
+    """AcquireSeat then ReleaseSeat on a seeded account (6 seats each, few callers share one)."""
+    answer = await stubs.seats.AcquireSeat(
+        acquire_request(items.take()), metadata=auth("integrations"), timeout=30
+    )
+    await stubs.seats.ReleaseSeat(
+        pb.ReleaseSeatRequest(lease_id=answer.lease.lease_id),
+        metadata=auth("integrations"),
+        timeout=30,
+    )
+    return 1
+
+
+async def renew_hundred(stubs: Stubs, items: Items) -> int:
+    """RenewSeats of the same 100 leases, taken once per channel on 100 seeded accounts."""
+    holder = f"bench-{os.getpid()}-{id(stubs)}"
+    if stubs.leasing is None:
+        stubs.leasing = asyncio.Lock()
+    async with stubs.leasing:
+        while len(stubs.leases) < RENEWED:
+            try:
+                answer = await stubs.seats.AcquireSeat(
+                    acquire_request(items.take(), holder, ttl=3600),
+                    metadata=auth("integrations"),
+                    timeout=30,
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    raise
+                continue  # that account's seats are taken by other channels: the next one
+            stubs.leases.append(answer.lease.lease_id)
+    renewed = await stubs.seats.RenewSeats(
+        pb.RenewSeatsRequest(holder=holder, lease_ids=stubs.leases),
+        metadata=auth("integrations"),
+        timeout=30,
+    )
+    if not all(r.renewed for r in renewed.leases):
+        raise RuntimeError("RenewSeats: a held lease was not renewed")
+    return 1
+
+
+async def contended_seats(stubs: Stubs, items: Items) -> int:
+    """Every caller on one account of 5 seats: acquire, and release what was granted. A refusal
+    for want of a seat is an answer (counted); any other error is one."""
+    try:
+        answer = await stubs.seats.AcquireSeat(
+            acquire_request(items.take(), ttl=10), metadata=auth("integrations"), timeout=30
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return 1
+        raise
+    await stubs.seats.ReleaseSeat(
+        pb.ReleaseSeatRequest(lease_id=answer.lease.lease_id),
+        metadata=auth("integrations"),
+        timeout=30,
+    )
+    return 1
+
+
 async def ceiling_call(stubs: Stubs, items: Items) -> int:
     """Ceilings (a)–(c) answer GetSeatAllowance: the very call of the read path."""
     return await seat_allowance(stubs, items)
@@ -250,6 +330,12 @@ _PLAN = Probe(
     pb.RecordPlanEventResponse,
     "billing",
 )
+_ACQUIRE = Probe(
+    "/fiscobridge.licensing.v1.SeatService/ListSeatLeases",
+    pb.ListSeatLeasesRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
+    pb.ListSeatLeasesResponse,
+    "integrations",
+)
 _HISTORY = Probe(
     "/fiscobridge.licensing.v1.AuditService/GetKeyHistory",
     pb.GetKeyHistoryRequest(key_id=str(uuid.UUID(int=0))),
@@ -272,6 +358,9 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario("GetKeyHistory", key_history, "history", "b_select", (_HISTORY,)),
         Scenario("ReadYourWrites", read_your_writes, "fresh", "c_insert", (_ACTIVATE, _ALLOWANCE)),
+        Scenario("SeatLeasePair", seat_pair, "accounts", "e_repository", (_ACQUIRE,)),
+        Scenario("RenewSeats100", renew_hundred, "accounts", "c_insert", (_ACQUIRE,)),
+        Scenario("ContendedSeats", contended_seats, "contended", "e_repository", (_ACQUIRE,)),
     ]
 }
 CEILING_CALL = Scenario("ceiling", ceiling_call, "ceiling_accounts", "")

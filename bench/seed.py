@@ -73,6 +73,22 @@ class Seeder:
                 request, metadata=auth("integrations"), timeout=timeout
             )
 
+    def seat_account(self, seats: int) -> str:
+        """A new account holding one key of `seats` seats, once the allowance view shows it."""
+        request = issue_request(1)
+        request.seats = seats
+        answer = self._stubs.keys.IssueKeys(request, metadata=auth("reseller"), timeout=60)
+        account = f"bench-seats-{random.randrange(10**9)}"
+        position = self._activate((answer.keys[0].code, account))
+        self._stubs.entitlements.GetSeatAllowance(
+            pb.GetSeatAllowanceRequest(
+                account_id=account, product=pb.PRODUCT_INTEGRATIONS, min_position=position
+            ),
+            metadata=auth("integrations"),
+            timeout=60,
+        )
+        return account
+
     def reads(self, activated: int, unredeemed: int) -> Seeds:
         """Accounts with entitlements, keys with a history, and codes left to validate."""
         if self.seeds is None:

@@ -156,6 +156,7 @@ def operation(
             "accounts": seeds.accounts,
             "history": seeds.history,
             "unredeemed": seeds.unredeemed,
+            "contended": [seeder.seat_account(5)] if scenario.items == "contended" else [],
             "none": [],
         }[scenario.items]
 
