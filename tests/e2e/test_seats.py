@@ -256,7 +256,9 @@ def test_a_cached_allowance_stops_counting_a_lease_at_its_expires_at(
     api: Client, clock: FakeClock
 ) -> None:
     account, _ = account_with_seats(api, 2)
+    assert allowance(api, account).seats_leased == allowance(api, account).seats_leased == 0
     granted = acquire(api, account, ttl=10)
+    assert allowance(api, account).seats_leased == 1  # this server forgot what it had cached
     assert allowance(api, account, granted.position).seats_leased == 1
     assert allowance(api, account).seats_leased == 1  # from the cache now
     clock.advance(seconds=10)

@@ -94,6 +94,7 @@ class Renewal:
 class Release:
     released: bool  # False: it had already ended (released or expired): nothing to do
     position: int = 0
+    account_id: str = ""
 
 
 class SeatBook:
@@ -215,7 +216,7 @@ class SeatBook:
             if row is None:
                 return Release(False)
             event = ending(lease_id, row["account_id"], row["product"], row["now"], released=True)
-            return Release(True, self.append(curs, [event]))
+            return Release(True, self.append(curs, [event]), row["account_id"])
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ RetryInfo) are the error table's. The portal lists only; integrations and ops do
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 import grpc
@@ -21,8 +22,11 @@ from .gen import licensing_pb2_grpc as pb_grpc
 
 
 class SeatServicer(pb_grpc.SeatServiceServicer):
-    def __init__(self, book: SeatBook) -> None:
+    def __init__(self, book: SeatBook, changed: Callable[[str, int], None] | None = None) -> None:
+        """`changed(account_id, position)`: this server granted or released a lease (the
+        account cache forgets the account: its next answer counts the lease)."""
         self._book = book
+        self._changed = changed or (lambda _account, _position: None)
 
     def AcquireSeat(
         self, request: pb.AcquireSeatRequest, context: grpc.ServicerContext
@@ -40,6 +44,8 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
         check.done()
         assert product is not None
         grant = self._book.acquire(account_id, product, connection_id, holder, ttl)
+        if grant.granted:
+            self._changed(account_id, grant.position)
         return pb.AcquireSeatResponse(
             lease=lease(grant.lease),
             seats=grant.seats,
@@ -81,6 +87,8 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
         check.done()
         assert lease_id is not None
         released = self._book.release(lease_id)
+        if released.released:
+            self._changed(released.account_id, released.position)
         return pb.ReleaseSeatResponse(released=released.released, position=released.position)
 
     def ListSeatLeases(

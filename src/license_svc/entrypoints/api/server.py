@@ -161,7 +161,9 @@ class Server:
             self.grpc,
         )
         pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(service.plans), self.grpc)
-        pb_grpc.add_SeatServiceServicer_to_server(SeatServicer(service.seats), self.grpc)
+        pb_grpc.add_SeatServiceServicer_to_server(
+            SeatServicer(service.seats, views.cache.forget), self.grpc
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(
             [*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME], self.grpc
