@@ -22,6 +22,7 @@ from bench.seed import Seeder
 from bench.stats import ratio
 
 log = logging.getLogger("bench")
+LEASE_BATCHES = 8  # RenewSeats100: batches of 100 leases held for the run
 READS = ("GetSeatAllowance", "GetSubscriptionSummary", "ValidateKey", "GetKeyHistory")
 CEILING_MODES = {
     "a_echo": "echo",
@@ -157,6 +158,11 @@ def operation(
             "history": seeds.history,
             "unredeemed": seeds.unredeemed,
             "contended": [seeder.seat_account(5)] if scenario.items == "contended" else [],
+            "lease_batches": (
+                seeder.lease_batches(seeds.accounts, LEASE_BATCHES)
+                if scenario.items == "lease_batches"
+                else []
+            ),
             "none": [],
         }[scenario.items]
 

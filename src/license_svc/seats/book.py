@@ -17,18 +17,19 @@ A lease past its `expires_at` is not counted from that instant: the next acquire
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Cursor
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
 
 from license_svc.adapters.application import EventStore
-from license_svc.adapters.clock import Clock
+from license_svc.adapters.clock import Clock, utcnow
 from license_svc.domain.seats import (
     Held,
     NoActiveSubscription,
@@ -66,7 +67,8 @@ class Lease:
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Lease:
-        return cls(**{**row, "product": Product(row["product"])})
+        fields = {name: row[name] for name in cls.__dataclass_fields__}
+        return cls(**{**fields, "product": Product(row["product"])})
 
 
 @dataclass(frozen=True)
@@ -130,64 +132,59 @@ class SeatBook:
     def acquire(
         self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
     ) -> Grant:
+        """Two round trips in one transaction: the lock, the time, the lapsed leases ended, the
+        open leases and the entitlements; then the lease row and its event, and COMMIT."""
         t = self.table
-        with self._datastore.transaction(commit=True) as curs:
-            row = curs.execute(
-                t.lock, (self.now(), account_id, product.value), prepare=True
-            ).fetchone()
-            assert row is not None
-            now: datetime = row["now"]
-            curs.execute(t.reclaim, (account_id, product.value, now), prepare=True)
-            # A new statement, so a new snapshot: it sees every renewal that won a row above.
-            open_leases = [
-                Lease.of(r) for r in curs.execute(t.open, (account_id, product.value), prepare=True)
-            ]
-            held, _ = self._allowance().entitlements_in(curs, [(account_id, product.value)], now)
-            subscription = subscription_at(product, held[(account_id, product.value)], now)
-            if not subscription.active:
-                raise NoActiveSubscription(product)
-            seats, leased = subscription.seats, len(open_leases)
-            mine = next((x for x in open_leases if x.connection_id == connection_id), None)
-            if mine is not None:  # a retried acquire: the same lease, renewed
-                expires_at = now + timedelta(seconds=ttl)
-                curs.execute(t.extend, (expires_at, holder, ttl, mine.lease_id), prepare=True)
-                renewed = Lease(
-                    mine.lease_id, account_id, product, connection_id, holder, ttl,
-                    mine.granted_at, expires_at,
+        account = (account_id, product.value)
+        # Entitlements that ended a day before the clock reads cannot count at the database's
+        # time under the lock; the rule below drops any other ended one exactly.
+        since = (self.now() or utcnow()) - timedelta(days=1)
+        with self.pipelined() as (conn, curs, insert):
+            with conn.transaction():
+                curs.execute(t.state, (account_id, product.value, self.now()), prepare=True)
+                held, _ = self._allowance().entitlements_in(insert, [account], since)
+                rows = curs.fetchall()
+                now: datetime = rows[0]["at_now"]
+                open_leases = [
+                    Lease.of({**r, "account_id": account_id, "product": product.value})
+                    for r in rows
+                    if r["lease_id"] is not None
+                ]
+                subscription = subscription_at(product, held[account], now)
+                if not subscription.active:
+                    raise NoActiveSubscription(product)
+                seats, leased = subscription.seats, len(open_leases)
+                mine = next((x for x in open_leases if x.connection_id == connection_id), None)
+                if mine is not None:  # a retried acquire: the same lease, renewed
+                    expires_at = now + timedelta(seconds=ttl)
+                    curs.execute(t.extend, (expires_at, holder, ttl, mine.lease_id), prepare=True)
+                    renewed = replace(mine, holder=holder, ttl_seconds=ttl, expires_at=expires_at)
+                    return Grant(renewed, seats, leased, 0, granted=False)
+                if leased >= seats:
+                    earliest = min(x.expires_at for x in open_leases)
+                    retry_after = max(earliest - now, timedelta(seconds=1))
+                    raise NoSeatAvailable(seats, leased, retry_after)
+                lease = SeatLease.grant(
+                    uuid4(),
+                    account_id=account_id,
+                    product=product,
+                    connection_id=connection_id,
+                    holder=holder,
+                    ttl_seconds=ttl,
+                    now=now,
+                )
+                granted = Lease(
+                    lease.id, account_id, product, connection_id, holder, ttl,
+                    lease.granted_at, lease.expires_at,
                 )  # fmt: skip
-                return Grant(renewed, seats, leased, 0, granted=False)
-            if leased >= seats:
-                earliest = min(x.expires_at for x in open_leases)
-                raise NoSeatAvailable(seats, leased, max(earliest - now, timedelta(seconds=1)))
-            lease = SeatLease.grant(
-                uuid4(),
-                account_id=account_id,
-                product=product,
-                connection_id=connection_id,
-                holder=holder,
-                ttl_seconds=ttl,
-                now=now,
-            )
-            granted = Lease(
-                lease.id, account_id, product, connection_id, holder, ttl,
-                lease.granted_at, lease.expires_at,
-            )  # fmt: skip
-            curs.execute(
-                t.insert,
-                (
-                    granted.lease_id,
-                    account_id,
-                    product.value,
-                    connection_id,
-                    holder,
-                    ttl,
-                    granted.granted_at,
-                    granted.expires_at,
-                ),
-                prepare=True,
-            )
-            position = self.append(curs, lease.collect_events())
-        return Grant(granted, seats, leased + 1, position, granted=True)
+                curs.execute(
+                    t.insert,
+                    (granted.lease_id, account_id, product.value, connection_id, holder, ttl,
+                     granted.granted_at, granted.expires_at),
+                    prepare=True,
+                )  # fmt: skip
+                position = self.append(curs, insert, lease.collect_events())
+            return Grant(granted, seats, leased + 1, position(), granted=True)
 
     def renew(self, holder: str, lease_ids: Sequence[UUID]) -> list[Renewal]:
         """Extend each named lease of `holder` that is still live; the rest are lost. Where an
@@ -195,13 +192,13 @@ class SeatBook:
         but marked over the allowance."""
         t = self.table
         wanted = list(dict.fromkeys(lease_ids))
-        with self._datastore.transaction(commit=True) as curs:
+        with self.pipelined() as (conn, curs, other), conn.transaction():
             rows = curs.execute(t.renew, (self.now(), wanted, holder), prepare=True).fetchall()
             over: set[UUID] = set()
             if rows:
                 now: datetime = rows[0]["now"]
                 accounts = list(dict.fromkeys((r["account_id"], r["product"]) for r in rows))
-                over = self._over_allowance(curs, accounts, now)
+                over = self._over_allowance(curs, other, accounts, now)
         renewed = {r["lease_id"]: r["expires_at"] for r in rows}
         return [
             Renewal(lease_id, True, lease_id in over, renewed[lease_id])
@@ -211,12 +208,16 @@ class SeatBook:
         ]
 
     def release(self, lease_id: UUID) -> Release:
-        with self._datastore.transaction(commit=True) as curs:
-            row = curs.execute(self.table.release, (self.now(), lease_id), prepare=True).fetchone()
-            if row is None:
-                return Release(False)
-            event = ending(lease_id, row["account_id"], row["product"], row["now"], released=True)
-            return Release(True, self.append(curs, [event]), row["account_id"])
+        with self.pipelined() as (conn, curs, insert):
+            with conn.transaction():
+                row = curs.execute(self.table.release, (self.now(), lease_id), prepare=True)
+                found = row.fetchone()
+                if found is None:
+                    return Release(False)
+                account_id, product, at = found["account_id"], found["product"], found["now"]
+                event = ending(lease_id, account_id, product, at, released=True)
+                position = self.append(curs, insert, [event])
+            return Release(True, position(), account_id)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -242,17 +243,37 @@ class SeatBook:
 
     # -- inside a transaction ----------------------------------------------------------------
 
+    @contextmanager
+    def pipelined(self) -> Iterator[tuple[Connection[DictRow], Cursor[DictRow], Cursor[DictRow]]]:
+        """A connection in pipeline mode and two cursors (statements; the events' insert): the
+        statements go out together and the client waits only where it reads a result. The
+        caller opens the transaction (`conn.transaction()`, which an exception rolls back) and
+        reads the insert's ids after it, while the cursors are still open."""
+        with (
+            self._datastore.get_connection() as conn,
+            conn.cursor() as curs,
+            conn.cursor() as insert,
+            conn.pipeline(),
+        ):
+            yield conn, curs, insert
+
     def _over_allowance(
-        self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
+        self,
+        curs: Cursor[DictRow],
+        other: Cursor[DictRow],
+        accounts: list[Account],
+        now: datetime,
     ) -> set[UUID]:
-        held, _ = self._allowance().entitlements_in(curs, accounts, now)
-        live: dict[Account, list[Held]] = {account: [] for account in accounts}
-        rows = curs.execute(
+        """The renewed accounts' live leases beyond their seats (the newest), read in one round
+        trip: the leases' query goes out with the entitlements' and is read after them."""
+        curs.execute(
             self.table.live_of,
             ([a for a, _ in accounts], [p for _, p in accounts], now),
             prepare=True,
-        ).fetchall()
-        for r in rows:
+        )
+        held, _ = self._allowance().entitlements_in(other, accounts, now)
+        live: dict[Account, list[Held]] = {account: [] for account in accounts}
+        for r in curs.fetchall():
             live[(r["account_id"], r["product"])].append(Held(r["lease_id"], r["granted_at"]))
         over: set[UUID] = set()
         for account, leases in live.items():
@@ -261,6 +282,10 @@ class SeatBook:
                 over |= over_allowance(leases, seats)
         return over
 
-    def append(self, curs: Cursor[DictRow], events: Sequence[Any]) -> int:
+    def append(
+        self, curs: Cursor[DictRow], insert: Cursor[DictRow], events: Sequence[Any]
+    ) -> Callable[[], int]:
+        """Queue the events' append in the open transaction; call the result for the position
+        once the transaction is over (in pipeline mode the results come at its end)."""
         stored = [self._app.mapper.to_stored_event(e) for e in events]
-        return self._app.store.append_in(curs, stored)
+        return self._app.store.append_in(curs, insert, stored)

@@ -35,17 +35,22 @@ class LeaseSweeper:
 
     def _record_batch(self) -> int:
         book = self._book
-        with book.datastore.transaction(commit=True) as curs:
-            rows = curs.execute(book.table.expire, (book.now(), self._batch)).fetchall()
-            if rows:
-                events = [
-                    ending(
-                        r["lease_id"], r["account_id"], r["product"], r["ended_at"], released=False
-                    )
-                    for r in rows
-                ]
-                book.append(curs, events)
-        return len(rows)
+        with book.pipelined() as (conn, curs, insert):
+            with conn.transaction():
+                rows = curs.execute(book.table.expire, (book.now(), self._batch)).fetchall()
+                if rows:
+                    events = [
+                        ending(
+                            r["lease_id"],
+                            r["account_id"],
+                            r["product"],
+                            r["ended_at"],
+                            released=False,
+                        )
+                        for r in rows
+                    ]
+                    book.append(curs, insert, events)
+            return len(rows)
 
     def run(self, stop: threading.Event, interval: float) -> None:
         while not stop.is_set():

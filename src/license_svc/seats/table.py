@@ -13,7 +13,7 @@ index of unrecorded leases instead of an index on `expires_at`.
 
 from __future__ import annotations
 
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 LOCK_NAMESPACE = 0x5345  # pg_advisory_xact_lock(namespace, hashtext(account || product))
 
@@ -51,26 +51,45 @@ class LeaseTable:
                 " ON {t} (granted_at) WHERE NOT recorded"
             ).format(t=t),
         ]
+        state = Identifier(schema, "license_svc_seat_state")
+        # An acquire's first half in one round trip. In a VOLATILE function each statement takes
+        # a fresh snapshot: the count, coming after the lock and the UPDATE, sees every lease
+        # committed by those who held the lock before and every renewal that won a row.
+        self.create.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {state}(p_account text, p_product text,"
+                " p_now timestamptz)"
+                " RETURNS TABLE (at_now timestamptz, lease_id uuid, connection_id text,"
+                " holder text, ttl_seconds integer, granted_at timestamptz,"
+                " expires_at timestamptz)"
+                " LANGUAGE plpgsql VOLATILE AS $$"
+                " #variable_conflict use_column\n"
+                " DECLARE v_now timestamptz;"
+                " BEGIN"
+                "  PERFORM pg_advisory_xact_lock({ns}, hashtext(p_account || '/' || p_product));"
+                "  v_now := coalesce(p_now, clock_timestamp());"
+                # Lapsed leases end here, under the lock, before counting: no renewal can bring
+                # one back after it was not counted (a renewal racing this waits for the row
+                # and then finds it ended, or got the row first and is seen by the count).
+                "  UPDATE {t} l SET ended = 'expired', ended_at = l.expires_at"
+                "   WHERE l.account_id = p_account AND l.product = p_product"
+                "   AND l.ended IS NULL AND l.expires_at <= v_now;"
+                "  RETURN QUERY SELECT v_now, l.lease_id, l.connection_id, l.holder,"
+                "   l.ttl_seconds, l.granted_at, l.expires_at FROM {t} l"
+                "   WHERE l.account_id = p_account AND l.product = p_product AND l.ended IS NULL"
+                "   ORDER BY l.granted_at, l.lease_id;"
+                "  IF NOT FOUND THEN"
+                "   RETURN QUERY SELECT v_now, NULL::uuid, NULL::text, NULL::text,"
+                "    NULL::integer, NULL::timestamptz, NULL::timestamptz;"
+                "  END IF;"
+                " END $$"
+            ).format(state=state, t=t, ns=Literal(LOCK_NAMESPACE))
+        )
+        self.state = SQL("SELECT * FROM {}(%s, %s, %s)").format(state).as_bytes(None)
         columns = (
             "lease_id, account_id, product, connection_id, holder, ttl_seconds,"
             " granted_at, expires_at"
         )
-        self.lock = SQL(
-            "SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now"
-            " FROM pg_advisory_xact_lock({ns}, hashtext(%s::text || '/' || %s::text))"
-        ).format(ns=LOCK_NAMESPACE)
-        # Under the account's lock, before counting: leases past their expires_at end here, so
-        # no renewal can bring one back after it was not counted (a renewal racing this waits
-        # for the row and then finds it ended, or got the row first and is seen by the count).
-        self.reclaim = SQL(
-            "UPDATE {t} SET ended = 'expired', ended_at = expires_at"
-            " WHERE account_id = %s AND product = %s AND ended IS NULL AND expires_at <= %s"
-        ).format(t=t)
-        self.open = SQL(
-            "SELECT " + columns + " FROM {t}"
-            " WHERE account_id = %s AND product = %s AND ended IS NULL"
-            " ORDER BY granted_at, lease_id"
-        ).format(t=t)
         self.insert = SQL(
             "INSERT INTO {t} (" + columns + ") VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
         ).format(t=t)
