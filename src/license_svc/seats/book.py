@@ -27,6 +27,7 @@ from uuid import UUID, uuid4
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
+from psycopg.sql import Identifier
 
 from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock, utcnow
@@ -52,6 +53,8 @@ class AllowanceRows(Protocol):
     def entitlements_in(
         self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
     ) -> tuple[dict[Account, list[Entitlement]], int]: ...
+
+    def table(self, suffix: str) -> Identifier: ...
 
 
 @dataclass(frozen=True)
@@ -189,16 +192,19 @@ class SeatBook:
     def renew(self, holder: str, lease_ids: Sequence[UUID]) -> list[Renewal]:
         """Extend each named lease of `holder` that is still live; the rest are lost. Where an
         account's seats shrank below its live leases, the newest beyond the seats are renewed
-        but marked over the allowance."""
-        t = self.table
+        but marked over the allowance. One statement (its own transaction) unless some account
+        holds more leases than seats: those are ranked in a second, short read."""
         wanted = list(dict.fromkeys(lease_ids))
-        with self.pipelined() as (conn, curs, other), conn.transaction():
-            rows = curs.execute(t.renew, (self.now(), wanted, holder), prepare=True).fetchall()
-            over: set[UUID] = set()
-            if rows:
-                now: datetime = rows[0]["now"]
-                accounts = list(dict.fromkeys((r["account_id"], r["product"]) for r in rows))
-                over = self._over_allowance(curs, other, accounts, now)
+        statement = self.table.renew(self._allowance().table("entitlements"))
+        with self._datastore.get_connection() as conn:
+            rows = conn.execute(statement, (self.now(), wanted, holder), prepare=True).fetchall()
+        over: set[UUID] = set()
+        crowded = list(
+            dict.fromkeys((r["account_id"], r["product"]) for r in rows if r["live"] > r["seats"])
+        )
+        if crowded:
+            with self.pipelined() as (conn, curs, other), conn.transaction():
+                over = self._over_allowance(curs, other, crowded, rows[0]["now"])
         renewed = {r["lease_id"]: r["expires_at"] for r in rows}
         return [
             Renewal(lease_id, True, lease_id in over, renewed[lease_id])

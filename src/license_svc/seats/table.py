@@ -96,14 +96,8 @@ class LeaseTable:
         self.extend = SQL(
             "UPDATE {t} SET expires_at = %s, holder = %s, ttl_seconds = %s WHERE lease_id = %s"
         ).format(t=t)
-        # The heartbeat: one statement for the whole batch, one HOT update per lease.
-        self.renew = SQL(
-            "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now)"
-            " UPDATE {t} l SET expires_at = c.now + make_interval(secs => l.ttl_seconds)"
-            " FROM c WHERE l.lease_id = ANY(%s) AND l.holder = %s AND l.ended IS NULL"
-            " AND l.expires_at > c.now"
-            " RETURNING l.lease_id, l.account_id, l.product, l.expires_at, c.now"
-        ).format(t=t)
+        self._t = t
+        self._renew: dict[str, bytes] = {}
         self.live_of = SQL(
             "SELECT l.account_id, l.product, l.lease_id, l.granted_at FROM {t} l"
             " JOIN unnest(%s::text[], %s::text[]) AS a(account_id, product)"
@@ -143,3 +137,34 @@ class LeaseTable:
             " FROM picked WHERE l.lease_id = picked.lease_id"
             " RETURNING l.lease_id, l.account_id, l.product, l.ended_at"
         ).format(t=t)
+
+    def renew(self, entitlements: Identifier) -> bytes:
+        """The heartbeat: one statement for the whole batch, one HOT update per lease. Each
+        renewed lease comes back with its account's live leases and the seats its counted
+        entitlements add up to (in the allowance view's table `entitlements`), so the caller
+        ranks leases for `over_allowance` only where the leases outnumber the seats."""
+        key = entitlements.as_string(None)
+        found = self._renew.get(key)
+        if found is None:
+            found = self._renew[key] = (
+                SQL(
+                    "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now),"
+                    " renewed AS (UPDATE {t} l SET expires_at = c.now"
+                    " + make_interval(secs => l.ttl_seconds) FROM c"
+                    " WHERE l.lease_id = ANY(%s) AND l.holder = %s AND l.ended IS NULL"
+                    " AND l.expires_at > c.now"
+                    " RETURNING l.lease_id, l.account_id, l.product, l.expires_at, c.now)"
+                    " SELECT r.*,"
+                    " (SELECT count(*) FROM {t} x WHERE x.account_id = r.account_id"
+                    "  AND x.product = r.product AND x.ended IS NULL AND x.expires_at > r.now)"
+                    "  AS live,"
+                    " (SELECT coalesce(sum(e.seats), 0) FROM {e} e"
+                    "  WHERE e.account_id = r.account_id AND e.product = r.product"
+                    "  AND e.starts_at <= r.now AND e.ends_at > r.now)"
+                    "  AS seats"
+                    " FROM renewed r"
+                )
+                .format(t=self._t, e=entitlements)
+                .as_bytes(None)
+            )
+        return found
