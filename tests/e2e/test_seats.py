@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from uuid import UUID
@@ -14,10 +15,12 @@ from uuid import UUID
 import grpc
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.server import server_for
 from tests.e2e.seats_support import (
     INT,
     account_with_seats,
@@ -263,3 +266,48 @@ def test_a_cached_allowance_stops_counting_a_lease_at_its_expires_at(
     assert allowance(api, account).seats_leased == 1  # from the cache now
     clock.advance(seconds=10)
     assert allowance(api, account).seats_leased == 0  # no sweeper ran, no event was recorded
+
+
+def test_metrics_count_grants_denials_and_the_leases_live_now(
+    make_service: Callable[..., Service], clock: FakeClock, database_url: str
+) -> None:
+    service = make_service(clock, **POOLS)
+    bootstrap.start_projections(service)
+    server = server_for(service)
+    server.start()
+    client = Client(f"127.0.0.1:{server.port}")
+    try:
+        account, _ = account_with_seats(client, 1)
+        assert server.metrics is not None
+        before = scrape_port(server.metrics.port)
+        lease = acquire(client, account).lease
+        assert refused(lambda: acquire(client, account))[1] == "NO_SEAT_AVAILABLE"
+        during = scrape_port(server.metrics.port)
+        release(client, lease.lease_id)
+        after = scrape_port(server.metrics.port)
+    finally:
+        client.close()
+        server.stop(grace=1)
+    denials = "license_svc_seat_denials_total"
+    assert during[denials] - before[denials] == 1
+    assert during["license_svc_seat_leases_live"] - before["license_svc_seat_leases_live"] == 1
+    assert after["license_svc_seat_leases_live"] == before["license_svc_seat_leases_live"]
+    with psycopg.connect(database_url) as conn:
+        granted = conn.execute(
+            f"SELECT count(*) FROM {EVENTS_TABLE} WHERE topic LIKE '%.SeatLeaseGranted'"
+        ).fetchone()
+    assert granted is not None
+    assert during["license_svc_seat_leases_granted_total"] <= granted[0]
+    assert after["license_svc_seat_leases_released_total"] >= 1
+
+
+def scrape_port(port: int) -> dict[str, float]:
+    """The unlabelled samples of a server's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if not sample.labels
+    }

@@ -210,7 +210,7 @@ class DomainCollector:
             " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
         ).format(Identifier(datastore.schema, "failed_attempts"))
         self._live_leases = SQL(
-            "SELECT count(*) AS n FROM {} WHERE ended IS NULL AND expires_at > clock_timestamp()"
+            "SELECT count(*) AS n FROM {} WHERE ended IS NULL AND expires_at > %s"
         ).format(Identifier(datastore.schema, "seat_leases"))
 
     def collect(self) -> Iterator[Metric]:
@@ -218,6 +218,7 @@ class DomainCollector:
             yield from self._store()
             yield from self._views()
             yield from self._limiter()
+            yield from self._seats()
         except Exception as error:  # a scrape must not fail because the database did
             log.warning("metrics: domain metrics unavailable: %s", error)
         yield from self._pool()
@@ -265,8 +266,11 @@ class DomainCollector:
         )
         blocked.add_metric([], int(row["n"]) if row else 0)
         yield blocked
+
+    def _seats(self) -> Iterator[Metric]:
+        """Seat leases live now, by the service's clock (the lease table is every replica's)."""
         with self._datastore.transaction(commit=False) as curs:
-            leases = curs.execute(self._live_leases).fetchone()
+            leases = curs.execute(self._live_leases, (self._parts.clock(),)).fetchone()
         live = GaugeMetricFamily(
             "license_svc_seat_leases_live", "Seat leases live now (granted, not ended, not past)."
         )
