@@ -311,3 +311,40 @@ def scrape_port(port: int) -> dict[str, float]:
         for sample in family.samples
         if not sample.labels
     }
+
+
+def test_seat_usage_shows_the_seats_sold_against_the_peak_of_leases_that_day(
+    api: Client, clock: FakeClock
+) -> None:
+    account, _ = account_with_seats(api, 4)
+    leases = []
+    for _ in range(3):
+        leases.append(acquire(api, account).lease.lease_id)
+        clock.advance(seconds=1)
+    for lease_id in leases[:2]:  # the day's peak was 3; 1 is held now
+        position = release(api, lease_id).position
+        clock.advance(seconds=1)
+    assert allowance(api, account, position).seats_leased == 1  # the view has the leases' events
+    api.keys.ListKeys(  # and the key catalog has caught up with them too
+        pb.ListKeysRequest(min_position=position), metadata=api.as_("ops"), timeout=WAIT
+    )
+
+    def usage(role: str, **fields: str) -> pb.GetSeatUsageResponse:
+        answer: pb.GetSeatUsageResponse = api.ops.GetSeatUsage(
+            pb.GetSeatUsageRequest(account_id=account, **fields),
+            metadata=api.as_(role),
+            timeout=WAIT,
+        )
+        return answer
+
+    today = clock().date().isoformat()
+    days = [(d.date, d.seats_sold, d.peak_seats_leased) for d in usage("ops").days]
+    assert days == [(today, 4, 3)]
+    assert [d.account_id for d in usage("acme").days] == [account]
+    assert usage("globex").days == []  # not its key
+    assert refused(lambda: usage("globex", reseller_id="acme"))[0] is (
+        grpc.StatusCode.PERMISSION_DENIED
+    )
+    assert refused(lambda: usage("ops", from_date="2026-01-01", to_date="2026-12-31"))[0] is (
+        grpc.StatusCode.INVALID_ARGUMENT
+    )

@@ -40,6 +40,7 @@ SPEC_ACCESS = {
     "OpsService/ListExpiringSubscriptions": {RES, OPS},
     "OpsService/GetProjectionStatus": {OPS},
     "OpsService/LiftAttemptBlock": {OPS},
+    "OpsService/GetSeatUsage": {RES, OPS},
     "BillingService/RecordPlanEvent": {BIL, OPS},
     "SeatService/AcquireSeat": {INT, OPS},
     "SeatService/RenewSeats": {INT, OPS},

@@ -44,6 +44,7 @@ def test_the_contract_has_the_five_services_and_their_fixed_methods():
         "OpsService": [
             "GetKeyStats",
             "GetProjectionStatus",
+            "GetSeatUsage",
             "LiftAttemptBlock",
             "ListExpiringSubscriptions",
         ],

@@ -78,6 +78,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     _PKG + "OpsService/ListExpiringSubscriptions": frozenset({R, OPS}),
     _PKG + "OpsService/GetProjectionStatus": frozenset({OPS}),
     _PKG + "OpsService/LiftAttemptBlock": frozenset({OPS}),
+    _PKG + "OpsService/GetSeatUsage": frozenset({R, OPS}),  # resellers: their own keys' accounts
     _PKG + "BillingService/RecordPlanEvent": frozenset({B, OPS}),
     _PKG + "SeatService/AcquireSeat": frozenset({IN, OPS}),
     _PKG + "SeatService/RenewSeats": frozenset({IN, OPS}),

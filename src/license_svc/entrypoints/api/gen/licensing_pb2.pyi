@@ -478,6 +478,40 @@ class StreamEventsResponse(_message.Message):
     caught_up: CaughtUp
     def __init__(self, event: _Optional[_Union[StoredEvent, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ...) -> None: ...
 
+class GetSeatUsageRequest(_message.Message):
+    __slots__ = ("reseller_id", "account_id", "from_date", "to_date")
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_DATE_FIELD_NUMBER: _ClassVar[int]
+    TO_DATE_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    account_id: str
+    from_date: str
+    to_date: str
+    def __init__(self, reseller_id: _Optional[str] = ..., account_id: _Optional[str] = ..., from_date: _Optional[str] = ..., to_date: _Optional[str] = ...) -> None: ...
+
+class SeatUsageDay(_message.Message):
+    __slots__ = ("date", "account_id", "seats_sold", "peak_seats_leased")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEATS_SOLD_FIELD_NUMBER: _ClassVar[int]
+    PEAK_SEATS_LEASED_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    account_id: str
+    seats_sold: int
+    peak_seats_leased: int
+    def __init__(self, date: _Optional[str] = ..., account_id: _Optional[str] = ..., seats_sold: _Optional[int] = ..., peak_seats_leased: _Optional[int] = ...) -> None: ...
+
+class GetSeatUsageResponse(_message.Message):
+    __slots__ = ("days", "truncated", "position")
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    days: _containers.RepeatedCompositeFieldContainer[SeatUsageDay]
+    truncated: bool
+    position: int
+    def __init__(self, days: _Optional[_Iterable[_Union[SeatUsageDay, _Mapping]]] = ..., truncated: _Optional[bool] = ..., position: _Optional[int] = ...) -> None: ...
+
 class GetKeyStatsRequest(_message.Message):
     __slots__ = ("reseller_id", "product", "from_date", "to_date")
     RESELLER_ID_FIELD_NUMBER: _ClassVar[int]

@@ -704,6 +704,11 @@ class OpsServiceStub:
                 request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.SerializeToString,
                 response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.FromString,
                 _registered_method=True)
+        self.GetSeatUsage = channel.unary_unary(
+                '/fiscobridge.licensing.v1.OpsService/GetSeatUsage',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageResponse.FromString,
+                _registered_method=True)
 
 
 class OpsServiceServicer:
@@ -738,6 +743,14 @@ class OpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSeatUsage(self, request, context):
+        """How much of what was bought is used: per account and UTC day, the seats of the keys sold
+        against the most seat leases held at once (SeatService).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -760,6 +773,11 @@ def add_OpsServiceServicer_to_server(servicer, server):
                     servicer.LiftAttemptBlock,
                     request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.FromString,
                     response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.SerializeToString,
+            ),
+            'GetSeatUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSeatUsage,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -874,6 +892,33 @@ class OpsService:
             '/fiscobridge.licensing.v1.OpsService/LiftAttemptBlock',
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.SerializeToString,
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSeatUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.OpsService/GetSeatUsage',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
