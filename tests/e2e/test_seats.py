@@ -21,6 +21,7 @@ from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.server import server_for
+from license_svc.entrypoints.dashboard.server import start_dashboard
 from tests.e2e.seats_support import (
     INT,
     account_with_seats,
@@ -348,3 +349,32 @@ def test_seat_usage_shows_the_seats_sold_against_the_peak_of_leases_that_day(
     assert refused(lambda: usage("ops", from_date="2026-01-01", to_date="2026-12-31"))[0] is (
         grpc.StatusCode.INVALID_ARGUMENT
     )
+
+
+def test_the_dashboard_shows_seats_sold_against_the_peak_leased(
+    make_service: Callable[..., Service],
+    clock: FakeClock,
+    serve_in_process: Callable[[Service], Client],
+) -> None:
+    service = make_service(clock, **POOLS)
+    bootstrap.start_projections(service)
+    client = serve_in_process(service)
+    dashboard = start_dashboard(service, "127.0.0.1:0")
+    try:
+        account, _ = account_with_seats(client, 3)
+        acquire(client, account)
+        position = acquire(client, account).position
+        allowance(client, account, position)
+        client.keys.ListKeys(
+            pb.ListKeysRequest(min_position=position), metadata=client.as_("ops"), timeout=WAIT
+        )
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{dashboard.port}/",
+            headers={"Authorization": f"Bearer {TOKENS['acme']}"},
+        )
+        with urllib.request.urlopen(request, timeout=WAIT) as answer:
+            page = answer.read().decode()
+    finally:
+        dashboard.stop()
+    row = f"<td>{clock().date().isoformat()}</td><td>{account}</td>"
+    assert f'{row}<td class="n">3</td><td class="n">2</td><td class="n">67%</td>' in page

@@ -14,9 +14,11 @@ from license_svc.attempts.limiter import AttemptLimiter
 from license_svc.domain.tiers import Product
 from license_svc.reads import ops
 from license_svc.reads.live import LiveViews
-from projections.catalog_stats import KeyStats
+from license_svc.reads.seat_usage import Usage, seat_usage
+from projections.catalog_stats import DayRange, KeyStats
 
 EXPIRING_ROWS = 100  # the page lists the first rows; the gRPC API pages through the rest
+USAGE_DAYS, USAGE_ROWS = 7, 100  # seat use: the last week, the first rows (GetSeatUsage: more)
 FAILURES_WINDOW = timedelta(hours=1)
 
 
@@ -36,6 +38,7 @@ class Board:
     expiring: ops.ExpiringPage
     lags: tuple[ops.Lag, ...] | None  # ops only
     failures: dict[str, int] | None  # ops only: failed attempts of the last hour by reason
+    usage: Usage  # seats sold against the peak of seat leases, per account and day
 
 
 @dataclass(frozen=True)
@@ -77,4 +80,11 @@ class Reads:
             expiring=expiring,
             lags=tuple(ops.lags(self.views, self.head_position)) if is_ops else None,
             failures=self.limiter.failures_by_reason(FAILURES_WINDOW) if is_ops else None,
+            usage=seat_usage(
+                self.views,
+                reseller_id=filters.reseller_id,
+                account_id="",
+                days=DayRange(now.date() - timedelta(days=USAGE_DAYS - 1), now.date()),
+                limit=USAGE_ROWS,
+            ),
         )

@@ -15,7 +15,7 @@ from html import escape
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
 
-from .board import EXPIRING_ROWS, Board
+from .board import EXPIRING_ROWS, USAGE_DAYS, Board
 
 STATUSES = list(KeyStatus)
 STYLE = """
@@ -74,6 +74,7 @@ def board(b: Board) -> str:
         _counts(b),
         _chart(b),
         _expiring(b),
+        _usage(b),
     ]
     if b.lags is not None:
         parts.append(_lags(b))
@@ -198,6 +199,27 @@ def _expiring(b: Board) -> str:
         f'<section><h2>{e(title)}</h2><table id="expiring"><thead><tr><th>ends</th>'
         '<th>account</th><th>key</th><th>tier</th><th class="n">seats</th><th>reseller</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _usage(b: Board) -> str:
+    """Seats sold against the most seat leases held at once, per account and UTC day."""
+    usage = b.usage
+    more = f" (the first {len(usage.days)}; more follow)" if usage.truncated else ""
+    title = f"Seat use per day (UTC), last {USAGE_DAYS} days: sold vs peak leased{more}"
+    if not usage.days:
+        return f'<section><h2>{e(title)}</h2><p class="empty">No seats sold.</p></section>'
+    rows = "".join(
+        f"<tr><td>{e(d.day.isoformat())}</td><td>{e(d.account_id)}</td>"
+        f'<td class="n">{e(d.seats_sold)}</td><td class="n">{e(d.peak_seats_leased)}</td>'
+        f'<td class="n">{e(f"{d.peak_seats_leased / d.seats_sold:.0%}" if d.seats_sold else "")}'
+        "</td></tr>"
+        for d in usage.days
+    )
+    return (
+        f'<section><h2>{e(title)}</h2><table id="seat-use"><thead><tr><th>day</th>'
+        '<th>account</th><th class="n">seats sold</th><th class="n">peak leased</th>'
+        f'<th class="n">used</th></tr></thead><tbody>{rows}</tbody></table></section>'
     )
 
 
