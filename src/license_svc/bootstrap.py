@@ -199,7 +199,7 @@ def _wire(
     dialog = ActivationDialog(app, limiter)
     # Seat leases count on the database's clock like the limiter (one timeline for every
     # replica), against the allowance view's live generation, read in their own transaction.
-    seats = SeatBook(app, lambda: views.allowance, attempt_clock)
+    seats = SeatBook(app, lambda: views.allowance, attempt_clock, refresh=views.refresh)
     seats.create_table()
     views.leases = seats  # GetSeatAllowance and its watch show seats_leased
     dbpool.serve_quickly(datastore, settings.pool_timeout)  # built: calls wait no longer

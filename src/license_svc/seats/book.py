@@ -19,15 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
+from eventsourcing.persistence import ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
 from psycopg import Connection, Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import Identifier
 
 from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock, utcnow
@@ -39,67 +39,13 @@ from license_svc.domain.seats import (
     ending,
     over_allowance,
 )
-from license_svc.domain.subscription import Entitlement, subscription_at
+from license_svc.domain.subscription import subscription_at
 from license_svc.domain.tiers import Product
 
+from .answers import Account, AllowanceRows, Grant, Lease, Release, Renewal
 from .table import LeaseTable
 
-Account = tuple[str, str]  # (account_id, product value)
-
-
-class AllowanceRows(Protocol):
-    """The allowance view as leases read it (`projections.allowance.AllowanceView`)."""
-
-    def entitlements_in(
-        self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
-    ) -> tuple[dict[Account, list[Entitlement]], int]: ...
-
-    def table(self, suffix: str) -> Identifier: ...
-
-
-@dataclass(frozen=True)
-class Lease:
-    lease_id: UUID
-    account_id: str
-    product: Product
-    connection_id: str
-    holder: str
-    ttl_seconds: int
-    granted_at: datetime
-    expires_at: datetime
-
-    @classmethod
-    def of(cls, row: dict[str, Any]) -> Lease:
-        fields = {name: row[name] for name in cls.__dataclass_fields__}
-        return cls(**{**fields, "product": Product(row["product"])})
-
-
-@dataclass(frozen=True)
-class Grant:
-    lease: Lease
-    seats: int
-    seats_leased: int  # after this grant
-    position: int  # of the grant's event (a renewed retry: 0, nothing was recorded)
-    granted: bool  # False: a retried acquire got its open lease back, renewed
-
-
-@dataclass(frozen=True)
-class Renewal:
-    lease_id: UUID
-    renewed: bool
-    over_allowance: bool = False
-    expires_at: datetime | None = None
-
-    @property
-    def lost(self) -> bool:
-        return not self.renewed
-
-
-@dataclass(frozen=True)
-class Release:
-    released: bool  # False: it had already ended (released or expired): nothing to do
-    position: int = 0
-    account_id: str = ""
+T = TypeVar("T")
 
 
 class SeatBook:
@@ -108,11 +54,15 @@ class SeatBook:
         app: EventStore,
         allowance: Callable[[], AllowanceRows],
         clock: Clock | None = None,
+        refresh: Callable[[], None] = lambda: None,
     ) -> None:
-        """`clock=None`: the database's clock (production); a test passes its own."""
+        """`allowance`: the allowance view's live generation; `refresh` re-reads which one that
+        is (a rebuild may have switched and dropped the old one unheard). `clock=None`: the
+        database's clock (production); a test passes its own."""
         self._app = app
         self._allowance = allowance
         self._clock = clock
+        self._refresh = refresh
         datastore: PostgresDatastore = app.store.datastore
         self._datastore = datastore
         self.table = LeaseTable(datastore.schema or "public")
@@ -133,6 +83,11 @@ class SeatBook:
     # -- commands ----------------------------------------------------------------------------
 
     def acquire(
+        self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
+    ) -> Grant:
+        return self._on_live_view(self._acquire, account_id, product, connection_id, holder, ttl)
+
+    def _acquire(
         self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
     ) -> Grant:
         """Two round trips in one transaction: the lock, the time, the lapsed leases ended, the
@@ -190,6 +145,9 @@ class SeatBook:
             return Grant(granted, seats, leased + 1, position(), granted=True)
 
     def renew(self, holder: str, lease_ids: Sequence[UUID]) -> list[Renewal]:
+        return self._on_live_view(self._renew, holder, lease_ids)
+
+    def _renew(self, holder: str, lease_ids: Sequence[UUID]) -> list[Renewal]:
         """Extend each named lease of `holder` that is still live; the rest are lost. Where an
         account's seats shrank below its live leases, the newest beyond the seats are renewed
         but marked over the allowance. One statement (its own transaction) unless some account
@@ -246,6 +204,16 @@ class SeatBook:
                 prepare=True,
             ).fetchall()
         return {(r["account_id"], r["product"]): (r["leased"], r["next_expiry"]) for r in rows}
+
+    def _on_live_view(self, command: Callable[..., T], *args: Any) -> T:
+        """Run `command`; if the allowance view's generation it read is gone (a rebuild switched
+        and pruned it before this server heard), learn the live one and run it once more. The
+        failed attempt rolled back: nothing was written."""
+        try:
+            return command(*args)
+        except ProgrammingError:
+            self._refresh()
+            return command(*args)
 
     # -- inside a transaction ----------------------------------------------------------------
 
