@@ -378,3 +378,50 @@ def test_the_dashboard_shows_seats_sold_against_the_peak_leased(
         dashboard.stop()
     row = f"<td>{clock().date().isoformat()}</td><td>{account}</td>"
     assert f'{row}<td class="n">3</td><td class="n">2</td><td class="n">67%</td>' in page
+
+
+def test_the_change_feed_carries_each_grant_and_release_with_seats_leased(api: Client) -> None:
+    account, _ = account_with_seats(api, 2)
+    start = allowance(api, account).position
+    granted = acquire(api, account)
+    released = release(api, granted.lease.lease_id)
+    allowance(api, account, released.position)  # the view has both
+    stream = api.entitlements.WatchSeatAllowance(
+        pb.WatchSeatAllowanceRequest(after_position=start),
+        metadata=api.as_("integrations"),
+        timeout=WAIT,
+    )
+    mine = []
+    for message in stream:
+        if message.WhichOneof("item") == "caught_up":
+            break
+        if message.allowance.account_id == account:
+            mine.append(message.allowance.position)
+    stream.cancel()
+    assert mine == [granted.position, released.position]  # a change row for each
+
+
+def test_an_accounts_lease_history_is_stream_events_with_its_account_id(
+    api: Client, clock: FakeClock
+) -> None:
+    account, _ = account_with_seats(api, 1)
+    before = allowance(api, account).position
+    lease = acquire(api, account).lease
+    release(api, lease.lease_id)
+    stream = api.audit.StreamEvents(
+        pb.StreamEventsRequest(
+            after_position=before,
+            account_id=account,
+            event_types=["SeatLeaseGranted", "SeatLeaseReleased", "SeatLeaseExpired"],
+        ),
+        metadata=api.as_("auditor"),
+        timeout=WAIT,
+    )
+    history = []
+    for message in stream:
+        if message.WhichOneof("item") == "caught_up":
+            break
+        if message.WhichOneof("item") == "event":
+            history.append((message.event.type, message.event.key_id))
+    stream.cancel()
+    assert history == [("SeatLeaseGranted", lease.lease_id), ("SeatLeaseReleased", lease.lease_id)]
