@@ -108,6 +108,19 @@ def targets(results: Results) -> list[Target]:
                 f"rounds {rounds}: each ceiling measured right before its operation",
             )
         )
+    # Seat leases (rules §12): a pair is two writes, one of them under the account's lock.
+    against(
+        "SeatLeasePair (AcquireSeat + ReleaseSeat) / ceiling (e)",
+        "SeatLeasePair",
+        "e_repository",
+        "throughput",
+        0.7,
+        True,
+    )
+    row, note = _row(results, "RenewSeats100", 8)
+    found.append(
+        Target("RenewSeats of 100 leases p99 ms at c=8", value_of(row, "p99_ms"), 20, False, note)
+    )
     rebuilds = [s for s in results.operations() if s.name.startswith("Rebuild")]
     for series in rebuilds or [Series("Rebuild", "operation", status="not available yet")]:
         row, note = _row(results, series.name, c)

@@ -40,6 +40,9 @@ ORDER = [
     "ActivateKey",
     "RecordPlanEvent",
     "ReadYourWrites",
+    "SeatLeasePair",
+    "RenewSeats100",
+    "ContendedSeats",
     "Rebuild",
     "IssueKeys",
     *hotpath.STAGES,  # CacheReads, WatchFanout, IdleWatchers

@@ -48,6 +48,7 @@ class Stubs:
         self.entitlements = pb_grpc.EntitlementServiceStub(channel)
         self.audit = pb_grpc.AuditServiceStub(channel)
         self.billing = pb_grpc.BillingServiceStub(channel)
+        self.seats = pb_grpc.SeatServiceStub(channel)
 
 
 class Items:
@@ -189,6 +190,67 @@ async def record_plan_event(stubs: Stubs, items: Items) -> int:
     return 1
 
 
+# -- seat leases (rules §12) ----------------------------------------------------------------
+
+RENEWED = 100  # leases per RenewSeats call
+LEASE_HOLDER = "bench"
+
+
+def acquire_request(account: str, holder: str = "bench", ttl: int = 0) -> pb.AcquireSeatRequest:
+    return pb.AcquireSeatRequest(
+        account_id=account,
+        product=pb.PRODUCT_INTEGRATIONS,
+        connection_id=f"bench-{uuid.uuid4().hex}",
+        holder=holder,
+        ttl_seconds=ttl,
+    )
+
+
+async def seat_pair(stubs: Stubs, items: Items) -> int:
+    """AcquireSeat then ReleaseSeat on a seeded account (6 seats each, few callers share one)."""
+    answer = await stubs.seats.AcquireSeat(
+        acquire_request(items.take()), metadata=auth("integrations"), timeout=30
+    )
+    await stubs.seats.ReleaseSeat(
+        pb.ReleaseSeatRequest(lease_id=answer.lease.lease_id),
+        metadata=auth("integrations"),
+        timeout=30,
+    )
+    return 1
+
+
+async def renew_hundred(stubs: Stubs, items: Items) -> int:
+    """The heartbeat: RenewSeats of one seeded batch of 100 leases (holder "bench")."""
+    lease_ids = items.take().split(",")
+    renewed = await stubs.seats.RenewSeats(
+        pb.RenewSeatsRequest(holder=LEASE_HOLDER, lease_ids=lease_ids),
+        metadata=auth("integrations"),
+        timeout=30,
+    )
+    if not all(r.renewed for r in renewed.leases):
+        raise RuntimeError("RenewSeats: a held lease was not renewed")
+    return 1
+
+
+async def contended_seats(stubs: Stubs, items: Items) -> int:
+    """Every caller on one account of 5 seats: acquire, and release what was granted. A refusal
+    for want of a seat is an answer (counted); any other error is one."""
+    try:
+        answer = await stubs.seats.AcquireSeat(
+            acquire_request(items.take(), ttl=10), metadata=auth("integrations"), timeout=30
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+            return 1
+        raise
+    await stubs.seats.ReleaseSeat(
+        pb.ReleaseSeatRequest(lease_id=answer.lease.lease_id),
+        metadata=auth("integrations"),
+        timeout=30,
+    )
+    return 1
+
+
 async def ceiling_call(stubs: Stubs, items: Items) -> int:
     """Ceilings (a)–(c) answer GetSeatAllowance: the very call of the read path."""
     return await seat_allowance(stubs, items)
@@ -209,7 +271,9 @@ class Probe:
 class Scenario:
     name: str
     call: Call
-    items: str  # "accounts" | "unredeemed" (cycled) | "fresh" (once) | "history" | "none"
+    # "accounts" | "unredeemed" (cycled) | "fresh" (once) | "history" | "none"; seat leases:
+    # "contended" (one account of 5 seats), "lease_batches" (100 lease ids, comma-joined)
+    items: str
     ceiling: str  # the series this one is compared with
     probes: tuple[Probe, ...] = ()
     unit: str = "calls/s"
@@ -262,6 +326,12 @@ _PLAN = Probe(
     pb.RecordPlanEventResponse,
     "billing",
 )
+_ACQUIRE = Probe(
+    "/fiscobridge.licensing.v1.SeatService/ListSeatLeases",
+    pb.ListSeatLeasesRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
+    pb.ListSeatLeasesResponse,
+    "integrations",
+)
 _HISTORY = Probe(
     "/fiscobridge.licensing.v1.AuditService/GetKeyHistory",
     pb.GetKeyHistoryRequest(key_id=str(uuid.UUID(int=0))),
@@ -284,6 +354,9 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("IssueKeys", issue_keys, "none", "d_copy", (_ISSUE,), "rows/s", long_calls=True),
         Scenario("GetKeyHistory", key_history, "history", "b_select", (_HISTORY,)),
         Scenario("ReadYourWrites", read_your_writes, "fresh", "c_insert", (_ACTIVATE, _ALLOWANCE)),
+        Scenario("SeatLeasePair", seat_pair, "accounts", "e_repository", (_ACQUIRE,)),
+        Scenario("RenewSeats100", renew_hundred, "lease_batches", "c_insert", (_ACQUIRE,)),
+        Scenario("ContendedSeats", contended_seats, "contended", "e_repository", (_ACQUIRE,)),
     ]
 }
 CEILING_CALL = Scenario("ceiling", ceiling_call, "ceiling_accounts", "")

@@ -9,7 +9,17 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from bench.scenarios import ISSUE_COUNT, Stubs, account_name, auth, issue_request, session
+from bench.scenarios import (
+    ISSUE_COUNT,
+    LEASE_HOLDER,
+    RENEWED,
+    Stubs,
+    account_name,
+    acquire_request,
+    auth,
+    issue_request,
+    session,
+)
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 
@@ -61,6 +71,39 @@ class Seeder:
             self._stubs.entitlements.GetSeatAllowance(
                 request, metadata=auth("integrations"), timeout=timeout
             )
+
+    def seat_account(self, seats: int) -> str:
+        """A new account holding one key of `seats` seats, once the allowance view shows it."""
+        request = issue_request(1)
+        request.seats = seats
+        answer = self._stubs.keys.IssueKeys(request, metadata=auth("reseller"), timeout=60)
+        account = f"bench-seats-{random.randrange(10**9)}"
+        position = self._activate((answer.keys[0].code, account))
+        self._stubs.entitlements.GetSeatAllowance(
+            pb.GetSeatAllowanceRequest(
+                account_id=account, product=pb.PRODUCT_INTEGRATIONS, min_position=position
+            ),
+            metadata=auth("integrations"),
+            timeout=60,
+        )
+        return account
+
+    def lease_batches(self, accounts: list[str], batches: int) -> list[str]:
+        """`batches` batches of RENEWED leases (holder LEASE_HOLDER, an hour's TTL) spread
+        round-robin over the seeded accounts, each batch its ids comma-joined."""
+        wanted = [accounts[i % len(accounts)] for i in range(batches * RENEWED)]
+
+        def take(account: str) -> str:
+            answer = self._stubs.seats.AcquireSeat(
+                acquire_request(account, LEASE_HOLDER, ttl=3600),
+                metadata=auth("integrations"),
+                timeout=60,
+            )
+            return str(answer.lease.lease_id)
+
+        with ThreadPoolExecutor(8) as pool:
+            leases = list(pool.map(take, wanted))
+        return [",".join(leases[i : i + RENEWED]) for i in range(0, len(leases), RENEWED)]
 
     def reads(self, activated: int, unredeemed: int) -> Seeds:
         """Accounts with entitlements, keys with a history, and codes left to validate."""

@@ -22,6 +22,7 @@ from bench.seed import Seeder
 from bench.stats import ratio
 
 log = logging.getLogger("bench")
+LEASE_BATCHES = 8  # RenewSeats100: batches of 100 leases held for the run
 READS = (
     "GetSeatAllowance",
     "GetAllowanceToken",
@@ -164,6 +165,12 @@ def operation(
             "accounts": seeds.accounts,
             "history": seeds.history,
             "unredeemed": seeds.unredeemed,
+            "contended": [seeder.seat_account(5)] if scenario.items == "contended" else [],
+            "lease_batches": (
+                seeder.lease_batches(seeds.accounts, LEASE_BATCHES)
+                if scenario.items == "lease_batches"
+                else []
+            ),
             "none": [],
         }[scenario.items]
 

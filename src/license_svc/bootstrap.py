@@ -31,6 +31,8 @@ from license_svc.plans.book import PlanBook
 from license_svc.reads.feed import LogFeed
 from license_svc.reads.live import LiveViews
 from license_svc.reads.storelog import StoreNames
+from license_svc.seats.book import SeatBook
+from license_svc.seats.sweeper import LeaseSweeper, LeaseSweeperThread
 from license_svc.startup import DependencyDown, in_chain, one_line
 from license_svc.webhooks.endpoints import Endpoints
 from license_svc.webhooks.router import Reminders, Router
@@ -81,6 +83,7 @@ class Service:
     plans: PlanBook
     feed: LogFeed
     monitor: DatabaseMonitor
+    seats: SeatBook
     # Whether this process's role may run DDL (else `migrate` made the schema: see
     # `adapters/schema.py`); what it starts in-process (the views' worker) follows it.
     schema_owner: bool = True
@@ -219,6 +222,12 @@ def _wire(
         timeout=settings.connect_timeout,
     )
     dialog = ActivationDialog(app, limiter)
+    # Seat leases count on the database's clock like the limiter (one timeline for every
+    # replica), against the allowance view's live generation, read in their own transaction.
+    seats = SeatBook(app, lambda: views.allowance, attempt_clock, refresh=views.refresh)
+    if owner:
+        seats.create_table()
+    views.leases = seats  # GetSeatAllowance and its watch show seats_leased
     dbpool.serve_quickly(datastore, settings.pool_timeout)  # built: calls wait no longer
     monitor = DatabaseMonitor(
         settings.conninfo(),
@@ -239,7 +248,18 @@ def _wire(
             settings.webhook_allow_private,
         )
     return Service(
-        settings, app, limiter, dialog, clock, views, plans, feed, monitor, owner, webhooks=webhooks
+        settings,
+        app,
+        limiter,
+        dialog,
+        clock,
+        views,
+        plans,
+        feed,
+        monitor,
+        seats,
+        owner,
+        webhooks=webhooks,
     )
 
 
@@ -293,6 +313,13 @@ def start_sweeper(service: Service) -> None:
     upkeep = RetentionThread(service.limiter, retention, service.settings.sweep_interval_seconds)
     upkeep.start()
     service.background.append(upkeep)
+    # And the seat leases' sweeper: it records the expiries (seats were free at expires_at).
+    leases = LeaseSweeperThread(
+        LeaseSweeper(service.seats, service.settings.sweep_batch),
+        service.settings.sweep_interval_seconds,
+    )
+    leases.start()
+    service.background.append(leases)
 
 
 def webhook_policy(settings: Settings) -> Policy:

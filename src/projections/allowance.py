@@ -2,23 +2,27 @@
 
 It keeps only what the answer needs (seats, tier and period of each entitlement), in tables of
 its own, so it can be rebuilt, tuned and indexed apart from the summary. It also keeps the change
-log behind `WatchSeatAllowance`'s feed: one row per event that changed an account's entitlements,
-at that event's position, written with the batch — so the log is exactly as complete as the view
-and the same however the events were batched.
+log behind `WatchSeatAllowance`'s feed: one row per event that changed an account's entitlements
+or its seat leases (a grant, a release, an expiry: `seats_leased`), at that event's position,
+written with the batch — so the log is exactly as complete as the view and the same however the
+events were batched.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import ClassVar
+from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed
+from psycopg.sql import SQL, Composed, Identifier
 
+from license_svc.domain.seats import LeaseEvent, SeatLease
 from license_svc.domain.subscription import Entitlement, Subscription, subscription_at
 from license_svc.domain.tiers import Product, Tier
 
+from .base import Batch, pg_text
 from .changes import Change
 from .entitlements import EntitlementsView
 
@@ -28,7 +32,7 @@ Account = tuple[str, str]  # (account_id, product)
 class AllowanceView(EntitlementsView):
     name = "allowance"
     with_hint = False
-    tables: ClassVar[tuple[str, ...]] = (*EntitlementsView.tables, "changes")
+    tables: ClassVar[tuple[str, ...]] = (*EntitlementsView.tables, "changes", "leases")
 
     def create_statements(self) -> list[Composed]:
         return [
@@ -37,7 +41,84 @@ class AllowanceView(EntitlementsView):
                 "CREATE TABLE IF NOT EXISTS {} (position bigint PRIMARY KEY,"
                 " account_id text NOT NULL, product text NOT NULL)"
             ).format(self.table("changes")),
+            # Every seat lease's span as its events tell it (granted, and ended once released
+            # or recorded expired): point-in-time reads count `seats_leased` at T from here.
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {} (lease_id uuid PRIMARY KEY,"
+                " account_id text NOT NULL, product text NOT NULL,"
+                " granted_at timestamptz NOT NULL, ended_at timestamptz)"
+            ).format(self.table("leases")),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, product, granted_at)").format(
+                Identifier(f"{self.full_name}_leases_by_account"), self.table("leases")
+            ),
         ]
+
+    def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        super()._write(curs, batch)
+        if batch.leases:
+            self._write_leases(curs, batch.leases)
+
+    def _write_leases(self, curs: Cursor[DictRow], events: list[LeaseEvent]) -> None:
+        granted = [e for e in events if isinstance(e, SeatLease.SeatLeaseGranted)]
+        if granted:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {} (lease_id, account_id, product, granted_at)"
+                    " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[],"
+                    " %s::timestamptz[]) ON CONFLICT (lease_id) DO NOTHING"
+                ).format(self.table("leases")),
+                (
+                    [e.originator_id for e in granted],
+                    [pg_text(e.account_id) for e in granted],
+                    [pg_text(e.product) for e in granted],
+                    [e.granted_at for e in granted],
+                ),
+            )
+        ended = [
+            (e.originator_id, e.released_at)
+            if isinstance(e, SeatLease.SeatLeaseReleased)
+            else (e.originator_id, e.expired_at)
+            for e in events
+            if not isinstance(e, SeatLease.SeatLeaseGranted)
+        ]
+        if ended:
+            curs.execute(
+                SQL(
+                    "UPDATE {} l SET ended_at = e.ended_at FROM unnest(%s::uuid[],"
+                    " %s::timestamptz[]) AS e(lease_id, ended_at) WHERE l.lease_id = e.lease_id"
+                ).format(self.table("leases")),
+                ([lease for lease, _ in ended], [at for _, at in ended]),
+            )
+
+    def lease_spans(
+        self, account_id: str, product: Product, at: datetime
+    ) -> tuple[dict[UUID, tuple[datetime, datetime | None]], int]:
+        """The account's leases granted by `at` (granted, ended), and the view's position."""
+        statement = SQL(
+            "SELECT p.position, l.lease_id, l.granted_at, l.ended_at FROM {position}"
+            " LEFT JOIN {leases} l ON l.account_id = %s AND l.product = %s AND l.granted_at <= %s"
+        ).format(position=self.position_subquery(), leases=self.table("leases"))
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, (account_id, product.value, at)).fetchall()
+        spans = {
+            row["lease_id"]: (row["granted_at"], row["ended_at"])
+            for row in rows
+            if row["lease_id"] is not None
+        }
+        return spans, int(rows[0]["position"]) if rows else 0
+
+    def _account_changes(self, curs: Cursor[DictRow], batch: Batch) -> list[Change]:
+        """The entitlements' changes and, for `seats_leased`, each seat lease granted or ended
+        (each lease event names its account): a watcher hears of those, never of a renewal,
+        which is no event."""
+        changes = super()._account_changes(curs, batch)
+        if not batch.leases:
+            return changes
+        leases = [
+            Change(batch.position_of(e), pg_text(e.account_id), pg_text(e.product))
+            for e in batch.leases
+        ]
+        return sorted([*changes, *leases], key=lambda c: c.position)
 
     def _keep_changes(self, curs: Cursor[DictRow], changes: list[Change]) -> None:
         curs.execute(
@@ -86,6 +167,19 @@ class AllowanceView(EntitlementsView):
         self, accounts: list[Account], now: datetime
     ) -> tuple[dict[Account, Subscription], int]:
         """Several accounts' subscriptions at `now` in one statement, and the view's position."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            held, position = self.entitlements_in(curs, accounts, now)
+        answers = {
+            account: subscription_at(Product(account[1]), entitlements, now)
+            for account, entitlements in held.items()
+        }
+        return answers, position
+
+    def entitlements_in(
+        self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
+    ) -> tuple[dict[Account, list[Entitlement]], int]:
+        """Several accounts' entitlements not ended at `now`, and the view's position, read in
+        the caller's transaction (seat leases count against them under the account's lock)."""
         statement = SQL(
             "SELECT p.position, a.account_id, a.product, e.key_id, e.tier, e.seats,"
             " e.starts_at, e.ends_at FROM {position}"
@@ -93,10 +187,9 @@ class AllowanceView(EntitlementsView):
             " LEFT JOIN {entitlements} e ON e.account_id = a.account_id"
             " AND e.product = a.product AND e.ends_at > %s"
         ).format(position=self.position_subquery(), entitlements=self.table("entitlements"))
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(
-                statement, ([a for a, _ in accounts], [p for _, p in accounts], now)
-            ).fetchall()
+        rows = curs.execute(
+            statement, ([a for a, _ in accounts], [p for _, p in accounts], now)
+        ).fetchall()
         held: dict[Account, list[Entitlement]] = {account: [] for account in accounts}
         for row in rows:
             if row["key_id"] is not None:
@@ -112,8 +205,4 @@ class AllowanceView(EntitlementsView):
                         period_ends_at=row["ends_at"],
                     )
                 )
-        answers = {
-            account: subscription_at(Product(account[1]), entitlements, now)
-            for account, entitlements in held.items()
-        }
-        return answers, int(rows[0]["position"]) if rows else 0
+        return held, int(rows[0]["position"]) if rows else 0

@@ -30,10 +30,16 @@ from psycopg.sql import SQL, Composable, Composed, Identifier
 from license_svc.adapters.application import EventStore
 from license_svc.domain.key import ActivationKey
 from license_svc.domain.plan import Plan
+from license_svc.domain.seats import LeaseEvent, SeatLease
 
 from .changes import Change, Notice
 
 CHANNEL = "license_svc_views"
+LEASE_EVENTS = (
+    SeatLease.SeatLeaseGranted,
+    SeatLease.SeatLeaseReleased,
+    SeatLease.SeatLeaseExpired,
+)
 APP_NAME = EventStore.name  # the application name tracking rows are recorded under
 # One advisory lock serialises DDL across processes: concurrent CREATE TABLE IF NOT EXISTS can
 # collide in pg_type, and the library's tracking-table migration check is not concurrency-safe.
@@ -77,6 +83,7 @@ class Batch:
     revoked: list[ActivationKey.KeyRevoked] = field(default_factory=list)
     expired: list[ActivationKey.SubscriptionExpired] = field(default_factory=list)
     plans: list[Plan.Event] = field(default_factory=list)  # plans bought online, in order
+    leases: list[LeaseEvent] = field(default_factory=list)  # seat leases, in order
     # Each event's position, by (aggregate id, version): where its account's answer changed.
     positions: dict[tuple[UUID, int], int] = field(default_factory=dict)
 
@@ -97,6 +104,8 @@ class Batch:
                 batch.expired.append(event)
             elif isinstance(event, Plan.Event):
                 batch.plans.append(event)
+            elif isinstance(event, LEASE_EVENTS):
+                batch.leases.append(event)
             # Any other event is still covered by the batch's tracking row.
         return batch
 

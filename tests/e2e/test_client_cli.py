@@ -238,3 +238,29 @@ def test_codes_are_never_written_through_an_existing_file_or_a_symlink(
         assert target.read_text() == "kept\n"
     else:
         assert not target.exists()
+
+
+def test_seat_leases_through_the_console_script(server: ServerProcess) -> None:
+    account = unique("acct")
+    issued = ok_json(
+        server, "keys", "issue", "--reseller", "acme", "--tier", "growth", "--seats", "1",
+        role="acme",
+    )  # fmt: skip
+    keys = issued["keys"]
+    assert isinstance(keys, list)
+    activated = ok_json(server, "activate", keys[0]["code"], "--account", account, role="portal")
+    ok_json(server, "allowance", account, "--min-position", str(activated["position"]))
+    lease = ok_json(
+        server, "seats", "acquire", account, "--connection", "c-1", "--holder", "h-1",
+        role="integrations",
+    )  # fmt: skip
+    assert lease["seats_leased"] == 1 and lease["seats"] == 1
+    lease_id = lease["lease"]["lease_id"]  # type: ignore[index]
+    listed = cli(server, "seats", "list", account, role="portal")
+    assert listed.returncode == 0 and lease_id in listed.stdout
+    full = cli(server, "seats", "acquire", account, "--connection", "c-2", role="integrations")
+    assert full.returncode == 1 and "All 1 seats are in use" in full.stderr
+    renewed = cli(server, "seats", "renew", lease_id, "--holder", "h-1", role="integrations")
+    assert renewed.returncode == 0 and "renewed" in renewed.stdout
+    released = cli(server, "seats", "release", lease_id, role="integrations")
+    assert (released.returncode, released.stdout.strip()) == (0, "released")

@@ -98,3 +98,17 @@ def test_a_notice_names_its_accounts_until_the_payload_limit_then_everything() -
     assert len(many.encode()) < NOTICE_LIMIT
     assert Notice.decode(many.encode()).accounts is None
     assert Notice.decode(f"{VIEW}:1:2") == Notice(VIEW, 1, 2, None)  # an older worker's notice
+
+
+def test_a_lease_granted_here_drops_the_accounts_answer_and_a_read_racing_it() -> None:
+    cache = listening()
+    keep(cache, "a", "A", 10)
+    keep(cache, "b", "B", 10)
+    racing = cache.begin(key("a"))
+    cache.forget("a", 15)  # this server granted a seat lease of "a" at store position 15
+    assert cache.get(key("a"), T0, 0) is None
+    cache.put(racing, "stale", 12, T0, None)  # began before the grant: not kept
+    assert cache.get(key("a"), T0, 0) is None
+    assert cache.get(key("b"), T0, 0) == ("B", 10)
+    keep(cache, "a", "fresh", 12)  # a read begun after it counts the lease: kept
+    assert cache.get(key("a"), T0, 0) == ("fresh", 12)

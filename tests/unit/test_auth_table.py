@@ -43,12 +43,17 @@ SPEC_ACCESS = {
     "OpsService/ListExpiringSubscriptions": {RES, OPS},
     "OpsService/GetProjectionStatus": {OPS},
     "OpsService/LiftAttemptBlock": {OPS},
+    "OpsService/GetSeatUsage": {RES, OPS},
     "BillingService/RecordPlanEvent": {BIL, OPS},
     "WebhookService/CreateWebhookEndpoint": {RES, OPS},
     "WebhookService/ListWebhookEndpoints": {RES, OPS},
     "WebhookService/DeleteWebhookEndpoint": {RES, OPS},
     "WebhookService/ListWebhookDeliveries": {RES, OPS},
     "WebhookService/RedeliverWebhook": {RES, OPS},
+    "SeatService/AcquireSeat": {INT, OPS},
+    "SeatService/RenewSeats": {INT, OPS},
+    "SeatService/ReleaseSeat": {INT, OPS},
+    "SeatService/ListSeatLeases": {POR, INT, OPS},
 }
 PKG = "/fiscobridge.licensing.v1."
 

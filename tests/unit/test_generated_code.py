@@ -46,10 +46,12 @@ def test_the_contract_has_the_five_services_and_their_fixed_methods():
         "OpsService": [
             "GetKeyStats",
             "GetProjectionStatus",
+            "GetSeatUsage",
             "LiftAttemptBlock",
             "ListExpiringSubscriptions",
         ],
         "BillingService": ["RecordPlanEvent"],
+        "SeatService": ["AcquireSeat", "ListSeatLeases", "ReleaseSeat", "RenewSeats"],
         "WebhookService": [
             "CreateWebhookEndpoint",
             "DeleteWebhookEndpoint",

@@ -86,6 +86,7 @@ ACCESS: dict[str, frozenset[Role]] = {
     _PKG + "OpsService/ListExpiringSubscriptions": frozenset({R, OPS}),
     _PKG + "OpsService/GetProjectionStatus": frozenset({OPS}),
     _PKG + "OpsService/LiftAttemptBlock": frozenset({OPS}),
+    _PKG + "OpsService/GetSeatUsage": frozenset({R, OPS}),  # resellers: their own keys' accounts
     _PKG + "BillingService/RecordPlanEvent": frozenset({B, OPS}),
     # Resellers: their own endpoints only (the servicer scopes it); ops any.
     _PKG + "WebhookService/CreateWebhookEndpoint": frozenset({R, OPS}),
@@ -93,6 +94,10 @@ ACCESS: dict[str, frozenset[Role]] = {
     _PKG + "WebhookService/DeleteWebhookEndpoint": frozenset({R, OPS}),
     _PKG + "WebhookService/ListWebhookDeliveries": frozenset({R, OPS}),
     _PKG + "WebhookService/RedeliverWebhook": frozenset({R, OPS}),
+    _PKG + "SeatService/AcquireSeat": frozenset({IN, OPS}),
+    _PKG + "SeatService/RenewSeats": frozenset({IN, OPS}),
+    _PKG + "SeatService/ReleaseSeat": frozenset({IN, OPS}),
+    _PKG + "SeatService/ListSeatLeases": frozenset({P, IN, OPS}),
 }
 OPEN_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 

@@ -58,6 +58,8 @@ LIMITS: dict[str, tuple[str, int]] = {
     "page_token": (ID, 1000),  # base64url of what the page continues (the query, the last row)
     "event_types": (ID, 64),
     "reason": (TEXT, 500),
+    "connection_id": (ID, 200),  # seat leases (rules §12)
+    "holder": (ID, 200),
 }
 DEFAULT_LIMITS = {ID: 128, TEXT: 500}
 MAX_KEY_ID = 64  # a UUID's text is 36 characters; braces and urn:uuid: prefixes stay well below

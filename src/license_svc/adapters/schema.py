@@ -22,7 +22,7 @@ from psycopg.sql import SQL, Composed, Identifier
 
 from license_svc.config import PREFIX, ConfigError
 
-SCHEMA_VERSION = 2  # 2: the webhook tables
+SCHEMA_VERSION = 3  # 2: the webhook tables; 3: seat_leases and license_svc_seat_state
 TABLE = "license_svc_store"  # name → value facts of the store (also the pepper's fingerprint)
 VERSION = "schema_version"
 

@@ -39,6 +39,17 @@ class Subscription:
     product: Product
     entitlements: tuple[Entitlement, ...]  # the counted ones, oldest first
     valid_until: datetime | None
+    # Seat leases (rules §12), filled in by the read side from the lease table: the live leases
+    # at the answer's instant, and when the first of them expires unless renewed (the answer
+    # may change then with no event, but that is no `valid_until`: a renewal moves it).
+    seats_leased: int = 0
+    leases_until: datetime | None = None
+
+    @property
+    def holds_until(self) -> datetime | None:
+        """Until when this answer holds with no event (a cache keeps it that long)."""
+        ends = [t for t in (self.valid_until, self.leases_until) if t is not None]
+        return min(ends) if ends else None
 
     @property
     def active(self) -> bool:

@@ -39,8 +39,16 @@ class AccountReads:
             now,
             min_position,
             timeout,
-            lambda view: view.allowance(account_id, product, now),
+            lambda view: self._leased(
+                account_id, product, view.allowance(account_id, product, now), now
+            ),
         )
+
+    def _leased(self, account_id: str, product: Product, answer: Answer, now: datetime) -> Answer:
+        """The view's answer with the account's live seat leases (rules §12) at `now`."""
+        found, position = answer
+        account = (account_id, product.value)
+        return self._views.with_leases({account: found}, now)[account], position
 
     def cached_allowance(
         self, account_id: str, product: Product, now: datetime, min_position: int
@@ -91,7 +99,7 @@ class AccountReads:
             except BaseException:
                 self._cache.cancel(ticket)
                 raise
-            self._cache.put(ticket, answer, position, now, answer.valid_until)
+            self._cache.put(ticket, answer, position, now, answer.holds_until)
             return answer, position
 
         return self._views.read(cls, min_position, timeout, read_and_keep)

@@ -179,6 +179,18 @@ class AccountCache(Generic[T]):
             for ticket in tickets:
                 ticket.changed_at = max(ticket.changed_at, position)
 
+    def forget(self, account_id: str, position: int) -> None:
+        """This server changed the account at store `position` (a seat lease granted or
+        released here): its answers are no longer current, and a read in flight that began
+        before may not keep what it read. The view's notice follows when it has the change."""
+        with self._lock:
+            for key in [k for k in self._entries if k[1] == account_id]:
+                self._remove(key)
+            for key, waiting in self._tickets.items():
+                if key[1] == account_id:
+                    for ticket in waiting:
+                        ticket.changed_at = max(ticket.changed_at, position)
+
     def connected(self) -> None:
         """LISTEN is in place (again): answers read from now on may be kept."""
         with self._lock:

@@ -57,7 +57,7 @@ async def allowance_changes(
             changes, head = await watch.call(watch.view.changes_after, after, product, PAGE)
             if changes:
                 accounts = list(dict.fromkeys((c.account_id, c.product) for c in changes))
-                answers, _ = await watch.call(watch.view.allowances, accounts, watch.now())
+                answers, _ = await watch.call(watch.allowances, accounts, watch.now())
                 for change in changes:
                     yield Changed(change, answers[(change.account_id, change.product)])
                 after = changes[-1].position

@@ -9,7 +9,8 @@
   activation, and a later revocation or expiry). The key's `KeyIssued` is not the account's:
   at that position nobody could know who would redeem it, and a filter must answer the same
   for an event whether it is read as history or live, or a resumed stream would differ.
-  A plan's events are all its account's (`PlanStarted` names it).
+  A plan's events are all its account's (`PlanStarted` names it), and so are a seat lease's
+  (`SeatLeaseGranted` names it): an account's lease history is this filter.
 
 Facts about keys come from the store itself (versions 1 and 2 of each key, one indexed query
 per batch for the keys not seen yet), never from a projection: a view lags the store, and a
@@ -29,6 +30,7 @@ from eventsourcing.utils import get_topic
 
 from license_svc.domain.key import ActivationKey
 from license_svc.domain.plan import Plan
+from license_svc.domain.seats import SeatLease
 
 from .feed import LogFeed
 
@@ -43,6 +45,9 @@ _EVENTS: tuple[type, ...] = (
     Plan.PlanCancelled,
     Plan.PlanEventIgnored,
     Plan.SubscriptionExpired,
+    SeatLease.SeatLeaseGranted,
+    SeatLease.SeatLeaseReleased,
+    SeatLease.SeatLeaseExpired,
 )
 # Bare name → stored topics (SubscriptionExpired is both a key's and a plan's).
 EVENT_TOPICS: dict[str, frozenset[str]] = {
@@ -52,6 +57,7 @@ EVENT_TOPICS: dict[str, frozenset[str]] = {
 ISSUED = get_topic(ActivationKey.KeyIssued)
 ACTIVATED = get_topic(ActivationKey.KeyActivated)
 PLAN_STARTED = get_topic(Plan.PlanStarted)
+LEASE_GRANTED = get_topic(SeatLease.SeatLeaseGranted)
 MAX_FACTS = 100_000  # keys remembered per stream before the cache starts afresh
 
 Decode = Callable[[Notification], Any]  # a stored event → the domain event
@@ -103,7 +109,7 @@ class KeyFacts:
         if event.topic == ISSUED:
             key = self._keys.setdefault(event.originator_id, _Key())
             key.reseller_id = self.decode(event).reseller_id
-        elif event.topic in (ACTIVATED, PLAN_STARTED):
+        elif event.topic in (ACTIVATED, PLAN_STARTED, LEASE_GRANTED):
             key = self._keys.setdefault(event.originator_id, _Key())
             key.account_id = self.decode(event).account_id
             key.activated_at = event.id

@@ -11,11 +11,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import replace
+from datetime import datetime
+from typing import Protocol, TypeVar
 
 from eventsourcing.persistence import ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
 
+from license_svc.domain.subscription import Subscription
 from projections.allowance import AllowanceView
 from projections.base import View, generation_name
 from projections.catalog import CatalogView
@@ -27,6 +30,15 @@ from .notices import Notices
 
 T = TypeVar("T")
 V = TypeVar("V", bound=View)
+
+
+class LeaseCounts(Protocol):
+    """Live seat leases per (account_id, product value) at `now`, with the first one's expiry
+    (`license_svc.seats.book.SeatBook`, wired by the composition root)."""
+
+    def leased(
+        self, accounts: list[tuple[str, str]], now: datetime
+    ) -> dict[tuple[str, str], tuple[int, datetime | None]]: ...
 
 
 class WaitTimedOut(Exception):
@@ -51,6 +63,23 @@ class LiveViews:
         # Account answers (allowance, summary) kept while the notices say they are current.
         self.cache: AccountCache[object] = AccountCache(cache_entries)
         self.notices.subscribe(self.cache)
+        self.leases: LeaseCounts | None = None  # seat leases, when the server has them
+
+    def with_leases(
+        self, answers: dict[tuple[str, str], Subscription], now: datetime
+    ) -> dict[tuple[str, str], Subscription]:
+        """The answers with their live seat leases at `now` (one statement for them all)."""
+        if self.leases is None or not answers:
+            return answers
+        counts = self.leases.leased(list(answers), now)
+        return {
+            account: replace(
+                found, seats_leased=counts[account][0], leases_until=counts[account][1]
+            )
+            if account in counts
+            else found
+            for account, found in answers.items()
+        }
 
     def ensure_tables(self, create: bool = True) -> None:
         """Create the bookkeeping table and the live generations' tables (idempotent); without

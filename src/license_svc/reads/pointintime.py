@@ -16,6 +16,9 @@ when it was recorded, not the provider's `occurred_at`). A key's `KeyIssued` is 
 effect whenever its activation is. Versions are a prefix: an aggregate's later event never
 counts before an earlier one.
 
+4. Seat leases live at T (`seats_leased`) come from the leases' events: the allowance view's
+   span of each lease (granted, ended) plus the store's lease events after its position.
+
 Cost: one indexed read per aggregate the account ever had, one indexed read of the catalog,
 one read of the catalog's and of the allowance view's lag — not a scan of the store;
 see README "Point in time" for figures at 10⁴ and 10⁵ events.
@@ -23,7 +26,7 @@ see README "Point in time" for figures at 10⁴ and 10⁵ events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -35,6 +38,7 @@ from psycopg.sql import SQL, Identifier
 from license_svc.adapters.application import EventStore
 from license_svc.domain.key import ActivationKey, KeyStatus
 from license_svc.domain.plan import Plan
+from license_svc.domain.seats import SeatLease, live_at
 from license_svc.domain.subscription import SOURCE_PLAN, Entitlement, Subscription, subscription_at
 from license_svc.domain.tiers import Product
 
@@ -42,6 +46,10 @@ from .live import LiveViews
 
 ACTIVATED = get_topic(ActivationKey.KeyActivated)
 PLAN_STARTED = get_topic(Plan.PlanStarted)
+LEASE_TOPICS = [
+    get_topic(cls)
+    for cls in (SeatLease.SeatLeaseGranted, SeatLease.SeatLeaseReleased, SeatLease.SeatLeaseExpired)
+]
 # The service-clock instant an event records, by event class (else: its timestamp).
 _INSTANTS: dict[type, str] = {
     ActivationKey.KeyActivated: "activated_at",
@@ -72,6 +80,11 @@ class PointInTime:
             "SELECT originator_id, originator_version, topic, state, notification_id"
             " FROM {} WHERE notification_id > %s AND notification_id <= %s AND topic = %s"
         ).format(events)
+        self._lease_tail = SQL(
+            "SELECT originator_id, originator_version, topic, state, notification_id"
+            " FROM {} WHERE notification_id > %s AND notification_id <= %s AND topic = ANY(%s)"
+            " ORDER BY notification_id"
+        ).format(events)
         self._plan_starts = SQL(
             "SELECT originator_id, originator_version, topic, state, notification_id"
             " FROM {} WHERE notification_id > %s AND notification_id <= %s AND topic = %s"
@@ -84,7 +97,28 @@ class PointInTime:
             for aggregate_id in self._aggregates_of(account_id, head)
             if (found := self._entitlement_at(aggregate_id, account_id, product, at, head))
         ]
-        return PointInTimeAnswer(subscription_at(product, entitlements, at), head)
+        answer = subscription_at(product, entitlements, at)
+        leased = self._leased_at(account_id, product, at, head)
+        return PointInTimeAnswer(replace(answer, seats_leased=leased), head)
+
+    def _leased_at(self, account_id: str, product: Product, at: datetime, head: int) -> int:
+        """Seat leases live at T by their events: granted by T and not ended by T (a lease
+        expired at its last `expires_at`, which its SeatLeaseExpired records). The allowance
+        view keeps each lease's span; the store's lease events after its position are applied
+        on top, as the keys' tail is."""
+        spans, position = self._views.allowance.lease_spans(account_id, product, at)
+        for row in self._rows(self._lease_tail, (position, head, LEASE_TOPICS)):
+            event = self._decode(row)
+            if event.account_id != account_id or event.product != product.value:
+                continue
+            lease = row["originator_id"]
+            if isinstance(event, SeatLease.SeatLeaseGranted):
+                if event.granted_at <= at:
+                    spans.setdefault(lease, (event.granted_at, None))
+            elif lease in spans:
+                ended = getattr(event, "released_at", None) or event.expired_at
+                spans[lease] = (spans[lease][0], ended)
+        return sum(1 for granted, ended in spans.values() if live_at(granted, ended, at))
 
     # -- which aggregates ------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ batch), when LISTEN is back after a loss (notices may have been missed), and at 
 `valid_until`: the read-time rule changes the answer then with no event, so the channel wakes by
 the injected clock, not by a sweeper. A timer task keeps the channels' deadlines in a heap and
 looks at the clock at least every TICK_SECONDS (a test's clock jumps; a real one is slept to the
-instant). Only a change a watcher can see (seats, tier, active, valid_until) is published, so a
+instant). Only a change a watcher can see (seats, tier, active, valid_until, seats_leased) is
+published — a seat lease's grant or release, not its renewal — so a
 watcher gets exactly one message per change. The reads run on a small pool of their own, never on
 the unary threads, and through the account cache (a notice has already dropped what it changed).
 
@@ -57,7 +58,7 @@ async def wait_set(event: asyncio.Event, timeout: float) -> bool:
 
 def visible(found: Subscription) -> tuple[object, ...]:
     """What a SeatAllowance shows of a subscription: a change of anything else is no update."""
-    return (found.seats, found.tier, found.active, found.valid_until)
+    return (found.seats, found.tier, found.active, found.valid_until, found.seats_leased)
 
 
 class Published:
@@ -194,6 +195,13 @@ class AllowanceWatch:
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """A blocking read on the watch's own threads."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def allowances(
+        self, accounts: list[tuple[str, str]], now: datetime
+    ) -> tuple[dict[tuple[str, str], Subscription], int]:
+        """Several accounts' allowances, seat leases included (the change feed)."""
+        answers, position = self.view.allowances(accounts, now)
+        return self._views.with_leases(answers, now), position
 
     @property
     def view(self) -> AllowanceView:

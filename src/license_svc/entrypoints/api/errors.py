@@ -25,6 +25,7 @@ from license_svc.adapters.application import KeyNotFound
 from license_svc.attempts.limiter import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
+from license_svc.domain.seats import NoActiveSubscription, NoSeatAvailable
 from license_svc.keys.app import (
     IssuingBusy,
     RequestIdExpired,
@@ -149,6 +150,17 @@ TABLE: dict[type[Exception], Mapping] = {
         retry_after=lambda _: timedelta(seconds=1),
     ),
     WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),
+    NoActiveSubscription: Mapping(grpc.StatusCode.FAILED_PRECONDITION, "NO_ACTIVE_SUBSCRIPTION"),
+    NoSeatAvailable: Mapping(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "NO_SEAT_AVAILABLE",
+        retry_after=lambda e: e.retry_after if isinstance(e, NoSeatAvailable) else None,
+        metadata=lambda e: (
+            {"seats": str(e.seats), "seats_leased": str(e.seats_leased)}
+            if isinstance(e, NoSeatAvailable)
+            else {}
+        ),
+    ),
     NotServedHere: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
     StreamsExhausted: Mapping(
         grpc.StatusCode.RESOURCE_EXHAUSTED,

@@ -54,6 +54,11 @@ KEY_EVENTS = {  # the key's events (a Plan has a SubscriptionExpired of its own)
     "ActivationKey.SubscriptionExpired": "expired",
 }
 ATTEMPT_METHODS = {"ValidateKey", "ActivateKey"}  # the calls the failed-attempt limiter counts
+LEASE_EVENTS = {  # seat leases (rules §12): counted from the events like the keys'
+    "SeatLease.SeatLeaseGranted": "granted",
+    "SeatLease.SeatLeaseReleased": "released",
+    "SeatLease.SeatLeaseExpired": "expired",
+}
 
 
 class Parts(Protocol):
@@ -138,6 +143,11 @@ class GrpcMetrics:
             ["grpc_method", "reason"],
             registry=registry,
         )
+        self.seat_denials = Counter(
+            "license_svc_seat_denials",
+            "AcquireSeat calls this process refused because every seat was leased.",
+            registry=registry,
+        )
         self._methods: dict[str, _MethodMetrics] = {}
         self._lock = threading.Lock()
         for service in pb.DESCRIPTOR.services_by_name.values():  # every series exists from 0
@@ -170,6 +180,8 @@ class GrpcMetrics:
             name = _split(call.method)[1]
             if name in ATTEMPT_METHODS:
                 self.failed_attempts.labels(name, call.reason).inc()
+            elif name == "AcquireSeat" and call.reason == "NO_SEAT_AVAILABLE":
+                self.seat_denials.inc()
 
 
 class StoreCounts:
@@ -213,6 +225,9 @@ class DomainCollector:
         pool_of: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
         self._pool_of = pool_of
         self._service = parts  # the service's own: appends, webhooks, the limiter's limits
+        self._live_leases = SQL(
+            "SELECT count(*) AS n FROM {} WHERE ended IS NULL AND expires_at > %s"
+        ).format(Identifier(datastore.schema, "seat_leases"))
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -220,6 +235,7 @@ class DomainCollector:
             yield from self._views()
             yield from self._limiter()
             yield from self._webhooks()
+            yield from self._seats()
         except Exception as error:  # a scrape must not fail because the database did
             log.warning("metrics: domain metrics unavailable: %s", error)
         yield from self._pool()
@@ -242,6 +258,12 @@ class DomainCollector:
         for name, short in KEY_EVENTS.items():
             yield CounterMetricFamily(
                 f"license_svc_keys_{short}",
+                f"{name.split('.')[1]} events in the store (counted from the notification log).",
+                value=counts.get(name, 0),
+            )
+        for name, short in LEASE_EVENTS.items():
+            yield CounterMetricFamily(
+                f"license_svc_seat_leases_{short}",
                 f"{name.split('.')[1]} events in the store (counted from the notification log).",
                 value=counts.get(name, 0),
             )
@@ -275,6 +297,16 @@ class DomainCollector:
         endpoints = getattr(self._service, "webhooks", None)
         if endpoints is not None:
             yield from webhook_metrics(endpoints.health(), self._service.clock())
+
+    def _seats(self) -> Iterator[Metric]:
+        """Seat leases live now, by the service's clock (the lease table is every replica's)."""
+        with self._datastore.transaction(commit=False) as curs:
+            leases = curs.execute(self._live_leases, (self._service.clock(),)).fetchone()
+        live = GaugeMetricFamily(
+            "license_svc_seat_leases_live", "Seat leases live now (granted, not ended, not past)."
+        )
+        live.add_metric([], int(leases["n"]) if leases else 0)
+        yield live
 
     def _pool(self) -> Iterator[Metric]:
         pool = getattr(self._pool_of, "pool", None)

@@ -13,6 +13,7 @@ from license_svc.attempts.limiter import AttemptLimiter
 from license_svc.attempts.upkeep import lift_block
 from license_svc.reads import ops
 from license_svc.reads.live import LiveViews
+from license_svc.reads.seat_usage import seat_usage
 
 from . import ops_requests
 from .errors import NotServedHere
@@ -78,6 +79,28 @@ class OpsServicer(pb_grpc.OpsServiceServicer):
                 for name, position in positions
             ],
             head_position=head,
+        )
+
+    def GetSeatUsage(
+        self, request: pb.GetSeatUsageRequest, context: grpc.ServicerContext
+    ) -> pb.GetSeatUsageResponse:
+        """Seats sold against the peak of seat leases, per account and UTC day; a reseller
+        sees the accounts of its own keys only."""
+        reseller_id = own_reseller(caller(), request.reseller_id)
+        account_id, days = ops_requests.usage_request(request, self._clock())
+        found = seat_usage(self._views, reseller_id=reseller_id, account_id=account_id, days=days)
+        return pb.GetSeatUsageResponse(
+            days=[
+                pb.SeatUsageDay(
+                    date=d.day.isoformat(),
+                    account_id=d.account_id,
+                    seats_sold=d.seats_sold,
+                    peak_seats_leased=d.peak_seats_leased,
+                )
+                for d in found.days
+            ],
+            truncated=found.truncated,
+            position=found.position,
         )
 
     def LiftAttemptBlock(

@@ -14,6 +14,7 @@ from license_svc.access.auth import PermissionDenied, Principal, Role
 from license_svc.access.fields import BadRequest, Fields
 from license_svc.domain.tiers import Product
 from license_svc.reads.ops import EXPIRING_WINDOW, MAX_STATS_DAYS, ExpiringPage, default_days
+from license_svc.reads.seat_usage import MAX_USAGE_DAYS, default_usage_days
 from projections.catalog import CatalogKey
 from projections.catalog_stats import DayRange, KeyStats
 
@@ -53,6 +54,22 @@ def stats_request(request: pb.GetKeyStatsRequest, now: datetime) -> tuple[Produc
         check.add("from_date", f"the range may span at most {MAX_STATS_DAYS:,} days")
     check.done()
     return product, days
+
+
+def usage_request(request: pb.GetSeatUsageRequest, now: datetime) -> tuple[str, DayRange]:
+    """GetSeatUsage's account (or '') and its range of days, or every field violation."""
+    check = Fields()
+    account_id = check.identifier(request.account_id, "account_id", required=False)
+    first = check.day(request.from_date, "from_date")
+    last = check.day(request.to_date, "to_date")
+    check.done()
+    days = default_usage_days(now.date(), first, last)
+    if days.first > days.last:
+        check.add("from_date", "must not be after to_date")
+    elif len(days) > MAX_USAGE_DAYS:
+        check.add("from_date", f"the range may span at most {MAX_USAGE_DAYS} days")
+    check.done()
+    return account_id, days
 
 
 def stats_response(found: KeyStats) -> pb.GetKeyStatsResponse:

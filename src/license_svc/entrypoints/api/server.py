@@ -34,6 +34,7 @@ from license_svc.keys.dialog import ActivationDialog
 from license_svc.plans.book import PlanBook
 from license_svc.reads.feed import LogFeed
 from license_svc.reads.pointintime import PointInTime
+from license_svc.seats.book import SeatBook
 from license_svc.startup import signing_keys_for, tokens_for
 from license_svc.tokens.keys import KeyRing
 from license_svc.tokens.mint import AllowanceTokens
@@ -51,6 +52,7 @@ from .keys import KeyServicer
 from .metrics import Metrics
 from .metrics import Parts as MetricsParts
 from .ops import OpsServicer
+from .seats import SeatServicer
 from .streaming import Streams
 from .tls import TlsFiles
 from .webhooks import WebhookServicer
@@ -75,6 +77,8 @@ class Parts(MetricsParts, Protocol):
     def feed(self) -> LogFeed: ...
     @property
     def monitor(self) -> DatabaseMonitor: ...
+    @property
+    def seats(self) -> SeatBook: ...
 
 
 class Server:
@@ -156,6 +160,9 @@ class Server:
         pb_grpc.add_BillingServiceServicer_to_server(BillingServicer(service.plans), self.grpc)
         pb_grpc.add_WebhookServiceServicer_to_server(
             WebhookServicer(getattr(service, "webhooks", None)), self.grpc
+        )
+        pb_grpc.add_SeatServiceServicer_to_server(
+            SeatServicer(service.seats, views.cache.forget), self.grpc
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
         reflection.enable_server_reflection(

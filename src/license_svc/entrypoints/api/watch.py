@@ -40,6 +40,7 @@ def seat_allowance(
         can_create_connection=found.allows(in_use),
         remaining=found.remaining(in_use),
         position=position,
+        seats_leased=found.seats_leased,
     )
 
 

@@ -29,6 +29,7 @@ from license_svc.entrypoints.cli import migrate as migrate_command
 from license_svc.entrypoints.client import webhooks as webhook_commands
 from license_svc.entrypoints.dashboard.server import start_dashboard
 from license_svc.entrypoints.health import start_health_endpoint
+from license_svc.seats.sweeper import LeaseSweeper
 from projections.registry import NAMES
 
 log = logging.getLogger("license_svc")
@@ -164,7 +165,8 @@ def cmd_expire(args: argparse.Namespace) -> int:
     service = _service(settings)
     if args.once:
         sweep = service.sweeper().sweep_once()
-        print(f"expired {sweep.expired} of {sweep.due} due keys")
+        leases = LeaseSweeper(service.seats, settings.sweep_batch).sweep_once()
+        print(f"expired {sweep.expired} of {sweep.due} due keys; {leases} lapsed seat leases")
         service.close()
         return 0
     bootstrap.start_sweeper(service)

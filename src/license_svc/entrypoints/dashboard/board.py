@@ -14,11 +14,13 @@ from license_svc.attempts.limiter import AttemptLimiter
 from license_svc.domain.tiers import Product
 from license_svc.reads import ops
 from license_svc.reads.live import LiveViews
+from license_svc.reads.seat_usage import Usage, seat_usage
 from license_svc.webhooks.endpoints import EndpointHealth, endpoint_health
 from license_svc.webhooks.tables import WebhookTables
-from projections.catalog_stats import KeyStats
+from projections.catalog_stats import DayRange, KeyStats
 
 EXPIRING_ROWS = 100  # the page lists the first rows; the gRPC API pages through the rest
+USAGE_DAYS, USAGE_ROWS = 7, 100  # seat use: the last week, the first rows (GetSeatUsage: more)
 FAILURES_WINDOW = timedelta(hours=1)
 
 
@@ -38,6 +40,7 @@ class Board:
     expiring: ops.ExpiringPage
     lags: tuple[ops.Lag, ...] | None  # ops only
     failures: dict[str, int] | None  # ops only: failed attempts of the last hour by reason
+    usage: Usage  # seats sold against the peak of seat leases, per account and day
     # The shown reseller's webhook endpoints (every reseller's for ops without a filter).
     webhooks: tuple[EndpointHealth, ...] = ()
 
@@ -81,6 +84,13 @@ class Reads:
             expiring=expiring,
             lags=tuple(ops.lags(self.views, self.head_position)) if is_ops else None,
             failures=self.limiter.failures_by_reason(FAILURES_WINDOW) if is_ops else None,
+            usage=seat_usage(
+                self.views,
+                reseller_id=filters.reseller_id,
+                account_id="",
+                days=DayRange(now.date() - timedelta(days=USAGE_DAYS - 1), now.date()),
+                limit=USAGE_ROWS,
+            ),
             webhooks=tuple(self._webhooks(filters.reseller_id)),
         )
 

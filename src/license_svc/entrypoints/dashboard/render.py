@@ -15,7 +15,7 @@ from html import escape
 from license_svc.domain.key import KeyStatus
 from license_svc.domain.tiers import Product, Tier
 
-from .board import EXPIRING_ROWS, Board
+from .board import EXPIRING_ROWS, USAGE_DAYS, Board
 
 STATUSES = list(KeyStatus)
 STYLE = """
@@ -75,6 +75,7 @@ def board(b: Board, logout_csrf: str) -> str:
         _counts(b),
         _chart(b),
         _expiring(b),
+        _usage(b),
     ]
     parts.append(_webhooks(b))
     if b.lags is not None:
@@ -237,6 +238,27 @@ def _age(now: datetime, since: datetime | None) -> str:
         return "-"
     seconds = max(0, int((now - since).total_seconds()))
     return f"{seconds // 3600} h {seconds % 3600 // 60} min" if seconds >= 3600 else f"{seconds} s"
+
+
+def _usage(b: Board) -> str:
+    """Seats sold against the most seat leases held at once, per account and UTC day."""
+    usage = b.usage
+    more = f" (the first {len(usage.days)}; more follow)" if usage.truncated else ""
+    title = f"Seat use per day (UTC), last {USAGE_DAYS} days: sold vs peak leased{more}"
+    if not usage.days:
+        return f'<section><h2>{e(title)}</h2><p class="empty">No seats sold.</p></section>'
+    rows = "".join(
+        f"<tr><td>{e(d.day.isoformat())}</td><td>{e(d.account_id)}</td>"
+        f'<td class="n">{e(d.seats_sold)}</td><td class="n">{e(d.peak_seats_leased)}</td>'
+        f'<td class="n">{e(f"{d.peak_seats_leased / d.seats_sold:.0%}" if d.seats_sold else "")}'
+        "</td></tr>"
+        for d in usage.days
+    )
+    return (
+        f'<section><h2>{e(title)}</h2><table id="seat-use"><thead><tr><th>day</th>'
+        '<th>account</th><th class="n">seats sold</th><th class="n">peak leased</th>'
+        f'<th class="n">used</th></tr></thead><tbody>{rows}</tbody></table></section>'
+    )
 
 
 def _lags(b: Board) -> str:

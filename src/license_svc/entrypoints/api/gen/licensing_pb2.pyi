@@ -366,7 +366,7 @@ class GetSeatAllowanceRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connections_in_use: _Optional[int] = ..., min_position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class SeatAllowance(_message.Message):
-    __slots__ = ("account_id", "product", "seats", "tier", "active", "valid_until", "connections_in_use", "can_create_connection", "remaining", "position", "as_of")
+    __slots__ = ("account_id", "product", "seats", "tier", "active", "valid_until", "connections_in_use", "can_create_connection", "remaining", "position", "as_of", "seats_leased")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     PRODUCT_FIELD_NUMBER: _ClassVar[int]
     SEATS_FIELD_NUMBER: _ClassVar[int]
@@ -378,6 +378,7 @@ class SeatAllowance(_message.Message):
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    SEATS_LEASED_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     product: Product
     seats: int
@@ -389,7 +390,8 @@ class SeatAllowance(_message.Message):
     remaining: int
     position: int
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., seats: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., active: _Optional[bool] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connections_in_use: _Optional[int] = ..., can_create_connection: _Optional[bool] = ..., remaining: _Optional[int] = ..., position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    seats_leased: int
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., seats: _Optional[int] = ..., tier: _Optional[_Union[Tier, str]] = ..., active: _Optional[bool] = ..., valid_until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., connections_in_use: _Optional[int] = ..., can_create_connection: _Optional[bool] = ..., remaining: _Optional[int] = ..., position: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., seats_leased: _Optional[int] = ...) -> None: ...
 
 class WatchSeatAllowanceRequest(_message.Message):
     __slots__ = ("account_id", "product", "connections_in_use", "after_position", "with_token")
@@ -528,6 +530,40 @@ class StreamEventsResponse(_message.Message):
     checkpoint: Checkpoint
     caught_up: CaughtUp
     def __init__(self, event: _Optional[_Union[StoredEvent, _Mapping]] = ..., checkpoint: _Optional[_Union[Checkpoint, _Mapping]] = ..., caught_up: _Optional[_Union[CaughtUp, _Mapping]] = ...) -> None: ...
+
+class GetSeatUsageRequest(_message.Message):
+    __slots__ = ("reseller_id", "account_id", "from_date", "to_date")
+    RESELLER_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_DATE_FIELD_NUMBER: _ClassVar[int]
+    TO_DATE_FIELD_NUMBER: _ClassVar[int]
+    reseller_id: str
+    account_id: str
+    from_date: str
+    to_date: str
+    def __init__(self, reseller_id: _Optional[str] = ..., account_id: _Optional[str] = ..., from_date: _Optional[str] = ..., to_date: _Optional[str] = ...) -> None: ...
+
+class SeatUsageDay(_message.Message):
+    __slots__ = ("date", "account_id", "seats_sold", "peak_seats_leased")
+    DATE_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    SEATS_SOLD_FIELD_NUMBER: _ClassVar[int]
+    PEAK_SEATS_LEASED_FIELD_NUMBER: _ClassVar[int]
+    date: str
+    account_id: str
+    seats_sold: int
+    peak_seats_leased: int
+    def __init__(self, date: _Optional[str] = ..., account_id: _Optional[str] = ..., seats_sold: _Optional[int] = ..., peak_seats_leased: _Optional[int] = ...) -> None: ...
+
+class GetSeatUsageResponse(_message.Message):
+    __slots__ = ("days", "truncated", "position")
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    days: _containers.RepeatedCompositeFieldContainer[SeatUsageDay]
+    truncated: bool
+    position: int
+    def __init__(self, days: _Optional[_Iterable[_Union[SeatUsageDay, _Mapping]]] = ..., truncated: _Optional[bool] = ..., position: _Optional[int] = ...) -> None: ...
 
 class GetKeyStatsRequest(_message.Message):
     __slots__ = ("reseller_id", "product", "from_date", "to_date")
@@ -814,3 +850,103 @@ class RedeliverWebhookResponse(_message.Message):
     DELIVERY_FIELD_NUMBER: _ClassVar[int]
     delivery: WebhookDelivery
     def __init__(self, delivery: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...
+
+class SeatLease(_message.Message):
+    __slots__ = ("lease_id", "account_id", "product", "connection_id", "holder", "granted_at", "expires_at")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    account_id: str
+    product: Product
+    connection_id: str
+    holder: str
+    granted_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, lease_id: _Optional[str] = ..., account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connection_id: _Optional[str] = ..., holder: _Optional[str] = ..., granted_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AcquireSeatRequest(_message.Message):
+    __slots__ = ("account_id", "product", "connection_id", "holder", "ttl_seconds")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    CONNECTION_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    connection_id: str
+    holder: str
+    ttl_seconds: int
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ..., connection_id: _Optional[str] = ..., holder: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class AcquireSeatResponse(_message.Message):
+    __slots__ = ("lease", "seats", "seats_leased", "position")
+    LEASE_FIELD_NUMBER: _ClassVar[int]
+    SEATS_FIELD_NUMBER: _ClassVar[int]
+    SEATS_LEASED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    lease: SeatLease
+    seats: int
+    seats_leased: int
+    position: int
+    def __init__(self, lease: _Optional[_Union[SeatLease, _Mapping]] = ..., seats: _Optional[int] = ..., seats_leased: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+
+class RenewSeatsRequest(_message.Message):
+    __slots__ = ("holder", "lease_ids")
+    HOLDER_FIELD_NUMBER: _ClassVar[int]
+    LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    holder: str
+    lease_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, holder: _Optional[str] = ..., lease_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class LeaseRenewal(_message.Message):
+    __slots__ = ("lease_id", "renewed", "lost", "over_allowance", "expires_at")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    RENEWED_FIELD_NUMBER: _ClassVar[int]
+    LOST_FIELD_NUMBER: _ClassVar[int]
+    OVER_ALLOWANCE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    renewed: bool
+    lost: bool
+    over_allowance: bool
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, lease_id: _Optional[str] = ..., renewed: _Optional[bool] = ..., lost: _Optional[bool] = ..., over_allowance: _Optional[bool] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class RenewSeatsResponse(_message.Message):
+    __slots__ = ("leases",)
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    leases: _containers.RepeatedCompositeFieldContainer[LeaseRenewal]
+    def __init__(self, leases: _Optional[_Iterable[_Union[LeaseRenewal, _Mapping]]] = ...) -> None: ...
+
+class ReleaseSeatRequest(_message.Message):
+    __slots__ = ("lease_id",)
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    lease_id: str
+    def __init__(self, lease_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseSeatResponse(_message.Message):
+    __slots__ = ("released", "position")
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    position: int
+    def __init__(self, released: _Optional[bool] = ..., position: _Optional[int] = ...) -> None: ...
+
+class ListSeatLeasesRequest(_message.Message):
+    __slots__ = ("account_id", "product")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    product: Product
+    def __init__(self, account_id: _Optional[str] = ..., product: _Optional[_Union[Product, str]] = ...) -> None: ...
+
+class ListSeatLeasesResponse(_message.Message):
+    __slots__ = ("leases",)
+    LEASES_FIELD_NUMBER: _ClassVar[int]
+    leases: _containers.RepeatedCompositeFieldContainer[SeatLease]
+    def __init__(self, leases: _Optional[_Iterable[_Union[SeatLease, _Mapping]]] = ...) -> None: ...

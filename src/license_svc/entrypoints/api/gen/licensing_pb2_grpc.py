@@ -793,6 +793,11 @@ class OpsServiceStub:
                 request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.SerializeToString,
                 response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.FromString,
                 _registered_method=True)
+        self.GetSeatUsage = channel.unary_unary(
+                '/fiscobridge.licensing.v1.OpsService/GetSeatUsage',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageResponse.FromString,
+                _registered_method=True)
 
 
 class OpsServiceServicer:
@@ -827,6 +832,14 @@ class OpsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetSeatUsage(self, request, context):
+        """How much of what was bought is used: per account and UTC day, the seats of the keys sold
+        against the most seat leases held at once (SeatService).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OpsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -849,6 +862,11 @@ def add_OpsServiceServicer_to_server(servicer, server):
                     servicer.LiftAttemptBlock,
                     request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.FromString,
                     response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.SerializeToString,
+            ),
+            'GetSeatUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSeatUsage,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -963,6 +981,33 @@ class OpsService:
             '/fiscobridge.licensing.v1.OpsService/LiftAttemptBlock',
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockRequest.SerializeToString,
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.LiftAttemptBlockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSeatUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.OpsService/GetSeatUsage',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.GetSeatUsageResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -1318,6 +1363,228 @@ class WebhookService:
             '/fiscobridge.licensing.v1.WebhookService/RedeliverWebhook',
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookRequest.SerializeToString,
             fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RedeliverWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class SeatServiceStub:
+    """---------------------------------------------------------------------------------------------
+    SeatService: seat leases, the seat count as a limit every replica enforces (integrations, ops;
+    the portal lists an account's leases).
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.AcquireSeat = channel.unary_unary(
+                '/fiscobridge.licensing.v1.SeatService/AcquireSeat',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.AcquireSeatRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.AcquireSeatResponse.FromString,
+                _registered_method=True)
+        self.RenewSeats = channel.unary_unary(
+                '/fiscobridge.licensing.v1.SeatService/RenewSeats',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RenewSeatsRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RenewSeatsResponse.FromString,
+                _registered_method=True)
+        self.ReleaseSeat = channel.unary_unary(
+                '/fiscobridge.licensing.v1.SeatService/ReleaseSeat',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ReleaseSeatRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ReleaseSeatResponse.FromString,
+                _registered_method=True)
+        self.ListSeatLeases = channel.unary_unary(
+                '/fiscobridge.licensing.v1.SeatService/ListSeatLeases',
+                request_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListSeatLeasesRequest.SerializeToString,
+                response_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListSeatLeasesResponse.FromString,
+                _registered_method=True)
+
+
+class SeatServiceServicer:
+    """---------------------------------------------------------------------------------------------
+    SeatService: seat leases, the seat count as a limit every replica enforces (integrations, ops;
+    the portal lists an account's leases).
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    def AcquireSeat(self, request, context):
+        """A lease on one of the account's seats for `connection_id`; the same connection again while
+        its lease lives gets that lease back, renewed. All seats leased: RESOURCE_EXHAUSTED
+        (NO_SEAT_AVAILABLE, RetryInfo until the earliest live lease expires if not renewed).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenewSeats(self, request, context):
+        """The heartbeat: up to 1,000 leases of one holder in one call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReleaseSeat(self, request, context):
+        """Frees the seat at once; releasing a released or expired lease is OK.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSeatLeases(self, request, context):
+        """The account's live leases, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SeatServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'AcquireSeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.AcquireSeat,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.AcquireSeatRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.AcquireSeatResponse.SerializeToString,
+            ),
+            'RenewSeats': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenewSeats,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RenewSeatsRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RenewSeatsResponse.SerializeToString,
+            ),
+            'ReleaseSeat': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReleaseSeat,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ReleaseSeatRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ReleaseSeatResponse.SerializeToString,
+            ),
+            'ListSeatLeases': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSeatLeases,
+                    request_deserializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListSeatLeasesRequest.FromString,
+                    response_serializer=fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListSeatLeasesResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'fiscobridge.licensing.v1.SeatService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('fiscobridge.licensing.v1.SeatService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SeatService:
+    """---------------------------------------------------------------------------------------------
+    SeatService: seat leases, the seat count as a limit every replica enforces (integrations, ops;
+    the portal lists an account's leases).
+    ---------------------------------------------------------------------------------------------
+
+    """
+
+    @staticmethod
+    def AcquireSeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.SeatService/AcquireSeat',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.AcquireSeatRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.AcquireSeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenewSeats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.SeatService/RenewSeats',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RenewSeatsRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.RenewSeatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReleaseSeat(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.SeatService/ReleaseSeat',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ReleaseSeatRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ReleaseSeatResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSeatLeases(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/fiscobridge.licensing.v1.SeatService/ListSeatLeases',
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListSeatLeasesRequest.SerializeToString,
+            fiscobridge_dot_licensing_dot_v1_dot_licensing__pb2.ListSeatLeasesResponse.FromString,
             options,
             channel_credentials,
             insecure,

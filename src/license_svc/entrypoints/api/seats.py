@@ -1,0 +1,138 @@
+"""SeatService (rules §12): seat leases, translated between proto and `license_svc.seats`.
+
+Who may call is the auth table's; the errors (NO_ACTIVE_SUBSCRIPTION, NO_SEAT_AVAILABLE with
+RetryInfo) are the error table's. The portal lists only; integrations and ops do everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from uuid import UUID
+
+import grpc
+
+from license_svc.access.fields import MAX_KEY_ID, BadRequest, Fields, forbidden_character
+from license_svc.domain.seats import MAX_RENEWALS, ttl_of
+from license_svc.domain.tiers import Product
+from license_svc.seats.book import Lease, SeatBook
+
+from . import convert
+from .gen import licensing_pb2 as pb
+from .gen import licensing_pb2_grpc as pb_grpc
+
+
+class SeatServicer(pb_grpc.SeatServiceServicer):
+    def __init__(self, book: SeatBook, changed: Callable[[str, int], None] | None = None) -> None:
+        """`changed(account_id, position)`: this server granted or released a lease (the
+        account cache forgets the account: its next answer counts the lease)."""
+        self._book = book
+        self._changed = changed or (lambda _account, _position: None)
+
+    def AcquireSeat(
+        self, request: pb.AcquireSeatRequest, context: grpc.ServicerContext
+    ) -> pb.AcquireSeatResponse:
+        check = Fields()
+        account_id = check.identifier(request.account_id, "account_id")
+        product = _product(check, request.product)
+        connection_id = check.identifier(request.connection_id, "connection_id")
+        holder = check.identifier(request.holder, "holder")
+        ttl = 0
+        try:
+            ttl = ttl_of(request.ttl_seconds)
+        except ValueError as error:
+            check.add("ttl_seconds", str(error).removeprefix("ttl_seconds "))
+        check.done()
+        assert product is not None
+        grant = self._book.acquire(account_id, product, connection_id, holder, ttl)
+        if grant.granted:
+            self._changed(account_id, grant.position)
+        return pb.AcquireSeatResponse(
+            lease=lease(grant.lease),
+            seats=grant.seats,
+            seats_leased=grant.seats_leased,
+            position=grant.position,
+        )
+
+    def RenewSeats(
+        self, request: pb.RenewSeatsRequest, context: grpc.ServicerContext
+    ) -> pb.RenewSeatsResponse:
+        check = Fields()
+        holder = check.identifier(request.holder, "holder")
+        if not request.lease_ids:
+            check.add("lease_ids", "is required")
+        elif len(request.lease_ids) > MAX_RENEWALS:
+            check.add("lease_ids", f"must name at most {MAX_RENEWALS:,} leases")
+            check.done()
+        ids = [_lease_id(check, v, f"lease_ids[{i}]") for i, v in enumerate(request.lease_ids)]
+        check.done()
+        renewals = self._book.renew(holder, [i for i in ids if i is not None])
+        return pb.RenewSeatsResponse(
+            leases=[
+                pb.LeaseRenewal(
+                    lease_id=str(r.lease_id),
+                    renewed=r.renewed,
+                    lost=r.lost,
+                    over_allowance=r.over_allowance,
+                    expires_at=convert.timestamp(r.expires_at),
+                )
+                for r in renewals
+            ]
+        )
+
+    def ReleaseSeat(
+        self, request: pb.ReleaseSeatRequest, context: grpc.ServicerContext
+    ) -> pb.ReleaseSeatResponse:
+        check = Fields()
+        lease_id = _lease_id(check, request.lease_id, "lease_id")
+        check.done()
+        assert lease_id is not None
+        released = self._book.release(lease_id)
+        if released.released:
+            self._changed(released.account_id, released.position)
+        return pb.ReleaseSeatResponse(released=released.released, position=released.position)
+
+    def ListSeatLeases(
+        self, request: pb.ListSeatLeasesRequest, context: grpc.ServicerContext
+    ) -> pb.ListSeatLeasesResponse:
+        check = Fields()
+        account_id = check.identifier(request.account_id, "account_id")
+        product = _product(check, request.product)
+        check.done()
+        assert product is not None
+        return pb.ListSeatLeasesResponse(
+            leases=[lease(x) for x in self._book.live(account_id, product)]
+        )
+
+
+def lease(value: Lease) -> pb.SeatLease:
+    return pb.SeatLease(
+        lease_id=str(value.lease_id),
+        account_id=value.account_id,
+        product=convert.PRODUCTS[value.product],
+        connection_id=value.connection_id,
+        holder=value.holder,
+        granted_at=convert.timestamp(value.granted_at),
+        expires_at=convert.timestamp(value.expires_at),
+    )
+
+
+def _product(check: Fields, value: int) -> Product | None:
+    try:
+        return convert.product(value)
+    except BadRequest as error:
+        check.merge(error)
+        return None
+
+
+def _lease_id(check: Fields, value: str, field: str) -> UUID | None:
+    text = value.strip(" ")
+    if not text:
+        check.add(field, "is required")
+        return None
+    if len(text) <= MAX_KEY_ID and forbidden_character(text) is None:
+        try:
+            return UUID(text)
+        except ValueError:
+            pass
+    check.add(field, "must be a lease id (UUID)")
+    return None

@@ -1,0 +1,118 @@
+"""`license-svc seats acquire|renew|release|list`: seat leases (rules §12) by hand, for ops and
+for trying a holder's heartbeat out."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from typing import Any
+
+from license_svc.entrypoints.api.gen import licensing_pb2 as pb
+from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
+
+from .common import OK, PRODUCTS, Connection, as_dict, options, print_json, run, table, when
+
+LEASE_HEADERS = ["LEASE ID", "CONNECTION", "HOLDER", "GRANTED", "EXPIRES"]
+
+
+def _stub(conn: Connection) -> pb_grpc.SeatServiceStub:
+    return pb_grpc.SeatServiceStub(conn.channel)
+
+
+def _rows(leases: Any) -> list[list[object]]:
+    return [
+        [x.lease_id, x.connection_id, x.holder, when(x.granted_at), when(x.expires_at)]
+        for x in leases
+    ]
+
+
+def cmd_acquire(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(
+        _stub(conn).AcquireSeat,
+        pb.AcquireSeatRequest(
+            account_id=args.account,
+            product=PRODUCTS[args.product],
+            connection_id=args.connection,
+            holder=args.holder,
+            ttl_seconds=args.ttl,
+        ),
+    )
+    if args.json:
+        print_json(as_dict(answer))
+        return OK
+    table(LEASE_HEADERS, _rows([answer.lease]))
+    print(f"{answer.seats_leased} of {answer.seats} seats leased (position {answer.position})")
+    return OK
+
+
+def cmd_renew(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(
+        _stub(conn).RenewSeats, pb.RenewSeatsRequest(holder=args.holder, lease_ids=args.lease)
+    )
+    if args.json:
+        for renewal in answer.leases:
+            print_json(as_dict(renewal))
+        return OK
+    table(
+        ["LEASE ID", "OUTCOME", "EXPIRES"],
+        [
+            [r.lease_id, _outcome(r), when(r.expires_at) if r.renewed else "-"]
+            for r in answer.leases
+        ],
+    )
+    return OK
+
+
+def _outcome(renewal: pb.LeaseRenewal) -> str:
+    if renewal.lost:
+        return "lost (acquire again)"
+    return "over allowance (close it)" if renewal.over_allowance else "renewed"
+
+
+def cmd_release(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(_stub(conn).ReleaseSeat, pb.ReleaseSeatRequest(lease_id=args.lease))
+    if args.json:
+        print_json(as_dict(answer))
+    else:
+        print("released" if answer.released else "already released or expired")
+    return OK
+
+
+def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
+    answer = conn.call(
+        _stub(conn).ListSeatLeases,
+        pb.ListSeatLeasesRequest(account_id=args.account, product=PRODUCTS[args.product]),
+    )
+    if args.json:
+        for lease in answer.leases:
+            print_json(as_dict(lease))
+    else:
+        table(LEASE_HEADERS, _rows(answer.leases))
+    return OK
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    common = options()
+
+    def leaf(group: Any, name: str, handler: Any, help: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help)
+        parser.set_defaults(func=lambda args: run(args, handler))
+        return parser
+
+    seats = commands.add_parser("seats", help="client: acquire, renew, release and list leases")
+    group = seats.add_subparsers(dest="seats_command", required=True)
+    acquire = leaf(group, "acquire", cmd_acquire, "lease a seat for a connection")
+    acquire.add_argument("account", metavar="ACCOUNT")
+    acquire.add_argument("--connection", required=True, help="the connection's id")
+    acquire.add_argument("--holder", default=socket.gethostname(), help="(this host's name)")
+    acquire.add_argument("--ttl", type=int, default=0, help="seconds, 10-3600 (0: the default)")
+    acquire.add_argument("--product", choices=PRODUCTS, default="integrations")
+    renew = leaf(group, "renew", cmd_renew, "renew leases (the heartbeat)")
+    renew.add_argument("lease", metavar="LEASE_ID", nargs="+")
+    renew.add_argument("--holder", default=socket.gethostname(), help="(this host's name)")
+    leaf(group, "release", cmd_release, "free a lease's seat").add_argument(
+        "lease", metavar="LEASE_ID"
+    )
+    listing = leaf(group, "list", cmd_list, "an account's live leases, oldest first")
+    listing.add_argument("account", metavar="ACCOUNT")
+    listing.add_argument("--product", choices=PRODUCTS, default="integrations")

@@ -1,0 +1,1 @@
+"""Seat leases: the seat count as a limit every replica enforces."""

@@ -1,0 +1,170 @@
+"""The lease table: every lease ever granted, one row each, its current `expires_at` included.
+
+A row is *open* while `ended` is NULL and *live* while open and `expires_at` is after now. It ends
+once: 'released' by its holder, or 'expired' — taken back by an acquire that needed its seat, or by
+the sweeper. `recorded` says its ending's event is in the store (a release records it in its own
+transaction; an expiry is recorded by the sweeper).
+
+A renewal rewrites `expires_at` only. No index names `expires_at` (nor a column a renewal
+changes), so with the table's spare room per page (fillfactor) a renewal is a HOT update: one
+heap tuple and its WAL record, no index entry. The sweeper finds its work through the small
+index of unrecorded leases instead of an index on `expires_at`.
+"""
+
+from __future__ import annotations
+
+from psycopg.sql import SQL, Composed, Identifier, Literal
+
+LOCK_NAMESPACE = 0x5345  # pg_advisory_xact_lock(namespace, hashtext(account || product))
+
+
+class LeaseTable:
+    def __init__(self, schema: str) -> None:
+        t = SQL("{}.seat_leases").format(Identifier(schema))
+        self.create: list[Composed] = [
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {t} ("
+                " lease_id uuid PRIMARY KEY,"
+                " account_id text NOT NULL,"
+                " product text NOT NULL,"
+                " connection_id text NOT NULL,"
+                " holder text NOT NULL,"
+                " ttl_seconds integer NOT NULL,"
+                " granted_at timestamptz NOT NULL,"
+                " expires_at timestamptz NOT NULL,"
+                " ended text,"
+                " ended_at timestamptz,"
+                " recorded boolean NOT NULL DEFAULT false)"
+                " WITH (fillfactor = 70)"
+            ).format(t=t),
+            # One open lease per connection: a retried acquire finds it, never a second seat.
+            SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS seat_leases_connection_idx"
+                " ON {t} (account_id, product, connection_id) WHERE ended IS NULL"
+            ).format(t=t),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS seat_leases_account_idx"
+                " ON {t} (account_id, product, granted_at)"
+            ).format(t=t),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS seat_leases_unrecorded_idx"
+                " ON {t} (granted_at) WHERE NOT recorded"
+            ).format(t=t),
+        ]
+        state = Identifier(schema, "license_svc_seat_state")
+        # An acquire's first half in one round trip. In a VOLATILE function each statement takes
+        # a fresh snapshot: the count, coming after the lock and the UPDATE, sees every lease
+        # committed by those who held the lock before and every renewal that won a row.
+        self.create.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {state}(p_account text, p_product text,"
+                " p_now timestamptz)"
+                " RETURNS TABLE (at_now timestamptz, lease_id uuid, connection_id text,"
+                " holder text, ttl_seconds integer, granted_at timestamptz,"
+                " expires_at timestamptz)"
+                " LANGUAGE plpgsql VOLATILE AS $$"
+                " #variable_conflict use_column\n"
+                " DECLARE v_now timestamptz;"
+                " BEGIN"
+                "  PERFORM pg_advisory_xact_lock({ns}, hashtext(p_account || '/' || p_product));"
+                "  v_now := coalesce(p_now, clock_timestamp());"
+                # Lapsed leases end here, under the lock, before counting: no renewal can bring
+                # one back after it was not counted (a renewal racing this waits for the row
+                # and then finds it ended, or got the row first and is seen by the count).
+                "  UPDATE {t} l SET ended = 'expired', ended_at = l.expires_at"
+                "   WHERE l.account_id = p_account AND l.product = p_product"
+                "   AND l.ended IS NULL AND l.expires_at <= v_now;"
+                "  RETURN QUERY SELECT v_now, l.lease_id, l.connection_id, l.holder,"
+                "   l.ttl_seconds, l.granted_at, l.expires_at FROM {t} l"
+                "   WHERE l.account_id = p_account AND l.product = p_product AND l.ended IS NULL"
+                "   ORDER BY l.granted_at, l.lease_id;"
+                "  IF NOT FOUND THEN"
+                "   RETURN QUERY SELECT v_now, NULL::uuid, NULL::text, NULL::text,"
+                "    NULL::integer, NULL::timestamptz, NULL::timestamptz;"
+                "  END IF;"
+                " END $$"
+            ).format(state=state, t=t, ns=Literal(LOCK_NAMESPACE))
+        )
+        self.state = SQL("SELECT * FROM {}(%s, %s, %s)").format(state).as_bytes(None)
+        columns = (
+            "lease_id, account_id, product, connection_id, holder, ttl_seconds,"
+            " granted_at, expires_at"
+        )
+        self.insert = SQL(
+            "INSERT INTO {t} (" + columns + ") VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+        ).format(t=t)
+        self.extend = SQL(
+            "UPDATE {t} SET expires_at = %s, holder = %s, ttl_seconds = %s WHERE lease_id = %s"
+        ).format(t=t)
+        self._t = t
+        self._renew: dict[str, bytes] = {}
+        self.live_of = SQL(
+            "SELECT l.account_id, l.product, l.lease_id, l.granted_at FROM {t} l"
+            " JOIN unnest(%s::text[], %s::text[]) AS a(account_id, product)"
+            " ON l.account_id = a.account_id AND l.product = a.product"
+            " WHERE l.ended IS NULL AND l.expires_at > %s"
+        ).format(t=t)
+        self.release = SQL(
+            "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now)"
+            " UPDATE {t} l SET ended = 'released', ended_at = c.now, recorded = true"
+            " FROM c WHERE l.lease_id = %s AND l.ended IS NULL AND l.expires_at > c.now"
+            " RETURNING l.account_id, l.product, c.now"
+        ).format(t=t)
+        self.live = SQL(
+            "SELECT " + columns + " FROM {t}"
+            " WHERE account_id = %s AND product = %s AND ended IS NULL"
+            " AND expires_at > coalesce(%s::timestamptz, now())"
+            " ORDER BY granted_at, lease_id"
+        ).format(t=t)
+        self.counts = SQL(
+            "SELECT a.account_id, a.product, count(l.lease_id) AS leased,"
+            " min(l.expires_at) AS next_expiry"
+            " FROM unnest(%s::text[], %s::text[]) AS a(account_id, product)"
+            " LEFT JOIN {t} l ON l.account_id = a.account_id AND l.product = a.product"
+            " AND l.ended IS NULL AND l.expires_at > %s"
+            " GROUP BY a.account_id, a.product"
+        ).format(t=t)
+        # The sweeper: leases past their expires_at (or taken back) whose ending is not yet an
+        # event. Rows another sweeper holds are skipped, and a row it recorded meanwhile is
+        # re-checked under its lock and left out: of two sweepers exactly one records a lease.
+        self.expire = SQL(
+            "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now),"
+            " picked AS (SELECT l.lease_id FROM {t} l, c WHERE NOT l.recorded"
+            " AND (l.ended IS NOT NULL OR l.expires_at <= c.now)"
+            " ORDER BY l.granted_at LIMIT %s FOR UPDATE OF l SKIP LOCKED)"
+            " UPDATE {t} l SET ended = coalesce(l.ended, 'expired'),"
+            " ended_at = coalesce(l.ended_at, l.expires_at), recorded = true"
+            " FROM picked WHERE l.lease_id = picked.lease_id"
+            " RETURNING l.lease_id, l.account_id, l.product, l.ended_at"
+        ).format(t=t)
+
+    def renew(self, entitlements: Identifier) -> bytes:
+        """The heartbeat: one statement for the whole batch, one HOT update per lease. Each
+        renewed lease comes back with its account's live leases and the seats its counted
+        entitlements add up to (in the allowance view's table `entitlements`), so the caller
+        ranks leases for `over_allowance` only where the leases outnumber the seats."""
+        key = entitlements.as_string(None)
+        found = self._renew.get(key)
+        if found is None:
+            found = self._renew[key] = (
+                SQL(
+                    "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now),"
+                    " renewed AS (UPDATE {t} l SET expires_at = c.now"
+                    " + make_interval(secs => l.ttl_seconds) FROM c"
+                    " WHERE l.lease_id = ANY(%s) AND l.holder = %s AND l.ended IS NULL"
+                    " AND l.expires_at > c.now"
+                    " RETURNING l.lease_id, l.account_id, l.product, l.expires_at, c.now)"
+                    " SELECT r.*,"
+                    " (SELECT count(*) FROM {t} x WHERE x.account_id = r.account_id"
+                    "  AND x.product = r.product AND x.ended IS NULL AND x.expires_at > r.now)"
+                    "  AS live,"
+                    " (SELECT coalesce(sum(e.seats), 0) FROM {e} e"
+                    "  WHERE e.account_id = r.account_id AND e.product = r.product"
+                    "  AND e.starts_at <= r.now AND e.ends_at > r.now)"
+                    "  AS seats"
+                    " FROM renewed r"
+                )
+                .format(t=self._t, e=entitlements)
+                .as_bytes(None)
+            )
+        return found
