@@ -12,6 +12,7 @@ import argparse
 import getpass
 import json
 import logging
+import sys
 from datetime import timedelta
 
 from license_svc import bootstrap, config
@@ -24,7 +25,12 @@ SMALL_POOL: dict[str, int] = {"pool_size": 1, "pool_max_overflow": 1}
 
 
 def _service() -> bootstrap.Service:
-    return bootstrap.build(config.load().with_(**SMALL_POOL))
+    """The store with the maintenance commands' settings (a database and its pepper; beside a
+    running `license-svc run`, its var/), saying in one line what it found by itself."""
+    settings = config.load(purpose="tool")
+    if settings.found_development:
+        print(f"license-svc: {settings.found_development}", file=sys.stderr)
+    return bootstrap.build(settings.with_(**SMALL_POOL))
 
 
 def cmd_lift(args: argparse.Namespace) -> int:
@@ -80,7 +86,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     lift.add_argument("--by", default="", help="who lifts it (default: cli:<login name>)")
     lift.set_defaults(func=cmd_lift)
     show = sub.add_parser("show", help="an account's failed attempts and lifts, as JSON")
-    show.add_argument("--account", required=True)
+    show.add_argument("--account", required=True, help="the account whose attempts to show")
     show.set_defaults(func=cmd_show)
     purge_ = sub.add_parser("purge", help="delete failed attempts past their retention now")
     purge_.add_argument("--days", type=int, default=0, help="retention (default: the setting)")

@@ -63,6 +63,8 @@ def _settings(
         logs.setup(settings.log_format or log_format)
     for name in settings.unknown:
         log.warning("%s is not a setting license-svc knows: ignored (a typo?)", name)
+    if settings.found_development:  # one line: what a maintenance command found by itself
+        print(f"license-svc: {settings.found_development}", file=sys.stderr)
     return settings.with_(**changes) if changes else settings
 
 
