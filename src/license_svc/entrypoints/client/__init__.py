@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import audit, keys, reads
+from . import audit, keys, ops, reads
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for module in (keys, reads, audit):
+    for module in (keys, reads, ops, audit):
         module.register(commands)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -206,7 +206,7 @@ STATUSES = {
 }
 
 
-def spelling(choices: dict[str, int], prefix: str) -> Callable[[str], str]:
+def spelling(choices: Mapping[str, object], prefix: str) -> Callable[[str], str]:
     """An argparse type: the one spelling (cloud_pos), and the others accepted as input
     (cloud-pos, CLOUD_POS, PRODUCT_CLOUD_POS) — help and errors show the one spelling."""
 

@@ -13,6 +13,7 @@ from typing import Any
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 from .common import (
+    ISSUABLE,
     OK,
     PRODUCTS,
     STATUSES,
@@ -21,9 +22,11 @@ from .common import (
     UsageError,
     as_dict,
     enum_name,
+    more_hint,
     options,
     print_json,
     run,
+    spelling,
     table,
     when,
 )
@@ -73,11 +76,14 @@ class Progress:
             print(file=sys.stderr)
 
 
+CSV_FIELDS = ["code", "key_id", "hint", "batch_id", "status"]
+
+
 def write_csv(path: Path, rows: list[dict[str, str]]) -> None:
     """The codes for the reseller: readable by the owner only (they are secrets)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with open(descriptor, "w", newline="") as out:
-        writer = csv.DictWriter(out, fieldnames=["code", "key_id", "hint", "batch_id"])
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -91,7 +97,7 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
     chunk = max(1, min(args.chunk, MAX_PER_CALL))
     progress = Progress(args.count) if args.count > chunk or args.csv else None
     rows: list[dict[str, str]] = []
-    batches, position, done, part = [], 0, 0, 0
+    batches, position, done, part, replayed = [], 0, 0, 0, []
     while done < args.count:
         size = min(chunk, args.count - done)
         request_id = base if size == args.count else f"{base}/{part}"
@@ -99,7 +105,7 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
             conn.keys.IssueKeys,
             pb.IssueKeysRequest(
                 reseller_id=args.reseller,
-                product=PRODUCTS[args.product],
+                product=ISSUABLE[args.product],
                 tier=TIERS[args.tier],
                 seats=args.seats,
                 period_months=args.months,
@@ -110,23 +116,65 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
         )
         batches.append(answer.batch_id)
         position = max(position, answer.position)
+        if answer.replayed:
+            replayed.append(answer.batch_id)
         rows += [
-            {"code": k.code, "key_id": k.key_id, "hint": k.hint, "batch_id": answer.batch_id}
+            {"code": k.code, "key_id": k.key_id, "hint": k.hint, "batch_id": answer.batch_id,
+             "status": "issued"}
             for k in answer.keys
-        ]
+        ]  # fmt: skip
         done, part = done + size, part + 1
         if progress:
             progress.show(done)
+    if replayed:
+        mark_replayed(conn, rows, replayed, position, base)
     if args.csv:
         write_csv(args.csv, rows)
     if args.json:
         keys: list[dict[str, str]] = [] if args.csv else rows
-        print_json({"batch_ids": batches, "count": len(rows), "position": position, "keys": keys})
+        print_json({"batch_ids": batches, "count": len(rows), "position": position,
+                    "replayed": bool(replayed), "keys": keys})  # fmt: skip
+    elif args.codes:  # for $(…): the codes alone, and only keys that can still be handed out
+        for row in rows:
+            if row["status"] == "issued":
+                print(row["code"])
     elif args.csv:
-        print(f"issued {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
+        verb = "replayed" if replayed else "issued"
+        print(f"{verb} {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
     else:
-        table(["CODE", "KEY ID", "HINT", "BATCH"], [list(r.values()) for r in rows])
+        table(["CODE", "KEY ID", "HINT", "BATCH", "STATUS"], [list(r.values()) for r in rows])
     return OK
+
+
+def mark_replayed(
+    conn: Connection, rows: list[dict[str, str]], batches: list[str], position: int, base: str
+) -> None:
+    """A replay hands back keys minted earlier, which may since have been activated, revoked
+    or expired: say so on stderr, and put each key's current status beside it (read from the
+    batch's keys, at least as new as the replayed answer) so nobody hands out a dead key."""
+    status: dict[str, str] = {}
+    for batch in batches:
+        token = ""
+        while True:
+            page = conn.call(
+                conn.keys.ListKeys,
+                pb.ListKeysRequest(
+                    batch_id=batch, page_size=1000, page_token=token, min_position=position
+                ),
+            )
+            status.update({k.key_id: enum_name(pb.KeyStatus, k.status) for k in page.keys})
+            token = page.next_page_token
+            if not token:
+                break
+    for row in rows:
+        row["status"] = status.get(row["key_id"], "unknown")
+    used = sum(1 for row in rows if row["status"] != "issued")
+    print(
+        f"license-svc: REPLAYED: request id {base} was issued before; nothing new was minted."
+        f" These are the keys issued then; {used} of {len(rows)} are no longer issued"
+        " (see STATUS): hand out only issued ones.",
+        file=sys.stderr,
+    )
 
 
 def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
@@ -152,6 +200,7 @@ def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
             print_json(as_dict(key))
     else:
         table(KEY_HEADERS, key_rows(keys))
+        more_hint(len(keys), bool(token), "keys")
     return OK
 
 
@@ -222,30 +271,41 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     keys = commands.add_parser("keys", help="client: issue, list, show and revoke keys")
     group = keys.add_subparsers(dest="keys_command", required=True)
     issue = leaf(group, "issue", cmd_issue, "issue activation keys (a reseller or ops)")
-    issue.add_argument("--reseller", required=True)
-    issue.add_argument("--tier", choices=TIERS, required=True)
-    issue.add_argument("--seats", type=int, required=True)
+    issue.add_argument("--reseller", required=True, help="the reseller the keys are sold by")
+    issue.add_argument("--tier", type=spelling(TIERS, "tier_"), choices=TIERS, required=True,
+                       help="the plan the keys unlock")  # fmt: skip
+    issue.add_argument("--seats", type=int, required=True, help="connections per key (1-10000)")
     issue.add_argument("--months", type=int, default=12, help="subscription period (12)")
-    issue.add_argument("--count", type=int, default=1)
-    issue.add_argument("--product", choices=PRODUCTS, default="integrations")
+    issue.add_argument("--count", type=int, default=1, help="how many keys (1)")
+    issue.add_argument("--product", type=spelling(ISSUABLE, "product_"), choices=ISSUABLE,
+                       default="integrations", help="what the keys are for (the only product"
+                       " sold as keys; Cloud POS comes from plans bought online)")  # fmt: skip
     issue.add_argument("--request-id", help="idempotency key: a rerun replays the same keys")
     issue.add_argument("--chunk", type=int, default=1000, help="keys per call (1000)")
-    issue.add_argument("--csv", type=Path, help="write code,key_id,hint,batch_id here (0600)")
+    issue.add_argument(
+        "--codes", action="store_true", help="print only the codes, a line each (CODE=$(…))"
+    )
+    issue.add_argument(
+        "--csv", type=Path, help="write code,key_id,hint,batch_id,status here (0600)"
+    )
     listing = leaf(group, "list", cmd_list, "list keys (newest issued last)")
-    listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--reseller")
-    listing.add_argument("--batch")
+    listing.add_argument("--status", type=spelling(STATUSES, "key_status_"), choices=STATUSES,
+                         help="only keys in this status")  # fmt: skip
+    listing.add_argument("--reseller", help="only this reseller's keys (ops, auditors)")
+    listing.add_argument("--batch", help="only this batch's keys")
     listing.add_argument("--limit", type=int, default=100, help="keys at most (100)")
-    leaf(group, "show", cmd_show, "one key").add_argument("key", metavar="KEY_ID|CODE")
+    show = leaf(group, "show", cmd_show, "one key")
+    show.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
     revoke = leaf(group, "revoke", cmd_revoke, "revoke a key")
-    revoke.add_argument("key", metavar="KEY_ID|CODE")
-    revoke.add_argument("--reason", required=True)
+    revoke.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
+    revoke.add_argument("--reason", required=True, help="why, kept in the key's history")
     for name, handler, text in [
         ("validate", cmd_validate, "client: check a code for an account (portal)"),
         ("activate", cmd_activate, "client: redeem a code for an account (portal)"),
     ]:
         dialog = leaf(commands, name, handler, text)
-        dialog.add_argument("code", metavar="CODE")
-        dialog.add_argument("--account", required=True)
+        dialog.add_argument("code", metavar="CODE", help="the activation key, INT-XXXX-XXXX-XXXX")
+        dialog.add_argument("--account", required=True, help="the customer's account id")
         dialog.add_argument("--session", help="dialog session id (default: a fresh one)")
-        dialog.add_argument("--product", choices=PRODUCTS, default="integrations")
+        dialog.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
+                            default="integrations", help="the product asked for")  # fmt: skip
