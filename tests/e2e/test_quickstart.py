@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -40,11 +42,13 @@ def bare_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def dev_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
+def dev_run() -> Iterator[DevRun]:
     """`license-svc run` in a fresh folder, as `make run` starts it; only its ports are moved
-    off the defaults, so it never meets another run on this machine."""
-    folder = tmp_path_factory.mktemp("quickstart")
-    folder.chmod(0o755)  # the embedded PostgreSQL runs as its own user when we are root
+    off the defaults, so it never meets another run on this machine. The folder is made as
+    the suite's embedded database's is (pytest's own are private to us, and as root the
+    embedded PostgreSQL runs as a user of its own, which must reach its data)."""
+    folder = Path(tempfile.mkdtemp(prefix="license-svc-quickstart-"))
+    folder.chmod(0o755)
     target, page = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     env = bare_env() | {
         "LICENSE_SVC_LISTEN": target,
@@ -68,6 +72,7 @@ def dev_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevRun]:
             process.kill()
             process.wait()
         log.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def here(dev_run: DevRun, *args: str) -> subprocess.CompletedProcess[str]:
@@ -156,3 +161,13 @@ def test_the_readme_walkthrough_runs_as_written(dev_run: DevRun) -> None:
     )
     with urllib.request.urlopen(request, timeout=30) as page:  # ops opens the page
         assert page.status == 200 and b"acme" in page.read()
+
+
+def test_the_page_takes_the_products_other_spellings_too(dev_run: DevRun) -> None:
+    for spelled in ("cloud_pos", "cloud-pos", "PRODUCT_CLOUD_POS"):
+        request = urllib.request.Request(
+            f"http://{dev_run.page}/?product={spelled}", headers={"Authorization": "Bearer dev-ops"}
+        )
+        with urllib.request.urlopen(request, timeout=30) as page:
+            assert page.status == 200
+            assert b'<option value="cloud_pos" selected>cloud_pos</option>' in page.read()
