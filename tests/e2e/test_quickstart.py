@@ -171,3 +171,22 @@ def test_the_page_takes_the_products_other_spellings_too(dev_run: DevRun) -> Non
         with urllib.request.urlopen(request, timeout=30) as page:
             assert page.status == 200
             assert b'<option value="cloud_pos" selected>cloud_pos</option>' in page.read()
+
+
+def test_the_client_speaks_as_development_ops_beside_run_when_given_no_token(
+    dev_run: DevRun,
+) -> None:
+    done = here(dev_run, "status", "--target", dev_run.target)
+    assert done.returncode == 0, done.stderr
+    assert "summary" in done.stdout
+    said = [line for line in done.stderr.splitlines() if "development:" in line]
+    assert len(said) == 1 and "dev-ops" in said[0]
+
+
+def test_ctrl_c_stops_run_cleanly_without_a_grpc_fork_line(dev_run: DevRun) -> None:
+    """Last: it stops the module's run. Stopping the embedded database forks pg_ctl while gRPC
+    threads are up; gRPC's fork handlers (off in the console script) printed a line for it."""
+    dev_run.process.send_signal(signal.SIGINT)
+    assert dev_run.process.wait(120) == 0
+    log = (dev_run.folder / "run.log").read_text()
+    assert "stopped" in log and "fork_posix" not in log and "Traceback" not in log
