@@ -43,7 +43,9 @@ def options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
     group.add_argument("--target", help="server address (LICENSE_SVC_TARGET, 127.0.0.1:50051)")
-    group.add_argument("--token", help="bearer token (default: LICENSE_SVC_TOKEN)")
+    group.add_argument(
+        "--token", help="bearer token (LICENSE_SVC_TOKEN; beside a running `make run`: dev-ops)"
+    )
     group.add_argument("--ca", metavar="FILE", help="TLS: trust this CA (PEM); implies --tls")
     group.add_argument("--tls", action="store_true", help="TLS with the system's CAs")
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per call (30)")
@@ -106,8 +108,9 @@ def run(args: argparse.Namespace, command: Callable[[Connection, argparse.Namesp
         return REFUSED
     except KeyboardInterrupt:  # Ctrl-C during a call: no traceback
         # Not closing the channel: the interrupt may have landed inside gRPC's own bookkeeping
-        # of the call, and Channel.close() then waits for a call that nothing completes
-        # (grpc/grpc#19973). The process is ending; the server sees the connection go.
+        # of the call (e.g. in its Condition's __exit__, the lock still held), and close() then
+        # waits for a call that nothing completes — 4 of 200 interrupts of a followed stream
+        # did so (see streams.py). The process is ending; the server sees the connection go.
         interrupted = True
         return INTERRUPTED
     finally:
