@@ -60,6 +60,7 @@ class Settings:
     pepper: bytes = b""
     tokens_file: Path | None = None
     dev: bool = False  # made for `license-svc run`: development secrets allowed
+    found_development: str = ""  # a maintenance command found `run`'s var/: says what it uses
     startup_wait_seconds: float = 30.0  # how long start-up waits for the database (then exit 1)
     # Database pool and timeouts. The server's pool serves `grpc_workers` threads, each using one
     # connection at a time, so it is as large as the thread pool; the overflow is for work that
@@ -354,12 +355,15 @@ def _address(env: Mapping[str, str], name: str, default: str) -> str:
     return raw
 
 
-def _database_url(env: Mapping[str, str], purpose: Purpose) -> str:
+def _database_url(env: Mapping[str, str], purpose: Purpose, found: DevelopmentVar | None) -> str:
     url = (env.get(PREFIX + "DATABASE_URL") or "").strip()
+    if not url and found is not None:
+        return found.database_url
     if not url:
         if purpose != "dev":
             raise ConfigError(
-                f"{PREFIX}DATABASE_URL is not set (only `license-svc run` embeds a database)"
+                f"{PREFIX}DATABASE_URL is not set (only `license-svc run` embeds a database;"
+                " the maintenance commands find it when run beside its running var/)"
             )
         return url
     try:
@@ -385,7 +389,9 @@ def _optional_url(env: Mapping[str, str], name: str) -> str:
     return url
 
 
-def _pepper(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> bytes:
+def _pepper(
+    env: Mapping[str, str], var_dir: Path, purpose: Purpose, found: DevelopmentVar | None = None
+) -> bytes:
     """The server secret behind key lookup hashes. Production sets it; only `run` keeps a
     development one in var/."""
     raw = env.get(PREFIX + "PEPPER")
@@ -401,6 +407,8 @@ def _pepper(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -> bytes:
         pepper, setting = _dev_pepper(var_dir), str(var_dir / "pepper")
     elif purpose not in NEEDS_PEPPER:
         return b""  # this command mints and looks up no code: it holds no pepper
+    elif found is not None:
+        pepper, setting = _read(found.pepper_file, str(found.pepper_file)).strip(), "var/pepper"
     else:
         raise ConfigError(
             f"{PREFIX}PEPPER (or {PREFIX}PEPPER_FILE) is not set: `serve` needs the store's"
@@ -541,8 +549,13 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
     """Every setting, validated; raises ConfigError naming the first bad one."""
     env = _Recording(os.environ if env is None else env)
     var_dir = _path(env, "VAR_DIR") or Path.cwd() / Settings.var_dir
-    database_url = _database_url(env, purpose)
-    pepper = _pepper(env, var_dir, purpose)
+    found = (
+        development_var(var_dir)
+        if purpose == "tool" and not env.get(PREFIX + "DATABASE_URL")
+        else None
+    )
+    database_url = _database_url(env, purpose, found)
+    pepper = _pepper(env, var_dir, purpose, found)
     tokens_file = _tokens_file(env, purpose)
     signing_key_file = _signing_key_file(env, var_dir, purpose)
     tls_cert, tls_key, tls_client_ca = _tls(env)
@@ -553,6 +566,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         pepper=pepper,
         tokens_file=tokens_file,
         dev=purpose == "dev",
+        found_development=found.describe() if found is not None else "",
         startup_wait_seconds=_float(env, "STARTUP_WAIT_SECONDS", Settings.startup_wait_seconds),
         pool_size=_int(env, "POOL_SIZE", Settings.pool_size, lo=1),
         pool_max_overflow=_int(env, "POOL_MAX_OVERFLOW", Settings.pool_max_overflow),
@@ -627,16 +641,71 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
 
 
 @dataclass(frozen=True)
-class ClientSettings:  # `token` is left out of the repr
+class DevelopmentVar:
+    """The var/ of a running `license-svc run` (its embedded PostgreSQL is up and its pepper is
+    there): the maintenance commands and the client use it when nothing else is set, so they
+    work against `make run` as they are. Production has no such folder (its database is a URL,
+    its pepper a secret), so production commands still demand their settings."""
+
+    var_dir: Path
+    socket_dir: str
+    port: str
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres:@/postgres?host={self.socket_dir}&port={self.port}"
+
+    @property
+    def pepper_file(self) -> Path:
+        return self.var_dir / "pepper"
+
+    def describe(self) -> str:
+        return (
+            f"development: using `license-svc run`'s var/ at {self.var_dir}"
+            f" (database socket {self.socket_dir}, pepper {self.pepper_file})"
+        )
+
+
+def development_var(var_dir: Path) -> DevelopmentVar | None:
+    """`run`'s var/ when its embedded PostgreSQL is running (postmaster.pid names the socket:
+    line 4 the port, line 5 the socket folder) and its development pepper exists."""
+    try:
+        lines = (var_dir / "pg" / "postmaster.pid").read_text().splitlines()
+        if not (var_dir / "pepper").is_file() or len(lines) < 5:
+            return None
+        os.kill(int(lines[0]), 0)  # a stale file of a stopped server is not a database
+    except PermissionError:  # the server runs as another user (embedded as root): it is alive
+        pass
+    except (OSError, ValueError):
+        return None
+    return DevelopmentVar(var_dir.resolve(), lines[4].strip(), lines[3].strip())
+
+
+@dataclass(frozen=True)
+class ClientSettings:
     """What the people's client (`license-svc keys …`, `audit …`) reads: where, and as whom."""
 
     target: str = "127.0.0.1:50051"
-    token: str = field(default="", repr=False)
+    token: str = field(default="", repr=False)  # never in a repr
+    note: str = ""  # one line saying where a development default came from
+
+
+# With no token, beside a running `license-svc run`, the client speaks as development ops (the
+# development token file's ops entry): the role that may call every method but the dialog.
+DEV_CLIENT_TOKEN = "dev-ops"
 
 
 def load_client(env: Mapping[str, str] | None = None) -> ClientSettings:
     env = os.environ if env is None else env
+    token, note = env.get(PREFIX + "TOKEN", "").strip(), ""
+    if not token:
+        found = development_var(_path(env, "VAR_DIR") or Path.cwd() / Settings.var_dir)
+        if found is not None:
+            token = DEV_CLIENT_TOKEN
+            note = (
+                f"development: no token given, using {DEV_CLIENT_TOKEN} (the development ops"
+                f" token) beside `license-svc run`'s var/ at {found.var_dir}"
+            )
     return ClientSettings(
-        target=env.get(PREFIX + "TARGET") or ClientSettings.target,
-        token=env.get(PREFIX + "TOKEN", "").strip(),
+        target=env.get(PREFIX + "TARGET") or ClientSettings.target, token=token, note=note
     )

@@ -115,6 +115,7 @@ def _event(entry: HistoryEntry, key_id: str, aggregate: str = "") -> pb.StoredEv
         recorded_at=convert.timestamp(entry.recorded_at),
         position=entry.position,
         payload=convert.payload(entry.payload),
+        payload_json=convert.payload_json(entry.payload),
         key_id=key_id,
         aggregate_type=aggregate,
     )

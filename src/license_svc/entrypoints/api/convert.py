@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -159,6 +160,11 @@ def payload(values: dict[str, Any]) -> struct_pb2.Struct:
     struct = struct_pb2.Struct()
     struct.update({k: _plain(v) for k, v in values.items()})
     return struct
+
+
+def payload_json(values: dict[str, Any]) -> str:
+    """The same attributes as JSON text (StoredEvent.payload_json): integers stay integers."""
+    return json.dumps({k: _plain(v) for k, v in values.items()}, ensure_ascii=False, default=str)
 
 
 _PLAIN: dict[type, Callable[[Any], Any]] = {

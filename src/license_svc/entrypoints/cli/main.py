@@ -68,6 +68,8 @@ def _settings(
         logs.setup(settings.log_format or log_format)
     for name in settings.unknown:
         log.warning("%s is not a setting license-svc knows: ignored (a typo?)", name)
+    if settings.found_development:  # one line: what a maintenance command found by itself
+        print(f"license-svc: {settings.found_development}", file=sys.stderr)
     return settings.with_(**changes) if changes else settings
 
 
@@ -246,8 +248,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    _logging()
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option of the console script (a test checks each has help text)."""
     parser = argparse.ArgumentParser(prog="license-svc", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a gRPC server replica")
@@ -266,11 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     views = commands.add_parser("projections", help="manage the projections' views")
     view_commands = views.add_subparsers(dest="projections_command", required=True)
     rebuild = view_commands.add_parser("rebuild", help="rebuild a view from position 0")
-    rebuild.add_argument("name", choices=[*NAMES, "all"])
+    rebuild.add_argument("name", choices=[*NAMES, "all"], help="the view to rebuild, or all")
     rebuild.add_argument("--keep-old", action="store_true", help="keep the replaced generation")
     rebuild.set_defaults(func=cmd_rebuild)
     prune = view_commands.add_parser("prune", help="drop old generations nothing uses")
-    prune.add_argument("name", nargs="?", default="all", choices=[*NAMES, "all"])
+    prune.add_argument(
+        "name", nargs="?", default="all", choices=[*NAMES, "all"], help="the view, or all (all)"
+    )
     prune.set_defaults(func=cmd_prune)
     view_commands.add_parser("list", help="list the views").set_defaults(func=cmd_list)
     view_commands.add_parser("run", help="the same as `project`").set_defaults(
@@ -280,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     attempt_commands.register(commands)  # support: lift a block, show, purge
     webhook_commands.register(commands).set_defaults(func=cmd_webhooks)
     migrate_command.register(commands)  # the schema's owner: create, upgrade, grant
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    _logging()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if unknown := set(getattr(args, "names", [])) - set(NAMES):
         parser.error(f"unknown view(s): {', '.join(sorted(unknown))}; choose from {NAMES}")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from . import audit, keys, reads, seats, tokens
+from . import audit, keys, ops, reads, seats, tokens
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    for module in (keys, reads, audit, tokens, seats):
+    for module in (keys, reads, ops, audit, tokens, seats):
         module.register(commands)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any
@@ -12,31 +13,74 @@ import grpc
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 from .common import (
+    INTERRUPTED,
     OK,
     Connection,
     Refused,
     as_dict,
     options,
     print_json,
-    refusal,
     run,
     table,
     when,
+    yes_no,
 )
 from .keys import key_ref
 from .reads import account_options, cmd_summary
+from .refusals import refusal_of
+from .streams import StopOnSignal
+
+# What a person reads in an event, in this order (the rest stays in --json): who, which
+# account, why, and the dates that matter.
+DETAIL_FIELDS = (
+    "account_id", "reseller_id", "revoked_by", "reason", "tier", "seats", "period_months",
+    "subscription_id", "kind", "period_starts_at", "period_ends_at", "expired_at",
+    "cancel_at_period_end", "batch_id",
+)  # fmt: skip
+
+
+def event_dict(event: pb.StoredEvent) -> dict[str, Any]:
+    """An event as JSON, its payload from `payload_json` (exact: integers stay integers); from
+    a server without it, the Struct's integral numbers are made integers again."""
+    value = as_dict(event)
+    text = value.pop("payload_json", "")
+    value["payload"] = json.loads(text) if text else integral(value.get("payload", {}))
+    return value
+
+
+def integral(value: Any) -> Any:
+    """A Struct's numbers are doubles: 3.0 → 3 (every payload number is an integer)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [integral(v) for v in value]
+    return value
+
+
+def detail(payload: dict[str, Any]) -> str:
+    parts = []
+    for name in DETAIL_FIELDS:
+        if payload.get(name) not in (None, ""):
+            found = payload[name]
+            shown = yes_no(found) if isinstance(found, bool) else str(found)
+            parts.append(f"{name.removesuffix('_id')}={shown}")
+    return " ".join(parts) or "-"
 
 
 def cmd_history(conn: Connection, args: argparse.Namespace) -> int:
     answer = conn.call(conn.audit.GetKeyHistory, pb.GetKeyHistoryRequest(**key_ref(args.key)))
+    events = [event_dict(e) for e in answer.events]
     if args.json:
-        for event in answer.events:
-            print_json(as_dict(event))
+        for event in events:
+            print_json(event)
         return OK
     table(
-        ["POSITION", "VERSION", "RECORDED", "EVENT"],
-        [[e.position, e.version, when(e.recorded_at), e.type] for e in answer.events],
-    )
+        ["POSITION", "VERSION", "RECORDED", "EVENT", "DETAIL"],
+        [[e.position, e.version, when(e.recorded_at), e.type, detail(d["payload"])]
+         for e, d in zip(answer.events, events, strict=True)],
+    )  # fmt: skip
     return OK
 
 
@@ -55,20 +99,23 @@ def cmd_events(conn: Connection, args: argparse.Namespace) -> int:
     stream = conn.audit.StreamEvents(
         request, metadata=conn.metadata, timeout=None if args.follow else args.timeout * 10
     )
-    try:
-        for item in stream:
-            kind = item.WhichOneof("item")
-            if kind == "event":
-                print_json(as_dict(item.event))
-            elif args.markers and kind in ("checkpoint", "caught_up"):
-                print_json({kind: getattr(item, kind).position})
-            sys.stdout.flush()
-    except grpc.RpcError as error:
-        raise Refused(refusal(error, conn.target)) from None
-    except BrokenPipeError:  # `| head -3`: the reader has what it wanted
-        stream.cancel()
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-    return OK
+    with StopOnSignal(stream) as stop:  # Ctrl-C cancels the stream (see streams.py)
+        try:
+            for item in stream:
+                kind = item.WhichOneof("item")
+                if kind == "event":
+                    print_json(event_dict(item.event))
+                elif args.markers and kind in ("checkpoint", "caught_up"):
+                    print_json({kind: getattr(item, kind).position})
+                sys.stdout.flush()
+        except grpc.RpcError as error:
+            if stop.stopped:
+                return INTERRUPTED
+            raise Refused(refusal_of(error, conn.target)) from None
+        except BrokenPipeError:  # `| head -3`: the reader has what it wanted
+            stream.cancel()
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+    return INTERRUPTED if stop.stopped else OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -81,14 +128,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         parser.set_defaults(func=lambda args: run(args, handler))
         return parser
 
-    leaf("history", cmd_history, "a key's events").add_argument("key", metavar="CODE|KEY_ID")
+    history = leaf("history", cmd_history, "a key's events, with who, why, which account, dates")
+    history.add_argument("key", metavar="CODE|KEY_ID", help="the key's code or its key id")
     events = leaf("events", cmd_events, "the store's events, one JSON object a line")
     events.add_argument("--after", type=int, default=0, help="after this position (0)")
     events.add_argument("--follow", action="store_true", help="keep streaming new events")
     events.add_argument("--type", action="append", metavar="T", help="event type (repeatable)")
-    events.add_argument("--account")
-    events.add_argument("--reseller")
-    events.add_argument("--key", metavar="KEY_ID")
+    events.add_argument("--account", help="only this account's events")
+    events.add_argument("--reseller", help="only this reseller's keys' events")
+    events.add_argument("--key", metavar="KEY_ID", help="only this key's events")
     events.add_argument("--limit", type=int, default=0, help="events at most (0 = all)")
     events.add_argument("--markers", action="store_true", help="also print checkpoints")
     account_options(leaf("summary", cmd_summary, "an account's summary (at --as-of)"))

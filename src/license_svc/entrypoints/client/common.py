@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,7 +19,9 @@ from license_svc import config
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
-OK, REFUSED, USAGE = 0, 1, 2
+from .refusals import Refusal, refusal_of
+
+OK, REFUSED, USAGE, INTERRUPTED = 0, 1, 2, 130
 M = TypeVar("M", bound=Message)
 
 
@@ -28,7 +30,12 @@ class UsageError(Exception):
 
 
 class Refused(Exception):
-    """The server said no (or could not be reached): one line, exit 1."""
+    """The server said no (or could not be reached): one line (one JSON object with --json),
+    exit 1."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.line())
+        self.refusal = refusal
 
 
 def options() -> argparse.ArgumentParser:
@@ -36,7 +43,9 @@ def options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("connection")
     group.add_argument("--target", help="server address (LICENSE_SVC_TARGET, 127.0.0.1:50051)")
-    group.add_argument("--token", help="bearer token (default: LICENSE_SVC_TOKEN)")
+    group.add_argument(
+        "--token", help="bearer token (LICENSE_SVC_TOKEN; beside a running `make run`: dev-ops)"
+    )
     group.add_argument("--ca", metavar="FILE", help="TLS: trust this CA (PEM); implies --tls")
     group.add_argument("--tls", action="store_true", help="TLS with the system's CAs")
     group.add_argument("--timeout", type=float, default=30.0, help="seconds per call (30)")
@@ -53,6 +62,8 @@ class Connection:
         token = args.token or settings.token
         if not token:
             raise UsageError("no token: set LICENSE_SVC_TOKEN or pass --token")
+        if settings.note and not args.token:
+            print(f"license-svc: {settings.note}", file=sys.stderr)
         self.metadata = (("authorization", f"Bearer {token}"),)
         self.timeout = args.timeout
         if args.ca or args.tls:
@@ -71,20 +82,10 @@ class Connection:
         try:
             return method(request, metadata=self.metadata, timeout=timeout or self.timeout)
         except grpc.RpcError as error:
-            raise Refused(refusal(error, self.target)) from None
+            raise Refused(refusal_of(error, self.target)) from None
 
     def close(self) -> None:
         self.channel.close()
-
-
-def refusal(error: grpc.RpcError, target: str) -> str:
-    code: grpc.StatusCode = error.code()  # type: ignore[attr-defined]
-    details: str = error.details() or ""  # type: ignore[attr-defined]
-    if code is grpc.StatusCode.UNAUTHENTICATED:
-        return f"the server did not accept the token ({details or 'UNAUTHENTICATED'})"
-    if code is grpc.StatusCode.UNAVAILABLE:
-        return f"cannot reach the server at {target}: {details}"
-    return f"{details} ({code.name})" if details else code.name
 
 
 def run(args: argparse.Namespace, command: Callable[[Connection, argparse.Namespace], int]) -> int:
@@ -94,18 +95,28 @@ def run(args: argparse.Namespace, command: Callable[[Connection, argparse.Namesp
     except (UsageError, OSError) as error:
         print(f"license-svc: {error}", file=sys.stderr)
         return USAGE
+    interrupted = False
     try:
         return command(connection, args)
     except UsageError as error:
         print(f"license-svc: {error}", file=sys.stderr)
         return USAGE
     except Refused as error:
-        print(str(error), file=sys.stderr)
+        if getattr(args, "json", False):
+            print(json.dumps(error.refusal.as_json(), ensure_ascii=False), file=sys.stderr)
+        else:
+            print(error.refusal.line(), file=sys.stderr)
         return REFUSED
-    except KeyboardInterrupt:  # Ctrl-C, e.g. ending `audit events --follow`: no traceback
-        return 130
+    except KeyboardInterrupt:  # Ctrl-C during a call: no traceback
+        # Not closing the channel: the interrupt may have landed inside gRPC's own bookkeeping
+        # of the call (e.g. in its Condition's __exit__, the lock still held), and close() then
+        # waits for a call that nothing completes — 4 of 200 interrupts of a followed stream
+        # did so (see streams.py). The process is ending; the server sees the connection go.
+        interrupted = True
+        return INTERRUPTED
     finally:
-        connection.close()
+        if not interrupted:
+            connection.close()
 
 
 def as_dict(message: Message) -> dict[str, Any]:
@@ -139,12 +150,23 @@ def print_json(value: object) -> None:
 
 
 def enum_name(enum: Any, value: int) -> str:
-    """TIER_GROWTH → growth, KEY_STATUS_ACTIVATED → activated (for tables)."""
+    """TIER_GROWTH → growth, KEY_STATUS_ACTIVATED → activated, PRODUCT_CLOUD_POS → cloud_pos:
+    the one spelling of the CLI, the page and the docs (the domain's values)."""
     name: str = enum.Name(value)
     for prefix in ("KEY_STATUS_", "TIER_", "PRODUCT_", "ENTITLEMENT_SOURCE_"):
         if name.startswith(prefix):
             name = name[len(prefix) :]
     return "-" if name == "UNSPECIFIED" else name.lower()
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def more_hint(shown: int, more: bool, what: str = "rows") -> None:
+    """Under a table cut at --limit: that there are more, and how to see them."""
+    if more:
+        print(f"{shown} {what} shown; more exist — use --limit")
 
 
 def when(stamp: Timestamp) -> str:
@@ -165,7 +187,11 @@ def timestamp(text: str, what: str) -> Timestamp:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
-    text = [[str(cell) for cell in row] for row in rows]
+    """Aligned columns; booleans as yes/no; an empty table says "none" instead of a header."""
+    text = [[yes_no(cell) if isinstance(cell, bool) else str(cell) for cell in row] for row in rows]
+    if not text:
+        print("none")
+        return
     widths = [max([len(h), *(len(row[i]) for row in text)]) for i, h in enumerate(headers)]
     for row in [list(headers), *text]:
         print(
@@ -173,7 +199,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
         )
 
 
-PRODUCTS = {"integrations": pb.PRODUCT_INTEGRATIONS, "cloud-pos": pb.PRODUCT_CLOUD_POS}
+PRODUCTS = {"integrations": pb.PRODUCT_INTEGRATIONS, "cloud_pos": pb.PRODUCT_CLOUD_POS}
+ISSUABLE = {"integrations": pb.PRODUCT_INTEGRATIONS}  # Cloud POS comes from plans bought online
 TIERS = {"starter": pb.TIER_STARTER, "growth": pb.TIER_GROWTH, "scale": pb.TIER_SCALE}
 STATUSES = {
     "issued": pb.KEY_STATUS_ISSUED,
@@ -181,3 +208,17 @@ STATUSES = {
     "revoked": pb.KEY_STATUS_REVOKED,
     "expired": pb.KEY_STATUS_EXPIRED,
 }
+
+
+def spelling(choices: Mapping[str, object], prefix: str) -> Callable[[str], str]:
+    """An argparse type: the one spelling (cloud_pos), and the others accepted as input
+    (cloud-pos, CLOUD_POS, PRODUCT_CLOUD_POS) — help and errors show the one spelling."""
+
+    def parse(text: str) -> str:
+        name = text.strip().lower().replace("-", "_")
+        name = name[len(prefix) :] if name.startswith(prefix) else name
+        if name not in choices:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(choices)}")
+        return name
+
+    return parse

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
 from .common import (
+    ISSUABLE,
     OK,
     PRODUCTS,
     STATUSES,
@@ -21,12 +22,15 @@ from .common import (
     UsageError,
     as_dict,
     enum_name,
+    more_hint,
     options,
     print_json,
     run,
+    spelling,
     table,
     when,
 )
+from .replays import mark_replayed
 
 MAX_PER_CALL = 10_000  # IssueKeys' bound (rules §8)
 
@@ -73,6 +77,9 @@ class Progress:
             print(file=sys.stderr)
 
 
+CSV_FIELDS = ["code", "key_id", "hint", "batch_id", "status"]
+
+
 def open_csv(path: Path) -> TextIO:
     """A new file for the codes, readable by the owner only (they are secrets), opened before
     anything is issued. O_EXCL: never an existing file (whose mode, or whose readers, would be
@@ -90,7 +97,7 @@ def open_csv(path: Path) -> TextIO:
 
 def write_csv(out: TextIO, rows: list[dict[str, str]]) -> None:
     with out:
-        writer = csv.DictWriter(out, fieldnames=["code", "key_id", "hint", "batch_id"])
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
 
@@ -105,7 +112,9 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
     progress = Progress(args.count) if args.count > chunk or args.csv else None
     out = open_csv(args.csv) if args.csv else None
     try:
-        rows, batches, position = _issue(conn, args, base, chunk, progress)
+        rows, batches, position, replayed = _issue(conn, args, base, chunk, progress)
+        if replayed:
+            mark_replayed(conn, rows, replayed, position, base)
     except BaseException:
         if out is not None:  # nothing of ours to keep: the empty file goes
             out.close()
@@ -115,19 +124,25 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
         write_csv(out, rows)
     if args.json:
         keys: list[dict[str, str]] = [] if args.csv else rows
-        print_json({"batch_ids": batches, "count": len(rows), "position": position, "keys": keys})
+        print_json({"batch_ids": batches, "count": len(rows), "position": position,
+                    "replayed": bool(replayed), "keys": keys})  # fmt: skip
+    elif args.codes:  # for $(…): the codes alone, and only keys that can still be handed out
+        for row in rows:
+            if row["status"] == "issued":
+                print(row["code"])
     elif args.csv:
-        print(f"issued {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
+        verb = "replayed" if replayed else "issued"
+        print(f"{verb} {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
     else:
-        table(["CODE", "KEY ID", "HINT", "BATCH"], [list(r.values()) for r in rows])
+        table(["CODE", "KEY ID", "HINT", "BATCH", "STATUS"], [list(r.values()) for r in rows])
     return OK
 
 
 def _issue(
     conn: Connection, args: argparse.Namespace, base: str, chunk: int, progress: Progress | None
-) -> tuple[list[dict[str, str]], list[str], int]:
+) -> tuple[list[dict[str, str]], list[str], int, list[str]]:
     rows: list[dict[str, str]] = []
-    batches, position, done, part = [], 0, 0, 0
+    batches, position, done, part, replayed = [], 0, 0, 0, []
     while done < args.count:
         size = min(chunk, args.count - done)
         request_id = base if size == args.count else f"{base}/{part}"
@@ -135,7 +150,7 @@ def _issue(
             conn.keys.IssueKeys,
             pb.IssueKeysRequest(
                 reseller_id=args.reseller,
-                product=PRODUCTS[args.product],
+                product=ISSUABLE[args.product],
                 tier=TIERS[args.tier],
                 seats=args.seats,
                 period_months=args.months,
@@ -146,14 +161,17 @@ def _issue(
         )
         batches.append(answer.batch_id)
         position = max(position, answer.position)
+        if answer.replayed:
+            replayed.append(answer.batch_id)
         rows += [
-            {"code": k.code, "key_id": k.key_id, "hint": k.hint, "batch_id": answer.batch_id}
+            {"code": k.code, "key_id": k.key_id, "hint": k.hint, "batch_id": answer.batch_id,
+             "status": "issued"}
             for k in answer.keys
-        ]
+        ]  # fmt: skip
         done, part = done + size, part + 1
         if progress:
             progress.show(done)
-    return rows, batches, position
+    return rows, batches, position, replayed
 
 
 def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
@@ -179,6 +197,7 @@ def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
             print_json(as_dict(key))
     else:
         table(KEY_HEADERS, key_rows(keys))
+        more_hint(len(keys), bool(token), "keys")
     return OK
 
 
@@ -249,30 +268,41 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     keys = commands.add_parser("keys", help="client: issue, list, show and revoke keys")
     group = keys.add_subparsers(dest="keys_command", required=True)
     issue = leaf(group, "issue", cmd_issue, "issue activation keys (a reseller or ops)")
-    issue.add_argument("--reseller", required=True)
-    issue.add_argument("--tier", choices=TIERS, required=True)
-    issue.add_argument("--seats", type=int, required=True)
+    issue.add_argument("--reseller", required=True, help="the reseller the keys are sold by")
+    issue.add_argument("--tier", type=spelling(TIERS, "tier_"), choices=TIERS, required=True,
+                       help="the plan the keys unlock")  # fmt: skip
+    issue.add_argument("--seats", type=int, required=True, help="connections per key (1-10000)")
     issue.add_argument("--months", type=int, default=12, help="subscription period (12)")
-    issue.add_argument("--count", type=int, default=1)
-    issue.add_argument("--product", choices=PRODUCTS, default="integrations")
+    issue.add_argument("--count", type=int, default=1, help="how many keys (1)")
+    issue.add_argument("--product", type=spelling(ISSUABLE, "product_"), choices=ISSUABLE,
+                       default="integrations", help="what the keys are for (the only product"
+                       " sold as keys; Cloud POS comes from plans bought online)")  # fmt: skip
     issue.add_argument("--request-id", help="idempotency key: a rerun replays the same keys")
     issue.add_argument("--chunk", type=int, default=1000, help="keys per call (1000)")
-    issue.add_argument("--csv", type=Path, help="write code,key_id,hint,batch_id here (0600)")
+    issue.add_argument(
+        "--codes", action="store_true", help="print only the codes, a line each (CODE=$(…))"
+    )
+    issue.add_argument(
+        "--csv", type=Path, help="write code,key_id,hint,batch_id,status here (0600)"
+    )
     listing = leaf(group, "list", cmd_list, "list keys (newest issued last)")
-    listing.add_argument("--status", choices=STATUSES)
-    listing.add_argument("--reseller")
-    listing.add_argument("--batch")
+    listing.add_argument("--status", type=spelling(STATUSES, "key_status_"), choices=STATUSES,
+                         help="only keys in this status")  # fmt: skip
+    listing.add_argument("--reseller", help="only this reseller's keys (ops, auditors)")
+    listing.add_argument("--batch", help="only this batch's keys")
     listing.add_argument("--limit", type=int, default=100, help="keys at most (100)")
-    leaf(group, "show", cmd_show, "one key").add_argument("key", metavar="KEY_ID|CODE")
+    show = leaf(group, "show", cmd_show, "one key")
+    show.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
     revoke = leaf(group, "revoke", cmd_revoke, "revoke a key")
-    revoke.add_argument("key", metavar="KEY_ID|CODE")
-    revoke.add_argument("--reason", required=True)
+    revoke.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
+    revoke.add_argument("--reason", required=True, help="why, kept in the key's history")
     for name, handler, text in [
         ("validate", cmd_validate, "client: check a code for an account (portal)"),
         ("activate", cmd_activate, "client: redeem a code for an account (portal)"),
     ]:
         dialog = leaf(commands, name, handler, text)
-        dialog.add_argument("code", metavar="CODE")
-        dialog.add_argument("--account", required=True)
+        dialog.add_argument("code", metavar="CODE", help="the activation key, INT-XXXX-XXXX-XXXX")
+        dialog.add_argument("--account", required=True, help="the customer's account id")
         dialog.add_argument("--session", help="dialog session id (default: a fresh one)")
-        dialog.add_argument("--product", choices=PRODUCTS, default="integrations")
+        dialog.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
+                            default="integrations", help="the product asked for")  # fmt: skip

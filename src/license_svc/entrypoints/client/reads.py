@@ -11,11 +11,14 @@ from .common import (
     OK,
     PRODUCTS,
     Connection,
+    Refused,
     as_dict,
     enum_name,
+    more_hint,
     options,
     print_json,
     run,
+    spelling,
     table,
     timestamp,
     when,
@@ -55,8 +58,23 @@ def print_summary(answer: pb.SubscriptionSummary, args: argparse.Namespace) -> N
 
 
 def cmd_summary(conn: Connection, args: argparse.Namespace) -> int:
-    print_summary(conn.call(conn.entitlements.GetSubscriptionSummary, summary_request(args)), args)
+    answer = conn.call(conn.entitlements.GetSubscriptionSummary, summary_request(args))
+    name_resellers(conn, answer.entitlements)
+    print_summary(answer, args)
     return OK
+
+
+def name_resellers(conn: Connection, entitlements: Any) -> None:
+    """The summary's view does not keep who sold a key: read it from the key (GetKey), for the
+    callers that may (auditors, ops); a plan bought online has no reseller."""
+    for entitlement in entitlements:
+        if entitlement.reseller_id or entitlement.source == pb.ENTITLEMENT_SOURCE_PLAN:
+            continue
+        try:
+            key = conn.call(conn.keys.GetKey, pb.GetKeyRequest(key_id=entitlement.key_id))
+        except Refused:  # the portal and integrations may not read keys: "-" stays
+            return
+        entitlement.reseller_id = key.key.reseller_id
 
 
 def cmd_allowance(conn: Connection, args: argparse.Namespace) -> int:
@@ -123,12 +141,14 @@ def cmd_expiring(conn: Connection, args: argparse.Namespace) -> int:
     else:
         rows = zip(found, entitlement_rows(found), strict=True)
         table(["ACCOUNT", *ENTITLEMENT_HEADERS], [[e.account_id, *row] for e, row in rows])
+        more_hint(len(found), bool(request.page_token) and len(found) >= args.limit)
     return OK
 
 
 def account_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("account", metavar="ACCOUNT")
-    parser.add_argument("--product", choices=PRODUCTS, default="integrations")
+    parser.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
+    parser.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
+                        default="integrations", help="the product (integrations)")  # fmt: skip
     parser.add_argument("--as-of", help="point in time, e.g. 2026-03-03T14:03:00Z")
     parser.add_argument("--min-position", type=int, default=0, help="wait for this position")
 
@@ -146,11 +166,14 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     allowance.add_argument("--in-use", type=int, default=0, help="connections in use (0)")
     account_options(leaf("summary", cmd_summary, "client: an account's subscription summary"))
     stats = leaf("stats", cmd_stats, "client: key counts and activations per day (ops, reseller)")
-    stats.add_argument("--reseller")
-    stats.add_argument("--product", choices=PRODUCTS)
-    stats.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD")
-    stats.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD")
+    stats.add_argument("--reseller", help="one reseller (a reseller's token: its own)")
+    stats.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
+                       help="one product (default: every product)")  # fmt: skip
+    stats.add_argument("--from", dest="from_date", metavar="YYYY-MM-DD",
+                       help="activations per day from this UTC day (90 days ago)")  # fmt: skip
+    stats.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD",
+                       help="up to this UTC day, inclusive (today)")  # fmt: skip
     expiring = leaf("expiring", cmd_expiring, "client: subscriptions ending soon (ops, reseller)")
     expiring.add_argument("--before", help="ending before this time (default: in 30 days)")
-    expiring.add_argument("--reseller")
+    expiring.add_argument("--reseller", help="one reseller (a reseller's token: its own)")
     expiring.add_argument("--limit", type=int, default=100, help="rows at most (100)")

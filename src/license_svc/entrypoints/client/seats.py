@@ -10,7 +10,18 @@ from typing import Any
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
-from .common import OK, PRODUCTS, Connection, as_dict, options, print_json, run, table, when
+from .common import (
+    OK,
+    PRODUCTS,
+    Connection,
+    as_dict,
+    options,
+    print_json,
+    run,
+    spelling,
+    table,
+    when,
+)
 
 LEASE_HEADERS = ["LEASE ID", "CONNECTION", "HOLDER", "GRANTED", "EXPIRES"]
 
@@ -102,17 +113,21 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     seats = commands.add_parser("seats", help="client: acquire, renew, release and list leases")
     group = seats.add_subparsers(dest="seats_command", required=True)
     acquire = leaf(group, "acquire", cmd_acquire, "lease a seat for a connection")
-    acquire.add_argument("account", metavar="ACCOUNT")
+    acquire.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
     acquire.add_argument("--connection", required=True, help="the connection's id")
     acquire.add_argument("--holder", default=socket.gethostname(), help="(this host's name)")
     acquire.add_argument("--ttl", type=int, default=0, help="seconds, 10-3600 (0: the default)")
-    acquire.add_argument("--product", choices=PRODUCTS, default="integrations")
+    acquire.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
+                        default="integrations", help="the product (integrations)")  # fmt: skip
     renew = leaf(group, "renew", cmd_renew, "renew leases (the heartbeat)")
-    renew.add_argument("lease", metavar="LEASE_ID", nargs="+")
+    renew.add_argument(
+        "lease", metavar="LEASE_ID", nargs="+", help="the leases to renew (up to 1,000)"
+    )
     renew.add_argument("--holder", default=socket.gethostname(), help="(this host's name)")
     leaf(group, "release", cmd_release, "free a lease's seat").add_argument(
-        "lease", metavar="LEASE_ID"
+        "lease", metavar="LEASE_ID", help="the lease AcquireSeat answered"
     )
     listing = leaf(group, "list", cmd_list, "an account's live leases, oldest first")
-    listing.add_argument("account", metavar="ACCOUNT")
-    listing.add_argument("--product", choices=PRODUCTS, default="integrations")
+    listing.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
+    listing.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
+                        default="integrations", help="the product (integrations)")  # fmt: skip

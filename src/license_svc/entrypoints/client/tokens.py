@@ -25,6 +25,7 @@ from .common import (
     options,
     print_json,
     run,
+    spelling,
     table,
     when,
 )
@@ -91,8 +92,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     token = commands.add_parser(
         "token", parents=[common], help="client: an account's signed allowance token"
     )
-    token.add_argument("account", metavar="ACCOUNT")
-    token.add_argument("--product", choices=PRODUCTS, default="integrations")
+    token.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
+    token.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
+                        default="integrations", help="the product (integrations)")  # fmt: skip
     token.add_argument("--min-position", type=int, default=0, help="wait for this position")
     token.set_defaults(func=lambda args: run(args, cmd_token))
     verify = commands.add_parser(

@@ -118,15 +118,23 @@ def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  
         return parser
 
     add = leaf("add", cmd_add, "create an endpoint (prints its secret once)")
-    add.add_argument("url")
+    add.add_argument("url", help="https:// address of the partner's receiver")
     add.add_argument("--reseller", help="ops: whose endpoint (a reseller: its own)")
     add.add_argument("--type", action="append", choices=TYPES, help="repeat; default: every type")
-    leaf("list", cmd_list, "list endpoints").add_argument("--reseller")
-    leaf("rm", cmd_rm, "delete an endpoint").add_argument("endpoint", metavar="ENDPOINT_ID")
+    leaf("list", cmd_list, "list endpoints").add_argument(
+        "--reseller", help="ops: one reseller's endpoints"
+    )
+    leaf("rm", cmd_rm, "delete an endpoint").add_argument(
+        "endpoint", metavar="ENDPOINT_ID", help="the endpoint id CreateWebhookEndpoint answered"
+    )
     deliveries = leaf("deliveries", cmd_deliveries, "an endpoint's deliveries, newest first")
-    deliveries.add_argument("endpoint", metavar="ENDPOINT_ID")
+    deliveries.add_argument(
+        "endpoint", metavar="ENDPOINT_ID", help="the endpoint id CreateWebhookEndpoint answered"
+    )
     deliveries.add_argument("--limit", type=int, default=50, help="rows at most (50)")
     redeliver = leaf("redeliver", cmd_redeliver, "send a message again (same webhook-id)")
-    redeliver.add_argument("endpoint", metavar="ENDPOINT_ID")
-    redeliver.add_argument("message", metavar="MESSAGE_ID")
+    redeliver.add_argument(
+        "endpoint", metavar="ENDPOINT_ID", help="the endpoint id CreateWebhookEndpoint answered"
+    )
+    redeliver.add_argument("message", metavar="MESSAGE_ID", help="the webhook-id to send again")
     return webhooks

@@ -103,7 +103,7 @@ def _filters(b: Board) -> str:
         f'<option value="{e(value)}"{" selected" if chosen else ""}>{e(label)}</option>'
         for value, label, chosen in [
             ("", "every product", b.filters.product is None),
-            *[(p.value, p.value.replace("_", " "), b.filters.product is p) for p in Product],
+            *[(p.value, p.value, b.filters.product is p) for p in Product],
         ]
     )
     if b.lags is None:  # a reseller: its own keys, no choice

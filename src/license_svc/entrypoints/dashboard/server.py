@@ -258,7 +258,9 @@ def _filters(query: dict[str, list[str]]) -> Filters | None:
     reseller = check.identifier((query.get("reseller") or [""])[0], "reseller_id", required=False)
     if check.violations:
         return None
-    product_text = (query.get("product") or [""])[0].strip()
+    # One spelling (cloud_pos), the others accepted: cloud-pos, CLOUD_POS, PRODUCT_CLOUD_POS.
+    product_text = (query.get("product") or [""])[0].strip().lower().replace("-", "_")
+    product_text = product_text.removeprefix("product_")
     if not product_text:
         return Filters(reseller, None)
     try:

@@ -466,7 +466,7 @@ class GetKeyHistoryRequest(_message.Message):
     def __init__(self, key_id: _Optional[str] = ..., code: _Optional[str] = ..., subscription_id: _Optional[str] = ...) -> None: ...
 
 class StoredEvent(_message.Message):
-    __slots__ = ("type", "version", "recorded_at", "position", "payload", "key_id", "aggregate_type")
+    __slots__ = ("type", "version", "recorded_at", "position", "payload", "key_id", "aggregate_type", "payload_json")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
@@ -474,6 +474,7 @@ class StoredEvent(_message.Message):
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     AGGREGATE_TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     type: str
     version: int
     recorded_at: _timestamp_pb2.Timestamp
@@ -481,7 +482,8 @@ class StoredEvent(_message.Message):
     payload: _struct_pb2.Struct
     key_id: str
     aggregate_type: str
-    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., key_id: _Optional[str] = ..., aggregate_type: _Optional[str] = ...) -> None: ...
+    payload_json: str
+    def __init__(self, type: _Optional[str] = ..., version: _Optional[int] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., position: _Optional[int] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., key_id: _Optional[str] = ..., aggregate_type: _Optional[str] = ..., payload_json: _Optional[str] = ...) -> None: ...
 
 class GetKeyHistoryResponse(_message.Message):
     __slots__ = ("key_id", "events")
