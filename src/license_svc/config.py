@@ -113,6 +113,9 @@ class Settings:
     # `stream_read_threads` threads and connections of their own; the process's one follower
     # of the log keeps the newest `stream_window` events in memory for the live streams.
     max_streams: int = 200
+    # One caller (a token or certificate identity) holds at most this share of `max_streams`,
+    # so a runaway follower cannot take every slot from the others.
+    stream_share_percent: int = 50
     stream_stall_seconds: float = 30.0
     stream_read_threads: int = 2
     stream_window: int = 10_000
@@ -203,6 +206,13 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
         raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
     if value < lo:
         raise ConfigError(f"{PREFIX}{name} must be at least {lo}, got {value}")
+    return value
+
+
+def _percent(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default, lo=1)
+    if value > 100:
+        raise ConfigError(f"{PREFIX}{name} must be a percentage from 1 to 100, got {value}")
     return value
 
 
@@ -454,6 +464,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
         max_streams=_int(env, "MAX_STREAMS", Settings.max_streams, lo=0),
+        stream_share_percent=_percent(env, "STREAM_SHARE_PERCENT", Settings.stream_share_percent),
         stream_stall_seconds=_float(env, "STREAM_STALL_SECONDS", Settings.stream_stall_seconds),
         stream_read_threads=_int(env, "STREAM_READ_THREADS", Settings.stream_read_threads, lo=1),
         stream_window=_int(env, "STREAM_WINDOW", Settings.stream_window, lo=1),

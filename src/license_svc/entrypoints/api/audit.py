@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 from eventsourcing.persistence import Notification
 
+from license_svc.access.auth import caller
 from license_svc.access.fields import Fields
 from license_svc.adapters.application import HistoryEntry
 from license_svc.keys.app import LicensingApp
@@ -52,7 +53,7 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
 
     async def StreamEvents(self, request: pb.StreamEventsRequest, context: Any) -> None:  # type: ignore[override]
         wanted = _filter(request)
-        with self._streams.slot():
+        with self._streams.slot(caller()):
             await _Stream(self._app, self._streams, wanted, context).run(request)
 
 
@@ -62,7 +63,7 @@ class _Stream:
         self._feed = streams.feed
         self._send = streams.sender(context)
         self._wanted = wanted
-        self._facts = KeyFacts(app.mapper.to_domain_event)
+        self._facts = KeyFacts(app.mapper.to_domain_event, streams.facts)
         self._skipped = 0
         self._said_at = time.monotonic()
         self._said = 0  # the last position sent (event or checkpoint)

@@ -100,7 +100,12 @@ class Server:
         if self.metrics is not None:
             observers.insert(0, self.metrics.grpc)
         self.health = Health(experimental_non_blocking=True)
-        self.streams = Streams(service.feed, settings.max_streams, settings.stream_stall_seconds)
+        self.streams = Streams(
+            service.feed,
+            settings.max_streams,
+            settings.stream_stall_seconds,
+            settings.stream_share_percent,
+        )
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(
             target=self._loop.run_forever, name="grpc-loop", daemon=True
