@@ -147,7 +147,7 @@ def raised_by_the_library(error: Exception) -> Exception:
 def test_every_fault_sqlstate_answers_unavailable_with_retry_info_never_internal(
     sqlstate: str, layer: str
 ) -> None:
-    error = psycopg.errors.lookup(sqlstate)("the database went away")
+    error: Exception = psycopg.errors.lookup(sqlstate)("the database went away")
     if layer == "library":
         error = raised_by_the_library(error)
     code, _, details = decoded(error)
