@@ -184,7 +184,7 @@ def _wire(
     plans = PlanBook(app, app.identity, clock)
     feed = LogFeed.build(
         StoreNames(
-            settings.database_url,
+            settings.conninfo(),  # keepalives, user and statement timeouts: a partition ends
             datastore.schema or "public",
             app.store.events_table_name,
             app.store.channel_name,
