@@ -200,6 +200,7 @@ def _wire(
         settings.database_label(),
         settings.health_interval_seconds,
         pools=dbpool.pools_of(datastore),
+        failures=settings.health_failures,
     )
     return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor)
 

@@ -66,6 +66,7 @@ class Settings:
     statement_timeout: float = 10.0
     idle_in_transaction_timeout: float = 10.0
     health_interval_seconds: float = 0.5
+    health_failures: int = 3  # failed checks in a row before NOT_SERVING (one good one is back)
     health_listen: str = ""  # a plaintext gRPC health endpoint for probes (any command)
     # gRPC. 8 threads, not more: every call is a few short Postgres round trips, so more threads
     # only contend for the GIL, and an ActivateKey holds the event table's lock while its thread
@@ -430,6 +431,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         health_interval_seconds=_float(
             env, "HEALTH_INTERVAL_SECONDS", Settings.health_interval_seconds, lo=0.05
         ),
+        health_failures=_int(env, "HEALTH_FAILURES", Settings.health_failures, lo=1),
         health_listen=_address(env, "HEALTH_LISTEN", ""),
         grpc_workers=_int(env, "GRPC_WORKERS", Settings.grpc_workers, lo=1),
         so_reuseport=_bool(env, "SO_REUSEPORT", False),

@@ -7,6 +7,10 @@ counts as a failure instead of freezing health. On every change it calls its lis
 `up` (health statuses, the pools); when the database comes back it first checks the idle
 pooled connections, so the ones a restart broke are replaced before calls take them.
 
+One slow `SELECT 1` does not make a replica unready (every replica's check would see the same
+slow moment, and all would leave the load balancer at once): it takes `failures` failed checks
+in a row to go down, and one good check to come back. The very first check decides at once.
+
 Whoever serves reads `monitor.up` (a flag) to answer UNAVAILABLE at once while it is down.
 """
 
@@ -35,8 +39,11 @@ class DatabaseMonitor:
         label: str,
         interval: float,
         pools: Iterable[Any] = (),
+        failures: int = 1,
     ) -> None:
         self._conninfo = conninfo
+        self._failures = max(1, failures)  # failed checks in a row before it is down
+        self._failed = 0
         self._label = label
         self._interval = interval
         self._pools = list(pools)
@@ -79,11 +86,16 @@ class DatabaseMonitor:
     def _run(self) -> None:
         while not self._stopping.is_set():
             started = time.monotonic()
-            up = self._check()
-            if up != self.up or not self._checked.is_set():
-                self._change(up)
-            self._checked.set()
+            self._observe(self._check())
             self._stopping.wait(max(0.0, self._interval - (time.monotonic() - started)))
+
+    def _observe(self, up: bool) -> None:
+        """One check's result: down after `failures` failures in a row, up after one success."""
+        self._failed = 0 if up else self._failed + 1
+        first = not self._checked.is_set()
+        if first or (up != self.up and (up or self._failed >= self._failures)):
+            self._change(up)
+        self._checked.set()
 
     def _change(self, up: bool) -> None:
         was = "up" if self.up else "down"
