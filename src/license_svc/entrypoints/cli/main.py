@@ -41,16 +41,35 @@ def _logging() -> None:
     )
 
 
+_stopping = threading.Event()
+_up = threading.Event()  # the command is up and waits for its stop signal
+SIGNAL_POLL_SECONDS = 0.5
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    name = signal.Signals(signum).name
+    if not _up.is_set():  # still starting: unwind now (what was built is closed on the way)
+        log.info("received %s while starting: exiting", name)
+        raise SystemExit(128 + signum)
+    log.info("received %s: stopping", name)
+    _stopping.set()
+
+
+def _catch_stop_signals() -> None:
+    """From the start of a long-running command on: a SIGTERM while it starts unwinds it (its
+    `finally` blocks run, unlike the default action's kill); once up, it stops it cleanly."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
 def _wait_for_signal() -> None:
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    stopping.wait()
+    """Until SIGTERM/SIGINT. The main thread wakes every SIGNAL_POLL_SECONDS: Python runs a
+    signal's handler only between bytecodes of the main thread, and a wait without a timeout
+    was once seen to sit through a SIGTERM for 90 s."""
+    _catch_stop_signals()
+    _up.set()
+    while not _stopping.wait(SIGNAL_POLL_SECONDS):
+        pass
 
 
 def _settings(
@@ -75,6 +94,7 @@ def _service(settings: config.Settings) -> bootstrap.Service:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    _catch_stop_signals()
     settings = _settings("dev" if args.dev else "service", "text" if args.dev else "json")
     tokens = startup.tokens_for(settings)
     startup.check_address(settings.listen, "LICENSE_SVC_LISTEN", settings.so_reuseport)
@@ -119,6 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    _catch_stop_signals()
     settings = _settings("service", changes=SMALL_POOL)
     listen = args.listen or settings.dashboard_listen
     if not listen:
@@ -134,6 +155,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    _catch_stop_signals()
     names = args.names or NAMES
     settings = _settings("service", changes=SMALL_POOL)
     startup.tokens_for(settings)  # a production command: its token file must be sound too
