@@ -11,6 +11,8 @@ position it was computed at."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +44,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         max_wait_seconds: float,
         streams: Streams,
         point_in_time: PointInTime | None = None,
+        misses: int = 8,
     ) -> None:
         self._reads = AccountReads(views)  # from the account cache when it is known current
         self._clock = clock
@@ -49,6 +52,10 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         self._streams = streams
         self._watch = AllowanceWatch(views, clock)  # the channels of this process's watchers
         self._point_in_time = point_in_time
+        # GetSeatAllowance's cache misses and `min_position` waits: on threads of their own, as
+        # many as the pool has connections (the loop's default executor had more threads than
+        # connections, so the extra ones only queued for a checkout and timed out there).
+        self._misses = ThreadPoolExecutor(max(1, misses), thread_name_prefix="allowance-read")
 
     def _as_of(
         self, request: Any, account_id: str, product: Product
@@ -112,7 +119,11 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
                     return seat_allowance(
                         account_id, product, found, at, request.connections_in_use
                     )
-        answer: pb.SeatAllowance = await asyncio.to_thread(self._seat_allowance, request, context)
+        loop = asyncio.get_running_loop()
+        call = contextvars.copy_context()  # the caller's principal goes with the read
+        answer: pb.SeatAllowance = await loop.run_in_executor(
+            self._misses, call.run, self._seat_allowance, request, context
+        )
         return answer
 
     def _seat_allowance(

@@ -147,7 +147,12 @@ class Server:
         )
         pb_grpc.add_EntitlementServiceServicer_to_server(
             EntitlementServicer(
-                views, service.clock, max_wait, self.streams, PointInTime(app, views)
+                views,
+                service.clock,
+                max_wait,
+                self.streams,
+                PointInTime(app, views),
+                misses=settings.pool_size,  # one thread per pooled connection, no more
             ),
             self.grpc,
         )
