@@ -156,6 +156,7 @@ class Settings:
             "ISSUE_CONCURRENCY": str(self.issue_concurrency),
             # Read by `license_svc.adapters.pools` when it hardens the library's pools.
             "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
+            "SERVICE_STATEMENT_TIMEOUT_MS": str(int(self.statement_timeout * 1000)),
         }
         env.update(self.extra)
         return env

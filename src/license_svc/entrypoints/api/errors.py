@@ -27,6 +27,7 @@ from psycopg_pool import PoolTimeout
 from license_svc.access.auth import PermissionDenied, Unauthenticated
 from license_svc.access.fields import BadRequest
 from license_svc.adapters.application import KeyNotFound
+from license_svc.adapters.pools import DeadlinePassed
 from license_svc.attempts.limiter import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
@@ -164,6 +165,7 @@ TABLE: dict[type[Exception], Mapping] = {
         retry_after=lambda _: timedelta(seconds=1),
     ),
     WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),
+    DeadlinePassed: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
     NotServedHere: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
     StreamsExhausted: Mapping(
         grpc.StatusCode.RESOURCE_EXHAUSTED,

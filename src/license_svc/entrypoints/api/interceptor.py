@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import grpc
 
 from license_svc.access.auth import TokenTable, authorize, current_principal, needs_token
+from license_svc.adapters.pools import call_deadline
 
 from . import decoding, errors
 
@@ -169,6 +170,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         def behaviour(raw: bytes, context: grpc.ServicerContext) -> Any:
             call = self._begin(method, "unary", context)
             try:
+                _bound_by_deadline(context)
                 self._enter(call, context)  # a caller without a token learns nothing more
                 response = inner(decode(raw), context)
             except Exception as error:
@@ -183,6 +185,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         async def behaviour(raw: bytes, context: Any) -> Any:
             call = self._begin(method, "unary", context)
             try:
+                _bound_by_deadline(context)
                 self._enter(call, context)
                 response = await inner(decode(raw), context)
             except asyncio.CancelledError:  # the client went away: no status to send
@@ -254,6 +257,13 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self._observer.handled(call)
         trailing = (*(status.trailing_metadata or ()), (REQUEST_ID, call.request_id))
         return _Status(status.code, status.details, trailing)
+
+
+def _bound_by_deadline(context: Any) -> None:
+    """A unary call's database work ends with its deadline (`adapters.pools`). Set for every
+    call: a pool thread keeps its context variables from one call to the next."""
+    left = context.time_remaining()
+    call_deadline.set(None if left is None else time.monotonic() + left)
 
 
 def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
