@@ -3,10 +3,10 @@
 gRPC metrics use the names and labels of go-grpc-prometheus / py-grpc-prometheus
 (`grpc_server_started_total`, `grpc_server_handled_total{grpc_type,grpc_service,grpc_method,
 grpc_code}`, `grpc_server_handling_seconds`, `grpc_server_msg_sent_total`), fed by the
-interceptor's `Observer` hook. Domain metrics are read when Prometheus scrapes (`DomainCollector`),
-never on the call path: keys issued/activated/revoked/expired are counted from the events in the
-store's notification log (incrementally: each scrape reads only the rows appended since the
-previous one, so the counters equal the store's counts); failed attempts by method and reason are
+interceptor's `Observer` hook. Domain metrics are read when Prometheus scrapes, never on the call
+path, on a connection of their own and never by a scan of the store (`domain_metrics.py`): keys
+issued/activated/revoked/expired equal the store's counts (the catalog's count tables at its
+position, plus the log's events after it, incrementally); failed attempts by method and reason are
 counted by this process as it answers them; blocked sessions, projection position and lag per
 view, and the database pool are gauges. Each server process has its own registry and port (no
 multiprocess mode): several replicas on one host each need their own `LICENSE_SVC_METRICS_LISTEN`.
@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any, Protocol
 
 from eventsourcing.postgres import PostgresDatastore
@@ -30,27 +29,20 @@ from prometheus_client import (
     disable_created_metrics,
     start_http_server,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from psycopg.sql import SQL, Identifier
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from license_svc.adapters.clock import Clock
-from license_svc.attempts.limiter import IN_FLIGHT
 from license_svc.config import Settings
 from license_svc.keys.app import LicensingApp
 from license_svc.reads.live import LiveViews
 
+from .domain_metrics import DomainCollector
 from .gen import licensing_pb2 as pb
 from .interceptor import Call
 
 log = logging.getLogger("license_svc.metrics")
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-KEY_EVENTS = {  # the key's events (a Plan has a SubscriptionExpired of its own) → counter
-    "ActivationKey.KeyIssued": "issued",
-    "ActivationKey.KeyActivated": "activated",
-    "ActivationKey.KeyRevoked": "revoked",
-    "ActivationKey.SubscriptionExpired": "expired",
-}
 ATTEMPT_METHODS = {"ValidateKey", "ActivateKey"}  # the calls the failed-attempt limiter counts
 
 
@@ -153,97 +145,14 @@ class GrpcMetrics:
                 self.failed_attempts.labels(name, call.reason).inc()
 
 
-class StoreCounts:
-    """Events by aggregate class and event name (`ActivationKey.KeyIssued`), counted from the
-    notification log incrementally. Notification ids are assigned and committed in order
-    (writers hold the table lock), so once id N is visible no smaller id can appear later:
-    reading `> last seen` never misses a row."""
-
-    def __init__(self, app: LicensingApp) -> None:
-        datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
-        self._datastore = datastore
-        table = Identifier(datastore.schema, app.recorder.events_table_name)  # type: ignore[attr-defined]
-        self._query = SQL(
-            "SELECT topic, count(*) AS n, max(notification_id) AS last FROM {}"
-            " WHERE notification_id > %s GROUP BY topic"
-        ).format(table)
-        self._after = 0
-        self.counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def update(self) -> dict[str, int]:
-        with self._lock, self._datastore.transaction(commit=False) as curs:
-            curs.execute(self._query, (self._after,))
-            for row in curs.fetchall():
-                name = str(row["topic"]).rsplit(":", 1)[-1]  # module:Class.Event
-                self.counts[name] = self.counts.get(name, 0) + int(row["n"])
-                self._after = max(self._after, int(row["last"]))
-            return dict(self.counts)
-
-
-class DomainCollector:
-    """Read at scrape time; a failing read drops the domain metrics from that scrape only."""
+class PoolCollector:
+    """This process's database pool, from memory (no query)."""
 
     def __init__(self, parts: Parts) -> None:
-        self._parts = parts
-        self._events = StoreCounts(parts.app)
-        datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
-        self._datastore = datastore
-        # On the database's clock, the limiter's timeline; recorded failures only (a reservation
-        # of an attempt in flight counts for the limiter, not here; nor does a failure that
-        # support forgave, `lift_id`).
-        self._blocked = SQL(
-            "SELECT count(*) AS n FROM (SELECT 1 FROM {} WHERE at > clock_timestamp() - %s"
-            " AND reason <> %s AND lift_id IS NULL"
-            " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
-        ).format(Identifier(datastore.schema, "failed_attempts"))
+        self._datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
 
     def collect(self) -> Iterator[Metric]:
-        try:
-            yield from self._store()
-            yield from self._views()
-            yield from self._limiter()
-        except Exception as error:  # a scrape must not fail because the database did
-            log.warning("metrics: domain metrics unavailable: %s", error)
         yield from self._pool()
-
-    def _store(self) -> Iterator[Metric]:
-        counts = self._events.update()
-        for name, short in KEY_EVENTS.items():
-            yield CounterMetricFamily(
-                f"license_svc_keys_{short}",
-                f"{name.split('.')[1]} events in the store (counted from the notification log).",
-                value=counts.get(name, 0),
-            )
-
-    def _views(self) -> Iterator[Metric]:
-        head = self._parts.app.recorder.max_notification_id() or 0
-        store = GaugeMetricFamily("license_svc_store_position", "The store's last position.")
-        store.add_metric([], head)
-        position = GaugeMetricFamily(
-            "license_svc_projection_position", "The position a view has processed.", labels=["view"]
-        )
-        lag = GaugeMetricFamily(
-            "license_svc_projection_lag_events",
-            "Events in the store a view has not processed yet.",
-            labels=["view"],
-        )
-        for name, at in self._parts.views.status():
-            position.add_metric([name], at)
-            lag.add_metric([name], max(0, head - at))
-        yield from (store, position, lag)
-
-    def _limiter(self) -> Iterator[Metric]:
-        settings = self._parts.settings
-        window = timedelta(seconds=settings.session_block_seconds)
-        with self._datastore.transaction(commit=False) as curs:
-            curs.execute(self._blocked, (window, IN_FLIGHT, settings.session_attempt_limit))
-            row = curs.fetchone()
-        blocked = GaugeMetricFamily(
-            "license_svc_blocked_sessions", "Sessions blocked by the failed-attempt limiter now."
-        )
-        blocked.add_metric([], int(row["n"]) if row else 0)
-        yield blocked
 
     def _pool(self) -> Iterator[Metric]:
         pool = getattr(self._datastore, "pool", None)
@@ -267,7 +176,9 @@ class Metrics:
         disable_created_metrics()  # no `*_created` series: they double the scrape for nothing
         self.registry = CollectorRegistry()
         self.grpc = GrpcMetrics(self.registry)
-        self.registry.register(DomainCollector(parts))  # type: ignore[arg-type]
+        self.domain = DomainCollector(parts.settings, parts.app, parts.views)
+        self.registry.register(self.domain)  # type: ignore[arg-type]
+        self.registry.register(PoolCollector(parts))  # type: ignore[arg-type]
         # The process's own: RSS and CPU (process_*), and the garbage collector's runs per
         # generation (python_gc_*), which `LICENSE_SVC_GC_THRESHOLD` tunes.
         ProcessCollector(registry=self.registry)
@@ -284,6 +195,7 @@ class Metrics:
         return self.port
 
     def close(self) -> None:
+        self.domain.close()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
