@@ -67,6 +67,9 @@ class Settings:
     idle_in_transaction_timeout: float = 10.0
     health_interval_seconds: float = 0.5
     health_failures: int = 3  # failed checks in a row before NOT_SERVING (one good one is back)
+    # One clock: the health check also measures this process's clock against the database's;
+    # further off than this, the replica is NOT_SERVING (its instants would disagree).
+    max_clock_offset_ms: int = 500
     health_listen: str = ""  # a plaintext gRPC health endpoint for probes (any command)
     # gRPC. 8 threads, not more: every call is a few short Postgres round trips, so more threads
     # only contend for the GIL, and an ActivateKey holds the event table's lock while its thread
@@ -160,6 +163,12 @@ class Settings:
         }
         env.update(self.extra)
         return env
+
+    @property
+    def settle_seconds(self) -> float:
+        """How far back an instant is settled: an event stamped before it has committed by now
+        (a writer waits at most the lock timeout; its clock may be the max offset behind)."""
+        return self.lock_timeout + self.max_clock_offset_ms / 1000
 
     def connect_options(self) -> dict[str, str | int]:
         """libpq options for every connection the service opens: a short connect timeout, TCP
@@ -433,6 +442,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
             env, "HEALTH_INTERVAL_SECONDS", Settings.health_interval_seconds, lo=0.05
         ),
         health_failures=_int(env, "HEALTH_FAILURES", Settings.health_failures, lo=1),
+        max_clock_offset_ms=_int(env, "MAX_CLOCK_OFFSET_MS", Settings.max_clock_offset_ms, lo=1),
         health_listen=_address(env, "HEALTH_LISTEN", ""),
         grpc_workers=_int(env, "GRPC_WORKERS", Settings.grpc_workers, lo=1),
         so_reuseport=_bool(env, "SO_REUSEPORT", False),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -45,6 +45,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         streams: Streams,
         point_in_time: PointInTime | None = None,
         misses: int = 8,
+        settle_seconds: float = 0.0,
     ) -> None:
         self._reads = AccountReads(views)  # from the account cache when it is known current
         self._clock = clock
@@ -52,6 +53,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         self._streams = streams
         self._watch = AllowanceWatch(views, clock)  # the channels of this process's watchers
         self._point_in_time = point_in_time
+        self._settle = timedelta(seconds=settle_seconds)
         # GetSeatAllowance's cache misses and `min_position` waits: on threads of their own, as
         # many as the pool has connections (the loop's default executor had more threads than
         # connections, so the extra ones only queued for a checkout and timed out there).
@@ -63,8 +65,16 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         """The point-in-time answer when the request has `as_of` (never in the future)."""
         check = Fields()
         as_of = check.timestamp(request, "as_of")
-        if as_of is not None and as_of > self._clock():
+        now = self._clock()
+        if as_of is not None and as_of > now:
             check.add("as_of", "must not be in the future")
+        elif as_of is not None and as_of > now - self._settle:
+            # An event stamped before T may still commit after it: an answer at T could change.
+            check.add(
+                "as_of",
+                f"must be at least {self._settle.total_seconds():g}s in the past"
+                " (events stamped before a more recent instant may still be committing)",
+            )
         check.done()
         if as_of is None:
             return None

@@ -153,6 +153,7 @@ class Server:
                 self.streams,
                 PointInTime(app, views),
                 misses=settings.pool_size,  # one thread per pooled connection, no more
+                settle_seconds=settings.settle_seconds,
             ),
             self.grpc,
         )
