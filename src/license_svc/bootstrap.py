@@ -201,6 +201,8 @@ def _wire(
         settings.health_interval_seconds,
         pools=dbpool.pools_of(datastore),
         failures=settings.health_failures,
+        clock=clock if attempt_clock is None else None,  # the real clock (not a test's)
+        max_offset=settings.max_clock_offset_ms / 1000,
     )
     return Service(settings, app, limiter, dialog, clock, views, plans, feed, monitor)
 

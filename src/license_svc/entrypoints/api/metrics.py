@@ -146,13 +146,21 @@ class GrpcMetrics:
 
 
 class PoolCollector:
-    """This process's database pool, from memory (no query)."""
+    """This process's database pool and clock offset, from memory (no query)."""
 
     def __init__(self, parts: Parts) -> None:
         self._datastore: PostgresDatastore = parts.app.recorder.datastore  # type: ignore[attr-defined]
+        self._monitor = getattr(parts, "monitor", None)
 
     def collect(self) -> Iterator[Metric]:
         yield from self._pool()
+        if self._monitor is not None:
+            offset = GaugeMetricFamily(
+                "license_svc_clock_offset_seconds",
+                "How far this process's clock is ahead of the database's (last health check).",
+            )
+            offset.add_metric([], float(self._monitor.offset))
+            yield offset
 
     def _pool(self) -> Iterator[Metric]:
         pool = getattr(self._datastore, "pool", None)

@@ -41,6 +41,9 @@ def _logging() -> None:
     )
 
 
+# Only the test suite's launcher (tests/offset_cli.py) sets this: the test-only clock offset
+# is refused by every command otherwise, so no deployment can run with a shifted clock.
+TEST_CLOCK_ALLOWED = False
 _stopping = threading.Event()
 _up = threading.Event()  # the command is up and waits for its stop signal
 SIGNAL_POLL_SECONDS = 0.5
@@ -78,6 +81,11 @@ def _settings(
     """Every setting, validated before anything else happens (ConfigError → exit 2). Logging
     is set up before the first warning, so even that line is in the command's format."""
     settings = config.load(purpose=purpose)
+    if settings.clock_offset_seconds and not TEST_CLOCK_ALLOWED:
+        raise config.ConfigError(
+            "LICENSE_SVC_CLOCK_OFFSET_SECONDS is for tests only: a command refuses to start"
+            " with its clock shifted (unset it)"
+        )
     if settings.log_format or log_format:  # the other commands log text unless told otherwise
         logs.setup(settings.log_format or log_format)
     for name in settings.unknown:
