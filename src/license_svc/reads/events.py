@@ -133,12 +133,19 @@ class KeyFacts:
         and 2 include those of the batch: the batch is committed)."""
         batch: dict[Id, KeyFact] = {}
         missing: list[Id] = []
-        for key_id in dict.fromkeys(e.originator_id for e in events):
-            fact = self.cache.get(key_id)
-            if fact is None:
+        # A key's first event says all a filter needs about it at that position (its reseller;
+        # no account yet), so only the keys with later events in the batch are looked up.
+        later = {e.originator_id for e in events if not _first(e)}
+        for event in events:
+            if event.originator_id not in later and event.originator_id not in batch:
+                batch[event.originator_id] = fact = self._fact([event])
+                self.cache.put(event.originator_id, fact)  # a plan's start is final already
+        for key_id in later:
+            cached = self.cache.get(key_id)
+            if cached is None:
                 missing.append(key_id)
             else:
-                batch[key_id] = fact
+                batch[key_id] = cached
         if missing:
             first: dict[Id, list[Notification]] = {key_id: [] for key_id in missing}
             for event in await feed.call(feed.reader.first_events, missing):
@@ -172,6 +179,10 @@ class KeyFacts:
         if not wanted.account_id:
             return True
         return key.account_id == wanted.account_id and 0 < key.activated_at <= event.id
+
+
+def _first(event: Notification) -> bool:
+    return event.originator_version == 1 and event.topic in (ISSUED, PLAN_STARTED)
 
 
 def aggregate_type(topic: str) -> str:
