@@ -129,7 +129,14 @@ def watch_fanout(results: Results, url: str, seeder: Seeder, workers: int, logs:
     series = results.add(Series("WatchSeatAllowance fan-out", "operation", "updates/s"))
     folder = Path(tempfile.mkdtemp(prefix="bench-watch-"))
     with (
-        start_tuned(url, workers, logs, "watch", LICENSE_SVC_MAX_STREAMS="20000") as server,
+        start_tuned(
+            url,
+            workers,
+            logs,
+            "watch",
+            LICENSE_SVC_MAX_STREAMS="20000",
+            LICENSE_SVC_STREAM_SHARE_PERCENT="100",
+        ) as server,
         process_pool(WATCHER_PROCESSES) as pool,
         grpc.insecure_channel(server.address) as channel,
     ):
@@ -208,7 +215,14 @@ def idle_watchers(
     folder = Path(tempfile.mkdtemp(prefix="bench-idle-"))
     for watchers in IDLE_QUICK if quick else IDLE:
         with (
-            start_tuned(url, 1, logs, "idle", LICENSE_SVC_MAX_STREAMS="20000") as server,
+            start_tuned(
+                url,
+                1,
+                logs,
+                "idle",
+                LICENSE_SVC_MAX_STREAMS="20000",
+                LICENSE_SVC_STREAM_SHARE_PERCENT="100",
+            ) as server,
             process_pool(WATCHER_PROCESSES) as pool,
         ):
             process = psutil.Process(server.pids[0])

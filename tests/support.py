@@ -174,6 +174,7 @@ class ServerProcess:
     """`license-svc serve` in a child process, its log captured to a file."""
 
     command: Sequence[str] = ("serve",)
+    module = "license_svc.entrypoints.cli.main"  # tests.offset_cli: the test clock honoured
 
     def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
         command = self.command
@@ -195,7 +196,7 @@ class ServerProcess:
             full_env["LICENSE_SVC_HEALTH_LISTEN"] = full_env.pop("LICENSE_SVC_LISTEN")
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "license_svc.entrypoints.cli.main", *command],
+            [sys.executable, "-m", self.module, *command],
             env=full_env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

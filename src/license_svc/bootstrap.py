@@ -17,7 +17,6 @@ from eventsourcing.postgres import PostgresDatastore
 from license_svc.adapters import embedded as embedded_db
 from license_svc.adapters import fingerprint, schema
 from license_svc.adapters import pools as dbpool
-from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.dbhealth import DatabaseMonitor
 from license_svc.attempts.limiter import AttemptLimiter, Limits
@@ -212,7 +211,7 @@ def _wire(
     plans = PlanBook(app, app.identity if settings.pepper else None, clock)
     feed = LogFeed.build(
         StoreNames(
-            settings.database_url,
+            settings.conninfo(),  # keepalives, user and statement timeouts: a partition ends
             datastore.schema or "public",
             app.store.events_table_name,
             app.store.channel_name,
@@ -234,6 +233,9 @@ def _wire(
         settings.database_label(),
         settings.health_interval_seconds,
         pools=dbpool.pools_of(datastore),
+        failures=settings.health_failures,
+        clock=clock if attempt_clock is None else None,  # the real clock (not a test's)
+        max_offset=settings.max_clock_offset_ms / 1000,
     )
     tables = WebhookTables(datastore)
     if owner:
@@ -261,37 +263,6 @@ def _wire(
         owner,
         webhooks=webhooks,
     )
-
-
-@dataclass
-class Reads:
-    """What /metrics reads the database with when LICENSE_SVC_METRICS_DATABASE_URL names the
-    read-only role: a store and the views on a small pool of that role's, no DDL, no pepper."""
-
-    settings: Settings
-    app: EventStore
-    views: LiveViews
-
-    def close(self) -> None:
-        self.views.close()
-        self.app.close()
-
-
-def metrics_reads(settings: Settings) -> Reads | None:
-    if not settings.metrics_database_url:
-        return None  # the service's own connections
-    own = settings.with_(
-        database_url=settings.metrics_database_url, pool_size=1, pool_max_overflow=1
-    )
-    app = EventStore(env={**own.eventsourcing_env(), "CREATE_TABLE": "n"})
-    try:
-        datastore: PostgresDatastore = app.recorder.datastore  # type: ignore[attr-defined]
-        views = LiveViews(datastore, own.conninfo(), own.view_recheck_seconds)
-        views.refresh()
-    except BaseException:
-        app.close()
-        raise
-    return Reads(own, app, views)
 
 
 def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:

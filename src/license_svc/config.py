@@ -77,6 +77,10 @@ class Settings:
     statement_timeout: float = 10.0
     idle_in_transaction_timeout: float = 10.0
     health_interval_seconds: float = 0.5
+    health_failures: int = 3  # failed checks in a row before NOT_SERVING (one good one is back)
+    # One clock: the health check also measures this process's clock against the database's;
+    # further off than this, the replica is NOT_SERVING (its instants would disagree).
+    max_clock_offset_ms: int = 500
     health_listen: str = ""  # a plaintext gRPC health endpoint for probes (any command)
     # gRPC. 8 threads, not more: every call is a few short Postgres round trips, so more threads
     # only contend for the GIL, and an ActivateKey holds the event table's lock while its thread
@@ -132,6 +136,9 @@ class Settings:
     # `stream_read_threads` threads and connections of their own; the process's one follower
     # of the log keeps the newest `stream_window` events in memory for the live streams.
     max_streams: int = 200
+    # One caller (a token or certificate identity) holds at most this share of `max_streams`,
+    # so a runaway follower cannot take every slot from the others.
+    stream_share_percent: int = 50
     stream_stall_seconds: float = 30.0
     stream_read_threads: int = 2
     stream_window: int = 10_000
@@ -211,9 +218,16 @@ class Settings:
             "ISSUE_REPLAY_HOURS": repr(self.issue_replay_hours),
             # Read by `license_svc.adapters.pools` when it hardens the library's pools.
             "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
+            "SERVICE_STATEMENT_TIMEOUT_MS": str(int(self.statement_timeout * 1000)),
         }
         env.update(self.extra)
         return env
+
+    @property
+    def settle_seconds(self) -> float:
+        """How far back an instant is settled: an event stamped before it has committed by now
+        (a writer waits at most the lock timeout; its clock may be the max offset behind)."""
+        return self.lock_timeout + self.max_clock_offset_ms / 1000
 
     def connect_options(self) -> dict[str, str | int]:
         """libpq options for every connection the service opens: a short connect timeout, TCP
@@ -279,6 +293,13 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
         raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
     if value < lo:
         raise ConfigError(f"{PREFIX}{name} must be at least {lo}, got {value}")
+    return value
+
+
+def _percent(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _int(env, name, default, lo=1)
+    if value > 100:
+        raise ConfigError(f"{PREFIX}{name} must be a percentage from 1 to 100, got {value}")
     return value
 
 
@@ -580,6 +601,8 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         health_interval_seconds=_float(
             env, "HEALTH_INTERVAL_SECONDS", Settings.health_interval_seconds, lo=0.05
         ),
+        health_failures=_int(env, "HEALTH_FAILURES", Settings.health_failures, lo=1),
+        max_clock_offset_ms=_int(env, "MAX_CLOCK_OFFSET_MS", Settings.max_clock_offset_ms, lo=1),
         health_listen=_address(env, "HEALTH_LISTEN", ""),
         grpc_workers=_int(env, "GRPC_WORKERS", Settings.grpc_workers, lo=1),
         so_reuseport=_bool(env, "SO_REUSEPORT", False),
@@ -617,6 +640,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
         max_streams=_int(env, "MAX_STREAMS", Settings.max_streams, lo=0),
+        stream_share_percent=_percent(env, "STREAM_SHARE_PERCENT", Settings.stream_share_percent),
         stream_stall_seconds=_float(env, "STREAM_STALL_SECONDS", Settings.stream_stall_seconds),
         stream_read_threads=_int(env, "STREAM_READ_THREADS", Settings.stream_read_threads, lo=1),
         stream_window=_int(env, "STREAM_WINDOW", Settings.stream_window, lo=1),

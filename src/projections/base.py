@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import IntegrityError, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresRecorder, PostgresTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
@@ -78,6 +78,7 @@ class Batch:
 
     first: int
     last: int
+    after: int = 0  # the view's position the batch was read from: its fence (see View.write)
     issued: list[tuple[int, ActivationKey.KeyIssued]] = field(default_factory=list)
     activated: list[ActivationKey.KeyActivated] = field(default_factory=list)
     revoked: list[ActivationKey.KeyRevoked] = field(default_factory=list)
@@ -88,8 +89,10 @@ class Batch:
     positions: dict[tuple[UUID, int], int] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, items: Sequence[tuple[Any, Tracking]]) -> Batch:
-        batch = cls(first=items[0][1].notification_id, last=items[-1][1].notification_id)
+    def of(cls, items: Sequence[tuple[Any, Tracking]], after: int = 0) -> Batch:
+        batch = cls(
+            first=items[0][1].notification_id, last=items[-1][1].notification_id, after=after
+        )
         for event, tracking in items:
             batch.positions[(event.originator_id, event.originator_version)] = (
                 tracking.notification_id
@@ -134,6 +137,15 @@ class View(PostgresTrackingRecorder):
         self._select_position = SQL(
             "SELECT max(notification_id) AS position FROM {} WHERE application_name = %s"
         ).format(self.tracking)
+        # The fence: the row moves from exactly the batch's starting position to its end, or
+        # nothing is returned. A concurrent writer's committed move is seen under READ COMMITTED
+        # (the upsert waits for the row, then re-checks its WHERE against the new version).
+        self._fenced_tracking = SQL(
+            "INSERT INTO {t} (application_name, notification_id) VALUES (%(app)s, %(last)s)"
+            " ON CONFLICT (application_name) DO UPDATE SET notification_id = %(last)s"
+            " WHERE {t}.notification_id = %(after)s AND %(after)s < %(last)s"
+            " RETURNING notification_id"
+        ).format(t=self.tracking)
 
     @classmethod
     def at(cls, datastore: PostgresDatastore, generation: int) -> View:
@@ -169,17 +181,29 @@ class View(PostgresTrackingRecorder):
 
     def write(self, curs: Cursor[DictRow], batch: Batch) -> None:
         """The batch's changes, its tracking row and the wake-up notice, in the caller's
-        transaction (see `viewset.py`). The tracking upsert refuses a position not above the
-        recorded one (IntegrityError), so two processes that both apply a batch cannot both
-        commit it."""
+        transaction (see `viewset.py`). The tracking row is fenced on the position the batch
+        was read from: it moves only from `batch.after` to `batch.last`, else IntegrityError
+        and nothing commits. Requiring only a higher position (the library's rule) let a stale
+        runner whose lock session had died commit a batch overlapping its successor's, and the
+        count tables added the overlap twice."""
         changes = self._account_changes(curs, batch)
         self._write(curs, batch)
         if changes:
             self._keep_changes(curs, changes)
-        self._insert_tracking(curs, batch.tracking)
+        self._fence_tracking(curs, batch)
         accounts = None if changes is None else frozenset(c.account_id for c in changes)
         notice = Notice(self.full_name, batch.first, batch.last, accounts)
         curs.execute("SELECT pg_notify(%s, %s)", (CHANNEL, notice.encode()), prepare=True)
+
+    def _fence_tracking(self, curs: Cursor[DictRow], batch: Batch) -> None:
+        self._check_has_multi_row_tracking_table(curs)
+        params = {"app": APP_NAME, "after": batch.after, "last": batch.last}
+        curs.execute(self._fenced_tracking, params, prepare=True)
+        if curs.fetchone() is None:
+            raise IntegrityError(
+                f"{self.full_name}: the tracking row moved from {batch.after} before this batch"
+                f" ({batch.first}-{batch.last}) committed: another runner applied it"
+            )
 
     def create_table(self) -> None:
         with self.datastore.get_connection() as conn, ddl_lock(conn):

@@ -97,6 +97,17 @@ class CatalogView(View):
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (reseller_id, issued_position)").format(
                 Identifier(f"{self.full_name}_by_reseller"), keys
             ),
+            # ListKeys by batch, by status (alone or with a reseller), in issue order: every
+            # filter it offers has an index, so a page never scans the keys of others.
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (batch_id, issued_position)").format(
+                Identifier(f"{self.full_name}_by_batch"), keys
+            ),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (status, issued_position)").format(
+                Identifier(f"{self.full_name}_by_status"), keys
+            ),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (reseller_id, status, issued_position)"
+            ).format(Identifier(f"{self.full_name}_by_reseller_status"), keys),
             # Point-in-time reads: which keys has an account ever redeemed?
             SQL(
                 "CREATE INDEX IF NOT EXISTS {} ON {} (account_id) WHERE account_id IS NOT NULL"
@@ -177,6 +188,16 @@ class CatalogView(View):
         self, where: KeyFilter, now: datetime, after_position: int, limit: int
     ) -> KeyPage:
         """One page in issue order, after `after_position`, with the view's position."""
+        statement, params = self.list_statement(where, now, after_position, limit)
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, params).fetchall()
+        keys = [_key(row).at(now) for row in rows if row["key_id"] is not None]
+        return KeyPage(keys, int(rows[0]["position"]) if rows else 0)
+
+    def list_statement(
+        self, where: KeyFilter, now: datetime, after_position: int, limit: int
+    ) -> tuple[Composed, list[object]]:
+        """ListKeys' page query and its parameters (each filter has an index)."""
         conditions: list[Composable] = [SQL("k.issued_position > %s")]
         params: list[object] = [after_position]
         if where.reseller_id:
@@ -198,10 +219,7 @@ class CatalogView(View):
             keys=self.table("keys"),
             conditions=SQL(" AND ").join(conditions),
         )
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(statement, [*params, limit]).fetchall()
-        keys = [_key(row).at(now) for row in rows if row["key_id"] is not None]
-        return KeyPage(keys, int(rows[0]["position"]) if rows else 0)
+        return statement, [*params, limit]
 
     def keys_of_account(self, account_id: str) -> tuple[list[UUID], int]:
         """Every key ever activated on the account (whatever its status now), and the view's

@@ -23,6 +23,11 @@ from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
 from tests.support import Client, ServerProcess
 
+
+class ShiftedServer(ServerProcess):
+    module = "tests.offset_cli"  # the only launcher that honours the test clock offset
+
+
 GUESSES = 100
 TRIALS = 10
 SESSION_LIMIT, ACCOUNT_LIMIT = 5, 20
@@ -37,7 +42,12 @@ def replicas(
 
     def replica(name: str, offset: float) -> Client:
         log = Path(logs / f"{name}.log")
-        process = ServerProcess(database_url, log, LICENSE_SVC_CLOCK_OFFSET_SECONDS=str(offset))
+        process = ShiftedServer(
+            database_url,
+            log,
+            LICENSE_SVC_CLOCK_OFFSET_SECONDS=str(offset),
+            LICENSE_SVC_MAX_CLOCK_OFFSET_MS="5000",  # serving although 2 s off: the limiter's case
+        )
         started.append(process)
         return process.client
 

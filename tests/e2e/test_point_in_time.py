@@ -163,3 +163,18 @@ def test_an_as_of_in_the_future_is_invalid_argument(
     error = rich(failure.value)
     assert error.code == grpc.StatusCode.INVALID_ARGUMENT
     assert "as_of" in error.violations
+
+
+def test_an_as_of_inside_the_settle_horizon_is_invalid_argument_and_just_outside_is_answered(
+    world: tuple[Client, Service], clock: FakeClock
+) -> None:
+    client, service = world
+    horizon = timedelta(seconds=service.settings.settle_seconds)  # lock timeout + max offset
+    with pytest.raises(grpc.RpcError) as failure:
+        at(client, "pit-settling", clock() - horizon + timedelta(milliseconds=1))
+    error = rich(failure.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "as_of" in error.violations
+    assert "in the past" in error.violations["as_of"]
+    summary, _ = at(client, "pit-settling", clock() - horizon)
+    assert not summary.active

@@ -150,6 +150,11 @@ CASES: dict[str, tuple[Callable[[Path, str], dict[str, str]], int, str]] = {
         "LICENSE_SVC_RUN_PROJECTIONS",
     ),
     "not a number": (lambda _, url: {"LICENSE_SVC_POOL_SIZE": "eight"}, 2, "POOL_SIZE"),
+    "the test clock offset": (
+        lambda _, url: {"LICENSE_SVC_CLOCK_OFFSET_SECONDS": "86400"},
+        2,
+        "LICENSE_SVC_CLOCK_OFFSET_SECONDS",
+    ),
 }
 
 

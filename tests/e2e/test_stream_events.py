@@ -216,6 +216,27 @@ def test_past_the_cap_a_new_stream_is_refused_with_retry_info(
     assert error.retry_delay is not None
 
 
+def test_one_caller_holds_at_most_its_share_of_the_slots_while_others_still_open_theirs(
+    make_service: Callable[..., Service], serve_in_process: Callable[[Service], Client]
+) -> None:
+    client = serve_in_process(make_service(max_streams=4, stream_share_percent=50))
+    held = []
+    for _ in range(2):
+        held.append(open_stream(client, follow=True, after_position=0))
+        read_until(held[-1], lambda i: i.WhichOneof("item") == "caught_up")
+    with pytest.raises(grpc.RpcError) as failure:
+        next(open_stream(client, follow=True))
+    for _ in range(2):
+        held.append(open_stream(client, "ops", follow=True, after_position=0))
+        read_until(held[-1], lambda i: i.WhichOneof("item") == "caught_up")
+    for call in held:
+        call.cancel()
+    error = rich(failure.value)
+    assert error.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error.reason == "TOO_MANY_STREAMS"
+    assert "for one caller" in (failure.value.details() or "")
+
+
 def resume_after_of(error: grpc.RpcError) -> int:
     status = rpc_status.from_call(error)  # type: ignore[arg-type]
     assert status is not None

@@ -27,7 +27,7 @@ def api(
     clock: FakeClock,
     serve_in_process: Callable[[Service], Client],
 ) -> Client:
-    service = make_service(clock, max_streams=600)
+    service = make_service(clock, max_streams=600, stream_share_percent=100)  # one caller fans out
     bootstrap.start_projections(service)
     return serve_in_process(service)
 
@@ -189,7 +189,7 @@ def test_a_burst_of_watchers_past_grpcs_pending_call_queue_all_get_their_allowan
     Integrations replica reconnecting its watchers after a restart would see CANCELLED, before
     the server's own stream cap (which says RESOURCE_EXHAUSTED with a retry delay) had a say."""
     watchers = 3_500
-    client = serve_in_process(make_service(clock, max_streams=watchers))
+    client = serve_in_process(make_service(clock, max_streams=watchers, stream_share_percent=100))
     account = unique("acct")
 
     async def run() -> list[str]:

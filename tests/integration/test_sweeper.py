@@ -14,7 +14,7 @@ from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
 from license_svc.keys.app import IssueKeys
-from license_svc.keys.sweeper import Sweep
+from license_svc.keys.sweeper import Sweep, Sweeper
 from projections.catalog import CatalogView
 from tests.helpers import EVENTS_TABLE, stored_topics, unique
 from tests.support import FakeClock
@@ -85,3 +85,39 @@ def test_the_expire_command_sweeps_once_and_exits(database_url: str) -> None:
     done = cli(database_url, "expire", "--once", timeout=120)
     assert done.returncode == 0, done.stderr
     assert re.search(r"expired \d+ of \d+ due keys", done.stdout)
+
+
+def test_a_key_whose_expiry_fails_is_logged_and_skipped_and_the_others_expire(
+    make_service: Callable[..., Service],
+    clock: FakeClock,
+    sql: psycopg.Connection,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    service = make_service(clock)
+    bootstrap.start_projections(service)
+    keys = activated_keys(service, 4)
+    clock.advance(days=40)
+    broken = keys[1]
+
+    class BrokenForOneKey:
+        """The application, except that one key's expiry fails (an event that cannot decode)."""
+
+        def expire(self, key_id: object) -> object:
+            if str(key_id) == broken:
+                raise ValueError("cannot decode this key's events")
+            return service.app.expire(key_id)  # type: ignore[arg-type]
+
+    sweeper = Sweeper(
+        BrokenForOneKey(),  # type: ignore[arg-type]
+        lambda: service.views.catalog,
+        clock,
+        batch=2,  # the broken key sits in the first page
+    )
+    with caplog.at_level("ERROR", logger="license_svc.keys.sweeper"):
+        sweep = sweeper.sweep_once()
+
+    assert sweep.failed >= 1
+    assert f"skipping {broken}" in caplog.text
+    for key_id in keys:
+        expected = 0 if key_id == broken else 1
+        assert stored_topics(sql, key_id).count("SubscriptionExpired") == expected

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import grpc
+import psycopg
+import psycopg.errors
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
@@ -115,3 +117,51 @@ def test_every_mapping_in_the_table_names_a_code_other_than_ok_or_unknown() -> N
     for mapping in errors.TABLE.values():
         assert mapping.code not in (grpc.StatusCode.OK, grpc.StatusCode.UNKNOWN)
         assert mapping.reason
+
+
+FAULTS = [
+    "08000", "08001", "08003", "08004", "08006", "08P01",
+    "57P01", "57P02", "57P03", "25P03", "57014", "25006", "40001", "40P01", "55P03", "53300",
+]  # fmt: skip
+
+
+def raised_by_the_library(error: Exception) -> Exception:
+    """The error as the eventsourcing library re-raises a psycopg one (its cause kept)."""
+    from eventsourcing import persistence
+
+    wrapper = {
+        psycopg.InternalError: persistence.InternalError,
+        psycopg.OperationalError: persistence.OperationalError,
+    }
+    for kind, wrapped in wrapper.items():
+        if isinstance(error, kind):
+            try:
+                raise wrapped(str(error)) from error
+            except wrapped as raised:
+                return raised
+    return error
+
+
+@pytest.mark.parametrize("sqlstate", FAULTS)
+@pytest.mark.parametrize("layer", ["psycopg", "library"])
+def test_every_fault_sqlstate_answers_unavailable_with_retry_info_never_internal(
+    sqlstate: str, layer: str
+) -> None:
+    error: Exception = psycopg.errors.lookup(sqlstate)("the database went away")
+    if layer == "library":
+        error = raised_by_the_library(error)
+    code, _, details = decoded(error)
+    assert code == grpc.StatusCode.UNAVAILABLE
+    assert "RetryInfo" in details
+
+
+def test_a_connection_lost_without_a_sqlstate_is_unavailable_and_a_real_bug_stays_internal() -> (
+    None
+):
+    assert decoded(psycopg.OperationalError("server closed the connection"))[0] == (
+        grpc.StatusCode.UNAVAILABLE
+    )
+    assert decoded(psycopg.errors.lookup("42703")("no such column"))[0] == (
+        grpc.StatusCode.INTERNAL
+    )
+    assert decoded(psycopg.errors.lookup("23505")("duplicate key"))[0] == grpc.StatusCode.INTERNAL

@@ -7,6 +7,15 @@ counts as a failure instead of freezing health. On every change it calls its lis
 `up` (health statuses, the pools); when the database comes back it first checks the idle
 pooled connections, so the ones a restart broke are replaced before calls take them.
 
+One slow `SELECT 1` does not make a replica unready (every replica's check would see the same
+slow moment, and all would leave the load balancer at once): it takes `failures` failed checks
+in a row to go down, and one good check to come back. The very first check decides at once.
+
+One clock: with a `clock` (the process's real one, not a test's), each check also reads the
+database's `clock_timestamp()` and measures this process's offset from it (against the middle of
+the round trip). Further off than `max_offset` the replica is down too — NOT_SERVING, its calls
+answered UNAVAILABLE — and says so in one log line; `offset` is exported as a metric.
+
 Whoever serves reads `monitor.up` (a flag) to answer UNAVAILABLE at once while it is down.
 """
 
@@ -17,6 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -35,8 +45,17 @@ class DatabaseMonitor:
         label: str,
         interval: float,
         pools: Iterable[Any] = (),
+        failures: int = 1,
+        clock: Callable[[], datetime] | None = None,
+        max_offset: float = 0.5,
     ) -> None:
         self._conninfo = conninfo
+        self._failures = max(1, failures)  # failed checks in a row before it is down
+        self._failed = 0
+        self._clock = clock  # None: not measured (a test's injected clock)
+        self._max_offset = max_offset
+        self.offset = 0.0  # seconds this process's clock is ahead of the database's
+        self._clock_off = False
         self._label = label
         self._interval = interval
         self._pools = list(pools)
@@ -79,11 +98,16 @@ class DatabaseMonitor:
     def _run(self) -> None:
         while not self._stopping.is_set():
             started = time.monotonic()
-            up = self._check()
-            if up != self.up or not self._checked.is_set():
-                self._change(up)
-            self._checked.set()
+            self._observe(self._check())
             self._stopping.wait(max(0.0, self._interval - (time.monotonic() - started)))
+
+    def _observe(self, up: bool) -> None:
+        """One check's result: down after `failures` failures in a row, up after one success."""
+        self._failed = 0 if up else self._failed + 1
+        first = not self._checked.is_set()
+        if first or (up != self.up and (up or self._failed >= self._failures)):
+            self._change(up)
+        self._checked.set()
 
     def _change(self, up: bool) -> None:
         was = "up" if self.up else "down"
@@ -120,9 +144,17 @@ class DatabaseMonitor:
         try:
             if conn is None or conn.closed:
                 conn = psycopg.connect(self._conninfo, autocommit=True)
-            conn.execute("SELECT 1")
+            if self._clock is None:
+                conn.execute("SELECT 1")
+            else:
+                sent = self._clock()
+                row = conn.execute("SELECT clock_timestamp()").fetchone()
+                back = self._clock()
+                if row is not None:
+                    middle = sent + (back - sent) / 2
+                    self._measured((middle - row[0]).total_seconds())
             self._conn = conn
-            result.append(True)
+            result.append(not self._clock_off)
         except Exception as error:
             if self.up:
                 log.info("database check failed: %s", " ".join(str(error).split()))
@@ -130,6 +162,21 @@ class DatabaseMonitor:
                 with contextlib.suppress(Exception):
                     conn.close()
             result.append(False)
+
+    def _measured(self, offset: float) -> None:
+        self.offset = offset
+        off = abs(offset) > self._max_offset
+        if off != self._clock_off:
+            self._clock_off = off
+            if off:
+                log.error(
+                    "this process's clock is %+.3fs off the database's (more than %.3fs):"
+                    " NOT_SERVING until it is back within the bound",
+                    offset,
+                    self._max_offset,
+                )
+            else:
+                log.warning("this process's clock is back within %.3fs of the database's", offset)
 
     def _close(self) -> None:
         conn, self._conn = self._conn, None

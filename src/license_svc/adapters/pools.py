@@ -13,22 +13,55 @@ not expose, on a pool that has not opened yet:
 - once the service is built, a checkout waits at most `pool_timeout` (`serve_quickly`); not
   before: opening a fresh pool on a busy database may take longer than a call should wait.
 
+A call's deadline bounds its database work: the entry point puts the call's deadline in
+`call_deadline`; a checkout made for it lowers the connection's `statement_timeout` to the time
+the caller has left (and restores it on return), and a checkout after the deadline is refused
+with `DeadlinePassed`, so nothing is started, retried or committed for a caller that gave up.
+
 Broken pooled connections are discarded by psycopg_pool when they are returned after a failure
 (their status is then UNKNOWN); `dbhealth` also checks the idle ones when the database returns.
 """
 
 from __future__ import annotations
 
+import contextvars
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
+from psycopg import Connection, pq
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
 CONNECT_OPTIONS = "SERVICE_CONNECT_OPTIONS"
+STATEMENT_TIMEOUT_MS = "SERVICE_STATEMENT_TIMEOUT_MS"
 MAX_RECONNECT_DELAY = 0.5
+# The deadline (time.monotonic()) of the call being served on this thread or task; None: none.
+call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "call_deadline", default=None
+)
+_SET_TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
+
+
+class DeadlinePassed(Exception):
+    """The caller's deadline passed before its database work could start."""
+
+    def __init__(self) -> None:
+        super().__init__("The call's deadline passed before its database work could start")
+
+
+def deadline_bound(configured_ms: int) -> int | None:
+    """The statement timeout (ms) the current call's deadline asks for, when it is shorter
+    than the connection's own; None otherwise. Raises DeadlinePassed once it has passed."""
+    deadline = call_deadline.get()
+    if deadline is None:
+        return None
+    left = int((deadline - time.monotonic()) * 1000)
+    if left <= 0:
+        raise DeadlinePassed()
+    return left if not configured_ms or left < configured_ms else None
 
 
 class QuickAttempt(AttemptWithBackoff):
@@ -47,10 +80,36 @@ class ServicePool(ConnectionPool):  # type: ignore[type-arg]
     `_add_connection` only to hand it a QuickAttempt; should it change, reconnection falls back
     to the stock back-off: slower, never wrong."""
 
+    statement_ms = 0  # the connections' own statement_timeout (0: unknown or none)
+
     def _add_connection(self, attempt: AttemptWithBackoff | None, growing: bool = False) -> None:
         if attempt is None:
             attempt = QuickAttempt(timeout=self.reconnect_timeout)
         super()._add_connection(attempt, growing)
+
+    def getconn(self, timeout: float | None = None) -> Connection[Any]:
+        bound = deadline_bound(self.statement_ms)
+        conn: Connection[Any] = super().getconn(timeout)
+        if bound is not None:
+            try:
+                conn.execute(_SET_TIMEOUT, (f"{bound}ms",))
+            except BaseException:
+                self.putconn(conn)
+                raise
+            conn._license_svc_bounded = True  # type: ignore[attr-defined]
+        return conn
+
+    def putconn(self, conn: Connection[Any]) -> None:
+        if getattr(conn, "_license_svc_bounded", False):
+            conn._license_svc_bounded = False  # type: ignore[attr-defined]
+            if conn.info.transaction_status == pq.TransactionStatus.IDLE:
+                try:
+                    conn.execute("RESET statement_timeout")  # back to the connection's own
+                except Exception:
+                    conn.close()  # the pool replaces it
+            else:
+                conn.close()
+        super().putconn(conn)
 
 
 def harden(datastore: PostgresDatastore, env: Mapping[str, str]) -> None:
@@ -63,6 +122,7 @@ def harden(datastore: PostgresDatastore, env: Mapping[str, str]) -> None:
         pool.kwargs = {**pool.kwargs, **conninfo_to_dict(options)}
     # The class changes, not the state: every setting the library chose is kept.
     pool.__class__ = ServicePool
+    pool.statement_ms = int(env.get(STATEMENT_TIMEOUT_MS) or 0)  # type: ignore[attr-defined]
 
 
 def serve_quickly(datastore: PostgresDatastore, timeout: float) -> None:

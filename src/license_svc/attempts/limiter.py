@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg.sql import SQL, Identifier, Literal
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from license_svc.adapters.clock import Clock
 
@@ -242,9 +242,6 @@ class AttemptLimiter:
             )
             return [dict(row) for row in curs.fetchall()]
 
-    def blocked_sessions(self) -> int:
-        return blocked_sessions(self._datastore, self._limits)
-
     def failures_by_reason(self, within: timedelta) -> dict[str, int]:
         """Failures of the last `within` by reason, most frequent first, for the ops dashboard
         (reservations of attempts still running are not failures)."""
@@ -260,19 +257,13 @@ class AttemptLimiter:
             return {row["reason"]: int(row["n"]) for row in curs.fetchall()}
 
 
-def blocked_sessions(datastore: PostgresDatastore, limits: Limits) -> int:
-    """Sessions blocked now, for /metrics (read on any role's connections, the read-only one
-    included): on the database's clock, the limiter's timeline; recorded failures only (a
-    reservation of an attempt in flight counts for the limiter, not here; nor does a failure
-    that support forgave, `lift_id`)."""
-    with datastore.transaction(commit=False) as curs:
-        curs.execute(
-            SQL(
-                "SELECT count(*) AS n FROM (SELECT 1 FROM {}.failed_attempts"
-                " WHERE at > clock_timestamp() - %s AND reason <> %s AND lift_id IS NULL"
-                " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
-            ).format(Identifier(datastore.schema)),
-            (limits.session_window, IN_FLIGHT, limits.session_limit),
-        )
-        row = curs.fetchone()
-    return int(row["n"]) if row else 0
+def blocked_sessions_query(schema: str) -> Composed:
+    """Sessions blocked now, for /metrics (any role may run it, the read-only one included),
+    with the parameters (block window, IN_FLIGHT, session limit): on the database's clock, the
+    limiter's timeline; recorded failures only (a reservation of an attempt in flight counts
+    for the limiter, not here; nor does a failure that support forgave, `lift_id`)."""
+    return SQL(
+        "SELECT count(*) FROM (SELECT 1 FROM {}.failed_attempts"
+        " WHERE at > clock_timestamp() - %s AND reason <> %s AND lift_id IS NULL"
+        " GROUP BY account_id, session_id HAVING count(*) >= %s) AS b"
+    ).format(Identifier(schema))

@@ -7,6 +7,10 @@ reloads, sees it expired and appends nothing. The catalog lags the store a littl
 just expired may be offered again; expiring it again is a no-op.
 
 Reads never wait for the sweeper: an ended period is not counted whatever it has done.
+
+A key (or plan) whose expiry fails for a reason of its own (an event that does not decode, a
+bug) is logged and skipped, so one bad key cannot stop every other key from expiring; a
+database fault still ends the sweep (the next one retries it all).
 """
 
 from __future__ import annotations
@@ -19,11 +23,16 @@ from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError
+
 from license_svc.adapters.supervise import supervise
 from license_svc.keys.app import LicensingApp
 
 log = logging.getLogger("license_svc.keys.sweeper")
 RETRY_SECONDS = 0.5
+# The database is away (or overloaded): the sweep stops and is retried, no key is skipped.
+FAULTS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
 
 class DueKey(Protocol):
@@ -58,6 +67,18 @@ class DuePlans(Protocol):
 class Sweep:
     due: int  # keys the catalog offered as due
     expired: int  # SubscriptionExpired events this sweeper appended
+    failed: int = 0  # keys (and plans) skipped because their expiry failed on their own
+
+
+def _expire_one(expire: Callable[[UUID], object | None], key_id: UUID) -> bool | None:
+    """Whether this expiry appended; None when it failed on its own (logged, skipped)."""
+    try:
+        return expire(key_id) is not None
+    except FAULTS:
+        raise
+    except Exception as error:
+        log.error("sweep: skipping %s, its expiry failed: %s", key_id, error, exc_info=error)
+        return None
 
 
 class Sweeper:
@@ -78,7 +99,7 @@ class Sweeper:
     def sweep_once(self) -> Sweep:
         keys = self._sweep_keys()
         plans = self._sweep_plans()
-        return Sweep(keys.due + plans.due, keys.expired + plans.expired)
+        return Sweep(keys.due + plans.due, keys.expired + plans.expired, keys.failed + plans.failed)
 
     def _sweep_plans(self) -> Sweep:
         """Plans whose end has passed; the view drops each once its expiry is applied, and a
@@ -87,22 +108,23 @@ class Sweeper:
             return Sweep(0, 0)
         book, view = self._plans
         due = view().due_plans(self._clock(), self._batch)
-        expired = sum(1 for plan_id in due if book.expire(plan_id) is not None)
-        return Sweep(len(due), expired)
+        done = [_expire_one(book.expire, plan_id) for plan_id in due]
+        return Sweep(len(due), done.count(True), done.count(None))
 
     def _sweep_keys(self) -> Sweep:
         """Expire every key that is due now; page through the catalog by (end, key id)."""
         now = self._clock()
         after: tuple[datetime, UUID] | None = None
-        due = expired = 0
+        due = expired = failed = 0
         while True:
             page = self._catalog().due(now, after, self._batch)
             for key in page:
                 due += 1
-                if self._app.expire(key.key_id) is not None:
-                    expired += 1
+                done = _expire_one(self._app.expire, key.key_id)
+                expired += done is True
+                failed += done is None
             if len(page) < self._batch:
-                return Sweep(due, expired)
+                return Sweep(due, expired, failed)
             last = page[-1]
             assert last.period_ends_at is not None
             after = (last.period_ends_at, last.key_id)

@@ -6,9 +6,12 @@ batch), when LISTEN is back after a loss (notices may have been missed), and at 
 `valid_until`: the read-time rule changes the answer then with no event, so the channel wakes by
 the injected clock, not by a sweeper. A timer task keeps the channels' deadlines in a heap and
 looks at the clock at least every TICK_SECONDS (a test's clock jumps; a real one is slept to the
-instant). Only a change a watcher can see (seats, tier, active, valid_until, seats_leased) is
-published — a seat lease's grant or release, not its renewal — so a
-watcher gets exactly one message per change. The reads run on a small pool of their own, never on
+instant). A channel has one deadline at a time, and it leaves with the channel: the heap holds at
+most 2 × the open channels + SPARE_DEADLINES entries (stale ones are dropped by a rebuild), so
+watchers that reconnect on every deploy do not leave a month-long entry behind each time. Only a
+change a watcher can see (seats, tier, active, valid_until, seats_leased) is published — a seat
+lease's grant or release, not its renewal — so a watcher gets exactly one message per change.
+The reads run on a small pool of their own, never on
 the unary threads, and through the account cache (a notice has already dropped what it changed).
 
 Watchers are coroutines on the server's event loop; the listener thread hands notices over with
@@ -45,6 +48,7 @@ log = logging.getLogger("license_svc.watch")
 TICK_SECONDS = 0.2
 READ_TIMEOUT = 10.0
 RETRY_SECONDS = 1.0
+SPARE_DEADLINES = 64  # stale heap entries tolerated before the heap is rebuilt
 Key = tuple[str, Product]
 Answer = tuple[Subscription, int]
 
@@ -151,7 +155,8 @@ class AllowanceWatch:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channels: dict[Key, Channel] = {}
         self._feeds: set[asyncio.Event] = set()
-        self._deadlines: list[tuple[datetime, int, Channel]] = []
+        self._deadlines: list[tuple[datetime, int, Channel]] = []  # may hold stale entries
+        self._due: dict[Channel, datetime] = {}  # each open channel's one deadline
         self._order = itertools.count()
         self._timer: asyncio.Task[None] | None = None
         self._timer_wake: asyncio.Event | None = None
@@ -179,6 +184,8 @@ class AllowanceWatch:
             if channel.watchers == 0 and self._channels.get(key) is channel:
                 channel.closed = True
                 del self._channels[key]
+                self._due.pop(channel, None)
+                self._compact()
 
     @contextmanager
     def waker(self) -> Iterator[asyncio.Event]:
@@ -219,10 +226,25 @@ class AllowanceWatch:
         )
         return answer
 
+    @property
+    def deadlines(self) -> int:
+        """Entries in the timer's heap (bounded by the open channels)."""
+        return len(self._deadlines)
+
     def wake_at(self, instant: datetime, channel: Channel) -> None:
+        if channel.closed or self._due.get(channel) == instant:
+            return
+        self._due[channel] = instant  # replaces the channel's earlier deadline
         heapq.heappush(self._deadlines, (instant, next(self._order), channel))
+        self._compact()
         if self._timer_wake is not None:
             self._timer_wake.set()
+
+    def _compact(self) -> None:
+        """Drop the stale entries once they outnumber the live ones (amortised O(1))."""
+        if len(self._deadlines) > 2 * len(self._due) + SPARE_DEADLINES:
+            self._deadlines = [(at, next(self._order), c) for c, at in self._due.items()]
+            heapq.heapify(self._deadlines)
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
@@ -267,6 +289,9 @@ class AllowanceWatch:
             now = self._clock()
             while self._deadlines and self._deadlines[0][0] <= now:
                 instant, _, channel = heapq.heappop(self._deadlines)
+                if self._due.get(channel) != instant:
+                    continue  # stale: the channel closed or has a later deadline
+                del self._due[channel]
                 current = channel.value
                 if not channel.closed and current and current[0].valid_until == instant:
                     channel.refresh(0)

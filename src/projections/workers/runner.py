@@ -13,8 +13,9 @@
 - One worker per view at a time: a worker takes a Postgres advisory lock named after each view's
   live generation before running it; a second worker (another process, or a rebuild) stands by
   and takes over within `worker_poll_seconds` of the first one dying. The lock only avoids
-  wasted work: exactly-once comes from the tracking row written with each batch, which refuses
-  a position that was already recorded.
+  wasted work: exactly-once comes from the tracking row written with each batch, fenced on the
+  position the batch was read from (`View.write`): a runner whose lock session died while it
+  still wrote cannot commit a batch overlapping its successor's.
 - Generation switches: a worker re-reads the live generations every poll and restarts its
   runner on the new one after a rebuild switched it (or to add a view it could now take).
 """

@@ -50,7 +50,11 @@ class ViewSet(TrackingRecorder):
         raise TypeError("a view set records tracking with each view's batch, never alone")
 
     def record(self, items: Sequence[Item]) -> None:
-        parts = [(view, Batch.of(due)) for view in self.views if (due := self._due(view, items))]
+        parts = [
+            (view, Batch.of(due, after=self._positions[view.full_name]))
+            for view in self.views
+            if (due := self._due(view, items))
+        ]
         if not parts:
             return
         with self.datastore.transaction(commit=True) as curs:

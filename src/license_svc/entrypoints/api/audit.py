@@ -54,7 +54,7 @@ class AuditServicer(pb_grpc.AuditServiceServicer):
     async def StreamEvents(self, request: pb.StreamEventsRequest, context: Any) -> None:  # type: ignore[override]
         wanted = _filter(request)
         _scope(caller(), wanted)
-        with self._streams.slot():
+        with self._streams.slot(caller()):
             await _Stream(self._app, self._streams, wanted, context).run(request)
 
 
@@ -64,7 +64,7 @@ class _Stream:
         self._feed = streams.feed
         self._send = streams.sender(context)
         self._wanted = wanted
-        self._facts = KeyFacts(app.mapper.to_domain_event)
+        self._facts = KeyFacts(app.mapper.to_domain_event, streams.facts)
         self._skipped = 0
         self._said_at = time.monotonic()
         self._said = 0  # the last position sent (event or checkpoint)

@@ -11,11 +11,14 @@ position it was computed at."""
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
 
+from license_svc.access.auth import caller
 from license_svc.access.fields import BadRequest, Fields
 from license_svc.adapters.clock import Clock
 from license_svc.domain.subscription import Subscription
@@ -45,6 +48,8 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         streams: Streams,
         point_in_time: PointInTime | None = None,
         tokens: AllowanceTokens | None = None,
+        misses: int = 8,
+        settle_seconds: float = 0.0,
     ) -> None:
         self._reads = AccountReads(views)  # from the account cache when it is known current
         self._clock = clock
@@ -53,6 +58,11 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         self._watch = AllowanceWatch(views, clock)  # the channels of this process's watchers
         self._point_in_time = point_in_time
         self._tokens = tokens  # allowance tokens: None on a server built without a signing key
+        self._settle = timedelta(seconds=settle_seconds)
+        # GetSeatAllowance's cache misses and `min_position` waits: on threads of their own, as
+        # many as the pool has connections (the loop's default executor had more threads than
+        # connections, so the extra ones only queued for a checkout and timed out there).
+        self._misses = ThreadPoolExecutor(max(1, misses), thread_name_prefix="allowance-read")
 
     def _as_of(
         self, request: Any, account_id: str, product: Product
@@ -60,8 +70,16 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         """The point-in-time answer when the request has `as_of` (never in the future)."""
         check = Fields()
         as_of = check.timestamp(request, "as_of")
-        if as_of is not None and as_of > self._clock():
+        now = self._clock()
+        if as_of is not None and as_of > now:
             check.add("as_of", "must not be in the future")
+        elif as_of is not None and as_of > now - self._settle:
+            # An event stamped before T may still commit after it: an answer at T could change.
+            check.add(
+                "as_of",
+                f"must be at least {self._settle.total_seconds():g}s in the past"
+                " (events stamped before a more recent instant may still be committing)",
+            )
         check.done()
         if as_of is None:
             return None
@@ -116,7 +134,11 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
                     return seat_allowance(
                         account_id, product, found, at, request.connections_in_use
                     )
-        answer: pb.SeatAllowance = await asyncio.to_thread(self._seat_allowance, request, context)
+        loop = asyncio.get_running_loop()
+        call = contextvars.copy_context()  # the caller's principal goes with the read
+        answer: pb.SeatAllowance = await loop.run_in_executor(
+            self._misses, call.run, self._seat_allowance, request, context
+        )
         return answer
 
     def _seat_allowance(
@@ -153,7 +175,7 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
             raise BadRequest([("with_token", "is for one account's watch only")])
         account_id, product, in_use = _account_request(request)
         tokens = signer(self._tokens)
-        with self._streams.slot():
+        with self._streams.slot(caller()):
             send = self._streams.sender(context)
             await watch_with_tokens(
                 self._watch, send, tokens, self._clock, account_id, product, in_use

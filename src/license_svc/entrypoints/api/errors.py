@@ -1,5 +1,9 @@
 """Every error the API can answer, in one table: exception → gRPC code, message, reason.
 
+A database fault — the database or the path to it failing, never the request — is UNAVAILABLE
+with RetryInfo whatever the layer it surfaced through (psycopg raw, or wrapped by the library):
+it is recognised by its SQLSTATE anywhere in the error's chain of causes (`FAULT_SQLSTATES`).
+
 Answers use the rich error model: a `google.rpc.Status` whose details carry an `ErrorInfo`
 (domain `licensing.fiscobridge.com`), plus `BadRequest` field violations for malformed
 requests and `RetryInfo` when the caller should come back later. Anything not in the table is
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import grpc
+import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -22,6 +27,7 @@ from psycopg_pool import PoolTimeout
 from license_svc.access.auth import PermissionDenied, Unauthenticated
 from license_svc.access.fields import BadRequest
 from license_svc.adapters.application import KeyNotFound
+from license_svc.adapters.pools import DeadlinePassed
 from license_svc.attempts.limiter import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
 from license_svc.domain.key import KeyNotAvailable, NotPermitted, NotRevocable
@@ -70,6 +76,35 @@ class Mapping:
 
 def _fixed(text: str) -> Callable[[Exception], str]:
     return lambda _: text
+
+
+# What a fault produces, by SQLSTATE: admin/crash shutdown and "cannot connect now" (57P0x),
+# an idle transaction ended by its timeout (25P03), a statement ended by its timeout or a cancel
+# (57014), a read-only transaction (25006: a failover's standby), serialization and deadlock
+# (40001, 40P01), a lock wait that ran out (55P03), too many connections (53300); and the whole
+# class 08 (connection exceptions). A psycopg connection error without a SQLSTATE (the socket
+# went away) is one too.
+FAULT_SQLSTATES = frozenset(
+    {"57P01", "57P02", "57P03", "25P03", "57014", "25006", "40001", "40P01", "55P03", "53300"}
+)
+FAULT_CLASSES = ("08",)
+CAUSES = 10  # how deep a chain of causes is searched
+
+
+def is_fault(error: BaseException) -> bool:
+    seen: BaseException | None = error
+    for _ in range(CAUSES):
+        if seen is None:
+            return False
+        if isinstance(seen, psycopg.Error):
+            state = seen.sqlstate
+            if state is None:
+                if isinstance(seen, psycopg.OperationalError | psycopg.InterfaceError):
+                    return True
+            elif state in FAULT_SQLSTATES or state.startswith(FAULT_CLASSES):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 TABLE: dict[type[Exception], Mapping] = {
@@ -161,6 +196,7 @@ TABLE: dict[type[Exception], Mapping] = {
             else {}
         ),
     ),
+    DeadlinePassed: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
     NotServedHere: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
     StreamsExhausted: Mapping(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -184,13 +220,14 @@ TABLE: dict[type[Exception], Mapping] = {
 INTERNAL = Mapping(
     grpc.StatusCode.INTERNAL, "INTERNAL", _fixed("Internal error; it has been logged")
 )
+FAULT = TABLE[Unavailable]
 
 
 def mapping_for(error: Exception) -> Mapping | None:
     for cls in type(error).__mro__:
         if cls in TABLE:
             return TABLE[cls]
-    return None
+    return FAULT if is_fault(error) else None
 
 
 def to_status(error: Exception) -> grpc.Status:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import grpc
 
 from license_svc.access.auth import TokenTable, authorize, current_principal, needs_token
+from license_svc.adapters.pools import call_deadline
 
 from . import decoding, errors
 
@@ -169,6 +170,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         def behaviour(raw: bytes, context: grpc.ServicerContext) -> Any:
             call = self._begin(method, "unary", context)
             try:
+                _bound_by_deadline(context)
                 self._enter(call, context)  # a caller without a token learns nothing more
                 response = inner(decode(raw), context)
             except Exception as error:
@@ -182,6 +184,7 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
     def _unary_coroutine(self, method: str, inner: Any, decode: decoding.Decode) -> Any:
         async def behaviour(raw: bytes, context: Any) -> Any:
             call = self._begin(method, "unary", context)
+            _bound_by_deadline(context)  # its database work ends with its deadline
             response = await self._guarded(call, context, lambda: inner(decode(raw), context))
             call.sent = 1
             self._done(call, context)
@@ -252,6 +255,13 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):
         self._observer.handled(call)
         trailing = (*(status.trailing_metadata or ()), (REQUEST_ID, call.request_id))
         return _Status(status.code, status.details, trailing)
+
+
+def _bound_by_deadline(context: Any) -> None:
+    """A unary call's database work ends with its deadline (`adapters.pools`). Set for every
+    call: a pool thread keeps its context variables from one call to the next."""
+    left = context.time_remaining()
+    call_deadline.set(None if left is None else time.monotonic() + left)
 
 
 def _passing_bytes(serialize: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:

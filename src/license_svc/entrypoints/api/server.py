@@ -28,7 +28,6 @@ from grpc_reflection.v1alpha import reflection
 
 from license_svc.access.auth import TokenTable
 from license_svc.adapters.dbhealth import DatabaseMonitor
-from license_svc.bootstrap import metrics_reads
 from license_svc.config import ConfigError
 from license_svc.keys.dialog import ActivationDialog
 from license_svc.plans.book import PlanBook
@@ -94,14 +93,17 @@ class Server:
         self.keys = keys  # the allowance tokens' keys, reloaded with the tokens (`reload`)
         signer = AllowanceTokens(keys, settings.allowance_token_ttl_seconds) if keys else None
         # /metrics is off when LICENSE_SVC_METRICS_LISTEN is empty; the call log is always on.
-        self.metrics = (
-            Metrics(service, metrics_reads(settings)) if settings.metrics_listen else None
-        )
+        self.metrics = Metrics(service) if settings.metrics_listen else None
         observers: list[Observer] = [CallLog()]
         if self.metrics is not None:
             observers.insert(0, self.metrics.grpc)
         self.health = Health(experimental_non_blocking=True)
-        self.streams = Streams(service.feed, settings.max_streams, settings.stream_stall_seconds)
+        self.streams = Streams(
+            service.feed,
+            settings.max_streams,
+            settings.stream_stall_seconds,
+            settings.stream_share_percent,
+        )
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(
             target=self._loop.run_forever, name="grpc-loop", daemon=True
@@ -143,7 +145,14 @@ class Server:
         )
         pb_grpc.add_EntitlementServiceServicer_to_server(
             EntitlementServicer(
-                views, service.clock, max_wait, self.streams, PointInTime(app, views), signer
+                views,
+                service.clock,
+                max_wait,
+                self.streams,
+                PointInTime(app, views),
+                misses=settings.pool_size,  # one thread per pooled connection, no more
+                settle_seconds=settings.settle_seconds,
+                tokens=signer,
             ),
             self.grpc,
         )

@@ -10,8 +10,9 @@ on the event loop and hold no thread while they wait. A stream handler is writte
             async for step in self._streams.feed.walk(after, follow):   # license_svc.reads.feed
                 await send(response, position)      # a stalled reader: RESOURCE_EXHAUSTED
 
-- `slot()` counts the process's open streams; past `max_streams` a new one is refused at once
-  with `StreamsExhausted` (RESOURCE_EXHAUSTED, RetryInfo), before it reads anything.
+- `slot(caller)` counts the process's open streams and each caller's; past `max_streams`, or
+  past the caller's share of them (`per_caller`), a new one is refused at once with
+  `StreamsExhausted` (RESOURCE_EXHAUSTED, RetryInfo), before it reads anything.
 - `sender(context)` writes one message at a time and waits for gRPC's flow control to take it.
   A reader that stops reading fills its HTTP/2 window; the write then waits, and so does the
   stream's walk (it holds one batch): memory per stream stays bounded. A write that has waited
@@ -26,20 +27,23 @@ import asyncio
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
+from license_svc.reads.events import FactCache
 from license_svc.reads.feed import LogFeed
 
 Send = Callable[[Any, int], Awaitable[None]]
 
 
 class StreamsExhausted(Exception):
-    """This server already serves as many streams as it is configured to."""
+    """This server already serves as many streams as it is configured to (for this caller)."""
 
-    def __init__(self, cap: int) -> None:
-        super().__init__(f"This server already serves its maximum of {cap} streams; retry later")
+    def __init__(self, cap: int, whose: str = "") -> None:
+        super().__init__(
+            f"This server already serves its maximum of {cap} streams{whose}; retry later"
+        )
 
 
 class ConsumerTooSlow(Exception):
@@ -54,10 +58,16 @@ class ConsumerTooSlow(Exception):
 
 
 class Streams:
-    def __init__(self, feed: LogFeed, max_streams: int, stall_seconds: float) -> None:
+    def __init__(
+        self, feed: LogFeed, max_streams: int, stall_seconds: float, share_percent: int = 100
+    ) -> None:
         self.feed = feed
         self.max_streams = max_streams
+        # One caller's cap: its share of the slots, at least one.
+        self.per_caller = max(1, max_streams * share_percent // 100)
+        self._by_caller: dict[Hashable, int] = {}
         self.stall_seconds = stall_seconds
+        self.facts = FactCache()  # StreamEvents' key facts, one bounded cache for every stream
         self._open = 0
         self._lock = threading.Lock()
         self._writers: weakref.WeakSet[_Writer] = weakref.WeakSet()
@@ -68,16 +78,24 @@ class Streams:
         return self._open
 
     @contextmanager
-    def slot(self) -> Iterator[None]:
+    def slot(self, caller: Hashable = None) -> Iterator[None]:
+        """One stream's slot, counted for the process and for `caller` (its principal)."""
         with self._lock:
             if self._open >= self.max_streams:
                 raise StreamsExhausted(self.max_streams)
+            held = self._by_caller.get(caller, 0)
+            if held >= self.per_caller:
+                raise StreamsExhausted(self.per_caller, " for one caller")
             self._open += 1
+            self._by_caller[caller] = held + 1
         try:
             yield
         finally:
             with self._lock:
                 self._open -= 1
+                left = self._by_caller.pop(caller) - 1
+                if left:  # a caller with no stream leaves no entry: the map is bounded too
+                    self._by_caller[caller] = left
 
     def sender(self, context: Any) -> Send:
         """Call from the stream's own task. A write marks when it began; the process's one

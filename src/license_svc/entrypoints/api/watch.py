@@ -53,11 +53,11 @@ async def watch_seat_allowance(
                 "Only the integrations and ops roles may watch every account; name an account_id"
             )
         product = _feed_request(request)
-        with streams.slot():
+        with streams.slot(caller()):
             await _feed(watch, streams.sender(context), request.after_position, product)
         return
     account_id, product, in_use = _account_request(request)
-    with streams.slot():
+    with streams.slot(caller()):
         send = streams.sender(context)
         async for published in watch.follow(account_id, product):
             found, position = published.answer

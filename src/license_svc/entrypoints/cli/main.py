@@ -46,16 +46,38 @@ def _logging() -> None:
     )
 
 
+# Only the test suite's launcher (tests/offset_cli.py) sets this: the test-only clock offset
+# is refused by every command otherwise, so no deployment can run with a shifted clock.
+TEST_CLOCK_ALLOWED = False
+_stopping = threading.Event()
+_up = threading.Event()  # the command is up and waits for its stop signal
+SIGNAL_POLL_SECONDS = 0.5
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    name = signal.Signals(signum).name
+    if not _up.is_set():  # still starting: unwind now (what was built is closed on the way)
+        log.info("received %s while starting: exiting", name)
+        raise SystemExit(128 + signum)
+    log.info("received %s: stopping", name)
+    _stopping.set()
+
+
+def _catch_stop_signals() -> None:
+    """From the start of a long-running command on: a SIGTERM while it starts unwinds it (its
+    `finally` blocks run, unlike the default action's kill); once up, it stops it cleanly."""
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+
+
 def _wait_for_signal() -> None:
-    stopping = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("received %s: stopping", signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    stopping.wait()
+    """Until SIGTERM/SIGINT. The main thread wakes every SIGNAL_POLL_SECONDS: Python runs a
+    signal's handler only between bytecodes of the main thread, and a wait without a timeout
+    was once seen to sit through a SIGTERM for 90 s."""
+    _catch_stop_signals()
+    _up.set()
+    while not _stopping.wait(SIGNAL_POLL_SECONDS):
+        pass
 
 
 def _settings(
@@ -64,6 +86,11 @@ def _settings(
     """Every setting, validated before anything else happens (ConfigError → exit 2). Logging
     is set up before the first warning, so even that line is in the command's format."""
     settings = config.load(purpose=purpose)
+    if settings.clock_offset_seconds and not TEST_CLOCK_ALLOWED:
+        raise config.ConfigError(
+            "LICENSE_SVC_CLOCK_OFFSET_SECONDS is for tests only: a command refuses to start"
+            " with its clock shifted (unset it)"
+        )
     if settings.log_format or log_format:  # the other commands log text unless told otherwise
         logs.setup(settings.log_format or log_format)
     for name in settings.unknown:
@@ -82,6 +109,7 @@ def _service(settings: config.Settings) -> bootstrap.Service:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    _catch_stop_signals()
     settings = _settings("dev" if args.dev else "service", "text" if args.dev else "json")
     tokens = startup.tokens_for(settings)
     keys = startup.signing_keys_for(settings)
@@ -134,6 +162,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    _catch_stop_signals()
     settings = _settings("worker", changes=SMALL_POOL)
     listen = args.listen or settings.dashboard_listen
     if not listen:
@@ -149,6 +178,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    _catch_stop_signals()
     names = args.names or NAMES
     settings = _settings("worker", changes=SMALL_POOL)  # no pepper, no token table
     service = _service(settings)

@@ -1,0 +1,36 @@
+"""The background database check against a real Postgres and a port where nothing listens: one
+failed `SELECT 1` leaves the replica serving; `failures` in a row make it NOT_SERVING; one good
+check brings it back."""
+
+from __future__ import annotations
+
+from psycopg.conninfo import make_conninfo
+
+from license_svc.adapters.dbhealth import DatabaseMonitor
+from tests.support import free_port
+
+
+def test_health_goes_down_only_after_n_failed_checks_in_a_row_and_back_after_one_good(
+    database_url: str,
+) -> None:
+    good = make_conninfo(database_url, connect_timeout=2)
+    nowhere = make_conninfo(database_url, host="127.0.0.1", port=free_port(), connect_timeout=2)
+    monitor = DatabaseMonitor(good, "test", interval=0.5, failures=3)
+    seen: list[bool] = []
+    monitor.listen(seen.append)
+
+    def check(conninfo: str) -> bool:
+        monitor._close()
+        monitor._conninfo = conninfo
+        monitor._observe(monitor._check())
+        return monitor.up
+
+    try:
+        assert check(good) is True
+        assert [check(nowhere), check(nowhere)] == [True, True]  # a slow moment is no outage
+        assert check(good) is True
+        assert [check(nowhere) for _ in range(3)] == [True, True, False]
+        assert check(good) is True
+    finally:
+        monitor.stop()
+    assert seen == [False, True, False, True]
