@@ -19,19 +19,20 @@ from license_svc.adapters import fingerprint, schema
 from license_svc.adapters import pools as dbpool
 from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.dbhealth import DatabaseMonitor
+from license_svc.adapters.supervise import Periodic
 from license_svc.attempts.limiter import AttemptLimiter, Limits
-from license_svc.attempts.upkeep import RetentionThread
+from license_svc.attempts.upkeep import purge
 from license_svc.config import Settings
 from license_svc.domain.identity import KeyIdentity
 from license_svc.keys.app import LicensingApp
 from license_svc.keys.dialog import ActivationDialog
-from license_svc.keys.sweeper import Sweeper, SweeperThread
+from license_svc.keys.sweeper import Sweeper
 from license_svc.plans.book import PlanBook
 from license_svc.reads.feed import LogFeed
 from license_svc.reads.live import LiveViews
 from license_svc.reads.storelog import StoreNames
 from license_svc.seats.book import SeatBook
-from license_svc.seats.sweeper import LeaseSweeper, LeaseSweeperThread
+from license_svc.seats.sweeper import LeaseSweeper
 from license_svc.startup import DependencyDown, in_chain, one_line
 from license_svc.webhooks.endpoints import Endpoints
 from license_svc.webhooks.router import Reminders, Router
@@ -276,21 +277,18 @@ def start_projections(service: Service, names: Iterable[str] = NAMES) -> None:
 
 def start_sweeper(service: Service) -> None:
     """Run the expiry sweeper in this process (`license-svc expire`, `license-svc run`)."""
-    thread = SweeperThread(service.sweeper(), service.settings.sweep_interval_seconds)
-    thread.start()
-    service.background.append(thread)
-    # Beside it, on the same period: the failed-attempt audit's retention.
+    every = service.settings.sweep_interval_seconds
     retention = timedelta(days=service.settings.attempt_retention_days)
-    upkeep = RetentionThread(service.limiter, retention, service.settings.sweep_interval_seconds)
-    upkeep.start()
-    service.background.append(upkeep)
-    # And the seat leases' sweeper: it records the expiries (seats were free at expires_at).
-    leases = LeaseSweeperThread(
-        LeaseSweeper(service.seats, service.settings.sweep_batch),
-        service.settings.sweep_interval_seconds,
-    )
-    leases.start()
-    service.background.append(leases)
+    leases = LeaseSweeper(service.seats, service.settings.sweep_batch)
+    for thread in (
+        Periodic("sweeper", service.sweeper().sweep_and_log, every, log=log),
+        # Beside it, on the same period: the failed-attempt audit's retention, and the seat
+        # leases' expiries (their seats were free at expires_at: this records the history).
+        Periodic("attempt-retention", lambda: purge(service.limiter, retention), every, log=log),
+        Periodic("lease-sweeper", leases.sweep_and_log, every, log=log),
+    ):
+        thread.start()
+        service.background.append(thread)
 
 
 def webhook_policy(settings: Settings) -> Policy:

@@ -66,3 +66,29 @@ def supervise(
         backoff.reset()
         if every:
             stopping.wait(every)
+
+
+class Periodic(threading.Thread):
+    """A background thread that runs `task` every `every` seconds under `supervise` (a failed
+    run is retried within `first` seconds), until `stop`: the sweepers and upkeep loops."""
+
+    def __init__(
+        self, name: str, task: Callable[[], object], every: float, *, log: logging.Logger,
+        first: float = 0.5,
+    ) -> None:  # fmt: skip
+        super().__init__(name=name, daemon=True)
+        self._task, self._every, self._log = task, every, log
+        self._first = min(every, first)
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        what = f"{self.name} failed"
+        supervise(
+            self._task, self._stopping, what=what, log=self._log, every=self._every,
+            first=self._first,
+        )  # fmt: skip
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout)

@@ -9,19 +9,18 @@ attempts it races.
 
 Retention: failed attempts and lifts older than `retention` (90 days by default, never less
 than the limiter's windows) are deleted in batches, each its own short transaction, by the
-sweeper's process (`RetentionThread`) and by `license-svc attempts purge`.
+sweeper's process (a `Periodic` thread: `bootstrap.start_sweeper`) and by `license-svc
+attempts purge`.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from psycopg.sql import SQL, Composed, Identifier
 
-from license_svc.adapters.supervise import supervise
 from license_svc.attempts.limiter import LOCK_NAMESPACE, AttemptLimiter
 
 log = logging.getLogger("license_svc.attempts.limiter")
@@ -127,29 +126,3 @@ def purge(
             deleted["lifts"],
         )
     return deleted["attempts"]
-
-
-class RetentionThread(threading.Thread):
-    """Runs `purge` every `interval` seconds beside the sweeper; errors are logged, not fatal."""
-
-    def __init__(self, limiter: AttemptLimiter, retention: timedelta, interval: float) -> None:
-        super().__init__(name="attempt-retention", daemon=True)
-        self._limiter = limiter
-        self._retention = retention
-        self._interval = interval
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        supervise(
-            lambda: purge(self._limiter, self._retention),
-            self._stopping,
-            what="attempt retention failed",
-            log=log,
-            every=self._interval,
-            first=min(self._interval, 1.0),
-        )
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stopping.set()
-        if self.is_alive():
-            self.join(timeout)

@@ -16,7 +16,6 @@ database fault still ends the sweep (the next one retries it all).
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,11 +25,9 @@ from uuid import UUID
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from license_svc.adapters.supervise import supervise
 from license_svc.keys.app import LicensingApp
 
 log = logging.getLogger("license_svc.keys.sweeper")
-RETRY_SECONDS = 0.5
 # The database is away (or overloaded): the sweep stops and is retried, no key is skipped.
 FAULTS = (OperationalError, InterfaceError, psycopg.OperationalError, psycopg.InterfaceError)
 
@@ -129,32 +126,8 @@ class Sweeper:
             assert last.period_ends_at is not None
             after = (last.period_ends_at, last.key_id)
 
-    def run(self, stop: threading.Event, interval: float) -> None:
-        """Sweep every `interval` seconds until `stop` is set; errors are logged, not fatal,
-        and a failed sweep (the database away) is retried within RETRY_SECONDS, so the sweeper
-        is back at work within a second or two of the database."""
-        first = min(interval, RETRY_SECONDS)
-        supervise(
-            self._sweep_and_log, stop, what="sweep failed", log=log, every=interval, first=first
-        )
-
-    def _sweep_and_log(self) -> None:
+    def sweep_and_log(self) -> None:
+        """One sweep, its expiries logged (the task `bootstrap` runs periodically)."""
         sweep = self.sweep_once()
         if sweep.expired:
             log.info("expired %d of %d due keys", sweep.expired, sweep.due)
-
-
-class SweeperThread(threading.Thread):
-    def __init__(self, sweeper: Sweeper, interval: float) -> None:
-        super().__init__(name="sweeper", daemon=True)
-        self._sweeper = sweeper
-        self._interval = interval
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        self._sweeper.run(self._stopping, self._interval)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stopping.set()
-        if self.is_alive():
-            self.join(timeout)

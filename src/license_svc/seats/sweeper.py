@@ -9,14 +9,12 @@ sweeper holds are skipped, and the ending's version (2) is the store's constrain
 from __future__ import annotations
 
 import logging
-import threading
 
 from license_svc.domain.seats import ending
 
 from .book import SeatBook
 
 log = logging.getLogger("license_svc.seats.sweeper")
-RETRY_SECONDS = 0.5
 
 
 class LeaseSweeper:
@@ -52,30 +50,8 @@ class LeaseSweeper:
                     book.append(curs, insert, events)
             return len(rows)
 
-    def run(self, stop: threading.Event, interval: float) -> None:
-        while not stop.is_set():
-            wait = interval
-            try:
-                recorded = self.sweep_once()
-                if recorded:
-                    log.info("recorded %d expired seat leases", recorded)
-            except Exception as error:  # the database away: try again soon, never die
-                log.warning("lease sweep failed: %s", " ".join(str(error).split()))
-                wait = min(interval, RETRY_SECONDS)
-            stop.wait(wait)
-
-
-class LeaseSweeperThread(threading.Thread):
-    def __init__(self, sweeper: LeaseSweeper, interval: float) -> None:
-        super().__init__(name="lease-sweeper", daemon=True)
-        self._sweeper = sweeper
-        self._interval = interval
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        self._sweeper.run(self._stopping, self._interval)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stopping.set()
-        if self.is_alive():
-            self.join(timeout)
+    def sweep_and_log(self) -> None:
+        """One pass, its records logged (the task `bootstrap` runs periodically)."""
+        recorded = self.sweep_once()
+        if recorded:
+            log.info("recorded %d expired seat leases", recorded)

@@ -18,9 +18,8 @@ from .common import (
     Connection,
     Refused,
     as_dict,
-    options,
+    command,
     print_json,
-    run,
     table,
     when,
     yes_no,
@@ -119,18 +118,14 @@ def cmd_events(conn: Connection, args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    common = options()
     audit = commands.add_parser("audit", help="client: key history, the event stream, as-of")
     group = audit.add_subparsers(dest="audit_command", required=True)
 
-    def leaf(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help)
-        parser.set_defaults(func=lambda args: run(args, handler))
-        return parser
-
-    history = leaf("history", cmd_history, "a key's events, with who, why, which account, dates")
+    history = command(
+        group, "history", cmd_history, "a key's events, with who, why, which account, dates"
+    )
     history.add_argument("key", metavar="CODE|KEY_ID", help="the key's code or its key id")
-    events = leaf("events", cmd_events, "the store's events, one JSON object a line")
+    events = command(group, "events", cmd_events, "the store's events, one JSON object a line")
     events.add_argument("--after", type=int, default=0, help="after this position (0)")
     events.add_argument("--follow", action="store_true", help="keep streaming new events")
     events.add_argument("--type", action="append", metavar="T", help="event type (repeatable)")
@@ -139,4 +134,4 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     events.add_argument("--key", metavar="KEY_ID", help="only this key's events")
     events.add_argument("--limit", type=int, default=0, help="events at most (0 = all)")
     events.add_argument("--markers", action="store_true", help="also print checkpoints")
-    account_options(leaf("summary", cmd_summary, "an account's summary (at --as-of)"))
+    account_options(command(group, "summary", cmd_summary, "an account's summary (at --as-of)"))

@@ -88,6 +88,16 @@ class Connection:
         self.channel.close()
 
 
+def command(
+    group: Any, name: str, handler: Callable[[Connection, argparse.Namespace], int], help: str
+) -> argparse.ArgumentParser:
+    """A client command `name` under `group` (a subparsers action): the connection options, and
+    `handler` run over a connection by `run`."""
+    parser: argparse.ArgumentParser = group.add_parser(name, parents=[options()], help=help)
+    parser.set_defaults(func=lambda args: run(args, handler))
+    return parser
+
+
 def run(args: argparse.Namespace, command: Callable[[Connection, argparse.Namespace], int]) -> int:
     """Open the connection, run the command, turn refusals and usage errors into exit codes."""
     try:

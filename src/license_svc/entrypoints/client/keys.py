@@ -21,11 +21,10 @@ from .common import (
     Connection,
     UsageError,
     as_dict,
+    command,
     enum_name,
     more_hint,
-    options,
     print_json,
-    run,
     spelling,
     table,
     when,
@@ -258,16 +257,10 @@ def cmd_activate(conn: Connection, args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    common = options()
-
-    def leaf(group: Any, name: str, handler: Any, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help)
-        parser.set_defaults(func=lambda args: run(args, handler))
-        return parser
 
     keys = commands.add_parser("keys", help="client: issue, list, show and revoke keys")
     group = keys.add_subparsers(dest="keys_command", required=True)
-    issue = leaf(group, "issue", cmd_issue, "issue activation keys (a reseller or ops)")
+    issue = command(group, "issue", cmd_issue, "issue activation keys (a reseller or ops)")
     issue.add_argument("--reseller", required=True, help="the reseller the keys are sold by")
     issue.add_argument("--tier", type=spelling(TIERS, "tier_"), choices=TIERS, required=True,
                        help="the plan the keys unlock")  # fmt: skip
@@ -285,22 +278,22 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     issue.add_argument(
         "--csv", type=Path, help="write code,key_id,hint,batch_id,status here (0600)"
     )
-    listing = leaf(group, "list", cmd_list, "list keys (newest issued last)")
+    listing = command(group, "list", cmd_list, "list keys (newest issued last)")
     listing.add_argument("--status", type=spelling(STATUSES, "key_status_"), choices=STATUSES,
                          help="only keys in this status")  # fmt: skip
     listing.add_argument("--reseller", help="only this reseller's keys (ops, auditors)")
     listing.add_argument("--batch", help="only this batch's keys")
     listing.add_argument("--limit", type=int, default=100, help="keys at most (100)")
-    show = leaf(group, "show", cmd_show, "one key")
+    show = command(group, "show", cmd_show, "one key")
     show.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
-    revoke = leaf(group, "revoke", cmd_revoke, "revoke a key")
+    revoke = command(group, "revoke", cmd_revoke, "revoke a key")
     revoke.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
     revoke.add_argument("--reason", required=True, help="why, kept in the key's history")
     for name, handler, text in [
         ("validate", cmd_validate, "client: check a code for an account (portal)"),
         ("activate", cmd_activate, "client: redeem a code for an account (portal)"),
     ]:
-        dialog = leaf(commands, name, handler, text)
+        dialog = command(commands, name, handler, text)
         dialog.add_argument("code", metavar="CODE", help="the activation key, INT-XXXX-XXXX-XXXX")
         dialog.add_argument("--account", required=True, help="the customer's account id")
         dialog.add_argument("--session", help="dialog session id (default: a fresh one)")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 import grpc
 
@@ -18,8 +17,8 @@ from .common import (
     Connection,
     Refused,
     as_dict,
+    command,
     enum_name,
-    options,
     print_json,
     run,
     spelling,
@@ -97,15 +96,16 @@ def lift_over_grpc(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    common = options()
 
-    def leaf(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(name, parents=[common], help=help)
-        parser.set_defaults(func=lambda args: run(args, handler))
-        return parser
-
-    leaf("status", cmd_status, "client: the views' positions and lag behind the store (ops)")
-    watch = leaf("watch", cmd_watch, "client: an account's seat allowance, a line per change")
+    command(
+        commands,
+        "status",
+        cmd_status,
+        "client: the views' positions and lag behind the store (ops)",
+    )
+    watch = command(
+        commands, "watch", cmd_watch, "client: an account's seat allowance, a line per change"
+    )
     watch.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
     watch.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
                        default="integrations", help="the product (integrations)")  # fmt: skip

@@ -13,11 +13,10 @@ from .common import (
     Connection,
     Refused,
     as_dict,
+    command,
     enum_name,
     more_hint,
-    options,
     print_json,
-    run,
     spelling,
     table,
     timestamp,
@@ -154,18 +153,16 @@ def account_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    common = options()
 
-    def leaf(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(name, parents=[common], help=help)
-        parser.set_defaults(func=lambda args: run(args, handler))
-        return parser
-
-    allowance = leaf("allowance", cmd_allowance, "client: an account's seat allowance")
+    allowance = command(commands, "allowance", cmd_allowance, "client: an account's seat allowance")
     account_options(allowance)
     allowance.add_argument("--in-use", type=int, default=0, help="connections in use (0)")
-    account_options(leaf("summary", cmd_summary, "client: an account's subscription summary"))
-    stats = leaf("stats", cmd_stats, "client: key counts and activations per day (ops, reseller)")
+    account_options(
+        command(commands, "summary", cmd_summary, "client: an account's subscription summary")
+    )
+    stats = command(
+        commands, "stats", cmd_stats, "client: key counts and activations per day (ops, reseller)"
+    )
     stats.add_argument("--reseller", help="one reseller (a reseller's token: its own)")
     stats.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
                        help="one product (default: every product)")  # fmt: skip
@@ -173,7 +170,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                        help="activations per day from this UTC day (90 days ago)")  # fmt: skip
     stats.add_argument("--to", dest="to_date", metavar="YYYY-MM-DD",
                        help="up to this UTC day, inclusive (today)")  # fmt: skip
-    expiring = leaf("expiring", cmd_expiring, "client: subscriptions ending soon (ops, reseller)")
+    expiring = command(
+        commands, "expiring", cmd_expiring, "client: subscriptions ending soon (ops, reseller)"
+    )
     expiring.add_argument("--before", help="ending before this time (default: in 30 days)")
     expiring.add_argument("--reseller", help="one reseller (a reseller's token: its own)")
     expiring.add_argument("--limit", type=int, default=100, help="rows at most (100)")

@@ -15,9 +15,8 @@ from .common import (
     PRODUCTS,
     Connection,
     as_dict,
-    options,
+    command,
     print_json,
-    run,
     spelling,
     table,
     when,
@@ -103,31 +102,25 @@ def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    common = options()
-
-    def leaf(group: Any, name: str, handler: Any, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help)
-        parser.set_defaults(func=lambda args: run(args, handler))
-        return parser
 
     seats = commands.add_parser("seats", help="client: acquire, renew, release and list leases")
     group = seats.add_subparsers(dest="seats_command", required=True)
-    acquire = leaf(group, "acquire", cmd_acquire, "lease a seat for a connection")
+    acquire = command(group, "acquire", cmd_acquire, "lease a seat for a connection")
     acquire.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
     acquire.add_argument("--connection", required=True, help="the connection's id")
     acquire.add_argument("--holder", default=socket.gethostname(), help="(this host's name)")
     acquire.add_argument("--ttl", type=int, default=0, help="seconds, 10-3600 (0: the default)")
     acquire.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
                         default="integrations", help="the product (integrations)")  # fmt: skip
-    renew = leaf(group, "renew", cmd_renew, "renew leases (the heartbeat)")
+    renew = command(group, "renew", cmd_renew, "renew leases (the heartbeat)")
     renew.add_argument(
         "lease", metavar="LEASE_ID", nargs="+", help="the leases to renew (up to 1,000)"
     )
     renew.add_argument("--holder", default=socket.gethostname(), help="(this host's name)")
-    leaf(group, "release", cmd_release, "free a lease's seat").add_argument(
+    command(group, "release", cmd_release, "free a lease's seat").add_argument(
         "lease", metavar="LEASE_ID", help="the lease AcquireSeat answered"
     )
-    listing = leaf(group, "list", cmd_list, "an account's live leases, oldest first")
+    listing = command(group, "list", cmd_list, "an account's live leases, oldest first")
     listing.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
     listing.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
                         default="integrations", help="the product (integrations)")  # fmt: skip

@@ -8,7 +8,7 @@ from typing import Any
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
-from .common import OK, Connection, as_dict, options, print_json, run, table, when
+from .common import OK, Connection, as_dict, command, print_json, table, when
 
 TYPES = (
     "key.activated",
@@ -106,33 +106,29 @@ def cmd_redeliver(conn: Connection, args: argparse.Namespace) -> int:
 
 def register(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
     """Adds `webhooks` and its client commands; the caller gives `webhooks` alone its meaning."""
-    common = options()
     webhooks: argparse.ArgumentParser = commands.add_parser(
         "webhooks", help="the webhook sender; or (client) add|list|rm|deliveries|redeliver"
     )
     group = webhooks.add_subparsers(dest="webhooks_command")
 
-    def leaf(name: str, handler: Any, help: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help)
-        parser.set_defaults(func=lambda args: run(args, handler))
-        return parser
-
-    add = leaf("add", cmd_add, "create an endpoint (prints its secret once)")
+    add = command(group, "add", cmd_add, "create an endpoint (prints its secret once)")
     add.add_argument("url", help="https:// address of the partner's receiver")
     add.add_argument("--reseller", help="ops: whose endpoint (a reseller: its own)")
     add.add_argument("--type", action="append", choices=TYPES, help="repeat; default: every type")
-    leaf("list", cmd_list, "list endpoints").add_argument(
+    command(group, "list", cmd_list, "list endpoints").add_argument(
         "--reseller", help="ops: one reseller's endpoints"
     )
-    leaf("rm", cmd_rm, "delete an endpoint").add_argument(
+    command(group, "rm", cmd_rm, "delete an endpoint").add_argument(
         "endpoint", metavar="ENDPOINT_ID", help="the endpoint id CreateWebhookEndpoint answered"
     )
-    deliveries = leaf("deliveries", cmd_deliveries, "an endpoint's deliveries, newest first")
+    deliveries = command(
+        group, "deliveries", cmd_deliveries, "an endpoint's deliveries, newest first"
+    )
     deliveries.add_argument(
         "endpoint", metavar="ENDPOINT_ID", help="the endpoint id CreateWebhookEndpoint answered"
     )
     deliveries.add_argument("--limit", type=int, default=50, help="rows at most (50)")
-    redeliver = leaf("redeliver", cmd_redeliver, "send a message again (same webhook-id)")
+    redeliver = command(group, "redeliver", cmd_redeliver, "send a message again (same webhook-id)")
     redeliver.add_argument(
         "endpoint", metavar="ENDPOINT_ID", help="the endpoint id CreateWebhookEndpoint answered"
     )
