@@ -74,15 +74,11 @@ class AllowanceTokens:
             "jti": uuid.uuid4().hex,
         }
 
-    def mint(
-        self,
-        account_id: str,
-        product: Product,
-        found: Subscription,
-        position: int,
-        now: datetime,
-    ) -> Minted:
-        claims = self.claims(account_id, product, found, position, now)
+    def mint(self, *allowance: Any) -> Minted:
+        """`claims(*allowance)` signed with the ring's current key."""
+        return self.sign(self.claims(*allowance))
+
+    def sign(self, claims: dict[str, Any]) -> Minted:
         signing = self.keys.current.signing
         token = jwt.encode(
             claims,
