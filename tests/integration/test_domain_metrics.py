@@ -73,7 +73,7 @@ def test_the_first_scrape_counts_keys_from_the_catalog_without_scanning_the_stor
         sql.execute(f"ANALYZE {EVENTS_TABLE}")  # the planner knows the table as a big one would
         sql.execute("SELECT pg_stat_force_next_flush()")
         before = store_scans(sql)
-        seen = scrape(DomainCollector(service.settings, service.app, service.views))
+        seen = scrape(DomainCollector(service.settings, service.app, service.views, service.clock))
         sql.execute("SELECT pg_stat_force_next_flush()")
         after = store_scans(sql)
     assert (seen["license_svc_keys_issued_total"], seen["license_svc_keys_activated_total"]) == (
@@ -88,7 +88,7 @@ def test_a_part_that_times_out_keeps_its_last_values_and_comes_back_when_the_dat
 ) -> None:
     monkeypatch.setattr(domain_metrics, "READ_TIMEOUT_SECONDS", 0.3)
     issue_and_activate(service, 10)
-    collector = DomainCollector(service.settings, service.app, service.views)
+    collector = DomainCollector(service.settings, service.app, service.views, service.clock)
     first = scrape(collector)
     assert first["license_svc_keys_issued_total"] == 10
     with psycopg.connect(service.settings.database_url) as holder:

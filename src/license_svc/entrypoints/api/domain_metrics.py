@@ -24,6 +24,7 @@ import psycopg
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from psycopg.sql import SQL, Composed, Identifier
 
+from license_svc.adapters.clock import Clock
 from license_svc.attempts.limiter import IN_FLIGHT, blocked_sessions_query
 from license_svc.config import Settings
 from license_svc.keys.app import LicensingApp
@@ -125,8 +126,11 @@ class KeyCounters:
 class DomainCollector:
     """Read at scrape time; a part that fails keeps its last values and is retried."""
 
-    def __init__(self, settings: Settings, app: LicensingApp, views: LiveViews) -> None:
+    def __init__(
+        self, settings: Settings, app: LicensingApp, views: LiveViews, clock: Clock
+    ) -> None:
         self._settings = settings
+        self._clock = clock
         self._views = views
         self._db = MetricsConnection(settings.conninfo())
         self._keys = KeyCounters(app, views)
@@ -137,7 +141,7 @@ class DomainCollector:
         )
         self._blocked = blocked_sessions_query(schema)
         self._live_leases = SQL(
-            "SELECT count(*) FROM {} WHERE ended IS NULL AND expires_at > clock_timestamp()"
+            "SELECT count(*) FROM {} WHERE ended IS NULL AND expires_at > %s"
         ).format(Identifier(schema, "seat_leases"))
         self._last: dict[str, list[Metric]] = {}
 
@@ -205,9 +209,9 @@ class DomainCollector:
         return [blocked]
 
     def _seats(self) -> list[Metric]:
-        """Seat leases live now (on the database's clock, the leases' own timeline), and the
+        """Seat leases live now (by the service's clock, as the leases are granted), and the
         lease events the key counters saw after the catalog position they started from."""
-        rows = self._db.execute(self._live_leases)
+        rows = self._db.execute(self._live_leases, (self._clock(),))
         live = GaugeMetricFamily(
             "license_svc_seat_leases_live", "Seat leases live now (granted, not ended, not past)."
         )

@@ -228,7 +228,7 @@ class Metrics:
         settings = parts.settings
         if settings.metrics_database_url:  # the read-only role's connection (least privilege)
             settings = settings.with_(database_url=settings.metrics_database_url)
-        self.domain = DomainCollector(settings, parts.app, parts.views)
+        self.domain = DomainCollector(settings, parts.app, parts.views, parts.clock)
         self.registry.register(self.domain)  # type: ignore[arg-type]
         self.registry.register(PoolCollector(parts))  # type: ignore[arg-type]
         self.registry.register(ServiceCollector(parts))  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import io
 import logging
 import socket
@@ -99,8 +100,11 @@ class HttpFront:
         self._ready.wait(10)
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
+        """Stop serving; a second stop (the test's, then the service's) does nothing more."""
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None:
+            with contextlib.suppress(RuntimeError):  # its loop closed already: stopped
+                loop.call_soon_threadsafe(stopping.set)
             self._thread.join(timeout)
         self._sock.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
