@@ -151,8 +151,8 @@ class DatabaseMonitor:
                 row = conn.execute("SELECT clock_timestamp()").fetchone()
                 back = self._clock()
                 if row is not None:
-                    middle = sent + (back - sent) / 2
-                    self._measured((middle - row[0]).total_seconds())
+                    half = (back - sent) / 2  # the database read its clock within ± this
+                    self._measured((sent + half - row[0]).total_seconds(), half.total_seconds())
             self._conn = conn
             result.append(not self._clock_off)
         except Exception as error:
@@ -163,9 +163,14 @@ class DatabaseMonitor:
                     conn.close()
             result.append(False)
 
-    def _measured(self, offset: float) -> None:
+    def _measured(self, offset: float, uncertainty: float = 0.0) -> None:
+        """Judge the offset only by what the round trip proves: a slow round trip (a loaded
+        machine) widens the uncertainty, and a clock is off only when even its nearest
+        possible reading is past the bound; a round trip too slow to tell keeps the verdict."""
         self.offset = offset
-        off = abs(offset) > self._max_offset
+        if uncertainty > self._max_offset:
+            return
+        off = abs(offset) - uncertainty > self._max_offset
         if off != self._clock_off:
             self._clock_off = off
             if off:

@@ -156,7 +156,9 @@ class LicensingRecorder(PostgresApplicationRecorder):
             type(self)._insert_events is PostgresApplicationRecorder._insert_events
         )
         self._group_insert = _rendered(
-            group_insert(schema, Identifier(self.events_table_name), self.datastore)
+            group_insert(
+                schema, Identifier(self.events_table_name), self.datastore, self.channel_name
+            )
         )
         self.group_commit: GroupCommit | None = GroupCommit(self._write_group)
         self.round_trips = RoundTrips()
@@ -223,9 +225,12 @@ class LicensingRecorder(PostgresApplicationRecorder):
     def _write_group(self, group: list[Append]) -> None:
         """One transaction for a group of appends (see `groupcommit`)."""
         if group:
-            settle(group, self._transact(self._group_insert, group_parameters(group)))
+            rows = self._transact(self._group_insert, group_parameters(group), notify=False)
+            settle(group, rows)
 
-    def _transact(self, insert_statement: bytes, parameters: Sequence[Any]) -> list[DictRow]:
+    def _transact(
+        self, insert_statement: bytes, parameters: Sequence[Any], notify: bool = True
+    ) -> list[DictRow]:
         """BEGIN, SET LOCAL lock_timeout, LOCK TABLE … IN EXCLUSIVE MODE, NOTIFY, the INSERT …
         RETURNING, COMMIT, then one sync: the INSERT's rows. Ids are still issued under the
         lock, so in commit order."""
@@ -241,7 +246,8 @@ class LicensingRecorder(PostgresApplicationRecorder):
                             curs.execute(b"BEGIN")
                             for statement in self._append_lock:
                                 curs.execute(statement, prepare=True)
-                            curs.execute(self._append_notify)
+                            if notify:  # else the INSERT notifies (a group's: `group_insert`)
+                                curs.execute(self._append_notify)
                             insert.execute(insert_statement, parameters)
                             curs.execute(b"COMMIT")
                             # See `_insert_stored_events`: push a large message out whole

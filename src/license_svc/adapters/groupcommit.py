@@ -37,7 +37,7 @@ from typing import Any, cast
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Composed, Identifier
+from psycopg.sql import SQL, Composed, Identifier, Literal
 
 MAX_GROUP = 64  # appends written in one transaction
 
@@ -173,21 +173,33 @@ def claimed_alone(group: list[Append]) -> list[Append]:
     return group
 
 
-def group_insert(schema: Identifier, table: Identifier, datastore: PostgresDatastore) -> Composed:
+def group_insert(
+    schema: Identifier, table: Identifier, datastore: PostgresDatastore, channel: str
+) -> Composed:
     """A group's INSERT: leaves out each append of which a version is stored already (under
     the table lock, so the check and the insert see the same store), and returns every row's
-    id with its key, so that each append gets its own ids or its own conflict."""
+    id with its key, so that each append gets its own ids or its own conflict. It NOTIFYs the
+    store's channel only when a row went in: a group that every conflict emptied wakes nobody
+    (the uncorrelated subquery runs once, and only if the outer SELECT has a row)."""
     return SQL(
         "WITH new AS (SELECT * FROM unnest(%s::int4[], %s::{id_type}[], %s::int8[],"
         " %s::text[], %s::bytea[]) WITH ORDINALITY"
         " AS n(appended, originator_id, originator_version, topic, state, ord)),"
         " taken AS (SELECT n.appended FROM new n JOIN {schema}.{table} t"
-        " ON t.originator_id = n.originator_id AND t.originator_version = n.originator_version)"
-        " INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
+        " ON t.originator_id = n.originator_id AND t.originator_version = n.originator_version),"
+        " ins AS (INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
         " SELECT originator_id, originator_version, topic, state FROM new"
         " WHERE appended NOT IN (SELECT appended FROM taken) ORDER BY ord"
-        " RETURNING notification_id, originator_id, originator_version"
-    ).format(schema=schema, table=table, id_type=SQL(datastore.originator_id_type))
+        " RETURNING notification_id, originator_id, originator_version)"
+        " SELECT notification_id, originator_id, originator_version,"
+        " (SELECT pg_notify({channel}, '') FROM (SELECT 1 FROM ins LIMIT 1) one) AS notified"
+        " FROM ins ORDER BY notification_id"
+    ).format(
+        schema=schema,
+        table=table,
+        id_type=SQL(datastore.originator_id_type),
+        channel=Literal(channel),
+    )
 
 
 def group_parameters(group: list[Append]) -> tuple[list[Any], ...]:
