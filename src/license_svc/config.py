@@ -39,6 +39,9 @@ TEST_PREFIX = PREFIX + "TEST_"  # the test suite's own switches (LICENSE_SVC_TES
 # KEEPALIVE_COUNT unanswered probes: KEEPALIVE_BOUND seconds of silence at most.
 KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 2, 2
 KEEPALIVE_BOUND = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
+# What a stream reader's round trip may take past the statement timeout before the client ends
+# its connection itself (the server's own timeout answers first unless no byte can pass).
+ROUND_TRIP_GRACE = 2.0
 MAX_TOKEN_TTL = 86_400  # a token outlives an outage of minutes, not a subscription's change
 FOREIGN = frozenset({PREFIX + "TEST_DATABASE_URL", PREFIX + "TARGET", PREFIX + "TOKEN"})
 
