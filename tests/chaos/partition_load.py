@@ -16,7 +16,7 @@ from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import unique
 from tests.support import Client
 
-CALL_DEADLINE = 8.0  # seconds: every call of the load carries this gRPC deadline
+CALL_DEADLINE = 10.0  # seconds: every call of the load carries this gRPC deadline
 
 
 @dataclass(frozen=True)

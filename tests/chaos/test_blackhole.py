@@ -6,13 +6,18 @@ connection loses the events table's lock.
 
 The bounds, in seconds:
 - a write of the healthy replica waits for the events table's lock at most LOCK_TIMEOUT per
-  attempt and is retried once: HEALTHY_WAIT = 2 × LOCK_TIMEOUT + TOLERANCE (a loaded machine);
-- the silent replica's connection loses the lock within IDLE_TIMEOUT (the server ends an idle
-  transaction; a statement is ended by the statement timeout; on a real partition the
-  server's keepalives drop the peer within config.KEEPALIVE_BOUND, which the proxy cannot show:
-  its own kernel answers them);
-- the blackhole lasts BLACKHOLE seconds (the issue asks 30; 15 is enough to outlast
-  IDLE_TIMEOUT and keeps the slow suite shorter).
+  attempt and is retried once; an activation is written by group commit, so it may wait for
+  the group in flight and then its own: HEALTHY_WAIT = 4 x LOCK_TIMEOUT + TOLERANCE (a loaded
+  machine), well inside the calls' deadline (partition_load.CALL_DEADLINE), so a write that
+  waited for the lock until its deadline fails the test;
+- the silent replica's connection loses the lock within IDLE_TIMEOUT when it stopped between
+  statements (the server ends an idle transaction); on a real partition the server's own
+  keepalives drop the peer within config.KEEPALIVE_BOUND, which the proxy cannot show: its
+  kernel answers them. A writer stopped inside a COPY (IssueKeys' events) is ended by neither
+  timeout (PostgreSQL does not act on a statement timeout while it waits for COPY data): only
+  the keepalives bound it, and through a proxy nothing does; other writers then get
+  UNAVAILABLE after HEALTHY_WAIT at most, which is what this test holds;
+- the blackhole lasts BLACKHOLE seconds, as the issue asks.
 These are "never waits longer than" bounds, not speed targets.
 """
 
@@ -36,11 +41,11 @@ from tests.views_support import SMALL_POOLS, fresh_database, settings_for
 
 pytestmark = pytest.mark.slow
 
-LOCK_TIMEOUT = 2
+LOCK_TIMEOUT = 1
 IDLE_TIMEOUT = 10
-BLACKHOLE = 15
+BLACKHOLE = 30
 TOLERANCE = 2.0
-HEALTHY_WAIT = 2 * LOCK_TIMEOUT + TOLERANCE
+HEALTHY_WAIT = 4 * LOCK_TIMEOUT + TOLERANCE
 SETTINGS = {
     **SMALL_POOLS,
     "LICENSE_SVC_LOCK_TIMEOUT": str(LOCK_TIMEOUT),
@@ -148,4 +153,10 @@ def _report(calls: list[Call], blackholed_at: float, healed_at: float, lock_lost
         for call in during:
             codes[call.code.name] = codes.get(call.code.name, 0) + 1
         slowest = max((c.took for c in mine), default=0.0)
+        slow = [
+            f"{c.method} at {c.started - blackholed_at:+.1f}s took {c.took:.1f}s {c.code.name}"
+            for c in mine
+            if c.took > HEALTHY_WAIT / 2
+        ]
         print(f"{replica}: {len(mine)} calls, during the blackhole {codes}, slowest {slowest:.2f}s")
+        print("  slow: " + "; ".join(slow[:8]))
