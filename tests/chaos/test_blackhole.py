@@ -34,7 +34,7 @@ from psycopg.conninfo import make_conninfo
 
 from bench.faults import DatabaseProxy
 from tests.chaos.partition_load import CALL_DEADLINE, Call, Load
-from tests.chaos.probes import eventually
+from tests.chaos.probes import eventually, health_of
 from tests.helpers import EVENTS_TABLE
 from tests.support import ServerProcess
 from tests.views_support import SMALL_POOLS, fresh_database, settings_for
@@ -83,11 +83,15 @@ def test_a_blackholed_replica_never_stalls_the_healthy_one_nor_answers_internal(
         blackholed_at = time.monotonic()
         eventually(lambda: not _alive(database, holder), within=IDLE_TIMEOUT + 5, every=0.5)
         lock_lost_after = time.monotonic() - blackholed_at
+        # The silent replica leaves the load balancer (its health check is bounded too).
+        eventually(lambda: health_of(silent.client) == "NOT_SERVING", within=BLACKHOLE / 2)
+        assert health_of(healthy.client) == "SERVING"
         time.sleep(max(0.0, BLACKHOLE - (time.monotonic() - blackholed_at)))
         healed_at = time.monotonic()
         proxy.heal()
         # The silent replica works again once its database answers.
         eventually(lambda: _issued_since(load, "silent", healed_at), within=60, every=0.5)
+        eventually(lambda: health_of(silent.client) == "SERVING", within=60)
         calls = load.stop()
     finally:
         load.stop()
