@@ -5,6 +5,14 @@ the Unix socket of an embedded one). `cut()` makes the database unreachable the 
 or a partition looks to a client — established connections are reset and new ones refused —
 without touching the server itself (the machine's PostgreSQL is shared: never stop it).
 `restore()` listens again on the same port.
+
+`blackhole()` is the other partition, the silent one: every connection stays open, new ones are
+accepted, and no byte passes either way (what a dropped route or a hung middlebox looks like to
+a client; a peer notices only through its own timeouts). The proxy stops reading, so the
+sockets' buffers fill and the senders' windows close; it holds at most one read (64 KiB) per
+direction. `heal()` passes bytes again, the held ones first, as TCP would after a partition.
+Only a peer's kernel-level keepalives differ from a real partition: the proxy's kernel answers
+them, so a peer sees a live socket that never speaks.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ class DatabaseProxy:
         self._lock = threading.Lock()
         self._pairs: set[socket.socket] = set()
         self._listener: socket.socket | None = None
+        self._passing = threading.Event()  # cleared while blackholed
+        self._passing.set()
         self.port = 0
         self.restore()
 
@@ -61,8 +71,21 @@ class DatabaseProxy:
         for sock in pairs:
             _reset(sock)
 
+    def blackhole(self) -> None:
+        """Keep every connection (and accept new ones) but pass no byte either way."""
+        self._passing.clear()
+
+    def heal(self) -> None:
+        """End a blackhole: bytes pass again, the held ones first."""
+        self._passing.set()
+
+    @property
+    def blackholed(self) -> bool:
+        return not self._passing.is_set()
+
     def close(self) -> None:
         self.cut()
+        self.heal()  # pumps holding bytes see their sockets closed and end
 
     def _connect_upstream(self) -> socket.socket:
         if self._unix is not None:
@@ -91,17 +114,30 @@ class DatabaseProxy:
                     return
                 self._pairs.update((client, upstream))
             for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+                pump = threading.Thread(
+                    target=_pump, args=(source, target, self._passing), daemon=True
+                )
+                pump.start()
 
 
-def _pump(source: socket.socket, target: socket.socket) -> None:
+def _pump(source: socket.socket, target: socket.socket, passing: threading.Event) -> None:
     try:
-        while data := source.recv(65536):
+        while _wait(passing, source) and (data := source.recv(65536)):
+            if not _wait(passing, source):  # blackholed while this read was waiting: hold it
+                break
             target.sendall(data)
     except OSError:
         pass
     _reset(source)
     _reset(target)
+
+
+def _wait(passing: threading.Event, source: socket.socket) -> bool:
+    """Wait until bytes may pass; False once `source` was closed meanwhile (a cut)."""
+    while not passing.wait(0.2):
+        if source.fileno() == -1:
+            return False
+    return source.fileno() != -1
 
 
 def _reset(sock: socket.socket) -> None:

@@ -22,7 +22,7 @@ from license_svc.adapters.dbhealth import DatabaseMonitor
 from license_svc.adapters.supervise import Periodic
 from license_svc.attempts.limiter import AttemptLimiter, Limits
 from license_svc.attempts.upkeep import purge
-from license_svc.config import Settings
+from license_svc.config import KEEPALIVE_BOUND, ROUND_TRIP_GRACE, Settings
 from license_svc.domain.identity import KeyIdentity
 from license_svc.keys.app import LicensingApp
 from license_svc.keys.dialog import ActivationDialog
@@ -220,6 +220,11 @@ def _wire(
         threads=settings.stream_read_threads,
         window=settings.stream_window,
         timeout=settings.connect_timeout,
+        # A silent partition pins no stream thread past the statement timeout (and a grace
+        # for the server's own answer), and a live stream ends once the log was silent for
+        # as long as TCP keepalives take to give up on a peer.
+        round_trip=settings.statement_timeout + ROUND_TRIP_GRACE,
+        silence=KEEPALIVE_BOUND,
     )
     dialog = ActivationDialog(app, limiter)
     # Seat leases count on the database's clock like the limiter (one timeline for every

@@ -34,6 +34,14 @@ DEV_TOKENS = Path(__file__).resolve().parent / "dev_tokens.json"
 # Read by the test suite and the bench, not by the service: not reported as unknown.
 # The client's settings (`load_client`) are not the service's either.
 TEST_PREFIX = PREFIX + "TEST_"  # the test suite's own switches (LICENSE_SVC_TEST_*)
+# TCP keepalives of every database connection, on both ends: a peer silent for
+# KEEPALIVE_IDLE seconds is probed every KEEPALIVE_INTERVAL seconds and dropped after
+# KEEPALIVE_COUNT unanswered probes: KEEPALIVE_BOUND seconds of silence at most.
+KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 2, 2
+KEEPALIVE_BOUND = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_COUNT
+# What a stream reader's round trip may take past the statement timeout before the client ends
+# its connection itself (the server's own timeout answers first unless no byte can pass).
+ROUND_TRIP_GRACE = 2.0
 MAX_TOKEN_TTL = 86_400  # a token outlives an outage of minutes, not a subscription's change
 FOREIGN = frozenset({PREFIX + "TEST_DATABASE_URL", PREFIX + "TARGET", PREFIX + "TOKEN"})
 
@@ -231,16 +239,31 @@ class Settings:
 
     def connect_options(self) -> dict[str, str | int]:
         """libpq options for every connection the service opens: a short connect timeout, TCP
-        keepalives and a user timeout (a dead peer is noticed in seconds, not hours), and the
-        server-side statement timeout."""
+        keepalives and a user timeout on both ends of the connection (a dead peer is noticed in
+        seconds, not hours), and the server-side statement timeout.
+
+        The server's end matters as much as ours: a replica cut off mid-transaction may hold
+        the events table's lock, and PostgreSQL notices a silent client only through its own
+        socket (keepalives while it waits to read, the user timeout while it sends) or the
+        idle-in-transaction timeout. These are per-session settings, so the service sets them
+        itself rather than relying on the server's configuration: a silent peer is dropped
+        after KEEPALIVE_BOUND seconds of silence at most."""
+        user_timeout_ms = int(max(1.0, self.statement_timeout) * 1000)
+        keepalive = (KEEPALIVE_IDLE, KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        server_side = (
+            f"-c statement_timeout={int(self.statement_timeout * 1000)}"
+            " -c tcp_keepalives_idle={} -c tcp_keepalives_interval={}"
+            " -c tcp_keepalives_count={}".format(*keepalive)
+            + f" -c tcp_user_timeout={user_timeout_ms}"
+        )
         return {
             "connect_timeout": int(max(2, self.connect_timeout)),
             "keepalives": 1,
-            "keepalives_idle": 5,
-            "keepalives_interval": 2,
-            "keepalives_count": 2,
-            "tcp_user_timeout": int(max(1.0, self.statement_timeout) * 1000),
-            "options": f"-c statement_timeout={int(self.statement_timeout * 1000)}",
+            "keepalives_idle": KEEPALIVE_IDLE,
+            "keepalives_interval": KEEPALIVE_INTERVAL,
+            "keepalives_count": KEEPALIVE_COUNT,
+            "tcp_user_timeout": user_timeout_ms,
+            "options": server_side,
         }
 
     def conninfo(self) -> str:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
+from psycopg.sql import SQL
 
 from license_svc import bootstrap
 from license_svc.bootstrap import Service
@@ -103,3 +105,36 @@ def test_a_part_that_times_out_keeps_its_last_values_and_comes_back_when_the_dat
     assert "license_svc_blocked_sessions" in during  # the other parts were read fresh
     assert after["license_svc_keys_issued_total"] == 14  # read again, nothing lost
     assert after["license_svc_store_position"] > first["license_svc_store_position"]
+
+
+class Recording(domain_metrics.MetricsConnection):
+    """The scrape's connection, keeping each statement it ran."""
+
+    def __init__(self, conninfo: str) -> None:
+        super().__init__(conninfo)
+        self.statements: list[tuple[Any, Any]] = []
+
+    def execute(self, statement: Any, params: Any = None) -> list[tuple[Any, ...]]:
+        self.statements.append((statement, params))
+        return super().execute(statement, params)
+
+
+def test_no_statement_of_a_scrape_needs_a_sequential_scan_of_the_store(service: Service) -> None:
+    # Every statement of a first and a later scrape, planned with sequential scans priced out:
+    # each reads the store through an index (its head, the events after a position), so a
+    # scrape of a store of any size reads only what the views have not processed yet.
+    bootstrap.start_projections(service)
+    last = issue_and_activate(service, 20)
+    service.views.read(CatalogView, last, 60, lambda view: (None, view.position()))
+    collector = DomainCollector(service.settings, service.app, service.views, service.clock)
+    recording = collector._db = Recording(service.settings.conninfo())
+    scrape(collector)
+    issue_and_activate(service, 2)
+    scrape(collector)
+    assert recording.statements
+    with psycopg.connect(service.settings.database_url) as sql:
+        sql.execute("SET enable_seqscan = off")
+        for statement, params in recording.statements:
+            query = SQL("EXPLAIN ") + (SQL(statement) if isinstance(statement, str) else statement)
+            plan = "\n".join(str(row[0]) for row in sql.execute(query, params).fetchall())
+            assert f"Seq Scan on {EVENTS_TABLE}" not in plan, plan

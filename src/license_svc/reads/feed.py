@@ -11,7 +11,10 @@ never on the event loop and never on the unary calls' threads. Once caught up, t
 for the follower's wake-up (the store's LISTEN/NOTIFY, no polling) and reads what was appended
 from the follower's in-memory window; a walk that fell behind the window reads the store
 again. While nothing happens it yields an empty step every `tick` seconds, so a stream can send
-checkpoints and notice a client that went away.
+checkpoints and notice a client that went away. A live walk whose follower has heard nothing
+from the database for `silence` seconds ends with `LogSilent` (UNAVAILABLE: the client resumes
+from its last position, on this replica or another) instead of waiting in silence; the
+follower and the readers are never pinned longer than their watchdog's bound.
 
 The walk holds one batch at a time: a consumer that stops reading stops the walk (it awaits
 the consumer), so memory per stream is bounded whatever is appended meanwhile.
@@ -28,7 +31,9 @@ from typing import TypeVar
 
 from eventsourcing.persistence import Notification
 
-from .storelog import LogFollower, LogReader, StoreNames
+from license_svc.adapters.watchdog import Watchdog
+
+from .storelog import LogFollower, LogReader, LogSilent, StoreNames
 
 T = TypeVar("T")
 
@@ -48,22 +53,33 @@ class LogFeed:
         executor: Executor,
         batch: int = 500,
         tick: float = 1.0,
+        silence: float = float("inf"),
     ) -> None:
         self.follower = follower
         self.reader = reader
         self._executor = executor
         self._batch = batch
         self._tick = tick
+        self._silence = silence
 
     @classmethod
     def build(
-        cls, names: StoreNames, threads: int = 2, window: int = 10_000, timeout: float = 5.0
+        cls,
+        names: StoreNames,
+        threads: int = 2,
+        window: int = 10_000,
+        timeout: float = 5.0,
+        round_trip: float = float("inf"),
+        silence: float = float("inf"),
     ) -> LogFeed:
         """The process's feed: a reader with `threads` connections and as many threads, and
-        the one follower of the log. Nothing connects until `start()`."""
-        reader = LogReader(names, connections=threads, timeout=timeout)
+        the one follower of the log. A round trip of either ends after `round_trip` seconds;
+        live walks end once the follower heard nothing for `silence` seconds. Nothing
+        connects until `start()`."""
+        watchdog = Watchdog(round_trip, "stream-reads-watchdog")
+        reader = LogReader(names, connections=threads, timeout=timeout, watchdog=watchdog)
         executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="stream-read")
-        return cls(LogFollower(reader, window=window), reader, executor)
+        return cls(LogFollower(reader, window=window), reader, executor, silence=silence)
 
     def start(self) -> None:
         self.follower.start()
@@ -127,6 +143,12 @@ class LogFeed:
                         continue
                     except TimeoutError:
                         pass
+                silent = self.follower.silent_for()
+                if silent > self._silence:
+                    raise LogSilent(
+                        f"The store's log has not answered for {silent:.0f} s; resume from"
+                        f" position {position}"
+                    )
                 last_step = time.monotonic()
                 yield Step([], position)
         finally:

@@ -10,6 +10,11 @@
   connection, never the way live events arrive). While no stream is subscribed it only keeps
   the head, not the events.
 
+A silent partition pins no thread: every round trip of the reader and the follower runs under
+a `Watchdog` (the statement timeout and a grace), the LISTEN session pings the server every
+`PING_SECONDS`, and the follower says how long it has heard nothing (`silent_for`) so the
+live streams it serves can end with UNAVAILABLE instead of waiting in silence.
+
 Positions are the store's notification ids. Writers assign them under the events table's
 lock and commit before releasing it, so once id N is visible every smaller id is committed or
 gone for good: reading `> head` never skips an event that commits later.
@@ -20,6 +25,7 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from uuid import UUID
@@ -31,10 +37,17 @@ from psycopg.sql import SQL, Identifier
 from psycopg_pool import ConnectionPool
 
 from license_svc.adapters.supervise import supervise
+from license_svc.adapters.watchdog import Watchdog
 
 log = logging.getLogger("license_svc.readpath")
 
 Wake = Callable[[int], None]  # called with the new head, on the follower's thread
+PING_SECONDS = 5.0  # the LISTEN session's round trip: a silent one is found and replaced
+
+
+class LogSilent(psycopg.OperationalError):
+    """The follower has heard nothing from the database for too long (a fault: a client of a
+    live stream resumes from its last position, here or on another replica)."""
 
 
 @dataclass(frozen=True)
@@ -48,8 +61,16 @@ class StoreNames:
 class LogReader:
     """Reads of the notification log on a pool of `connections` connections."""
 
-    def __init__(self, names: StoreNames, connections: int = 2, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        names: StoreNames,
+        connections: int = 2,
+        timeout: float = 5.0,
+        watchdog: Watchdog | None = None,
+    ) -> None:
         self.names = names
+        # No bound given: none but the server's and TCP's (tests that build a reader alone).
+        self.watchdog = watchdog or Watchdog(float("inf"), "stream-reads-watchdog")
         table = Identifier(names.schema, names.events_table)
         self._after = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state"
@@ -80,18 +101,18 @@ class LogReader:
         return self._pool
 
     def after(self, position: int, limit: int) -> list[Notification]:
-        with self._conn().connection() as conn:
+        with self._conn().connection() as conn, self.watchdog.watch(conn):
             rows = conn.execute(self._after, (position, limit), prepare=True).fetchall()
         return [_notification(row) for row in rows]
 
     def first_events(self, key_ids: Sequence[UUID]) -> list[Notification]:
         """Versions 1 and 2 of each key (KeyIssued; KeyActivated or KeyRevoked)."""
-        with self._conn().connection() as conn:
+        with self._conn().connection() as conn, self.watchdog.watch(conn):
             rows = conn.execute(self._first_events, (list(key_ids),), prepare=True).fetchall()
         return [_notification(row) for row in rows]
 
     def head(self) -> int:
-        with self._conn().connection() as conn:
+        with self._conn().connection() as conn, self.watchdog.watch(conn):
             row = conn.execute(self._head, prepare=True).fetchone()
         return int(row[0]) if row else 0
 
@@ -128,6 +149,7 @@ class LogFollower:
         self._events: list[Notification] = []
         self._base = 0  # `_events` holds every event in (_base, _head]
         self._head = 0
+        self._heard_at = time.monotonic()  # the last round trip of the follower that answered
         self._subscribers: dict[int, Wake] = {}
         self._next_id = 0
         self._woken = threading.Event()
@@ -148,6 +170,12 @@ class LogFollower:
             start = bisect.bisect_right(self._positions, after)
             return self._events[start : start + limit]
 
+    def silent_for(self) -> float:
+        """Seconds since the follower last heard the database answer (it asks every
+        `recheck_seconds`); 0 while it is not running (nothing to hear)."""
+        with self._lock:
+            return 0.0 if self._thread is None else time.monotonic() - self._heard_at
+
     def subscribe(self, wake: Wake) -> Callable[[], None]:
         """Register `wake(head)`; returns the function that unsubscribes it."""
         with self._lock:
@@ -164,6 +192,7 @@ class LogFollower:
     def start(self) -> None:
         if self._thread is None:
             self._head = self._base = self._reader.head()
+            self._heard_at = time.monotonic()
             self._thread = threading.Thread(target=self._run, name="log-follower", daemon=True)
             self._thread.start()
 
@@ -186,6 +215,8 @@ class LogFollower:
                 break
             try:
                 self._catch_up()
+                with self._lock:
+                    self._heard_at = time.monotonic()
             except Exception as error:  # the database is away: the next wake-up retries
                 log.warning("log follower: %s", error)
                 self._stopping.wait(0.5)
@@ -238,9 +269,16 @@ class LogFollower:
 
     def _listen_session(self) -> None:
         names = self._reader.names
+        watchdog = self._reader.watchdog
         with psycopg.connect(names.conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(SQL("LISTEN {}").format(Identifier(names.channel)))
+            with watchdog.watch(conn):
+                conn.execute(SQL("LISTEN {}").format(Identifier(names.channel)))
             self._woken.set()  # whatever committed before LISTEN took effect
+            pinged = time.monotonic()
             while not self._stopping.is_set():
                 for _ in conn.notifies(timeout=0.25, stop_after=1):
                     self._woken.set()
+                if time.monotonic() - pinged >= PING_SECONDS:
+                    with watchdog.watch(conn):  # a LISTEN behind a silent partition hears
+                        conn.execute("SELECT 1")  # nothing: ask, and reconnect if no answer
+                    pinged = time.monotonic()
