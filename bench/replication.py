@@ -104,7 +104,8 @@ class Node:
 
     def start(self) -> None:
         try:
-            self.tool("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+            data, log = str(self.data), str(self.log)
+            self.tool("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "start")
         except RuntimeError as failed:
             tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"{failed}\n{self.name}.log: {tail}") from None
@@ -235,9 +236,9 @@ class Cluster:
         target = self.primary.execute("SELECT pg_current_wal_lsn()::text")[0][0]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            done = self.standby.execute(
-                f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn"
-            )[0][0]
+            done = self.standby.execute(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")[
+                0
+            ][0]
             if done:
                 return
             time.sleep(0.05)
