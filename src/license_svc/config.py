@@ -217,7 +217,11 @@ class Settings:
             "GROUP_COMMIT": "y" if self.group_commit else "n",
             "ISSUE_REPLAY_HOURS": repr(self.issue_replay_hours),
             # Read by `license_svc.adapters.pools` when it hardens the library's pools.
-            "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
+            # The URL's own options ride along (`target_session_attrs=read-write` above all:
+            # without it a pool may connect to a standby still in recovery after a failover).
+            "SERVICE_CONNECT_OPTIONS": make_conninfo(
+                "", **{**url_options(params), **self.connect_options()}
+            ),
             "SERVICE_STATEMENT_TIMEOUT_MS": str(int(self.statement_timeout * 1000)),
         }
         env.update(self.extra)
@@ -255,6 +259,16 @@ class Settings:
         if self.tls_cert is None:
             return "plaintext"
         return "mutual TLS" if self.tls_client_ca else "TLS"
+
+
+# What the library's pools are given one by one (POSTGRES_*); every other option of the URL
+# (target_session_attrs, sslmode, load_balance_hosts, ...) goes through SERVICE_CONNECT_OPTIONS.
+_POOL_FIELDS = frozenset({"dbname", "host", "port", "user", "password"})
+
+
+def url_options(params: Mapping[str, object]) -> dict[str, str]:
+    """A parsed database URL's options other than where and who to connect as."""
+    return {k: str(v) for k, v in params.items() if k not in _POOL_FIELDS and v is not None}
 
 
 def _secret(name: str) -> bool:
