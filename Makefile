@@ -56,8 +56,11 @@ fuzz: install
 
 ## Kill servers and the worker and cut the database under load; print the recovery times.
 ## Uses LICENSE_SVC_TEST_DATABASE_URL's server (a fresh database), else an embedded PostgreSQL.
+## Then bench.failover: a primary and a synchronous standby of its own (PostgreSQL's tools), the
+## primary SIGKILLed and the standby promoted under load; prints the failover timeline.
 chaos: install
 	$(PY) -m bench.chaos $(BENCH_ARGS)
+	$(PY) -m bench.failover
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache
