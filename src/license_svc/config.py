@@ -292,9 +292,13 @@ def database_label(url: str) -> str:
     if not url:
         return "(none)"
     params = conninfo_to_dict(url)
-    host = str(params.get("host") or "localhost")
+    hosts = str(params.get("host") or "localhost").split(",")
+    ports = [port or "5432" for port in str(params.get("port") or "").split(",")]
+    if len(ports) == 1:  # libpq: one port for every host
+        ports = ports * len(hosts)
     dbname = params.get("dbname") or params.get("user") or ""
-    return f"{host}:{params.get('port') or 5432}/{dbname}"
+    where = ",".join(f"{host}:{port}" for host, port in zip(hosts, ports, strict=False))
+    return f"{where}/{dbname}"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:

@@ -44,3 +44,8 @@ def test_connections_outside_the_pools_keep_the_whole_url() -> None:
     assert given["host"] == "db-a,db-b"
     assert given["port"] == "5432,5433"
     assert given["target_session_attrs"] == "read-write"
+
+
+def test_the_logs_name_each_host_with_its_port() -> None:
+    assert settings().database_label() == "db-a:5432,db-b:5433/licensing"
+    assert config.database_label("postgresql://u@h1,h2:6000/x") == "h1:5432,h2:6000/x"
