@@ -162,10 +162,11 @@ class Cluster:
         self.root, self.dbname = root, dbname
         self.primary, self.standby = Node(root, "a"), Node(root, "b")
         self.archive = root / "wal-archive"
+        self.others: list[Node] = []  # servers made from backups (`bench.pitr`)
 
     # -- making it ---------------------------------------------------------------------------
 
-    def create(self, synchronous: bool = True) -> None:
+    def create(self, synchronous: bool = True, standby: bool = True) -> None:
         self.archive.mkdir(exist_ok=True)
         _own(self.archive)
         primary = self.primary
@@ -190,6 +191,8 @@ class Cluster:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         primary.start()
         primary.execute(f"CREATE DATABASE {self.dbname}")
+        if not standby:
+            return
         self._clone(primary, self.standby)
         if synchronous:
             primary.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
@@ -298,7 +301,7 @@ class Cluster:
         self.wait_streaming(new)
 
     def close(self) -> None:
-        for node in (self.primary, self.standby):
+        for node in (self.primary, self.standby, *self.others):
             node.stop()
         shutil.rmtree(self.root, ignore_errors=True)
         if self.root.parent.name.startswith("repl-"):
