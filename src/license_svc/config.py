@@ -127,6 +127,11 @@ class Settings:
     # /metrics reads the store and the views as this role (the read-only one), not as the
     # service's ("" = the service's own connections).
     metrics_database_url: str = ""
+    # View reads (allowance and summary misses, catalog, ops reads) from a standby, e.g. a
+    # `-ro` service or `target_session_attrs=prefer-standby` ("" = the primary's pools). Never
+    # older than a `min_position` the caller passes; a read the standby fails is read on the
+    # primary. Writes, LISTEN and the store's log stay on `database_url`.
+    read_database_url: str = ""
     log_format: str = ""
     # Allowance and summary answers kept in each server process (LRU; 0 = no cache).
     cache_entries: int = 50_000
@@ -654,6 +659,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         ),
         metrics_listen=_address(env, "METRICS_LISTEN", Settings.metrics_listen),
         metrics_database_url=_optional_url(env, "METRICS_DATABASE_URL"),
+        read_database_url=_optional_url(env, "READ_DATABASE_URL"),
         dashboard_listen=_address(env, "DASHBOARD_LISTEN", Settings.dashboard_listen),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),
