@@ -2,11 +2,11 @@
 
 A primary and a synchronous streaming standby (`bench.replication`, PostgreSQL's own tools);
 two server replicas, the projection worker and the sweeper on the multi-host URL
-(`target_session_attrs=read-write`) under issue + activation load. The primary's postmaster is
-SIGKILLed, the standby promoted a moment later (what Patroni or CloudNativePG would do), and no
-process is restarted. Afterwards it checks:
+(`target_session_attrs=read-write`) under issue + activation + seat acquire load. The
+primary's postmaster is SIGKILLed, the standby promoted a moment later (what Patroni or
+CloudNativePG would do), and no process is restarted. Afterwards it checks:
 
-- no acknowledged write is lost and no key is redeemed twice (on the new primary);
+- no acknowledged write (key, activation, seat lease) is lost and no key is redeemed twice;
 - the views equal a rebuild of them on the new primary, row for row;
 - no call answered UNKNOWN or INTERNAL, and no process logged a traceback;
 - every process was SERVING again within `serving_within` seconds of the promotion;
@@ -20,15 +20,20 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import grpc
 
 from bench.chaos import _rebuild_and_compare, close_connections, current_head, sql, wait_views
-from bench.chaos_parts import Child, Load, store_facts
+from bench.chaos_parts import Call, Child, Load, store_facts
 from bench.processes import BENCH_PEPPER, bench_signing_key, free_port
 from bench.replication import Cluster
 from license_svc.config import DEV_TOKENS
@@ -36,7 +41,50 @@ from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from projections.registry import NAMES
 
-WRITES = ("IssueKeys", "ActivateKey")
+WRITES = ("IssueKeys", "ActivateKey", "AcquireSeat")
+INTEGRATIONS = (("authorization", "Bearer dev-integrations"),)
+
+
+class DrillLoad(Load):
+    """The chaos run's issue + activation load, and seat acquires on the activated accounts
+    (a turn later: the allowance view has the activation by then, mostly)."""
+
+    def __init__(self, servers: list[Child], clients: int) -> None:
+        super().__init__(servers, clients)
+        self._seats = [pb_grpc.SeatServiceStub(s.channel) for s in servers]
+        self._accounts: list[str] = []  # activated, a seat to acquire (bounded below)
+        self.leases: set[str] = set()  # acknowledged lease ids
+
+    def _activate(self, activation: Any, key: tuple[str, str], rng: random.Random) -> None:
+        with self._lock:
+            account = self._accounts.pop(0) if self._accounts else None
+        if account is not None:
+            self._acquire(account, rng)
+        before = set(self.acks.activations.get(key[0], ()))
+        super()._activate(activation, key, rng)
+        with self._lock:
+            added = self.acks.activations.get(key[0], set()) - before
+            self._accounts.extend(added)
+            del self._accounts[:-1000]  # the newest thousand at most
+
+    def _acquire(self, account: str, rng: random.Random) -> None:
+        request = pb.AcquireSeatRequest(
+            account_id=account,
+            product=pb.PRODUCT_INTEGRATIONS,
+            connection_id=f"c-{uuid.uuid4().hex[:8]}",
+            holder="failover-drill",
+        )
+        stub = self._seats[rng.randrange(len(self._seats))]
+        started = time.monotonic()
+        code = "OK"
+        try:
+            answer = stub.AcquireSeat(request, metadata=INTEGRATIONS, timeout=5)
+        except grpc.RpcError as error:
+            code = error.code().name  # type: ignore[attr-defined]
+        with self._lock:
+            self.calls.append(Call("AcquireSeat", code, started, time.monotonic()))
+            if code == "OK":
+                self.leases.add(answer.lease.lease_id)
 
 
 @dataclass(frozen=True)
@@ -59,6 +107,8 @@ class Report:
     first_write: float = 0.0
     serving: dict[str, float] = field(default_factory=dict)
     acknowledged_writes: int = 0
+    acknowledged_leases: int = 0
+    lost_leases: int = 0
     codes: dict[str, int] = field(default_factory=dict)
     lost_keys: int = 0
     lost_activations: list[str] = field(default_factory=list)
@@ -71,6 +121,8 @@ class Report:
 
     def failures(self) -> list[str]:
         found = []
+        if self.lost_leases:
+            found.append(f"lost seat leases: {self.lost_leases}")
         if self.lost_keys or self.lost_activations:
             found.append(f"lost writes: {self.lost_keys} keys, {self.lost_activations}")
         if self.double_redemptions:
@@ -110,7 +162,10 @@ class Report:
         ]
         for ms, what in sorted(events):
             print(f"  {ms:8.0f}  {what}")
-        print(f"failover: {self.acknowledged_writes} acknowledged writes; answers {self.codes}")
+        print(
+            f"failover: {self.acknowledged_writes} acknowledged writes"
+            f" ({self.acknowledged_leases} seat leases); answers {self.codes}"
+        )
         failures = self.failures()
         print(
             "failover: all invariants hold"
@@ -237,7 +292,7 @@ def _drill(
     plan: Plan, cluster: Cluster, servers: list[Child], children: list[Child], logs: Path
 ) -> Report:
     report = Report(plan=plan)
-    load = Load(servers, plan.clients)
+    load = DrillLoad(servers, plan.clients)
     with HealthWatch(children) as health:
         load.start()
         try:
@@ -282,7 +337,12 @@ def _ms(times: dict[str, float], since: float) -> dict[str, float]:
 
 
 def _check(
-    cluster: Cluster, server: Child, load: Load, report: Report, logs: Path, children: list[Child]
+    cluster: Cluster,
+    server: Child,
+    load: DrillLoad,
+    report: Report,
+    logs: Path,
+    children: list[Child],
 ) -> None:
     url = cluster.url()
     acks = load.acks
@@ -291,6 +351,14 @@ def _check(
     wait_views(url, current_head(url))
     held, report.double_redemptions = store_facts(sql(url), list(acks.keys))
     report.lost_keys = len(acks.keys) - held
+    leases = [uuid.UUID(lease) for lease in load.leases]
+    row = (
+        sql(url)
+        .execute("SELECT count(*) FROM seat_leases WHERE lease_id = ANY(%s)", (leases,))
+        .fetchone()
+    )
+    report.acknowledged_leases = len(leases)
+    report.lost_leases = len(leases) - (int(row[0]) if row else 0)
     keys = pb_grpc.KeyServiceStub(server.channel)
     ops = (("authorization", "Bearer dev-ops"),)
     for key_id, accounts in acks.activations.items():
