@@ -1,8 +1,8 @@
 """Losing the database machine loses nothing: a primary and a synchronous standby made with
 PostgreSQL's own tools, two server replicas, the worker and the sweeper on the multi-host URL
-under issue, activation and seat acquire load; the primary SIGKILLed and the standby promoted (`bench.failover`, which prints the
-timeline). No process is restarted; every invariant must hold afterwards, and the old primary
-rejoins as a standby with pg_rewind."""
+under issue, activation and seat acquire load; the primary SIGKILLed and the standby promoted
+(`bench.failover`, which prints the timeline). No process is restarted; every invariant must
+hold afterwards, and the old primary rejoins as a standby with pg_rewind."""
 
 from __future__ import annotations
 
