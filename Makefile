@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: install run test lint proto bench bench-quick bench-webhooks fuzz chaos clean
+.PHONY: install run test lint proto bench bench-quick bench-standby bench-webhooks fuzz chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: install
 
 bench-quick: install
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
+## GetSeatAllowance cold reads at c=32 with the views read on the primary, then on a standby
+## (LICENSE_SVC_READ_DATABASE_URL), and the primary's CPU per read (bench/standby_reads.py).
+bench-standby: install
+	$(PY) -m bench.standby_reads $(BENCH_ARGS)
 
 ## Webhooks to a local receiver: deliveries/s and commit → arrival lag (bench/webhooks.py).
 bench-webhooks: install
