@@ -8,7 +8,8 @@ CloudNativePG would do), and no process is restarted. Afterwards it checks:
 
 - no acknowledged write (key, activation, seat lease) is lost and no key is redeemed twice;
 - the views equal a rebuild of them on the new primary, row for row;
-- no call answered UNKNOWN or INTERNAL, and no process logged a traceback;
+- no call answered UNKNOWN or INTERNAL or hung past its deadline, and no process logged a
+  traceback;
 - every process was SERVING again within `serving_within` seconds of the promotion;
 - the old primary rejoined as a standby of the new one with `pg_rewind`.
 
@@ -131,7 +132,9 @@ class Report:
             found.append(f"replays answered other codes: {self.replayed_differently}")
         if any(self.view_differences.values()) or len(self.view_differences) < len(NAMES):
             found.append(f"views differ from a rebuild: {self.view_differences}")
-        if bad := {c: n for c, n in self.codes.items() if c in ("UNKNOWN", "INTERNAL")}:
+        # DEADLINE_EXCEEDED: a call that hung past its deadline (5 s) instead of answering.
+        bad_codes = ("UNKNOWN", "INTERNAL", "DEADLINE_EXCEEDED")
+        if bad := {c: n for c, n in self.codes.items() if c in bad_codes}:
             found.append(f"calls answered {bad}")
         if self.tracebacks:
             found.append(f"tracebacks in {self.tracebacks}")
