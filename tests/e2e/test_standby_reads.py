@@ -47,8 +47,8 @@ def server(cluster: Cluster, tmp_path: Path) -> Iterator[ServerProcess]:
     server.stop()
 
 
-def allowance(client: Client, account: str, min_position: int) -> pb.GetSeatAllowanceResponse:
-    answer: pb.GetSeatAllowanceResponse = client.entitlements.GetSeatAllowance(
+def allowance(client: Client, account: str, min_position: int) -> pb.SeatAllowance:
+    answer: pb.SeatAllowance = client.entitlements.GetSeatAllowance(
         pb.GetSeatAllowanceRequest(
             account_id=account,
             product=pb.PRODUCT_INTEGRATIONS,
