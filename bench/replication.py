@@ -269,9 +269,9 @@ class Cluster:
         self.standby.execute("SELECT pg_reload_conf()")
         self.primary, self.standby = self.standby, self.primary
 
-    def rejoin_old_primary(self) -> None:
+    def rejoin_old_primary(self, synchronous: bool = True) -> None:
         """`pg_rewind` the old primary (now `standby`) onto the new timeline; start it as a
-        standby of the new primary."""
+        standby of the new primary, synchronous again once it streams."""
         old, new = self.standby, self.primary
         # The lost machine's lock files: its postmaster is gone (here it may linger as an
         # unreaped zombie whose pid would still look alive to the new postmaster).
@@ -299,6 +299,10 @@ class Cluster:
         )
         old.start()
         self.wait_streaming(new)
+        if synchronous:
+            new.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+            new.execute("SELECT pg_reload_conf()")
+            self.wait_synchronous(new)
 
     def close(self) -> None:
         for node in (self.primary, self.standby, *self.others):

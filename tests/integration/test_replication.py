@@ -65,6 +65,8 @@ def test_the_promoted_standby_takes_writes_and_the_old_primary_rejoins_with_pg_r
 
     assert cluster.standby is old_primary
     assert old_primary.in_recovery()
+    states = cluster.primary.execute("SELECT sync_state FROM pg_stat_replication")
+    assert states == [("sync",)]  # commits wait for it again
     cluster.primary.execute("INSERT INTO t VALUES (3)", cluster.dbname)
     cluster.wait_replayed()
     assert rows(cluster.standby_url()) == [1, 2, 3]
