@@ -1,6 +1,7 @@
 """View reads from a standby (`LICENSE_SVC_READ_DATABASE_URL`): with the standby's replay held
 back, a read with `min_position` is never answered from before that position (it waits for the
-standby, within the deadline); with the standby stopped, reads are answered by the primary."""
+standby); with its replay paused, the primary answers after a short wait; with the standby
+stopped, reads are answered by the primary."""
 
 from __future__ import annotations
 
@@ -94,5 +95,19 @@ def test_with_the_standby_stopped_reads_are_answered_by_the_primary(
     cluster.standby.stop()
 
     seen = allowance(client, account, position)
+
+    assert seen.position >= position and seen.seats == 1
+
+
+def test_with_the_standbys_replay_paused_a_min_position_read_is_answered_by_the_primary(
+    cluster: Cluster, server: ServerProcess
+) -> None:
+    client = server.client
+    account = unique("acct")
+    key = client.issue(count=1, tier=pb.TIER_STARTER, seats=1).keys[0]
+    cluster.standby.execute("SELECT pg_wal_replay_pause()")
+    position = client.activate(key.code, account).position
+
+    seen = allowance(client, account, position)  # not UNAVAILABLE: the primary has it
 
     assert seen.position >= position and seen.seats == 1

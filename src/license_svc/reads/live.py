@@ -9,10 +9,11 @@ With a `read_datastore` (a standby: `LICENSE_SVC_READ_DATABASE_URL`) `read` quer
 standby's copy of the view. Its position is the standby's replicated tracking row, read in the
 same snapshot as the answer, so a `min_position` read is never answered from before that
 position: while the notices (heard on the primary) say the view has reached it and the standby
-has not replayed it yet, the read polls the standby every `REPLICA_POLL_SECONDS` until the
-deadline. A read the standby fails (down, reconnecting, a view generation not replicated yet,
-a query cancelled by replay) is read on the primary instead: the standby spreads load, it is
-not needed for an answer.
+has not replayed it yet, the read polls the standby every `REPLICA_POLL_SECONDS`, for at most
+`STANDBY_PATIENCE` (half the call's time at most), then reads the primary: a standby whose
+replay is paused or far behind costs a read that wait, never its answer. A read the standby
+fails (down, reconnecting, a view generation not replicated yet, a query cancelled by replay)
+is read on the primary instead: the standby spreads load, it is not needed for an answer.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ T = TypeVar("T")
 V = TypeVar("V", bound=View)
 # How often a min_position read polls a standby that has not replayed the position yet.
 REPLICA_POLL_SECONDS = 0.01
+# How long a min_position read waits for a standby behind the primary before reading the primary.
+STANDBY_PATIENCE = 1.0
 # What a read on the standby may fail with; then it is read on the primary.
 STANDBY_FAILURES = (PersistenceError, psycopg.Error, PoolTimeout)
 
@@ -148,8 +151,10 @@ class LiveViews:
                 found = self._views[key] = view_class(name).at(self.read_datastore, generation)
         return found
 
-    def _query(self, name: str, cls: type[V], query: Callable[[V], tuple[T, int]]) -> tuple[T, int]:
-        standby = self.standby_view(name)
+    def _query(
+        self, name: str, cls: type[V], query: Callable[[V], tuple[T, int]], standby_ok: bool
+    ) -> tuple[T, int]:
+        standby = self.standby_view(name) if standby_ok else None
         if standby is not None:
             assert isinstance(standby, cls)
             try:
@@ -185,10 +190,12 @@ class LiveViews:
         if min_position > 0:
             self.notices.start()
         deadline = time.monotonic() + timeout
+        standby_until = time.monotonic() + min(STANDBY_PATIENCE, timeout / 2)
+        standby_ok = True
         while True:
             generation = self.live_generation(name)
             try:
-                answer, position = self._query(name, cls, query)
+                answer, position = self._query(name, cls, query, standby_ok)
             except ProgrammingError:
                 # A switch this server has not heard of (its listener was reconnecting) and
                 # the old generation already pruned: read the live generation again.
@@ -205,9 +212,18 @@ class LiveViews:
                     f"The {name} view has not reached position {min_position} in time"
                     f" (it is at {position}); retry later"
                 )
-            if self.read_datastore is not None and self.notices.heard(full_name) >= min_position:
+            if (
+                standby_ok
+                and self.read_datastore is not None
+                and self.notices.heard(full_name) >= min_position
+            ):
                 # The primary's view has it; the standby has not replayed it yet.
-                time.sleep(min(remaining, REPLICA_POLL_SECONDS))
+                if time.monotonic() >= standby_until:
+                    standby_ok = False  # waited long enough: the primary answers
+                    with self._lock:
+                        self.standby_fallbacks += 1
+                else:
+                    time.sleep(min(remaining, REPLICA_POLL_SECONDS))
                 continue
             self.notices.observe(full_name, position)
 
