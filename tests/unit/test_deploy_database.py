@@ -20,6 +20,7 @@ CLUSTER_FIELDS = {
     "storage", "walStorage", "affinity", "resources", "backup",
 }  # fmt: skip
 SERVICE_HOST = "license-svc-db-rw"
+STANDBYS = "database-url-service-standbys"
 
 
 def cluster() -> dict[str, Any]:
@@ -78,13 +79,23 @@ def test_every_process_connects_to_the_read_write_service_and_only_to_a_writable
     urls = {
         key: value
         for key, value in of_kind("Secret")["license-svc"]["stringData"].items()
-        if key.startswith("database-url-")
+        if key.startswith("database-url-") and key != STANDBYS
     }
     assert len(urls) == 3
     for url in urls.values():
         params = conninfo_to_dict(url)
         assert params["host"] == SERVICE_HOST
         assert params["target_session_attrs"] == "read-write"
+
+
+def test_the_servers_read_views_from_the_clusters_standbys_as_the_service_role() -> None:
+    server = of_kind("Deployment")["license-svc-server"]["spec"]["template"]["spec"]
+    env = {item["name"]: item for item in server["containers"][0]["env"]}
+    ref = env["LICENSE_SVC_READ_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "license-svc", "key": STANDBYS}
+    params = conninfo_to_dict(of_kind("Secret")["license-svc"]["stringData"][STANDBYS])
+    assert params["host"] == "license-svc-db-ro"
+    assert params["user"] == "license_svc_service"
 
 
 def test_the_cluster_lives_in_its_own_manifest() -> None:
