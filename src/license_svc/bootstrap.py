@@ -15,7 +15,7 @@ import psycopg
 from eventsourcing.postgres import PostgresDatastore
 
 from license_svc.adapters import embedded as embedded_db
-from license_svc.adapters import fingerprint, schema
+from license_svc.adapters import fingerprint, readstore, schema
 from license_svc.adapters import pools as dbpool
 from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.dbhealth import DatabaseMonitor
@@ -206,7 +206,11 @@ def _wire(
     if owner:
         limiter.create_table()
     views = LiveViews(
-        datastore, settings.conninfo(), settings.view_recheck_seconds, settings.cache_entries
+        datastore,
+        settings.conninfo(),
+        settings.view_recheck_seconds,
+        settings.cache_entries,
+        read_datastore=readstore.read_datastore(settings),  # a standby's, when set
     )
     views.ensure_tables(create=owner)
     plans = PlanBook(app, app.identity if settings.pepper else None, clock)

@@ -135,6 +135,11 @@ class Settings:
     # /metrics reads the store and the views as this role (the read-only one), not as the
     # service's ("" = the service's own connections).
     metrics_database_url: str = ""
+    # View reads (allowance and summary misses, catalog, ops reads) from a standby, e.g. a
+    # `-ro` service or `target_session_attrs=prefer-standby` ("" = the primary's pools). Never
+    # older than a `min_position` the caller passes; a read the standby fails is read on the
+    # primary. Writes, LISTEN and the store's log stay on `database_url`.
+    read_database_url: str = ""
     log_format: str = ""
     # Allowance and summary answers kept in each server process (LRU; 0 = no cache).
     cache_entries: int = 50_000
@@ -225,7 +230,11 @@ class Settings:
             "GROUP_COMMIT": "y" if self.group_commit else "n",
             "ISSUE_REPLAY_HOURS": repr(self.issue_replay_hours),
             # Read by `license_svc.adapters.pools` when it hardens the library's pools.
-            "SERVICE_CONNECT_OPTIONS": make_conninfo("", **self.connect_options()),
+            # The URL's own options ride along (`target_session_attrs=read-write` above all:
+            # without it a pool may connect to a standby still in recovery after a failover).
+            "SERVICE_CONNECT_OPTIONS": make_conninfo(
+                "", **{**url_options(params), **self.connect_options()}
+            ),
             "SERVICE_STATEMENT_TIMEOUT_MS": str(int(self.statement_timeout * 1000)),
         }
         env.update(self.extra)
@@ -280,6 +289,16 @@ class Settings:
         return "mutual TLS" if self.tls_client_ca else "TLS"
 
 
+# What the library's pools are given one by one (POSTGRES_*); every other option of the URL
+# (target_session_attrs, sslmode, load_balance_hosts, ...) goes through SERVICE_CONNECT_OPTIONS.
+_POOL_FIELDS = frozenset({"dbname", "host", "port", "user", "password"})
+
+
+def url_options(params: Mapping[str, object]) -> dict[str, str]:
+    """A parsed database URL's options other than where and who to connect as."""
+    return {k: str(v) for k, v in params.items() if k not in _POOL_FIELDS and v is not None}
+
+
 def _secret(name: str) -> bool:
     return any(word in name.upper() for word in SECRET_WORDS)
 
@@ -301,9 +320,13 @@ def database_label(url: str) -> str:
     if not url:
         return "(none)"
     params = conninfo_to_dict(url)
-    host = str(params.get("host") or "localhost")
+    hosts = str(params.get("host") or "localhost").split(",")
+    ports = [port or "5432" for port in str(params.get("port") or "").split(",")]
+    if len(ports) == 1:  # libpq: one port for every host
+        ports = ports * len(hosts)
     dbname = params.get("dbname") or params.get("user") or ""
-    return f"{host}:{params.get('port') or 5432}/{dbname}"
+    where = ",".join(f"{host}:{port}" for host, port in zip(hosts, ports, strict=False))
+    return f"{where}/{dbname}"
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
@@ -659,6 +682,7 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         ),
         metrics_listen=_address(env, "METRICS_LISTEN", Settings.metrics_listen),
         metrics_database_url=_optional_url(env, "METRICS_DATABASE_URL"),
+        read_database_url=_optional_url(env, "READ_DATABASE_URL"),
         dashboard_listen=_address(env, "DASHBOARD_LISTEN", Settings.dashboard_listen),
         log_format=_choice(env, "LOG_FORMAT", ("text", "json")),
         cache_entries=_int(env, "CACHE_ENTRIES", Settings.cache_entries),

@@ -34,3 +34,40 @@ def test_health_goes_down_only_after_n_failed_checks_in_a_row_and_back_after_one
     finally:
         monitor.stop()
     assert seen == [False, True, False, True]
+
+
+class CountingPool:
+    def __init__(self) -> None:
+        self.checks = 0
+
+    def check(self) -> None:
+        self.checks += 1
+
+
+def test_a_failed_check_too_short_to_turn_health_down_still_clears_the_pools_dead_connections(
+    database_url: str,
+) -> None:
+    # A standby promoted within the hysteresis: health stays up, but every idle pooled
+    # connection went with the old primary.
+    good = make_conninfo(database_url, connect_timeout=2)
+    nowhere = make_conninfo(database_url, host="127.0.0.1", port=free_port(), connect_timeout=2)
+    pool = CountingPool()
+    monitor = DatabaseMonitor(good, "test", interval=0.5, pools=[pool], failures=3)
+
+    def check(conninfo: str) -> bool:
+        monitor._close()
+        monitor._conninfo = conninfo
+        monitor._observe(monitor._check())
+        return monitor.up
+
+    try:
+        assert check(good) is True
+        checked_at_start = pool.checks
+        assert check(nowhere) is True
+        assert pool.checks == checked_at_start  # not while it fails
+        assert check(good) is True
+        assert pool.checks == checked_at_start + 1  # once it answers again
+        assert check(good) is True
+        assert pool.checks == checked_at_start + 1  # and only then
+    finally:
+        monitor.stop()

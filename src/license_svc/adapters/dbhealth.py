@@ -103,18 +103,27 @@ class DatabaseMonitor:
 
     def _observe(self, up: bool) -> None:
         """One check's result: down after `failures` failures in a row, up after one success."""
+        blip = up and self.up and self._failed > 0  # failed, but fewer times than `failures`
         self._failed = 0 if up else self._failed + 1
         first = not self._checked.is_set()
         if first or (up != self.up and (up or self._failed >= self._failures)):
             self._change(up)
+        elif blip:
+            # A failover quicker than the hysteresis (a standby promoted within a second)
+            # leaves health up, and every idle pooled connection dead: drop them all now, or
+            # each would cost a caller a failed call (a worker a failed batch) in turn.
+            self._check_pools()
         self._checked.set()
+
+    def _check_pools(self) -> None:
+        for pool in self._pools:  # drop the connections an outage broke, before calls do
+            with contextlib.suppress(Exception):
+                pool.check()
 
     def _change(self, up: bool) -> None:
         was = "up" if self.up else "down"
         if up:
-            for pool in self._pools:  # drop the connections an outage broke, before calls do
-                with contextlib.suppress(Exception):
-                    pool.check()
+            self._check_pools()
             self._up.set()
         else:
             self._up.clear()

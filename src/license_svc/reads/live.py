@@ -4,6 +4,16 @@
 of a view; if the answer's position is below `min_position` it waits (woken by `Notices`) and
 reads again, until the deadline, then raises `WaitTimedOut`. Reads use the server's own pool;
 only the notice listener holds a connection of its own.
+
+With a `read_datastore` (a standby: `LICENSE_SVC_READ_DATABASE_URL`) `read` queries the
+standby's copy of the view. Its position is the standby's replicated tracking row, read in the
+same snapshot as the answer, so a `min_position` read is never answered from before that
+position: while the notices (heard on the primary) say the view has reached it and the standby
+has not replayed it yet, the read polls the standby every `REPLICA_POLL_SECONDS`, for at most
+`STANDBY_PATIENCE` (half the call's time at most), then reads the primary: a standby whose
+replay is paused or far behind costs a read that wait, never its answer. A read the standby
+fails (down, reconnecting, a view generation not replicated yet, a query cancelled by replay)
+is read on the primary instead: the standby spreads load, it is not needed for an answer.
 """
 
 from __future__ import annotations
@@ -15,8 +25,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
-from eventsourcing.persistence import ProgrammingError
+import psycopg
+from eventsourcing.persistence import PersistenceError, ProgrammingError
 from eventsourcing.postgres import PostgresDatastore
+from psycopg_pool import PoolTimeout
 
 from license_svc.domain.subscription import Subscription
 from projections.allowance import AllowanceView
@@ -30,6 +42,12 @@ from .notices import Notices
 
 T = TypeVar("T")
 V = TypeVar("V", bound=View)
+# How often a min_position read polls a standby that has not replayed the position yet.
+REPLICA_POLL_SECONDS = 0.01
+# How long a min_position read waits for a standby behind the primary before reading the primary.
+STANDBY_PATIENCE = 1.0
+# What a read on the standby may fail with; then it is read on the primary.
+STANDBY_FAILURES = (PersistenceError, psycopg.Error, PoolTimeout)
 
 
 class LeaseCounts(Protocol):
@@ -52,8 +70,11 @@ class LiveViews:
         conninfo: str,
         recheck_seconds: float,
         cache_entries: int = 0,
+        read_datastore: PostgresDatastore | None = None,
     ) -> None:
         self.datastore = datastore
+        self.read_datastore = read_datastore
+        self.standby_fallbacks = 0  # reads the standby failed and the primary answered
         self.generations = Generations(datastore)
         self._recheck = recheck_seconds
         self._live: dict[str, int] = {}
@@ -118,6 +139,33 @@ class LiveViews:
                 found = self._views[key] = view_class(name).at(self.datastore, generation)
         return found
 
+    def standby_view(self, name: str) -> View | None:
+        """The live generation of view `name` on the read datastore (None: there is none)."""
+        if self.read_datastore is None:
+            return None
+        generation = self.live_generation(name)
+        key = (f"{name}@standby", generation)
+        with self._lock:
+            found = self._views.get(key)
+            if found is None:
+                found = self._views[key] = view_class(name).at(self.read_datastore, generation)
+        return found
+
+    def _query(
+        self, name: str, cls: type[V], query: Callable[[V], tuple[T, int]], standby_ok: bool
+    ) -> tuple[T, int]:
+        standby = self.standby_view(name) if standby_ok else None
+        if standby is not None:
+            assert isinstance(standby, cls)
+            try:
+                return query(standby)
+            except STANDBY_FAILURES:
+                with self._lock:
+                    self.standby_fallbacks += 1
+        view = self.view(name)
+        assert isinstance(view, cls)
+        return query(view)
+
     @property
     def allowance(self) -> AllowanceView:
         view = self.view(AllowanceView.name)
@@ -142,12 +190,12 @@ class LiveViews:
         if min_position > 0:
             self.notices.start()
         deadline = time.monotonic() + timeout
+        standby_until = time.monotonic() + min(STANDBY_PATIENCE, timeout / 2)
+        standby_ok = True
         while True:
             generation = self.live_generation(name)
-            view = self.view(name)
-            assert isinstance(view, cls)
             try:
-                answer, position = query(view)
+                answer, position = self._query(name, cls, query, standby_ok)
             except ProgrammingError:
                 # A switch this server has not heard of (its listener was reconnecting) and
                 # the old generation already pruned: read the live generation again.
@@ -157,14 +205,27 @@ class LiveViews:
                 continue
             if position >= min_position:
                 return answer, position
-            self.notices.observe(view.full_name, position)
+            full_name = generation_name(name, generation)
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WaitTimedOut(
                     f"The {name} view has not reached position {min_position} in time"
                     f" (it is at {position}); retry later"
                 )
-            full_name = generation_name(name, generation)
+            if (
+                standby_ok
+                and self.read_datastore is not None
+                and self.notices.heard(full_name) >= min_position
+            ):
+                # The primary's view has it; the standby has not replayed it yet.
+                if time.monotonic() >= standby_until:
+                    standby_ok = False  # waited long enough: the primary answers
+                    with self._lock:
+                        self.standby_fallbacks += 1
+                else:
+                    time.sleep(min(remaining, REPLICA_POLL_SECONDS))
+                continue
+            self.notices.observe(full_name, position)
 
             def ready(full_name: str = full_name, generation: int = generation) -> bool:
                 return (
@@ -183,3 +244,5 @@ class LiveViews:
 
     def close(self) -> None:
         self.notices.stop()
+        if self.read_datastore is not None:
+            self.read_datastore.close()
