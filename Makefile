@@ -39,6 +39,8 @@ proto: install
 ## BENCH_ARGS passes options, e.g. BENCH_ARGS="--workers 2" or "--only ActivateKey".
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.standby_reads
+	$(PY) -m bench.webhooks
 
 bench-quick: install
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
