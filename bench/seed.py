@@ -88,10 +88,12 @@ class Seeder:
         )
         return account
 
-    def lease_batches(self, accounts: list[str], batches: int) -> list[str]:
-        """`batches` batches of RENEWED leases (holder LEASE_HOLDER, an hour's TTL) spread
-        round-robin over the seeded accounts, each batch its ids comma-joined."""
-        wanted = [accounts[i % len(accounts)] for i in range(batches * RENEWED)]
+    def lease_batches(self, batches: int) -> list[str]:
+        """`batches` batches of RENEWED leases (holder LEASE_HOLDER, an hour's TTL), each batch
+        on an account of its own with exactly RENEWED seats, so the held leases never take a
+        seat another scenario's accounts need; each batch its ids comma-joined."""
+        accounts = [self.seat_account(RENEWED) for _ in range(batches)]
+        wanted = [account for account in accounts for _ in range(RENEWED)]
 
         def take(account: str) -> str:
             answer = self._stubs.seats.AcquireSeat(
