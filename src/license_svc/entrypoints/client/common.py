@@ -232,3 +232,20 @@ def spelling(choices: Mapping[str, object], prefix: str) -> Callable[[str], str]
         return name
 
     return parse
+
+
+def choice_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    choices: Mapping[str, object],
+    prefix: str,
+    **kwargs: Any,
+) -> None:
+    """An option taking one of `choices`, in any of the spellings `spelling` accepts."""
+    parser.add_argument(flag, type=spelling(choices, prefix), choices=choices, **kwargs)
+
+
+def product_option(
+    parser: argparse.ArgumentParser, help: str = "the product (integrations)"
+) -> None:
+    choice_option(parser, "--product", PRODUCTS, "product_", default="integrations", help=help)
