@@ -116,14 +116,9 @@ def cmd_expiring(conn: common.Connection, args: argparse.Namespace) -> int:
     request = pb.ListExpiringSubscriptionsRequest(reseller_id=args.reseller or "")
     if args.before:
         request.before.CopyFrom(common.timestamp(args.before, "--before"))
-    found: list[pb.Entitlement] = []
-    while len(found) < args.limit:
-        request.page_size = min(500, args.limit - len(found))
-        page = conn.call(conn.ops.ListExpiringSubscriptions, request)
-        found += page.entitlements
-        if not page.next_page_token:
-            break
-        request.page_token = page.next_page_token
+    found: list[pb.Entitlement] = common.collect(
+        conn, conn.ops.ListExpiringSubscriptions, request, args.limit, "entitlements"
+    )
     if args.json:
         for entitlement in found:
             common.print_json(common.as_dict(entitlement))
