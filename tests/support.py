@@ -53,6 +53,22 @@ TOKENS = {
 }
 
 
+def issue_request(count: int = 1, reseller: str = "acme", **fields: Any) -> pb.IssueKeysRequest:
+    """An IssueKeysRequest of `count` keys: Growth, 3 seats, 12 months, a new request_id, unless
+    `fields` say otherwise."""
+    request = pb.IssueKeysRequest(
+        reseller_id=fields.pop("reseller_id", reseller),
+        product=fields.pop("product", pb.PRODUCT_INTEGRATIONS),
+        tier=fields.pop("tier", pb.TIER_GROWTH),
+        seats=fields.pop("seats", 3),
+        period_months=fields.pop("period_months", 12),
+        count=count,
+        request_id=fields.pop("request_id", f"req-{time.time_ns()}-{os.getpid()}"),
+    )
+    assert not fields, fields
+    return request
+
+
 class FakeClock:
     """An injected clock: tests move time instead of sleeping."""
 
@@ -98,16 +114,7 @@ class Client:
         return (("authorization", f"Bearer {TOKENS[role]}"),)
 
     def issue(self, count: int = 1, reseller: str = "acme", **fields: Any) -> pb.IssueKeysResponse:
-        request = pb.IssueKeysRequest(
-            reseller_id=fields.pop("reseller_id", reseller),
-            product=fields.pop("product", pb.PRODUCT_INTEGRATIONS),
-            tier=fields.pop("tier", pb.TIER_GROWTH),
-            seats=fields.pop("seats", 3),
-            period_months=fields.pop("period_months", 12),
-            count=count,
-            request_id=fields.pop("request_id", f"req-{time.time_ns()}-{os.getpid()}"),
-        )
-        assert not fields, fields
+        request = issue_request(count, reseller, **fields)
         response: pb.IssueKeysResponse = self.keys.IssueKeys(
             request, metadata=self.as_(reseller), timeout=60
         )

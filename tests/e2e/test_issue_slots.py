@@ -12,19 +12,11 @@ import pytest
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
-from tests.support import Client
+from tests.support import Client, issue_request
 
 
 def request(count: int = 3, request_id: str = "") -> pb.IssueKeysRequest:
-    return pb.IssueKeysRequest(
-        reseller_id="acme",
-        product=pb.PRODUCT_INTEGRATIONS,
-        tier=pb.TIER_GROWTH,
-        seats=3,
-        period_months=12,
-        count=count,
-        request_id=request_id or unique("slots"),
-    )
+    return issue_request(count, request_id=request_id or unique("slots"))
 
 
 @pytest.fixture
