@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -35,11 +32,7 @@ TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
 @functools.cache
 def signing_key_file() -> Path:
     """The allowance tokens' signing key of this test run (a new one each run, 0600)."""
-    folder = tempfile.mkdtemp(prefix="license-svc-signing-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no key left behind in /tmp
-    path = Path(folder) / "signing-key.pem"
-    config.write_signing_key(path)
-    return path
+    return config.temporary_signing_key("license-svc-signing-")
 
 
 TOKENS = {

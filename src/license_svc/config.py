@@ -15,8 +15,11 @@ connection options, for the few connections opened outside the library's pools.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -550,6 +553,16 @@ def write_signing_key(path: Path) -> None:
     path.touch(mode=0o600)
     path.chmod(0o600)
     path.write_bytes(pem)
+
+
+def temporary_signing_key(prefix: str) -> Path:
+    """A new signing key in a new temporary folder, removed at exit: no key is left behind in
+    /tmp (tests, benches)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / "signing-key.pem"
+    write_signing_key(path)
+    return path
 
 
 def _retired_signing_keys(env: Mapping[str, str]) -> tuple[Path, ...]:
