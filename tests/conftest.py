@@ -106,3 +106,20 @@ def serve_in_process() -> Iterator[Callable[[Service], Client]]:
     for server, client in started:
         client.close()
         server.stop(grace=1)
+
+
+@pytest.fixture
+def serve_projected(
+    make_service: Callable[..., Service],
+    clock: FakeClock,
+    serve_in_process: Callable[[Service], Client],
+) -> Callable[..., tuple[Client, Service]]:
+    """A new service on the test's clock (`changes` to its settings), its projections running,
+    served in this process: its client and the service."""
+
+    def serve(**changes: object) -> tuple[Client, Service]:
+        service = make_service(clock, **changes)
+        bootstrap.start_projections(service)
+        return serve_in_process(service), service
+
+    return serve
