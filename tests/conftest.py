@@ -16,6 +16,7 @@ from license_svc.adapters import embedded as embedded_db
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.server import server_for
 from tests.support import TEST_PEPPER, Client, FakeClock, ServerProcess, signing_key_file
+from tests.views_support import fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +86,13 @@ def client(server: ServerProcess) -> Client:
 def sql(database_url: str) -> Iterator[psycopg.Connection]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield conn
+
+
+@pytest.fixture
+def own_database(database_url: str) -> Iterator[str]:
+    """A database of the test's own (a module may override it, say with a wider scope)."""
+    with fresh_database(database_url) as url:
+        yield url
 
 
 @pytest.fixture
