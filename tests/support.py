@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.rpc import error_details_pb2
@@ -24,6 +24,9 @@ from license_svc import config
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from tests import roles
+
+if TYPE_CHECKING:
+    from license_svc.bootstrap import Service
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
@@ -60,6 +63,22 @@ def issue_request(count: int = 1, reseller: str = "acme", **fields: Any) -> pb.I
     )
     assert not fields, fields
     return request
+
+
+def hold_issuing(service: Service) -> tuple[threading.Event, threading.Event]:
+    """Makes every IssueKeys whose request_id starts with "holder" wait, inside its minting
+    slot, until the second event is set; the first is set once one waits."""
+    store, inside, release = service.app.store, threading.Event(), threading.Event()
+    find = store.find_issue_request
+
+    def blocking_find(reseller_id: str, request_id: str) -> Any:
+        if request_id.startswith("holder"):
+            inside.set()
+            release.wait(60)
+        return find(reseller_id, request_id)
+
+    store.find_issue_request = blocking_find  # type: ignore[method-assign]
+    return inside, release
 
 
 class FakeClock:
@@ -114,24 +133,26 @@ class Client:
         return response
 
     def activate(self, code: str, account: str, session: str = "s-1") -> pb.ActivateKeyResponse:
-        response: pb.ActivateKeyResponse = self.activation.ActivateKey(
-            pb.ActivateKeyRequest(
-                code=code, account_id=account, session_id=session, product=pb.PRODUCT_INTEGRATIONS
-            ),
-            metadata=self.as_("portal"),
-            timeout=10,
+        response: pb.ActivateKeyResponse = self._dialog(
+            self.activation.ActivateKey, pb.ActivateKeyRequest, code, account, session
         )
         return response
 
     def validate(self, code: str, account: str, session: str = "s-1") -> pb.ValidateKeyResponse:
-        response: pb.ValidateKeyResponse = self.activation.ValidateKey(
-            pb.ValidateKeyRequest(
+        response: pb.ValidateKeyResponse = self._dialog(
+            self.activation.ValidateKey, pb.ValidateKeyRequest, code, account, session
+        )
+        return response
+
+    def _dialog(self, method: Any, request: Any, code: str, account: str, session: str) -> Any:
+        """One step of the activation dialog, as the portal (Integrations)."""
+        return method(
+            request(
                 code=code, account_id=account, session_id=session, product=pb.PRODUCT_INTEGRATIONS
             ),
             metadata=self.as_("portal"),
             timeout=10,
         )
-        return response
 
     def wait_serving(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
