@@ -17,13 +17,10 @@ and restarted, and the database is made unreachable for a while. Afterwards it c
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,16 +31,21 @@ import psycopg
 from bench.chaos_parts import (
     Child,
     Load,
+    children_for,
+    clean_environ,
+    drill_logs,
+    drill_parser,
     generations,
     head,
+    printed_exit_code,
+    start_in_turn,
     store_facts,
     view_differences,
     wait_views_at,
 )
 from bench.database import fresh_database, server_url
 from bench.faults import DatabaseProxy
-from bench.processes import BENCH_PEPPER, bench_signing_key, free_port
-from license_svc.config import DEV_TOKENS
+from bench.processes import BENCH_PEPPER
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from projections.registry import NAMES
@@ -59,7 +61,64 @@ class Plan:
 
 
 @dataclass
-class Report:
+class Invariants:
+    """What both drills (this one and `bench.failover`) check after the load."""
+
+    lost_keys: int = 0
+    lost_activations: list[str] = field(default_factory=list)
+    double_redemptions: list[str] = field(default_factory=list)
+    replayed_differently: list[str] = field(default_factory=list)
+    view_differences: dict[str, int] = field(default_factory=dict)
+    tracebacks: list[str] = field(default_factory=list)
+
+    def write_failures(self) -> list[str]:
+        found = []
+        if self.lost_keys or self.lost_activations:
+            found.append(f"lost writes: {self.lost_keys} keys, {self.lost_activations}")
+        if self.double_redemptions:
+            found.append(f"double redemptions: {self.double_redemptions}")
+        if self.replayed_differently:
+            found.append(f"replays answered other codes: {self.replayed_differently}")
+        return found
+
+    def failures(self) -> list[str]:
+        return self.write_failures()
+
+    def print_verdict(self, drill: str) -> None:
+        failures = self.failures()
+        print(
+            f"{drill}: all invariants hold"
+            if not failures
+            else f"{drill}: FAILED: " + "; ".join(failures)
+        )
+
+    def check_activations_and_logs(
+        self,
+        db_url: str,
+        server: Child,
+        activations: dict[str, set[str]],
+        logs: Path,
+        children: list[Child],
+    ) -> None:
+        """Each acknowledged activation held for one of its accounts, the views equal a rebuild,
+        no process logged a traceback."""
+        keys = pb_grpc.KeyServiceStub(server.channel)
+        ops = (("authorization", "Bearer dev-ops"),)
+        for key_id, accounts in activations.items():
+            if len(accounts) > 1:
+                self.double_redemptions.append(key_id)
+            key = keys.GetKey(pb.GetKeyRequest(key_id=key_id), metadata=ops, timeout=10).key
+            if key.account_id not in accounts:  # activated (or expired since) for that account
+                self.lost_activations.append(key_id)
+        self.view_differences = _rebuild_and_compare(db_url, logs)
+        for child in children:
+            text = child.log_path.read_text(errors="replace")
+            if "Traceback" in text or "unhandled error" in text:
+                self.tracebacks.append(str(child.log_path))
+
+
+@dataclass
+class Report(Invariants):
     server_recovery: list[float] = field(default_factory=list)  # kill → replacement SERVING
     worker_recovery: list[float] = field(default_factory=list)  # kill → views at the head
     outage_detected: dict[str, float] = field(default_factory=dict)  # cut → NOT_SERVING
@@ -70,21 +129,9 @@ class Report:
     codes: dict[str, int] = field(default_factory=dict)
     acknowledged_keys: int = 0
     acknowledged_activations: int = 0
-    lost_keys: int = 0
-    lost_activations: list[str] = field(default_factory=list)
-    double_redemptions: list[str] = field(default_factory=list)
-    replayed_differently: list[str] = field(default_factory=list)
-    view_differences: dict[str, int] = field(default_factory=dict)
-    tracebacks: list[str] = field(default_factory=list)
 
     def failures(self) -> list[str]:
-        found = []
-        if self.lost_keys or self.lost_activations:
-            found.append(f"lost writes: {self.lost_keys} keys, {self.lost_activations}")
-        if self.double_redemptions:
-            found.append(f"double redemptions: {self.double_redemptions}")
-        if self.replayed_differently:
-            found.append(f"replays answered other codes: {self.replayed_differently}")
+        found = self.write_failures()
         if any(self.view_differences.values()):
             found.append(f"views differ from a rebuild: {self.view_differences}")
         if bad := {c: n for c, n in self.codes.items() if c in ("UNKNOWN", "INTERNAL")}:
@@ -121,12 +168,7 @@ class Report:
             f"chaos: {self.acknowledged_keys} keys and {self.acknowledged_activations}"
             f" activations acknowledged; answers {self.codes}"
         )
-        failures = self.failures()
-        print(
-            "chaos: all invariants hold"
-            if not failures
-            else "chaos: FAILED: " + "; ".join(failures)
-        )
+        self.print_verdict("chaos")
 
 
 _connections: dict[str, psycopg.Connection[Any]] = {}
@@ -157,50 +199,11 @@ def current_head(db_url: str) -> int:
 def run(plan: Plan, base_url: str, logs: Path) -> Report:
     with fresh_database(base_url) as db_url:
         proxy = DatabaseProxy(db_url)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
-            "LICENSE_SVC_DATABASE_URL": proxy.url,
-            "LICENSE_SVC_PEPPER": BENCH_PEPPER,
-            "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
-            "LICENSE_SVC_SIGNING_KEY_FILE": str(bench_signing_key()),
-            "LICENSE_SVC_SWEEP_INTERVAL_SECONDS": "1",
-            "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",  # two replicas on one host
-            # Small pools: the machine's PostgreSQL is shared, and the load is a few clients.
-            "LICENSE_SVC_POOL_SIZE": "2",
-            "LICENSE_SVC_POOL_MAX_OVERFLOW": "4",
-        }
-        servers = [
-            Child(
-                f"server-{i}",
-                ["serve"],
-                {**env, "LICENSE_SVC_LISTEN": f"127.0.0.1:{port}"},
-                port,
-                logs,
-            )
-            for i, port in enumerate((free_port(), free_port()))
-        ]
-        health_env = {**env, "LICENSE_SVC_LISTEN": "127.0.0.1:0"}
-        port = free_port()
-        worker = Child(
-            "worker",
-            ["project"],
-            {**health_env, "LICENSE_SVC_HEALTH_LISTEN": f"127.0.0.1:{port}"},
-            port,
-            logs,
-        )
-        port = free_port()
-        sweeper = Child(
-            "sweeper",
-            ["expire"],
-            {**health_env, "LICENSE_SVC_HEALTH_LISTEN": f"127.0.0.1:{port}"},
-            port,
-            logs,
-        )
+        servers, others = children_for(proxy.url, logs)
+        worker, sweeper = others
         children = [*servers, worker, sweeper]
         try:
-            for child in children:  # one after the other: the first creates the schema
-                child.start()
-                child.wait_health("SERVING", timeout=120)
+            start_in_turn(children)
             return _faults(plan, db_url, proxy, servers, worker, children, logs)
         finally:
             for child in children:
@@ -296,26 +299,14 @@ def _check(
     wait_views(db_url, current_head(db_url))
     held, report.double_redemptions = store_facts(sql(db_url), list(acks.keys))
     report.lost_keys = len(acks.keys) - held
-    keys = pb_grpc.KeyServiceStub(server.channel)
-    ops = (("authorization", "Bearer dev-ops"),)
-    for key_id, accounts in acks.activations.items():
-        if len(accounts) > 1:
-            report.double_redemptions.append(key_id)
-        key = keys.GetKey(pb.GetKeyRequest(key_id=key_id), metadata=ops, timeout=10).key
-        if key.account_id not in accounts:  # activated (or expired since) for that account
-            report.lost_activations.append(key_id)
-    report.view_differences = _rebuild_and_compare(db_url, logs)
-    for child in children:
-        text = child.log_path.read_text(errors="replace")
-        if "Traceback" in text or "unhandled error" in text:
-            report.tracebacks.append(str(child.log_path))
+    report.check_activations_and_logs(db_url, server, acks.activations, logs, children)
 
 
 def _rebuild_and_compare(db_url: str, logs: Path, pepper: str = BENCH_PEPPER) -> dict[str, int]:
     """Rebuild every view into a new generation (the old one kept) and diff the two."""
     before = generations(sql(db_url))
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
+        **clean_environ(),
         "LICENSE_SVC_DATABASE_URL": db_url,
         "LICENSE_SVC_PEPPER": pepper,
     }
@@ -344,9 +335,7 @@ def _rebuild_and_compare(db_url: str, logs: Path, pepper: str = BENCH_PEPPER) ->
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.chaos", description=__doc__.splitlines()[0]
-    )
+    parser = drill_parser("chaos", __doc__)
     parser.add_argument("--server-kills", type=int, default=Plan.server_kills)
     parser.add_argument("--worker-kills", type=int, default=Plan.worker_kills)
     parser.add_argument("--outage-seconds", type=float, default=Plan.outage_seconds)
@@ -354,13 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the report as JSON too")
     args = parser.parse_args(argv)
     plan = Plan(args.server_kills, args.worker_kills, args.outage_seconds, clients=args.clients)
-    logs = Path(tempfile.mkdtemp(prefix="license-svc-chaos-"))
-    print(f"chaos: logs in {logs}")
-    report = run(plan, server_url(), logs)
-    report.print()
+    report = run(plan, server_url(), drill_logs("chaos"))
+    code = printed_exit_code(report)
     if args.json:
         print(json.dumps(asdict(report), indent=2))
-    return 1 if report.failures() else 0
+    return code
 
 
 if __name__ == "__main__":

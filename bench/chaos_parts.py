@@ -10,23 +10,28 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import random
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import psycopg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.processes import BENCH_PEPPER, bench_signing_key, free_port
 from bench.scenarios import issue_request
+from license_svc.config import DEV_TOKENS
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from projections.generations import differences as generation_differences
@@ -39,6 +44,24 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 300),
 ]
 TOKENS = {"acme": "dev-reseller-acme", "portal": "dev-portal", "ops": "dev-ops"}
+
+
+def clean_environ() -> dict[str, str]:
+    """This process's environment without any LICENSE_SVC_* setting of the caller's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")}
+
+
+def child_env(url: str) -> dict[str, str]:
+    """What every drill's `license-svc` child runs with: the database, the bench's pepper,
+    tokens and signing key, metrics on a port of its own (several replicas on one host)."""
+    return {
+        **clean_environ(),
+        "LICENSE_SVC_DATABASE_URL": url,
+        "LICENSE_SVC_PEPPER": BENCH_PEPPER,
+        "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
+        "LICENSE_SVC_SIGNING_KEY_FILE": str(bench_signing_key()),
+        "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",
+    }
 
 
 def auth(role: str) -> tuple[tuple[str, str], ...]:
@@ -257,3 +280,68 @@ def generations(conn: psycopg.Connection[Any]) -> dict[str, int]:
 def view_differences(conn: psycopg.Connection[Any], name: str, one: int, other: int) -> int:
     """Rows of view `name`'s tables in one generation and not the other (both ways)."""
     return sum(generation_differences(conn, view_class(name), one, other).values())
+
+
+def children_for(url: str, logs: Path) -> tuple[list[Child], list[Child]]:
+    """Two server replicas, and the projection worker and the sweeper (on health ports)."""
+    env = {
+        **child_env(url),
+        "LICENSE_SVC_SWEEP_INTERVAL_SECONDS": "1",
+        # Small pools: the machine's PostgreSQL is shared, and the load is a few clients.
+        "LICENSE_SVC_POOL_SIZE": "2",
+        "LICENSE_SVC_POOL_MAX_OVERFLOW": "4",
+    }
+    servers = []
+    for i in range(2):
+        port = free_port()
+        servers.append(
+            Child(
+                f"server-{i}",
+                ["serve"],
+                {**env, "LICENSE_SVC_LISTEN": f"127.0.0.1:{port}"},
+                port,
+                logs,
+            )
+        )
+    others = []
+    for name, command in (("worker", "project"), ("sweeper", "expire")):
+        port = free_port()
+        health_env = {
+            **env,
+            "LICENSE_SVC_LISTEN": "127.0.0.1:0",
+            "LICENSE_SVC_HEALTH_LISTEN": f"127.0.0.1:{port}",
+        }
+        others.append(Child(name, [command], health_env, port, logs))
+    return servers, others
+
+
+def start_in_turn(children: list[Child]) -> None:
+    for child in children:  # one after the other: the first creates the schema
+        child.start()
+        child.wait_health("SERVING", timeout=120)
+
+
+def drill_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The command line of `python -m bench.<module>`, described by its docstring's first line."""
+    return argparse.ArgumentParser(
+        prog=f"python -m bench.{module}", description=(doc or "").splitlines()[0]
+    )
+
+
+def drill_logs(name: str) -> Path:
+    """A new folder for the children's logs, named on stdout."""
+    logs = Path(tempfile.mkdtemp(prefix=f"license-svc-{name}-"))
+    print(f"{name}: logs in {logs}")
+    return logs
+
+
+class Verdict(Protocol):
+    def print(self) -> None: ...
+
+    def failures(self) -> list[str]: ...
+
+
+def printed_exit_code(report: Verdict) -> int:
+    """Prints the report; the exit code: 1 when an invariant failed."""
+    report.print()
+    return 1 if report.failures() else 0

@@ -19,11 +19,8 @@ write → SERVING (each process), in ms from the kill. `tests/chaos/test_failove
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -33,11 +30,19 @@ from typing import Any
 
 import grpc
 
-from bench.chaos import _rebuild_and_compare, close_connections, current_head, sql, wait_views
-from bench.chaos_parts import Call, Child, Load, store_facts
-from bench.processes import BENCH_PEPPER, bench_signing_key, free_port
+from bench.chaos import Invariants, close_connections, current_head, sql, wait_views
+from bench.chaos_parts import (
+    Call,
+    Child,
+    Load,
+    children_for,
+    drill_logs,
+    drill_parser,
+    printed_exit_code,
+    start_in_turn,
+    store_facts,
+)
 from bench.replication import Cluster
-from license_svc.config import DEV_TOKENS
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from projections.registry import NAMES
@@ -101,7 +106,7 @@ class Plan:
 
 
 @dataclass
-class Report:
+class Report(Invariants):
     not_serving: dict[str, float] = field(default_factory=dict)  # ms after the kill
     promoting: float = 0.0  # `pg_ctl promote` asked
     promoted: float = 0.0  # promoted, its synchronous list cleared
@@ -111,25 +116,12 @@ class Report:
     acknowledged_leases: int = 0
     lost_leases: int = 0
     codes: dict[str, int] = field(default_factory=dict)
-    lost_keys: int = 0
-    lost_activations: list[str] = field(default_factory=list)
-    double_redemptions: list[str] = field(default_factory=list)
-    replayed_differently: list[str] = field(default_factory=list)
-    view_differences: dict[str, int] = field(default_factory=dict)
-    tracebacks: list[str] = field(default_factory=list)
     rejoined: bool = False
     plan: Plan = field(default_factory=Plan)
 
     def failures(self) -> list[str]:
-        found = []
-        if self.lost_leases:
-            found.append(f"lost seat leases: {self.lost_leases}")
-        if self.lost_keys or self.lost_activations:
-            found.append(f"lost writes: {self.lost_keys} keys, {self.lost_activations}")
-        if self.double_redemptions:
-            found.append(f"double redemptions: {self.double_redemptions}")
-        if self.replayed_differently:
-            found.append(f"replays answered other codes: {self.replayed_differently}")
+        found = [f"lost seat leases: {self.lost_leases}"] if self.lost_leases else []
+        found += self.write_failures()
         if any(self.view_differences.values()) or len(self.view_differences) < len(NAMES):
             found.append(f"views differ from a rebuild: {self.view_differences}")
         # DEADLINE_EXCEEDED: a call that hung past its deadline (5 s) instead of answering.
@@ -169,12 +161,7 @@ class Report:
             f"failover: {self.acknowledged_writes} acknowledged writes"
             f" ({self.acknowledged_leases} seat leases); answers {self.codes}"
         )
-        failures = self.failures()
-        print(
-            "failover: all invariants hold"
-            if not failures
-            else "failover: FAILED: " + "; ".join(failures)
-        )
+        self.print_verdict("failover")
 
 
 class HealthWatch:
@@ -237,42 +224,6 @@ class HealthWatch:
         return found
 
 
-def children_for(url: str, logs: Path) -> tuple[list[Child], list[Child]]:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
-        "LICENSE_SVC_DATABASE_URL": url,
-        "LICENSE_SVC_PEPPER": BENCH_PEPPER,
-        "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
-        "LICENSE_SVC_SIGNING_KEY_FILE": str(bench_signing_key()),
-        "LICENSE_SVC_SWEEP_INTERVAL_SECONDS": "1",
-        "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",
-        "LICENSE_SVC_POOL_SIZE": "2",
-        "LICENSE_SVC_POOL_MAX_OVERFLOW": "4",
-    }
-    servers = []
-    for i in range(2):
-        port = free_port()
-        servers.append(
-            Child(
-                f"server-{i}",
-                ["serve"],
-                {**env, "LICENSE_SVC_LISTEN": f"127.0.0.1:{port}"},
-                port,
-                logs,
-            )
-        )
-    others = []
-    for name, command in (("worker", "project"), ("sweeper", "expire")):
-        port = free_port()
-        child_env = {
-            **env,
-            "LICENSE_SVC_LISTEN": "127.0.0.1:0",
-            "LICENSE_SVC_HEALTH_LISTEN": f"127.0.0.1:{port}",
-        }
-        others.append(Child(name, [command], child_env, port, logs))
-    return servers, others
-
-
 def run(plan: Plan, logs: Path) -> Report:
     cluster = Cluster.temporary()
     children: list[Child] = []
@@ -280,9 +231,7 @@ def run(plan: Plan, logs: Path) -> Report:
         cluster.create()
         servers, others = children_for(cluster.url(), logs)
         children = [*servers, *others]
-        for child in children:  # one after the other: the first creates the schema
-            child.start()
-            child.wait_health("SERVING", timeout=120)
+        start_in_turn(children)
         return _drill(plan, cluster, servers, children, logs)
     finally:
         for child in children:
@@ -362,25 +311,11 @@ def _check(
     )
     report.acknowledged_leases = len(leases)
     report.lost_leases = len(leases) - (int(row[0]) if row else 0)
-    keys = pb_grpc.KeyServiceStub(server.channel)
-    ops = (("authorization", "Bearer dev-ops"),)
-    for key_id, accounts in acks.activations.items():
-        if len(accounts) > 1:
-            report.double_redemptions.append(key_id)
-        key = keys.GetKey(pb.GetKeyRequest(key_id=key_id), metadata=ops, timeout=10).key
-        if key.account_id not in accounts:
-            report.lost_activations.append(key_id)
-    report.view_differences = _rebuild_and_compare(url, logs)
-    for child in children:
-        text = child.log_path.read_text(errors="replace")
-        if "Traceback" in text or "unhandled error" in text:
-            report.tracebacks.append(str(child.log_path))
+    report.check_activations_and_logs(url, server, acks.activations, logs, children)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.failover", description=__doc__.splitlines()[0]
-    )
+    parser = drill_parser("failover", __doc__)
     parser.add_argument("--before-seconds", type=float, default=Plan.before_seconds)
     parser.add_argument("--promote-after", type=float, default=Plan.promote_after)
     parser.add_argument("--after-seconds", type=float, default=Plan.after_seconds)
@@ -394,11 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         args.clients,
         min_writes=args.min_writes,
     )
-    logs = Path(tempfile.mkdtemp(prefix="license-svc-failover-"))
-    print(f"failover: logs in {logs}")
-    report = run(plan, logs)
-    report.print()
-    return 1 if report.failures() else 0
+    return printed_exit_code(run(plan, drill_logs("failover")))
 
 
 if __name__ == "__main__":

@@ -6,15 +6,12 @@ incoming connections (not calls) between them, so the load generator opens sever
 
 from __future__ import annotations
 
-import atexit
 import functools
 import multiprocessing
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,7 +25,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from license_svc.config import DEV_TOKENS, write_signing_key
+from license_svc.config import DEV_TOKENS, temporary_signing_key
 
 BENCH_PEPPER = "bench-pepper-not-a-secret-0123456789"
 
@@ -36,11 +33,7 @@ BENCH_PEPPER = "bench-pepper-not-a-secret-0123456789"
 @functools.cache
 def bench_signing_key() -> Path:
     """The allowance tokens' signing key of this bench run (`serve` refuses to start without)."""
-    folder = tempfile.mkdtemp(prefix="license-svc-bench-key-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no key left behind in /tmp
-    path = Path(folder) / "signing-key.pem"
-    write_signing_key(path)
-    return path
+    return temporary_signing_key("license-svc-bench-key-")
 
 
 def free_port() -> int:

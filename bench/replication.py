@@ -102,6 +102,17 @@ class Node:
             for key, value in settings.items():
                 conf.write(f"{key} = '{value}'\n")
 
+    def follow(self, source: Node, **settings: str) -> None:
+        """Configured as `source`'s standby (on its own port; no archiving)."""
+        self.configure(
+            port=str(self.port),
+            primary_conninfo=(
+                f"host=127.0.0.1 port={source.port} user=postgres application_name={STANDBY_NAME}"
+            ),
+            **settings,
+            archive_mode="off",
+        )
+
     def start(self) -> None:
         try:
             data, log = str(self.data), str(self.log)
@@ -206,13 +217,7 @@ class Cluster:
             "-h", "127.0.0.1", "-p", str(source.port), "-U", "postgres",
             "-D", str(target.data), "-R", "-X", "stream", "-c", "fast",
         )  # fmt: skip
-        target.configure(
-            port=str(target.port),
-            primary_conninfo=(
-                f"host=127.0.0.1 port={source.port} user=postgres application_name={STANDBY_NAME}"
-            ),
-            archive_mode="off",
-        )
+        target.follow(source)
         target.start()
         self.wait_streaming(source)
 
@@ -289,14 +294,7 @@ class Cluster:
             "--source-server", f"host=127.0.0.1 port={new.port} user=postgres dbname=postgres",
         )  # fmt: skip
         # pg_rewind copied the new primary's configuration files, its port with them.
-        old.configure(
-            port=str(old.port),
-            primary_conninfo=(
-                f"host=127.0.0.1 port={new.port} user=postgres application_name={STANDBY_NAME}"
-            ),
-            synchronous_standby_names="",
-            archive_mode="off",
-        )
+        old.follow(new, synchronous_standby_names="")
         old.start()
         self.wait_streaming(new)
         if synchronous:

@@ -206,17 +206,19 @@ def acquire_request(account: str, holder: str = "bench", ttl: int = 0) -> pb.Acq
     )
 
 
+async def _release(stubs: Stubs, lease_id: str) -> int:
+    await stubs.seats.ReleaseSeat(
+        pb.ReleaseSeatRequest(lease_id=lease_id), metadata=auth("integrations"), timeout=30
+    )
+    return 1
+
+
 async def seat_pair(stubs: Stubs, items: Items) -> int:
     """AcquireSeat then ReleaseSeat on a seeded account (6 seats each, few callers share one)."""
     answer = await stubs.seats.AcquireSeat(
         acquire_request(items.take()), metadata=auth("integrations"), timeout=30
     )
-    await stubs.seats.ReleaseSeat(
-        pb.ReleaseSeatRequest(lease_id=answer.lease.lease_id),
-        metadata=auth("integrations"),
-        timeout=30,
-    )
-    return 1
+    return await _release(stubs, answer.lease.lease_id)
 
 
 async def renew_hundred(stubs: Stubs, items: Items) -> int:
@@ -243,12 +245,7 @@ async def contended_seats(stubs: Stubs, items: Items) -> int:
         if error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
             return 1
         raise
-    await stubs.seats.ReleaseSeat(
-        pb.ReleaseSeatRequest(lease_id=answer.lease.lease_id),
-        metadata=auth("integrations"),
-        timeout=30,
-    )
-    return 1
+    return await _release(stubs, answer.lease.lease_id)
 
 
 async def ceiling_call(stubs: Stubs, items: Items) -> int:
@@ -267,6 +264,13 @@ class Probe:
     role: str
 
 
+def _probe(service: str, method: str, request: Any, role: str) -> Probe:
+    """The probe of one method: its path and answer's type as the proto declares them."""
+    declared = pb.DESCRIPTOR.services_by_name[service].methods_by_name[method]
+    response_type = getattr(pb, declared.output_type.name)
+    return Probe(f"/{declared.containing_service.full_name}/{method}", request, response_type, role)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -280,62 +284,52 @@ class Scenario:
     long_calls: bool = False
 
 
-_ALLOWANCE = Probe(
-    "/fiscobridge.licensing.v1.EntitlementService/GetSeatAllowance",
+_ALLOWANCE = _probe(
+    "EntitlementService",
+    "GetSeatAllowance",
     pb.GetSeatAllowanceRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    pb.SeatAllowance,
     "integrations",
 )
-_TOKEN = Probe(
-    "/fiscobridge.licensing.v1.EntitlementService/GetAllowanceToken",
+_TOKEN = _probe(
+    "EntitlementService",
+    "GetAllowanceToken",
     pb.GetAllowanceTokenRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    pb.GetAllowanceTokenResponse,
     "integrations",
 )
-_SUMMARY = Probe(
-    "/fiscobridge.licensing.v1.EntitlementService/GetSubscriptionSummary",
+_SUMMARY = _probe(
+    "EntitlementService",
+    "GetSubscriptionSummary",
     pb.GetSubscriptionSummaryRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    pb.SubscriptionSummary,
     "integrations",
 )
-_VALIDATE = Probe(
-    "/fiscobridge.licensing.v1.ActivationService/ValidateKey",
+_VALIDATE = _probe(
+    "ActivationService",
+    "ValidateKey",
     pb.ValidateKeyRequest(
         code="probe", account_id="probe", session_id="probe", product=pb.PRODUCT_INTEGRATIONS
     ),
-    pb.ValidateKeyResponse,
     "portal",
 )
-_ACTIVATE = Probe(
-    "/fiscobridge.licensing.v1.ActivationService/ActivateKey",
+_ACTIVATE = _probe(
+    "ActivationService",
+    "ActivateKey",
     pb.ActivateKeyRequest(
         code="probe", account_id="probe", session_id="probe", product=pb.PRODUCT_INTEGRATIONS
     ),
-    pb.ActivateKeyResponse,
     "portal",
 )
-_ISSUE = Probe(
-    "/fiscobridge.licensing.v1.KeyService/IssueKeys",
-    issue_request(count=1),
-    pb.IssueKeysResponse,
-    "reseller",
-)
-_PLAN = Probe(
-    "/fiscobridge.licensing.v1.BillingService/RecordPlanEvent",
-    plan_started("bench-probe"),
-    pb.RecordPlanEventResponse,
-    "billing",
-)
-_ACQUIRE = Probe(
-    "/fiscobridge.licensing.v1.SeatService/ListSeatLeases",
+_ISSUE = _probe("KeyService", "IssueKeys", issue_request(count=1), "reseller")
+_PLAN = _probe("BillingService", "RecordPlanEvent", plan_started("bench-probe"), "billing")
+_ACQUIRE = _probe(
+    "SeatService",
+    "ListSeatLeases",
     pb.ListSeatLeasesRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    pb.ListSeatLeasesResponse,
     "integrations",
 )
-_HISTORY = Probe(
-    "/fiscobridge.licensing.v1.AuditService/GetKeyHistory",
+_HISTORY = _probe(
+    "AuditService",
+    "GetKeyHistory",
     pb.GetKeyHistoryRequest(key_id=str(uuid.UUID(int=0))),
-    pb.GetKeyHistoryResponse,
     "auditor",
 )
 

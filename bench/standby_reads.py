@@ -9,11 +9,8 @@ Printed, not asserted.
 
 from __future__ import annotations
 
-import argparse
-import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,10 +19,9 @@ import grpc
 import psutil
 
 from bench.chaos import close_connections, current_head, wait_views
-from bench.chaos_parts import Child
-from bench.processes import BENCH_PEPPER, bench_signing_key, free_port
+from bench.chaos_parts import Child, child_env, drill_logs, drill_parser
+from bench.processes import free_port
 from bench.replication import Cluster, Node
-from license_svc.config import DEV_TOKENS
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 
@@ -37,12 +33,7 @@ INTEGRATIONS = (("authorization", "Bearer dev-integrations"),)
 def server(url: str, logs: Path, name: str, **extra: str) -> Child:
     port = free_port()
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LICENSE_SVC_")},
-        "LICENSE_SVC_DATABASE_URL": url,
-        "LICENSE_SVC_PEPPER": BENCH_PEPPER,
-        "LICENSE_SVC_TOKENS_FILE": str(DEV_TOKENS),
-        "LICENSE_SVC_SIGNING_KEY_FILE": str(bench_signing_key()),
-        "LICENSE_SVC_METRICS_LISTEN": "127.0.0.1:0",
+        **child_env(url),
         "LICENSE_SVC_LISTEN": f"127.0.0.1:{port}",
         "LICENSE_SVC_RUN_PROJECTIONS": "1",
         "LICENSE_SVC_CACHE_ENTRIES": "0",  # every read goes to the database
@@ -172,16 +163,12 @@ def run(accounts: int, seconds: float, concurrency: int, logs: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.standby_reads", description=__doc__.splitlines()[0]
-    )
+    parser = drill_parser("standby_reads", __doc__)
     parser.add_argument("--accounts", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args(argv)
-    logs = Path(tempfile.mkdtemp(prefix="license-svc-standby-reads-"))
-    print(f"standby-reads: logs in {logs}")
-    run(args.accounts, args.seconds, args.concurrency, logs)
+    run(args.accounts, args.seconds, args.concurrency, drill_logs("standby-reads"))
     return 0
 
 

@@ -16,6 +16,7 @@ from license_svc.adapters import embedded as embedded_db
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.server import server_for
 from tests.support import TEST_PEPPER, Client, FakeClock, ServerProcess, signing_key_file
+from tests.views_support import fresh_database
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +89,13 @@ def sql(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
+def own_database(database_url: str) -> Iterator[str]:
+    """A database of the test's own (a module may override it, say with a wider scope)."""
+    with fresh_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture
 def serve_in_process() -> Iterator[Callable[[Service], Client]]:
     """A real gRPC server in this process around a service with an injected clock, reached over
     a real channel: for the end-to-end rules that need time to pass."""
@@ -106,3 +114,20 @@ def serve_in_process() -> Iterator[Callable[[Service], Client]]:
     for server, client in started:
         client.close()
         server.stop(grace=1)
+
+
+@pytest.fixture
+def serve_projected(
+    make_service: Callable[..., Service],
+    clock: FakeClock,
+    serve_in_process: Callable[[Service], Client],
+) -> Callable[..., tuple[Client, Service]]:
+    """A new service on the test's clock (`changes` to its settings), its projections running,
+    served in this process: its client and the service."""
+
+    def serve(**changes: object) -> tuple[Client, Service]:
+        service = make_service(clock, **changes)
+        bootstrap.start_projections(service)
+        return serve_in_process(service), service
+
+    return serve

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import atexit
 import functools
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.rpc import error_details_pb2
@@ -28,6 +25,9 @@ from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
 from tests import roles
 
+if TYPE_CHECKING:
+    from license_svc.bootstrap import Service
+
 REPO = Path(__file__).resolve().parents[1]
 TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
 
@@ -35,11 +35,7 @@ TEST_PEPPER = "test-pepper-not-a-secret-0123456789"
 @functools.cache
 def signing_key_file() -> Path:
     """The allowance tokens' signing key of this test run (a new one each run, 0600)."""
-    folder = tempfile.mkdtemp(prefix="license-svc-signing-")
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)  # no key left behind in /tmp
-    path = Path(folder) / "signing-key.pem"
-    config.write_signing_key(path)
-    return path
+    return config.temporary_signing_key("license-svc-signing-")
 
 
 TOKENS = {
@@ -51,6 +47,38 @@ TOKENS = {
     "ops": "dev-ops",
     "billing": "dev-billing",
 }
+
+
+def issue_request(count: int = 1, reseller: str = "acme", **fields: Any) -> pb.IssueKeysRequest:
+    """An IssueKeysRequest of `count` keys: Growth, 3 seats, 12 months, a new request_id, unless
+    `fields` say otherwise."""
+    request = pb.IssueKeysRequest(
+        reseller_id=fields.pop("reseller_id", reseller),
+        product=fields.pop("product", pb.PRODUCT_INTEGRATIONS),
+        tier=fields.pop("tier", pb.TIER_GROWTH),
+        seats=fields.pop("seats", 3),
+        period_months=fields.pop("period_months", 12),
+        count=count,
+        request_id=fields.pop("request_id", f"req-{time.time_ns()}-{os.getpid()}"),
+    )
+    assert not fields, fields
+    return request
+
+
+def hold_issuing(service: Service) -> tuple[threading.Event, threading.Event]:
+    """Makes every IssueKeys whose request_id starts with "holder" wait, inside its minting
+    slot, until the second event is set; the first is set once one waits."""
+    store, inside, release = service.app.store, threading.Event(), threading.Event()
+    find = store.find_issue_request
+
+    def blocking_find(reseller_id: str, request_id: str) -> Any:
+        if request_id.startswith("holder"):
+            inside.set()
+            release.wait(60)
+        return find(reseller_id, request_id)
+
+    store.find_issue_request = blocking_find  # type: ignore[method-assign]
+    return inside, release
 
 
 class FakeClock:
@@ -98,40 +126,33 @@ class Client:
         return (("authorization", f"Bearer {TOKENS[role]}"),)
 
     def issue(self, count: int = 1, reseller: str = "acme", **fields: Any) -> pb.IssueKeysResponse:
-        request = pb.IssueKeysRequest(
-            reseller_id=fields.pop("reseller_id", reseller),
-            product=fields.pop("product", pb.PRODUCT_INTEGRATIONS),
-            tier=fields.pop("tier", pb.TIER_GROWTH),
-            seats=fields.pop("seats", 3),
-            period_months=fields.pop("period_months", 12),
-            count=count,
-            request_id=fields.pop("request_id", f"req-{time.time_ns()}-{os.getpid()}"),
-        )
-        assert not fields, fields
+        request = issue_request(count, reseller, **fields)
         response: pb.IssueKeysResponse = self.keys.IssueKeys(
             request, metadata=self.as_(reseller), timeout=60
         )
         return response
 
     def activate(self, code: str, account: str, session: str = "s-1") -> pb.ActivateKeyResponse:
-        response: pb.ActivateKeyResponse = self.activation.ActivateKey(
-            pb.ActivateKeyRequest(
-                code=code, account_id=account, session_id=session, product=pb.PRODUCT_INTEGRATIONS
-            ),
-            metadata=self.as_("portal"),
-            timeout=10,
+        response: pb.ActivateKeyResponse = self._dialog(
+            self.activation.ActivateKey, pb.ActivateKeyRequest, code, account, session
         )
         return response
 
     def validate(self, code: str, account: str, session: str = "s-1") -> pb.ValidateKeyResponse:
-        response: pb.ValidateKeyResponse = self.activation.ValidateKey(
-            pb.ValidateKeyRequest(
+        response: pb.ValidateKeyResponse = self._dialog(
+            self.activation.ValidateKey, pb.ValidateKeyRequest, code, account, session
+        )
+        return response
+
+    def _dialog(self, method: Any, request: Any, code: str, account: str, session: str) -> Any:
+        """One step of the activation dialog, as the portal (Integrations)."""
+        return method(
+            request(
                 code=code, account_id=account, session_id=session, product=pb.PRODUCT_INTEGRATIONS
             ),
             metadata=self.as_("portal"),
             timeout=10,
         )
-        return response
 
     def wait_serving(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

@@ -14,10 +14,11 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from license_svc import config
+from license_svc import bootstrap, config
+from license_svc.bootstrap import Service
 from projections import generations
 from projections.registry import NAMES, view_class
-from tests.support import REPO, TEST_PEPPER, Client, ServerProcess
+from tests.support import REPO, TEST_PEPPER, Client, FakeClock, ServerProcess
 
 # Keep test processes small: other suites share the PostgreSQL server's 100 connections.
 SMALL_POOLS = {"LICENSE_SVC_POOL_SIZE": "2", "LICENSE_SVC_POOL_MAX_OVERFLOW": "6"}
@@ -34,6 +35,17 @@ def fresh_database(database_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def service_on_fresh_database(database_url: str, var_dir: Path) -> Iterator[Service]:
+    """An in-process service (a fake clock) on a database of its own; closed afterwards."""
+    with fresh_database(database_url) as url:
+        built = bootstrap.build(settings_for(url, var_dir), FakeClock())
+        try:
+            yield built
+        finally:
+            built.close()
 
 
 def settings_for(database_url: str, var_dir: Path, **env: str) -> config.Settings:

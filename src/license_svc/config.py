@@ -15,12 +15,15 @@ connection options, for the few connections opened outside the library's pools.
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -329,14 +332,27 @@ def database_label(url: str) -> str:
     return f"{where}/{dbname}"
 
 
-def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
+N = TypeVar("N", int, float)
+
+
+def _set(env: Mapping[str, str], name: str) -> str | None:
+    """The setting's text; None when it is unset or empty (its default applies)."""
     raw = env.get(PREFIX + name)
-    if raw is None or raw == "":
-        return default
+    return None if raw is None or raw == "" else raw
+
+
+def _number(name: str, raw: str, parse: Callable[[str], N], kind: str) -> N:
     try:
-        value = int(raw)
+        return parse(raw)
     except ValueError:
-        raise ConfigError(f"{PREFIX}{name} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{PREFIX}{name} must be {kind}, got {raw!r}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int = 0) -> int:
+    raw = _set(env, name)
+    if raw is None:
+        return default
+    value = _number(name, raw, int, "an integer")
     if value < lo:
         raise ConfigError(f"{PREFIX}{name} must be at least {lo}, got {value}")
     return value
@@ -350,13 +366,10 @@ def _percent(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _float(env: Mapping[str, str], name: str, default: float, lo: float = 0.0) -> float:
-    raw = env.get(PREFIX + name)
-    if raw is None or raw == "":
+    raw = _set(env, name)
+    if raw is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{PREFIX}{name} must be a number, got {raw!r}") from None
+    value = _number(name, raw, float, "a number")
     if not lo <= value < float("inf"):  # also refuses nan
         raise ConfigError(f"{PREFIX}{name} must be a number of at least {lo:g}, got {raw}")
     return value
@@ -367,8 +380,8 @@ FALSE = frozenset({"0", "false", "no", "off", "n"})
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(PREFIX + name)
-    if raw is None or raw == "":
+    raw = _set(env, name)
+    if raw is None:
         return default
     word = raw.strip().lower()
     if word not in TRUE | FALSE:
@@ -487,16 +500,30 @@ def _pepper(
 
 
 def _dev_pepper(var_dir: Path) -> bytes:
-    dev_file = var_dir / "pepper"
+    def create(path: Path) -> None:
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+
+    return _kept_in_var(var_dir, "pepper", "pepper", create, lambda path: path.read_bytes().strip())
+
+
+T = TypeVar("T")
+
+
+def _kept_in_var(
+    var_dir: Path, name: str, what: str, create: Callable[[Path], None], use: Callable[[Path], T]
+) -> T:
+    """A development file in var/ (`run` only): made once, then kept; any OSError is a
+    ConfigError naming it."""
+    dev_file = var_dir / name
     try:
         if not dev_file.exists():
             var_dir.mkdir(parents=True, exist_ok=True)
-            dev_file.write_text(secrets.token_hex(32))
-            dev_file.chmod(0o600)
-        return dev_file.read_bytes().strip()
+            create(dev_file)
+        return use(dev_file)
     except OSError as error:
         raise ConfigError(
-            f"{PREFIX}VAR_DIR: cannot keep the development pepper in {var_dir}: {error.strerror}"
+            f"{PREFIX}VAR_DIR: cannot keep the development {what} in {var_dir}: {error.strerror}"
         ) from None
 
 
@@ -510,17 +537,7 @@ def _signing_key_file(env: Mapping[str, str], var_dir: Path, purpose: Purpose) -
 
 
 def _dev_signing_key(var_dir: Path) -> Path:
-    dev_file = var_dir / "signing-key.pem"
-    try:
-        if not dev_file.exists():
-            var_dir.mkdir(parents=True, exist_ok=True)
-            write_signing_key(dev_file)
-        return dev_file
-    except OSError as error:
-        raise ConfigError(
-            f"{PREFIX}VAR_DIR: cannot keep the development signing key in {var_dir}:"
-            f" {error.strerror}"
-        ) from None
+    return _kept_in_var(var_dir, "signing-key.pem", "signing key", write_signing_key, lambda p: p)
 
 
 def write_signing_key(path: Path) -> None:
@@ -536,6 +553,16 @@ def write_signing_key(path: Path) -> None:
     path.touch(mode=0o600)
     path.chmod(0o600)
     path.write_bytes(pem)
+
+
+def temporary_signing_key(prefix: str) -> Path:
+    """A new signing key in a new temporary folder, removed at exit: no key is left behind in
+    /tmp (tests, benches)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = Path(folder) / "signing-key.pem"
+    write_signing_key(path)
+    return path
 
 
 def _retired_signing_keys(env: Mapping[str, str]) -> tuple[Path, ...]:

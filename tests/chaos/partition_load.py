@@ -14,7 +14,7 @@ import grpc
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import unique
-from tests.support import Client
+from tests.support import Client, issue_request
 
 CALL_DEADLINE = 10.0  # seconds: every call of the load carries this gRPC deadline
 
@@ -79,14 +79,8 @@ class Load:
 
 
 def _issue(client: Client) -> str:
-    request = pb.IssueKeysRequest(
-        reseller_id="acme",
-        product=pb.PRODUCT_INTEGRATIONS,
-        tier=pb.TIER_GROWTH,
-        seats=3,
-        period_months=12,
-        count=1,
-        request_id=f"req-{time.time_ns()}-{os.getpid()}-{threading.get_ident()}",
+    request = issue_request(
+        request_id=f"req-{time.time_ns()}-{os.getpid()}-{threading.get_ident()}"
     )
     answer = client.keys.IssueKeys(request, metadata=client.as_("acme"), timeout=CALL_DEADLINE)
     return str(answer.keys[0].code)

@@ -26,14 +26,8 @@ TTL = 900  # the default
 
 
 @pytest.fixture
-def api(
-    make_service: Callable[..., Service],
-    clock: FakeClock,
-    serve_in_process: Callable[[Service], Client],
-) -> Client:
-    service = make_service(clock)
-    bootstrap.start_projections(service)
-    return serve_in_process(service)
+def api(serve_projected: Callable[..., tuple[Client, Service]]) -> Client:
+    return serve_projected()[0]
 
 
 def b64url(text: str) -> bytes:

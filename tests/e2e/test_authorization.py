@@ -14,20 +14,14 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import RichError, rich, stored_topics, unique
-from tests.support import Client
+from tests.support import Client, issue_request
 
 Call = Callable[[Client, tuple[tuple[str, str], ...]], Any]
 
 
 def issue_keys(client: Client, metadata: tuple[tuple[str, str], ...]) -> Any:
-    request = pb.IssueKeysRequest(
-        reseller_id="acme",
-        product=pb.PRODUCT_INTEGRATIONS,
-        tier=pb.TIER_STARTER,
-        seats=1,
-        period_months=1,
-        count=1,
-        request_id=unique("req"),
+    request = issue_request(
+        tier=pb.TIER_STARTER, seats=1, period_months=1, request_id=unique("req")
     )
     return client.keys.IssueKeys(request, metadata=metadata, timeout=10)
 

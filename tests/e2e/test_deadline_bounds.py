@@ -15,6 +15,7 @@ from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import EVENTS_TABLE, unique
 from tests.support import Client
+from tests.support import issue_request as support_issue_request
 from tests.views_support import wait_until
 
 
@@ -30,15 +31,7 @@ def writers_waiting(sql: psycopg.Connection) -> int:
 
 
 def issue_request(request_id: str) -> pb.IssueKeysRequest:
-    return pb.IssueKeysRequest(
-        reseller_id="acme",
-        product=pb.PRODUCT_INTEGRATIONS,
-        tier=pb.TIER_GROWTH,
-        seats=1,
-        period_months=12,
-        count=3,
-        request_id=request_id,
-    )
+    return support_issue_request(3, seats=1, request_id=request_id)
 
 
 def test_an_issue_whose_caller_gave_up_stops_with_its_deadline_and_never_commits_later(

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
@@ -19,14 +18,8 @@ WAIT = 30.0  # the deadline a read gives the views to reach its position
 
 
 @pytest.fixture
-def api(
-    make_service: Callable[..., Service],
-    clock: FakeClock,
-    serve_in_process: Callable[[Service], Client],
-) -> Client:
-    service = make_service(clock)
-    bootstrap.start_projections(service)
-    return serve_in_process(service)
+def api(serve_projected: Callable[..., tuple[Client, Service]]) -> Client:
+    return serve_projected()[0]
 
 
 def summary(client: Client, account: str, position: int = 0) -> pb.SubscriptionSummary:

@@ -27,7 +27,6 @@ from tests.views_support import (
     all_live_at_head,
     cli,
     differences,
-    fresh_database,
     head,
     live_generations,
     position,
@@ -39,12 +38,6 @@ from tests.views_support import (
 
 EVENTS = 5_000
 ROUND = 250  # events per round: 100 issued, 75 activated, 50 revoked, 25 expired
-
-
-@pytest.fixture
-def own_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url) as url:
-        yield url
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import grpc
 import pytest
@@ -12,19 +11,11 @@ import pytest
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
-from tests.support import Client
+from tests.support import Client, hold_issuing, issue_request
 
 
 def request(count: int = 3, request_id: str = "") -> pb.IssueKeysRequest:
-    return pb.IssueKeysRequest(
-        reseller_id="acme",
-        product=pb.PRODUCT_INTEGRATIONS,
-        tier=pb.TIER_GROWTH,
-        seats=3,
-        period_months=12,
-        count=count,
-        request_id=request_id or unique("slots"),
-    )
+    return issue_request(count, request_id=request_id or unique("slots"))
 
 
 @pytest.fixture
@@ -33,16 +24,7 @@ def busy(
 ) -> Iterator[tuple[Client, threading.Event]]:
     """A server with one minting slot, held by an IssueKeys call until the event is set."""
     service = make_service(issue_concurrency=1)
-    store, inside, release = service.app.store, threading.Event(), threading.Event()
-    find = store.find_issue_request
-
-    def blocking_find(reseller_id: str, request_id: str) -> Any:
-        if request_id.startswith("holder"):
-            inside.set()
-            release.wait(60)
-        return find(reseller_id, request_id)
-
-    store.find_issue_request = blocking_find  # type: ignore[method-assign]
+    inside, release = hold_issuing(service)
     client = serve_in_process(service)
     holder = threading.Thread(
         target=client.keys.IssueKeys,

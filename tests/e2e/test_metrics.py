@@ -4,7 +4,6 @@ equal to the store's events, projection lag back to 0 once a worker catches up."
 from __future__ import annotations
 
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -17,7 +16,7 @@ from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import EVENTS_TABLE, unique
 from tests.support import Client, ServerProcess
 from tests.unit.test_deploy_monitoring import names_used
-from tests.views_support import SMALL_POOLS, fresh_database, start_worker, stop, wait_until
+from tests.views_support import SMALL_POOLS, start_worker, stop, wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 KEYS = "fiscobridge.licensing.v1.KeyService"
@@ -47,12 +46,6 @@ def handled(samples: Samples, service: str, method: str, code: str) -> float:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples[(name, tuple(sorted(labels.items())))]
-
-
-@pytest.fixture
-def own_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url) as url:
-        yield url
 
 
 def store_count(database_url: str, event: str) -> int:

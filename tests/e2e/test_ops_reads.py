@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -20,7 +20,7 @@ from license_svc.domain.key import ActivationKey
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich, unique
 from tests.support import Client, FakeClock
-from tests.views_support import fresh_database, wait_until
+from tests.views_support import wait_until
 
 TIERS = [pb.TIER_STARTER, pb.TIER_GROWTH, pb.TIER_SCALE]
 TIER_NAME = {pb.TIER_STARTER: "starter", pb.TIER_GROWTH: "growth", pb.TIER_SCALE: "scale"}
@@ -30,12 +30,6 @@ STATUS_NAME = {
     pb.KEY_STATUS_REVOKED: "revoked",
     pb.KEY_STATUS_EXPIRED: "expired",
 }
-
-
-@pytest.fixture
-def own_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url) as url:
-        yield url
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ import pytest
 from dateutil.relativedelta import relativedelta
 from google.protobuf import timestamp_pb2
 
-from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.e2e.test_entitlements import activate_new_key, allowance, summary
@@ -22,14 +21,8 @@ from tests.support import Client, FakeClock
 
 
 @pytest.fixture
-def plans(
-    make_service: Callable[..., Service],
-    clock: FakeClock,
-    serve_in_process: Callable[[Service], Client],
-) -> tuple[Client, Service]:
-    service = make_service(clock)
-    bootstrap.start_projections(service)
-    return serve_in_process(service), service
+def plans(serve_projected: Callable[..., tuple[Client, Service]]) -> tuple[Client, Service]:
+    return serve_projected()
 
 
 def stamp(value: datetime) -> timestamp_pb2.Timestamp:

@@ -14,7 +14,6 @@ from google.protobuf import timestamp_pb2
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import rich
@@ -30,14 +29,8 @@ STEP = st.tuples(
 
 
 @pytest.fixture
-def world(
-    make_service: Callable[..., Service],
-    serve_in_process: Callable[[Service], Client],
-    clock: FakeClock,
-) -> tuple[Client, Service]:
-    service = make_service(clock)
-    bootstrap.start_projections(service)
-    return serve_in_process(service), service
+def world(serve_projected: Callable[..., tuple[Client, Service]]) -> tuple[Client, Service]:
+    return serve_projected()
 
 
 def stamp(value: object) -> timestamp_pb2.Timestamp:

@@ -21,7 +21,6 @@ from tests.support import Client
 from tests.views_support import (
     cli,
     differences,
-    fresh_database,
     head,
     live_generations,
     position,
@@ -29,12 +28,6 @@ from tests.views_support import (
     settings_for,
     wait_until,
 )
-
-
-@pytest.fixture
-def own_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url) as url:
-        yield url
 
 
 @pytest.fixture

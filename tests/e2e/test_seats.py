@@ -41,14 +41,8 @@ POOLS = {"pool_size": 2, "pool_max_overflow": 6}  # the database's connections a
 
 
 @pytest.fixture
-def api(
-    make_service: Callable[..., Service],
-    clock: FakeClock,
-    serve_in_process: Callable[[Service], Client],
-) -> Client:
-    service = make_service(clock, **POOLS)
-    bootstrap.start_projections(service)
-    return serve_in_process(service)
+def api(serve_projected: Callable[..., tuple[Client, Service]]) -> Client:
+    return serve_projected(**POOLS)[0]
 
 
 def refused(call: Callable[[], object]) -> tuple[grpc.StatusCode, str, str]:

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
@@ -22,14 +21,9 @@ WAIT = 30.0  # a stream's deadline: a message that never comes fails the test, i
 
 
 @pytest.fixture
-def api(
-    make_service: Callable[..., Service],
-    clock: FakeClock,
-    serve_in_process: Callable[[Service], Client],
-) -> Client:
-    service = make_service(clock, max_streams=600, stream_share_percent=100)  # one caller fans out
-    bootstrap.start_projections(service)
-    return serve_in_process(service)
+def api(serve_projected: Callable[..., tuple[Client, Service]]) -> Client:
+    client, _ = serve_projected(max_streams=600, stream_share_percent=100)  # one caller fans out
+    return client
 
 
 def watch(client: Client, role: str = "integrations", **fields: object) -> Iterator[object]:

@@ -22,18 +22,13 @@ from license_svc.entrypoints.api.domain_metrics import DomainCollector
 from license_svc.keys.app import IssueKeys
 from projections.catalog import CatalogView
 from tests.helpers import EVENTS_TABLE, unique
-from tests.support import FakeClock
-from tests.views_support import fresh_database, settings_for
+from tests.views_support import service_on_fresh_database
 
 
 @pytest.fixture
 def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
-    with fresh_database(database_url) as url:
-        built = bootstrap.build(settings_for(url, tmp_path), FakeClock())
-        try:
-            yield built
-        finally:
-            built.close()
+    with service_on_fresh_database(database_url, tmp_path) as built:
+        yield built
 
 
 def scrape(collector: DomainCollector) -> dict[str, float]:

@@ -4,10 +4,24 @@ check brings it back."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from psycopg.conninfo import make_conninfo
 
 from license_svc.adapters.dbhealth import DatabaseMonitor
 from tests.support import free_port
+
+
+def checker(monitor: DatabaseMonitor) -> Callable[[str], bool]:
+    """One check of `monitor` against the database at `conninfo`: is it up afterwards?"""
+
+    def check(conninfo: str) -> bool:
+        monitor._close()
+        monitor._conninfo = conninfo
+        monitor._observe(monitor._check())
+        return monitor.up
+
+    return check
 
 
 def test_health_goes_down_only_after_n_failed_checks_in_a_row_and_back_after_one_good(
@@ -19,11 +33,7 @@ def test_health_goes_down_only_after_n_failed_checks_in_a_row_and_back_after_one
     seen: list[bool] = []
     monitor.listen(seen.append)
 
-    def check(conninfo: str) -> bool:
-        monitor._close()
-        monitor._conninfo = conninfo
-        monitor._observe(monitor._check())
-        return monitor.up
+    check = checker(monitor)
 
     try:
         assert check(good) is True
@@ -54,11 +64,7 @@ def test_a_failed_check_too_short_to_turn_health_down_still_clears_the_pools_dea
     pool = CountingPool()
     monitor = DatabaseMonitor(good, "test", interval=0.5, pools=[pool], failures=3)
 
-    def check(conninfo: str) -> bool:
-        monitor._close()
-        monitor._conninfo = conninfo
-        monitor._observe(monitor._check())
-        return monitor.up
+    check = checker(monitor)
 
     try:
         assert check(good) is True

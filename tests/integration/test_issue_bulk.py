@@ -26,7 +26,7 @@ from license_svc.domain.key import ActivationKey, KeyStatus
 from license_svc.domain.tiers import Product, Tier
 from license_svc.keys.app import IssuedBatch, IssuedKey, IssueKeys, IssuingBusy, LicensingApp
 from tests.helpers import EVENTS_TABLE, count_events, unique
-from tests.support import TEST_PEPPER
+from tests.support import TEST_PEPPER, hold_issuing
 
 COMPRESSED = {"COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"}
 
@@ -173,16 +173,7 @@ def test_a_bulk_issue_notifies_the_event_log_channel(service: Service, database_
 def held_slot(make_service: Callable[..., Service]) -> Iterator[tuple[Service, threading.Event]]:
     """A service with one minting slot, taken by a call that waits until the event is set."""
     service = make_service(issue_concurrency=1)
-    store, inside, release = service.app.store, threading.Event(), threading.Event()
-    find = store.find_issue_request
-
-    def blocking_find(reseller_id: str, request_id: str) -> Any:
-        if request_id.startswith("holder"):
-            inside.set()
-            release.wait(60)
-        return find(reseller_id, request_id)
-
-    store.find_issue_request = blocking_find  # type: ignore[method-assign]
+    inside, release = hold_issuing(service)
     holder = threading.Thread(
         target=service.app.issue_keys, args=(command(request_id=unique("holder")),)
     )

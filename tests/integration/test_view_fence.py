@@ -13,7 +13,6 @@ import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
-from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
 from license_svc.keys.app import IssueKeys
@@ -21,20 +20,15 @@ from projections.base import APP_NAME
 from projections.catalog import CatalogView
 from projections.workers.viewset import ViewSet
 from tests.helpers import unique
-from tests.support import FakeClock
-from tests.views_support import differences, fresh_database, settings_for
+from tests.views_support import differences, service_on_fresh_database
 
 Item = tuple[Any, Tracking]
 
 
 @pytest.fixture
 def service(database_url: str, tmp_path: Path) -> Iterator[Service]:
-    with fresh_database(database_url) as url:
-        built = bootstrap.build(settings_for(url, tmp_path), FakeClock())
-        try:
-            yield built
-        finally:
-            built.close()
+    with service_on_fresh_database(database_url, tmp_path) as built:
+        yield built
 
 
 def store_items(service: Service) -> list[Item]:

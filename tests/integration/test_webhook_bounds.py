@@ -4,27 +4,16 @@ never)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 
-from license_svc.bootstrap import Service
 from license_svc.webhooks.endpoints import MAX_ENDPOINTS, TooManyEndpoints
 from tests.helpers import unique
 from tests.support import FakeClock
 from tests.webhook_receiver import Receiver
-from tests.webhooks_support import Hooks, hooks_around, receivers_made
-
-
-@pytest.fixture
-def hooks(service: Service, clock: FakeClock) -> Iterator[Hooks]:
-    yield from hooks_around(service, clock)
-
-
-@pytest.fixture
-def receivers() -> Iterator[Callable[..., Receiver]]:
-    yield from receivers_made()
+from tests.webhooks_support import Hooks
 
 
 def test_a_huge_error_answer_is_read_only_up_to_a_small_bound(

@@ -6,11 +6,10 @@ refuses private addresses at send time, and reminds each key once."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
-import pytest
 
 from license_svc.bootstrap import Service
 from license_svc.domain.tiers import Product, Tier
@@ -21,17 +20,7 @@ from license_svc.webhooks.worker import WebhookWorker
 from tests.helpers import unique
 from tests.support import FakeClock
 from tests.webhook_receiver import HANG, Receiver
-from tests.webhooks_support import FAR_AWAY, Hooks, hooks_around, hooks_for, receivers_made
-
-
-@pytest.fixture
-def hooks(service: Service, clock: FakeClock) -> Iterator[Hooks]:
-    yield from hooks_around(service, clock)
-
-
-@pytest.fixture
-def receivers() -> Iterator[Callable[..., Receiver]]:
-    yield from receivers_made()
+from tests.webhooks_support import FAR_AWAY, Hooks, hooks_for
 
 
 def test_a_receiver_gets_signed_messages_of_its_resellers_keys_and_nothing_of_another(

@@ -7,7 +7,7 @@ tables included) equal a rebuild from position 0 after every trial."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -24,7 +24,6 @@ from tests.support import FakeClock
 from tests.views_support import (
     all_live_at_head,
     differences,
-    fresh_database,
     head,
     live_generations,
     position,
@@ -70,12 +69,6 @@ def lock_holders(sql: psycopg.Connection) -> list[int]:
 
 def flowing(sql: psycopg.Connection, beyond: int) -> Callable[[], bool]:
     return lambda: head(sql) > beyond
-
-
-@pytest.fixture
-def own_database(database_url: str) -> Iterator[str]:
-    with fresh_database(database_url) as url:
-        yield url
 
 
 @pytest.mark.slow

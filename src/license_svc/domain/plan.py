@@ -86,6 +86,30 @@ class ProviderEvent:
         }
 
 
+@dataclass(frozen=True)
+class _SnapshotFields:
+    """The fields of every event that starts or moves a plan: who and what repeat in each, so
+    a view can apply any one of them alone."""
+
+    subscription_id: str
+    account_id: str
+    product: str
+    billing_event_id: str
+    kind: str  # the provider kind (a RENEWED may arrive first and start the plan)
+    tier: str
+    seats: int
+    period_starts_at: datetime
+    period_ends_at: datetime
+    ends_at: datetime
+    occurred_at: datetime
+    cancel_at_period_end: bool
+    recorded_at: datetime  # the service's clock: when the event took effect here
+
+    # v1 had no recorded_at: the store's own timestamp of the event is the best it knew.
+    class_version = 2
+    upcast_v1_v2 = staticmethod(lambda state: _with_recorded_at(state))
+
+
 class Plan(Aggregate):
     if TYPE_CHECKING:  # held by `_take` from each snapshot event (SNAPSHOT_FIELDS)
         billing_event_id: str
@@ -98,43 +122,10 @@ class Plan(Aggregate):
         occurred_at: datetime
         cancel_at_period_end: bool
 
-    class PlanStarted(Aggregate.Created):
-        subscription_id: str
-        account_id: str
-        product: str
-        billing_event_id: str
-        kind: str  # the provider kind that started it (a RENEWED may arrive first)
-        tier: str
-        seats: int
-        period_starts_at: datetime
-        period_ends_at: datetime
-        ends_at: datetime
-        occurred_at: datetime
-        cancel_at_period_end: bool
-        recorded_at: datetime  # the service's clock: when the event took effect here
+    class PlanStarted(_SnapshotFields, Aggregate.Created):
+        pass
 
-        # v1 had no recorded_at: the store's own timestamp of the event is the best it knew.
-        class_version = 2
-        upcast_v1_v2 = staticmethod(lambda state: _with_recorded_at(state))
-
-    class _Snapshot(Aggregate.Event):
-        # Who and what repeat in every event, so a view can apply any one of them alone.
-        subscription_id: str
-        account_id: str
-        product: str
-        billing_event_id: str
-        kind: str
-        tier: str
-        seats: int
-        period_starts_at: datetime
-        period_ends_at: datetime
-        ends_at: datetime
-        occurred_at: datetime
-        cancel_at_period_end: bool
-        recorded_at: datetime
-        class_version = 2
-        upcast_v1_v2 = staticmethod(lambda state: _with_recorded_at(state))
-
+    class _Snapshot(_SnapshotFields, Aggregate.Event):
         def apply(self, aggregate: Any) -> None:
             aggregate._take(**{name: getattr(self, name) for name in SNAPSHOT_FIELDS})
 

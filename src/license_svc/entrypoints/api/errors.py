@@ -78,6 +78,23 @@ def _fixed(text: str) -> Callable[[Exception], str]:
     return lambda _: text
 
 
+def _retry_soon(code: grpc.StatusCode, reason: str, message: str | None = None) -> Mapping:
+    """A refusal the caller may retry in a second (with `message`, else the exception's)."""
+    return Mapping(
+        code,
+        reason,
+        str if message is None else _fixed(message),
+        retry_after=lambda _: timedelta(seconds=1),
+    )
+
+
+_UNAVAILABLE = _retry_soon(
+    grpc.StatusCode.UNAVAILABLE,
+    "UNAVAILABLE",
+    "The service is temporarily unavailable, please retry",
+)
+
+
 # What a fault produces, by SQLSTATE: admin/crash shutdown and "cannot connect now" (57P0x),
 # an idle transaction ended by its timeout (25P03), a statement ended by its timeout or a cancel
 # (57014), a read-only transaction (25006: a failover's standby), serialization and deadlock
@@ -123,11 +140,10 @@ TABLE: dict[type[Exception], Mapping] = {
         _fixed("Too many failed attempts"),
         retry_after=lambda e: e.retry_after if isinstance(e, TooManyAttempts) else None,
     ),
-    IssuingBusy: Mapping(
+    IssuingBusy: _retry_soon(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "ISSUING_BUSY",
-        _fixed("Too many key batches are being issued at once, please retry"),
-        retry_after=lambda _: timedelta(seconds=1),
+        "Too many key batches are being issued at once, please retry",
     ),
     BadRequest: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
     NotDecodable: Mapping(grpc.StatusCode.INVALID_ARGUMENT, "INVALID_REQUEST"),
@@ -154,35 +170,16 @@ TABLE: dict[type[Exception], Mapping] = {
     NotRevocable: Mapping(grpc.StatusCode.FAILED_PRECONDITION, "KEY_NOT_REVOCABLE"),
     Unauthenticated: Mapping(grpc.StatusCode.UNAUTHENTICATED, "UNAUTHENTICATED"),
     PermissionDenied: Mapping(grpc.StatusCode.PERMISSION_DENIED, "PERMISSION_DENIED"),
-    Unavailable: Mapping(
-        grpc.StatusCode.UNAVAILABLE,
-        "UNAVAILABLE",
-        _fixed("The service is temporarily unavailable, please retry"),
-        retry_after=lambda _: timedelta(seconds=1),
+    Unavailable: _UNAVAILABLE,
+    OperationalError: _UNAVAILABLE,
+    InterfaceError: _UNAVAILABLE,
+    PoolTimeout: _retry_soon(
+        grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", "The service is busy, please retry"
     ),
-    OperationalError: Mapping(
-        grpc.StatusCode.UNAVAILABLE,
-        "UNAVAILABLE",
-        _fixed("The service is temporarily unavailable, please retry"),
-        retry_after=lambda _: timedelta(seconds=1),
-    ),
-    InterfaceError: Mapping(
-        grpc.StatusCode.UNAVAILABLE,
-        "UNAVAILABLE",
-        _fixed("The service is temporarily unavailable, please retry"),
-        retry_after=lambda _: timedelta(seconds=1),
-    ),
-    PoolTimeout: Mapping(
-        grpc.StatusCode.UNAVAILABLE,
-        "UNAVAILABLE",
-        _fixed("The service is busy, please retry"),
-        retry_after=lambda _: timedelta(seconds=1),
-    ),
-    PlanConflict: Mapping(
+    PlanConflict: _retry_soon(
         grpc.StatusCode.ABORTED,
         "PLAN_BUSY",
-        _fixed("The plan changed while this event was recorded, please retry"),
-        retry_after=lambda _: timedelta(seconds=1),
+        "The plan changed while this event was recorded, please retry",
     ),
     WaitTimedOut: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "POSITION_NOT_REACHED"),
     NoActiveSubscription: Mapping(grpc.StatusCode.FAILED_PRECONDITION, "NO_ACTIVE_SUBSCRIPTION"),
@@ -198,11 +195,7 @@ TABLE: dict[type[Exception], Mapping] = {
     ),
     DeadlinePassed: Mapping(grpc.StatusCode.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED"),
     NotServedHere: Mapping(grpc.StatusCode.UNIMPLEMENTED, "NOT_IMPLEMENTED"),
-    StreamsExhausted: Mapping(
-        grpc.StatusCode.RESOURCE_EXHAUSTED,
-        "TOO_MANY_STREAMS",
-        retry_after=lambda _: timedelta(seconds=1),
-    ),
+    StreamsExhausted: _retry_soon(grpc.StatusCode.RESOURCE_EXHAUSTED, "TOO_MANY_STREAMS"),
     ConsumerTooSlow: Mapping(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         "CONSUMER_TOO_SLOW",

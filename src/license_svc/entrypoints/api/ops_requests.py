@@ -6,8 +6,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 from license_svc.access.auth import PermissionDenied, Principal, Role
@@ -44,15 +45,7 @@ def stats_request(request: pb.GetKeyStatsRequest, now: datetime) -> tuple[Produc
     product = None
     if request.product != pb.PRODUCT_UNSPECIFIED:
         product = check.parse(convert.product, request.product)
-    first = check.day(request.from_date, "from_date")
-    last = check.day(request.to_date, "to_date")
-    check.done()
-    days = default_days(now.date(), first, last)
-    if days.first > days.last:
-        check.add("from_date", "must not be after to_date")
-    elif len(days) > MAX_STATS_DAYS:
-        check.add("from_date", f"the range may span at most {MAX_STATS_DAYS:,} days")
-    check.done()
+    days = _day_range(check, request, now, default_days, MAX_STATS_DAYS)
     return product, days
 
 
@@ -60,16 +53,29 @@ def usage_request(request: pb.GetSeatUsageRequest, now: datetime) -> tuple[str, 
     """GetSeatUsage's account (or '') and its range of days, or every field violation."""
     check = Fields()
     account_id = check.identifier(request.account_id, "account_id", required=False)
+    days = _day_range(check, request, now, default_usage_days, MAX_USAGE_DAYS)
+    return account_id, days
+
+
+def _day_range(
+    check: Fields,
+    request: pb.GetKeyStatsRequest | pb.GetSeatUsageRequest,
+    now: datetime,
+    default: Callable[[date, date | None, date | None], DayRange],
+    most: int,
+) -> DayRange:
+    """The request's from_date..to_date, missing ends filled in by `default`, at most `most`
+    days (every field violation so far raised first)."""
     first = check.day(request.from_date, "from_date")
     last = check.day(request.to_date, "to_date")
     check.done()
-    days = default_usage_days(now.date(), first, last)
+    days = default(now.date(), first, last)
     if days.first > days.last:
         check.add("from_date", "must not be after to_date")
-    elif len(days) > MAX_USAGE_DAYS:
-        check.add("from_date", f"the range may span at most {MAX_USAGE_DAYS} days")
+    elif len(days) > most:
+        check.add("from_date", f"the range may span at most {most:,} days")
     check.done()
-    return account_id, days
+    return days
 
 
 def stats_response(found: KeyStats) -> pb.GetKeyStatsResponse:

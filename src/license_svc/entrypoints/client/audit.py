@@ -12,18 +12,7 @@ import grpc
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
-from .common import (
-    INTERRUPTED,
-    OK,
-    Connection,
-    Refused,
-    as_dict,
-    command,
-    print_json,
-    table,
-    when,
-    yes_no,
-)
+from . import common
 from .keys import key_ref
 from .reads import account_options, cmd_summary
 from .refusals import refusal_of
@@ -41,7 +30,7 @@ DETAIL_FIELDS = (
 def event_dict(event: pb.StoredEvent) -> dict[str, Any]:
     """An event as JSON, its payload from `payload_json` (exact: integers stay integers); from
     a server without it, the Struct's integral numbers are made integers again."""
-    value = as_dict(event)
+    value = common.as_dict(event)
     text = value.pop("payload_json", "")
     value["payload"] = json.loads(text) if text else integral(value.get("payload", {}))
     return value
@@ -63,27 +52,27 @@ def detail(payload: dict[str, Any]) -> str:
     for name in DETAIL_FIELDS:
         if payload.get(name) not in (None, ""):
             found = payload[name]
-            shown = yes_no(found) if isinstance(found, bool) else str(found)
+            shown = common.yes_no(found) if isinstance(found, bool) else str(found)
             parts.append(f"{name.removesuffix('_id')}={shown}")
     return " ".join(parts) or "-"
 
 
-def cmd_history(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_history(conn: common.Connection, args: argparse.Namespace) -> int:
     answer = conn.call(conn.audit.GetKeyHistory, pb.GetKeyHistoryRequest(**key_ref(args.key)))
     events = [event_dict(e) for e in answer.events]
     if args.json:
         for event in events:
-            print_json(event)
-        return OK
-    table(
+            common.print_json(event)
+        return common.OK
+    common.table(
         ["POSITION", "VERSION", "RECORDED", "EVENT", "DETAIL"],
-        [[e.position, e.version, when(e.recorded_at), e.type, detail(d["payload"])]
+        [[e.position, e.version, common.when(e.recorded_at), e.type, detail(d["payload"])]
          for e, d in zip(answer.events, events, strict=True)],
     )  # fmt: skip
-    return OK
+    return common.OK
 
 
-def cmd_events(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_events(conn: common.Connection, args: argparse.Namespace) -> int:
     """Always JSON lines (for jq or a file). Checkpoints and the caught-up marker only with
     --markers, as {"checkpoint": N} / {"caught_up": N}, so a consumer can save its position."""
     request = pb.StreamEventsRequest(
@@ -103,29 +92,31 @@ def cmd_events(conn: Connection, args: argparse.Namespace) -> int:
             for item in stream:
                 kind = item.WhichOneof("item")
                 if kind == "event":
-                    print_json(event_dict(item.event))
+                    common.print_json(event_dict(item.event))
                 elif args.markers and kind in ("checkpoint", "caught_up"):
-                    print_json({kind: getattr(item, kind).position})
+                    common.print_json({kind: getattr(item, kind).position})
                 sys.stdout.flush()
         except grpc.RpcError as error:
             if stop.stopped:
-                return INTERRUPTED
-            raise Refused(refusal_of(error, conn.target)) from None
+                return common.INTERRUPTED
+            raise common.Refused(refusal_of(error, conn.target)) from None
         except BrokenPipeError:  # `| head -3`: the reader has what it wanted
             stream.cancel()
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-    return INTERRUPTED if stop.stopped else OK
+    return common.INTERRUPTED if stop.stopped else common.OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     audit = commands.add_parser("audit", help="client: key history, the event stream, as-of")
     group = audit.add_subparsers(dest="audit_command", required=True)
 
-    history = command(
+    history = common.command(
         group, "history", cmd_history, "a key's events, with who, why, which account, dates"
     )
     history.add_argument("key", metavar="CODE|KEY_ID", help="the key's code or its key id")
-    events = command(group, "events", cmd_events, "the store's events, one JSON object a line")
+    events = common.command(
+        group, "events", cmd_events, "the store's events, one JSON object a line"
+    )
     events.add_argument("--after", type=int, default=0, help="after this position (0)")
     events.add_argument("--follow", action="store_true", help="keep streaming new events")
     events.add_argument("--type", action="append", metavar="T", help="event type (repeatable)")
@@ -134,4 +125,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     events.add_argument("--key", metavar="KEY_ID", help="only this key's events")
     events.add_argument("--limit", type=int, default=0, help="events at most (0 = all)")
     events.add_argument("--markers", action="store_true", help="also print checkpoints")
-    account_options(command(group, "summary", cmd_summary, "an account's summary (at --as-of)"))
+    account_options(
+        common.command(group, "summary", cmd_summary, "an account's summary (at --as-of)")
+    )

@@ -232,3 +232,36 @@ def spelling(choices: Mapping[str, object], prefix: str) -> Callable[[str], str]
         return name
 
     return parse
+
+
+def choice_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    choices: Mapping[str, object],
+    prefix: str,
+    **kwargs: Any,
+) -> None:
+    """An option taking one of `choices`, in any of the spellings `spelling` accepts."""
+    parser.add_argument(flag, type=spelling(choices, prefix), choices=choices, **kwargs)
+
+
+def product_option(
+    parser: argparse.ArgumentParser, help: str = "the product (integrations)"
+) -> None:
+    choice_option(parser, "--product", PRODUCTS, "product_", default="integrations", help=help)
+
+
+def collect(
+    conn: Connection, method: Callable[..., Any], request: Any, limit: int, field: str
+) -> list[Any]:
+    """Up to `limit` items (`field` of each page) of a paged list call, 500 a page at most;
+    `request.page_token` is left at the next page's (empty: there are no more)."""
+    found: list[Any] = []
+    while len(found) < limit:
+        request.page_size = min(500, limit - len(found))
+        page = conn.call(method, request)
+        found += getattr(page, field)
+        if not page.next_page_token:
+            break
+        request.page_token = page.next_page_token
+    return found

@@ -12,23 +12,7 @@ from typing import Any, TextIO
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
-from .common import (
-    ISSUABLE,
-    OK,
-    PRODUCTS,
-    STATUSES,
-    TIERS,
-    Connection,
-    UsageError,
-    as_dict,
-    command,
-    enum_name,
-    more_hint,
-    print_json,
-    spelling,
-    table,
-    when,
-)
+from . import common
 from .replays import mark_replayed
 
 MAX_PER_CALL = 10_000  # IssueKeys' bound (rules §8)
@@ -47,12 +31,12 @@ def key_rows(keys: list[pb.Key]) -> list[list[object]]:
         [
             k.key_id,
             k.hint,
-            enum_name(pb.Tier, k.tier),
+            common.enum_name(pb.Tier, k.tier),
             k.seats,
-            enum_name(pb.KeyStatus, k.status),
+            common.enum_name(pb.KeyStatus, k.status),
             k.reseller_id,
             k.account_id or "-",
-            when(k.period_ends_at),
+            common.when(k.period_ends_at),
         ]
         for k in keys
     ]
@@ -87,9 +71,11 @@ def open_csv(path: Path) -> TextIO:
     try:
         descriptor = os.open(path, flags, 0o600)
     except FileExistsError:
-        raise UsageError(f"--csv {path} exists (or is a symlink): codes go to a new file") from None
+        raise common.UsageError(
+            f"--csv {path} exists (or is a symlink): codes go to a new file"
+        ) from None
     except OSError as error:
-        raise UsageError(f"--csv {path}: {error.strerror}") from None
+        raise common.UsageError(f"--csv {path}: {error.strerror}") from None
     os.fchmod(descriptor, 0o600)  # whatever the umask
     return open(descriptor, "w", newline="")
 
@@ -101,11 +87,11 @@ def write_csv(out: TextIO, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_issue(conn: common.Connection, args: argparse.Namespace) -> int:
     """Issue in calls of at most --chunk keys, each with a request id derived from one base, so
     a rerun with the same --request-id replays the same keys instead of minting new ones."""
     if args.count < 1:
-        raise UsageError("--count must be at least 1")
+        raise common.UsageError("--count must be at least 1")
     base = args.request_id or f"cli-{uuid.uuid4().hex}"
     chunk = max(1, min(args.chunk, MAX_PER_CALL))
     progress = Progress(args.count) if args.count > chunk or args.csv else None
@@ -123,7 +109,7 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
         write_csv(out, rows)
     if args.json:
         keys: list[dict[str, str]] = [] if args.csv else rows
-        print_json({"batch_ids": batches, "count": len(rows), "position": position,
+        common.print_json({"batch_ids": batches, "count": len(rows), "position": position,
                     "replayed": bool(replayed), "keys": keys})  # fmt: skip
     elif args.codes:  # for $(…): the codes alone, and only keys that can still be handed out
         for row in rows:
@@ -133,12 +119,18 @@ def cmd_issue(conn: Connection, args: argparse.Namespace) -> int:
         verb = "replayed" if replayed else "issued"
         print(f"{verb} {len(rows)} keys in {len(batches)} batch(es); codes written to {args.csv}")
     else:
-        table(["CODE", "KEY ID", "HINT", "BATCH", "STATUS"], [list(r.values()) for r in rows])
-    return OK
+        common.table(
+            ["CODE", "KEY ID", "HINT", "BATCH", "STATUS"], [list(r.values()) for r in rows]
+        )
+    return common.OK
 
 
 def _issue(
-    conn: Connection, args: argparse.Namespace, base: str, chunk: int, progress: Progress | None
+    conn: common.Connection,
+    args: argparse.Namespace,
+    base: str,
+    chunk: int,
+    progress: Progress | None,
 ) -> tuple[list[dict[str, str]], list[str], int, list[str]]:
     rows: list[dict[str, str]] = []
     batches, position, done, part, replayed = [], 0, 0, 0, []
@@ -149,8 +141,8 @@ def _issue(
             conn.keys.IssueKeys,
             pb.IssueKeysRequest(
                 reseller_id=args.reseller,
-                product=ISSUABLE[args.product],
-                tier=TIERS[args.tier],
+                product=common.ISSUABLE[args.product],
+                tier=common.TIERS[args.tier],
                 seats=args.seats,
                 period_months=args.months,
                 count=size,
@@ -173,7 +165,7 @@ def _issue(
     return rows, batches, position, replayed
 
 
-def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_list(conn: common.Connection, args: argparse.Namespace) -> int:
     keys: list[pb.Key] = []
     token = ""
     while len(keys) < args.limit:
@@ -182,7 +174,7 @@ def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
             pb.ListKeysRequest(
                 page_size=min(1000, args.limit - len(keys)),
                 page_token=token,
-                status=STATUSES[args.status] if args.status else pb.KEY_STATUS_UNSPECIFIED,
+                status=common.STATUSES[args.status] if args.status else pb.KEY_STATUS_UNSPECIFIED,
                 reseller_id=args.reseller or "",
                 batch_id=args.batch or "",
             ),
@@ -193,31 +185,31 @@ def cmd_list(conn: Connection, args: argparse.Namespace) -> int:
             break
     if args.json:
         for key in keys:
-            print_json(as_dict(key))
+            common.print_json(common.as_dict(key))
     else:
-        table(KEY_HEADERS, key_rows(keys))
-        more_hint(len(keys), bool(token), "keys")
-    return OK
+        common.table(KEY_HEADERS, key_rows(keys))
+        common.more_hint(len(keys), bool(token), "keys")
+    return common.OK
 
 
 def show_key(key: pb.Key, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> None:
     if args.json:
-        print_json({"key": as_dict(key), **(extra or {})})
+        common.print_json({"key": common.as_dict(key), **(extra or {})})
         return
-    table(KEY_HEADERS, key_rows([key]))
+    common.table(KEY_HEADERS, key_rows([key]))
 
 
-def cmd_show(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_show(conn: common.Connection, args: argparse.Namespace) -> int:
     show_key(conn.call(conn.keys.GetKey, pb.GetKeyRequest(**key_ref(args.key))).key, args)
-    return OK
+    return common.OK
 
 
-def cmd_revoke(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_revoke(conn: common.Connection, args: argparse.Namespace) -> int:
     answer = conn.call(
         conn.keys.RevokeKey, pb.RevokeKeyRequest(**key_ref(args.key), reason=args.reason)
     )
     show_key(answer.key, args, {"position": answer.position})
-    return OK
+    return common.OK
 
 
 def dialog_request(args: argparse.Namespace) -> dict[str, Any]:
@@ -225,51 +217,58 @@ def dialog_request(args: argparse.Namespace) -> dict[str, Any]:
         "code": args.code,
         "account_id": args.account,
         "session_id": args.session or f"cli-{uuid.uuid4().hex[:12]}",
-        "product": PRODUCTS[args.product],
+        "product": common.PRODUCTS[args.product],
     }
 
 
-def cmd_validate(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_validate(conn: common.Connection, args: argparse.Namespace) -> int:
     answer = conn.call(conn.activation.ValidateKey, pb.ValidateKeyRequest(**dialog_request(args)))
     if args.json:
-        print_json(as_dict(answer))
+        common.print_json(common.as_dict(answer))
     else:
-        table(
+        common.table(
             ["KEY ID", "HINT", "TIER", "SEATS", "MONTHS", "INVOICES/MONTH", "SYNC"],
-            [[answer.key_id, answer.hint, enum_name(pb.Tier, answer.tier), answer.seats,
+            [[answer.key_id, answer.hint, common.enum_name(pb.Tier, answer.tier), answer.seats,
               answer.period_months, answer.invoices_per_month, answer.sync]],
         )  # fmt: skip
-    return OK
+    return common.OK
 
 
-def cmd_activate(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_activate(conn: common.Connection, args: argparse.Namespace) -> int:
     answer = conn.call(conn.activation.ActivateKey, pb.ActivateKeyRequest(**dialog_request(args)))
     if args.json:
-        print_json(as_dict(answer))
-        return OK
+        common.print_json(common.as_dict(answer))
+        return common.OK
     e = answer.entitlement
-    table(
+    common.table(
         ["KEY ID", "HINT", "ACCOUNT", "TIER", "SEATS", "STARTS", "ENDS", "ALREADY ACTIVE"],
-        [[e.key_id, e.hint, e.account_id, enum_name(pb.Tier, e.tier), e.seats,
-          when(e.period_starts_at), when(e.period_ends_at), answer.already_active]],
+        [[e.key_id, e.hint, e.account_id, common.enum_name(pb.Tier, e.tier), e.seats,
+          common.when(e.period_starts_at), common.when(e.period_ends_at), answer.already_active]],
     )  # fmt: skip
-    return OK
+    return common.OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     keys = commands.add_parser("keys", help="client: issue, list, show and revoke keys")
     group = keys.add_subparsers(dest="keys_command", required=True)
-    issue = command(group, "issue", cmd_issue, "issue activation keys (a reseller or ops)")
+    issue = common.command(group, "issue", cmd_issue, "issue activation keys (a reseller or ops)")
     issue.add_argument("--reseller", required=True, help="the reseller the keys are sold by")
-    issue.add_argument("--tier", type=spelling(TIERS, "tier_"), choices=TIERS, required=True,
-                       help="the plan the keys unlock")  # fmt: skip
+    common.choice_option(
+        issue, "--tier", common.TIERS, "tier_", required=True, help="the plan the keys unlock"
+    )
     issue.add_argument("--seats", type=int, required=True, help="connections per key (1-10000)")
     issue.add_argument("--months", type=int, default=12, help="subscription period (12)")
     issue.add_argument("--count", type=int, default=1, help="how many keys (1)")
-    issue.add_argument("--product", type=spelling(ISSUABLE, "product_"), choices=ISSUABLE,
-                       default="integrations", help="what the keys are for (the only product"
-                       " sold as keys; Cloud POS comes from plans bought online)")  # fmt: skip
+    common.choice_option(
+        issue,
+        "--product",
+        common.ISSUABLE,
+        "product_",
+        default="integrations",
+        help="what the keys are for (the only product"
+        " sold as keys; Cloud POS comes from plans bought online)",
+    )
     issue.add_argument("--request-id", help="idempotency key: a rerun replays the same keys")
     issue.add_argument("--chunk", type=int, default=1000, help="keys per call (1000)")
     issue.add_argument(
@@ -278,24 +277,24 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     issue.add_argument(
         "--csv", type=Path, help="write code,key_id,hint,batch_id,status here (0600)"
     )
-    listing = command(group, "list", cmd_list, "list keys (newest issued last)")
-    listing.add_argument("--status", type=spelling(STATUSES, "key_status_"), choices=STATUSES,
-                         help="only keys in this status")  # fmt: skip
+    listing = common.command(group, "list", cmd_list, "list keys (newest issued last)")
+    common.choice_option(
+        listing, "--status", common.STATUSES, "key_status_", help="only keys in this status"
+    )
     listing.add_argument("--reseller", help="only this reseller's keys (ops, auditors)")
     listing.add_argument("--batch", help="only this batch's keys")
     listing.add_argument("--limit", type=int, default=100, help="keys at most (100)")
-    show = command(group, "show", cmd_show, "one key")
+    show = common.command(group, "show", cmd_show, "one key")
     show.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
-    revoke = command(group, "revoke", cmd_revoke, "revoke a key")
+    revoke = common.command(group, "revoke", cmd_revoke, "revoke a key")
     revoke.add_argument("key", metavar="KEY_ID|CODE", help="the key's id or its code")
     revoke.add_argument("--reason", required=True, help="why, kept in the key's history")
     for name, handler, text in [
         ("validate", cmd_validate, "client: check a code for an account (portal)"),
         ("activate", cmd_activate, "client: redeem a code for an account (portal)"),
     ]:
-        dialog = command(commands, name, handler, text)
+        dialog = common.command(commands, name, handler, text)
         dialog.add_argument("code", metavar="CODE", help="the activation key, INT-XXXX-XXXX-XXXX")
         dialog.add_argument("--account", required=True, help="the customer's account id")
         dialog.add_argument("--session", help="dialog session id (default: a fresh one)")
-        dialog.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
-                            default="integrations", help="the product asked for")  # fmt: skip
+        common.product_option(dialog, "the product asked for")

@@ -16,31 +16,21 @@ from typing import Any
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from license_svc.tokens.verify import KeySetError, TokenRefused, verify_allowance_token
 
-from .common import (
-    OK,
-    PRODUCTS,
-    REFUSED,
-    USAGE,
-    Connection,
-    options,
-    print_json,
-    run,
-    spelling,
-    table,
-    when,
-)
+from . import common
 
 
-def cmd_token(conn: Connection, args: argparse.Namespace) -> int:
+def cmd_token(conn: common.Connection, args: argparse.Namespace) -> int:
     request = pb.GetAllowanceTokenRequest(
-        account_id=args.account, product=PRODUCTS[args.product], min_position=args.min_position
+        account_id=args.account,
+        product=common.PRODUCTS[args.product],
+        min_position=args.min_position,
     )
     answer = conn.call(conn.entitlements.GetAllowanceToken, request)
     if args.json:
-        print_json({"token": answer.token, "expires_at": when(answer.expires_at)})
+        common.print_json({"token": answer.token, "expires_at": common.when(answer.expires_at)})
     else:
         print(answer.token)  # alone on its line: `license-svc verify "$(license-svc token A)"`
-    return OK
+    return common.OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -51,12 +41,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 jwks = found.read()
         except OSError as error:
             print(f"license-svc: --jwks {args.jwks}: {error.strerror}", file=sys.stderr)
-            return USAGE
+            return common.USAGE
         return judge(token, jwks, args)
-    return run(args, lambda conn, _: judge(token, signing_keys(conn), args))
+    return common.run(args, lambda conn, _: judge(token, signing_keys(conn), args))
 
 
-def signing_keys(conn: Connection) -> str:
+def signing_keys(conn: common.Connection) -> str:
     return conn.call(conn.entitlements.GetSigningKeys, pb.GetSigningKeysRequest()).jwks
 
 
@@ -65,7 +55,7 @@ def judge(token: str, jwks: str | bytes, args: argparse.Namespace) -> int:
         at = datetime.fromisoformat(args.at.replace("Z", "+00:00")) if args.at else None
     except ValueError:
         print(f"license-svc: --at {args.at!r} is not a time", file=sys.stderr)
-        return USAGE
+        return common.USAGE
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     try:
@@ -74,31 +64,30 @@ def judge(token: str, jwks: str | bytes, args: argparse.Namespace) -> int:
         )
     except KeySetError as error:
         print(f"license-svc: the key set: {error}", file=sys.stderr)
-        return USAGE
+        return common.USAGE
     except TokenRefused as error:
         print(f"refused: {error}", file=sys.stderr)
-        return REFUSED
+        return common.REFUSED
     fields: dict[str, Any] = dataclasses.asdict(claims)
     shown = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
     if args.json:
-        print_json(shown)
+        common.print_json(shown)
     else:
-        table(["CLAIM", "VALUE"], [[k, "-" if v is None else v] for k, v in shown.items()])
-    return OK
+        common.table(["CLAIM", "VALUE"], [[k, "-" if v is None else v] for k, v in shown.items()])
+    return common.OK
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    common = options()
+    shared = common.options()
     token = commands.add_parser(
-        "token", parents=[common], help="client: an account's signed allowance token"
+        "token", parents=[shared], help="client: an account's signed allowance token"
     )
     token.add_argument("account", metavar="ACCOUNT", help="the customer's account id")
-    token.add_argument("--product", type=spelling(PRODUCTS, "product_"), choices=PRODUCTS,
-                        default="integrations", help="the product (integrations)")  # fmt: skip
+    common.product_option(token)
     token.add_argument("--min-position", type=int, default=0, help="wait for this position")
-    token.set_defaults(func=lambda args: run(args, cmd_token))
+    token.set_defaults(func=lambda args: common.run(args, cmd_token))
     verify = commands.add_parser(
-        "verify", parents=[common], help="check an allowance token (offline with --jwks)"
+        "verify", parents=[shared], help="check an allowance token (offline with --jwks)"
     )
     verify.add_argument("token_text", metavar="TOKEN", help="the token, or - to read stdin")
     verify.add_argument("--jwks", metavar="FILE", help="the key set (GetSigningKeys' jwks)")

@@ -4,11 +4,10 @@ endpoints and their delivery log, over gRPC. (`license-svc webhooks` alone runs 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 
-from .common import OK, Connection, as_dict, command, print_json, table, when
+from .common import OK, Connection, as_dict, collect, command, print_json, table, when
 
 TYPES = (
     "key.activated",
@@ -71,14 +70,7 @@ def cmd_rm(conn: Connection, args: argparse.Namespace) -> int:
 
 def cmd_deliveries(conn: Connection, args: argparse.Namespace) -> int:
     request = pb.ListWebhookDeliveriesRequest(endpoint_id=args.endpoint)
-    found: list[Any] = []
-    while len(found) < args.limit:
-        request.page_size = min(500, args.limit - len(found))
-        page = conn.call(conn.webhooks.ListWebhookDeliveries, request)
-        found += page.deliveries
-        if not page.next_page_token:
-            break
-        request.page_token = page.next_page_token
+    found = collect(conn, conn.webhooks.ListWebhookDeliveries, request, args.limit, "deliveries")
     if args.json:
         for delivery in found:
             print_json(as_dict(delivery))
