@@ -53,7 +53,21 @@ def options() -> argparse.ArgumentParser:
     return parent
 
 
-class Connection:
+class ServiceStubs:
+    """The stubs of the licensing services on one channel."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+        self.keys = pb_grpc.KeyServiceStub(channel)
+        self.activation = pb_grpc.ActivationServiceStub(channel)
+        self.entitlements = pb_grpc.EntitlementServiceStub(channel)
+        self.audit = pb_grpc.AuditServiceStub(channel)
+        self.ops = pb_grpc.OpsServiceStub(channel)
+        self.billing = pb_grpc.BillingServiceStub(channel)
+        self.webhooks = pb_grpc.WebhookServiceStub(channel)
+
+
+class Connection(ServiceStubs):
     """One channel with the caller's token; the stubs of every service."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -68,15 +82,9 @@ class Connection:
         self.timeout = args.timeout
         if args.ca or args.tls:
             root = open(args.ca, "rb").read() if args.ca else None  # noqa: SIM115
-            self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root))
+            super().__init__(grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root)))
         else:
-            self.channel = grpc.insecure_channel(self.target)
-        self.keys = pb_grpc.KeyServiceStub(self.channel)
-        self.activation = pb_grpc.ActivationServiceStub(self.channel)
-        self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
-        self.audit = pb_grpc.AuditServiceStub(self.channel)
-        self.ops = pb_grpc.OpsServiceStub(self.channel)
-        self.webhooks = pb_grpc.WebhookServiceStub(self.channel)
+            super().__init__(grpc.insecure_channel(self.target))
 
     def call(self, method: Callable[..., M], request: Message, timeout: float | None = None) -> M:
         try:
