@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
-from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.client.common import ServiceStubs as Stubs
 
 TOKENS = {
     "reseller": "dev-reseller-acme",
@@ -37,18 +37,6 @@ def auth(role: str) -> tuple[tuple[str, str], ...]:
 
 class Exhausted(Exception):
     """A client used all its fresh items."""
-
-
-class Stubs:
-    """The service's stubs on one channel (sync or aio: the stub classes are the same)."""
-
-    def __init__(self, channel: Any) -> None:
-        self.keys = pb_grpc.KeyServiceStub(channel)
-        self.activation = pb_grpc.ActivationServiceStub(channel)
-        self.entitlements = pb_grpc.EntitlementServiceStub(channel)
-        self.audit = pb_grpc.AuditServiceStub(channel)
-        self.billing = pb_grpc.BillingServiceStub(channel)
-        self.seats = pb_grpc.SeatServiceStub(channel)
 
 
 class Items:

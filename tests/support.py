@@ -108,11 +108,12 @@ class Client(ServiceStubs):
 
     def __init__(self, address: str, credentials: grpc.ChannelCredentials | None = None) -> None:
         self.address = address
-        super().__init__(
+        self.channel = (
             grpc.insecure_channel(address)
             if credentials is None
             else grpc.secure_channel(address, credentials)
         )
+        super().__init__(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     @staticmethod

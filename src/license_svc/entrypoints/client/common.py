@@ -54,10 +54,10 @@ def options() -> argparse.ArgumentParser:
 
 
 class ServiceStubs:
-    """The stubs of the licensing services on one channel."""
+    """The stubs of the licensing services on one channel (sync or aio: the stub classes are
+    the same)."""
 
-    def __init__(self, channel: grpc.Channel) -> None:
-        self.channel = channel
+    def __init__(self, channel: Any) -> None:
         self.keys = pb_grpc.KeyServiceStub(channel)
         self.activation = pb_grpc.ActivationServiceStub(channel)
         self.entitlements = pb_grpc.EntitlementServiceStub(channel)
@@ -65,6 +65,7 @@ class ServiceStubs:
         self.ops = pb_grpc.OpsServiceStub(channel)
         self.billing = pb_grpc.BillingServiceStub(channel)
         self.webhooks = pb_grpc.WebhookServiceStub(channel)
+        self.seats = pb_grpc.SeatServiceStub(channel)
 
 
 class Connection(ServiceStubs):
@@ -82,9 +83,10 @@ class Connection(ServiceStubs):
         self.timeout = args.timeout
         if args.ca or args.tls:
             root = open(args.ca, "rb").read() if args.ca else None  # noqa: SIM115
-            super().__init__(grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root)))
+            self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root))
         else:
-            super().__init__(grpc.insecure_channel(self.target))
+            self.channel = grpc.insecure_channel(self.target)
+        super().__init__(self.channel)
 
     def call(self, method: Callable[..., M], request: Message, timeout: float | None = None) -> M:
         try:
