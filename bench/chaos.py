@@ -37,6 +37,7 @@ from bench.chaos_parts import (
     drill_parser,
     generations,
     head,
+    plan_options,
     printed_exit_code,
     start_in_turn,
     store_facts,
@@ -336,13 +337,12 @@ def _rebuild_and_compare(db_url: str, logs: Path, pepper: str = BENCH_PEPPER) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = drill_parser("chaos", __doc__)
-    parser.add_argument("--server-kills", type=int, default=Plan.server_kills)
-    parser.add_argument("--worker-kills", type=int, default=Plan.worker_kills)
-    parser.add_argument("--outage-seconds", type=float, default=Plan.outage_seconds)
-    parser.add_argument("--clients", type=int, default=Plan.clients)
+    plan_of = plan_options(
+        parser, Plan, ["server_kills", "worker_kills", "outage_seconds", "clients"]
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON too")
     args = parser.parse_args(argv)
-    plan = Plan(args.server_kills, args.worker_kills, args.outage_seconds, clients=args.clients)
+    plan = plan_of(args)
     report = run(plan, server_url(), drill_logs("chaos"))
     code = printed_exit_code(report)
     if args.json:

@@ -21,9 +21,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 import psycopg
@@ -44,6 +45,8 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 300),
 ]
 TOKENS = {"acme": "dev-reseller-acme", "portal": "dev-portal", "ops": "dev-ops"}
+
+P = TypeVar("P")
 
 
 def clean_environ() -> dict[str, str]:
@@ -326,6 +329,18 @@ def drill_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         prog=f"python -m bench.{module}", description=(doc or "").splitlines()[0]
     )
+
+
+def plan_options(
+    parser: argparse.ArgumentParser, plan: type[P], names: Sequence[str]
+) -> Callable[[argparse.Namespace], P]:
+    """An option `--<name>` for each of the plan's fields `names`, typed and defaulted as the
+    field; returns how to build the plan from the parsed options (other fields: defaults)."""
+    defaults = {f.name: f.default for f in fields(plan)}  # type: ignore[arg-type]
+    for name in names:
+        default = defaults[name]
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+    return lambda args: plan(**{name: getattr(args, name) for name in names})
 
 
 def drill_logs(name: str) -> Path:

@@ -38,6 +38,7 @@ from bench.chaos_parts import (
     children_for,
     drill_logs,
     drill_parser,
+    plan_options,
     printed_exit_code,
     start_in_turn,
     store_facts,
@@ -316,20 +317,12 @@ def _check(
 
 def main(argv: list[str] | None = None) -> int:
     parser = drill_parser("failover", __doc__)
-    parser.add_argument("--before-seconds", type=float, default=Plan.before_seconds)
-    parser.add_argument("--promote-after", type=float, default=Plan.promote_after)
-    parser.add_argument("--after-seconds", type=float, default=Plan.after_seconds)
-    parser.add_argument("--clients", type=int, default=Plan.clients)
-    parser.add_argument("--min-writes", type=int, default=Plan.min_writes)
-    args = parser.parse_args(argv)
-    plan = Plan(
-        args.before_seconds,
-        args.promote_after,
-        args.after_seconds,
-        args.clients,
-        min_writes=args.min_writes,
+    plan_of = plan_options(
+        parser,
+        Plan,
+        ["before_seconds", "promote_after", "after_seconds", "clients", "min_writes"],
     )
-    return printed_exit_code(run(plan, drill_logs("failover")))
+    return printed_exit_code(run(plan_of(parser.parse_args(argv)), drill_logs("failover")))
 
 
 if __name__ == "__main__":

@@ -145,17 +145,35 @@ def _wait_listening(group: ProcessGroup, log_dir: Path, timeout: float = 60) -> 
             raise TimeoutError(f"{group.name} not listening on {group.address} after {timeout}s")
         time.sleep(0.1)
     with grpc.insecure_channel(group.address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        while True:
-            try:
-                answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{group.name} not SERVING after {timeout}s")
-            time.sleep(0.1)
+        wait_until_serving(health_pb2_grpc.HealthStub(channel), deadline, group.name, timeout)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Terminate it if it runs; killed if it has not exited `timeout` seconds later."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_until_serving(
+    health: health_pb2_grpc.HealthStub, deadline: float, what: str, timeout: float
+) -> None:
+    """Ask `health` until it answers SERVING; past `deadline` (monotonic), TimeoutError naming
+    `what` and the `timeout` it was given."""
+    while True:
+        try:
+            answer = health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not SERVING after {timeout}s")
+        time.sleep(0.1)
 
 
 def _cpu_seconds(processes: dict[int, psutil.Process]) -> dict[int, float]:

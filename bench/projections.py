@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.processes import service_env
+from bench.processes import service_env, stop_process
 
 CLI = [sys.executable, "-m", "license_svc.entrypoints.cli.main"]
 WORKER_COMMANDS = ("run", "worker", "follow")
@@ -108,11 +108,5 @@ def start_worker(database_url: str, log_dir: Path) -> subprocess.Popen[bytes] | 
 
 
 def stop_worker(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    if process is not None:
+        stop_process(process, 20)

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
-from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.client.common import ServiceStubs as Stubs
 
 TOKENS = {
     "reseller": "dev-reseller-acme",
@@ -37,18 +37,6 @@ def auth(role: str) -> tuple[tuple[str, str], ...]:
 
 class Exhausted(Exception):
     """A client used all its fresh items."""
-
-
-class Stubs:
-    """The service's stubs on one channel (sync or aio: the stub classes are the same)."""
-
-    def __init__(self, channel: Any) -> None:
-        self.keys = pb_grpc.KeyServiceStub(channel)
-        self.activation = pb_grpc.ActivationServiceStub(channel)
-        self.entitlements = pb_grpc.EntitlementServiceStub(channel)
-        self.audit = pb_grpc.AuditServiceStub(channel)
-        self.billing = pb_grpc.BillingServiceStub(channel)
-        self.seats = pb_grpc.SeatServiceStub(channel)
 
 
 class Items:
@@ -271,6 +259,14 @@ def _probe(service: str, method: str, request: Any, role: str) -> Probe:
     return Probe(f"/{declared.containing_service.full_name}/{method}", request, response_type, role)
 
 
+def _account_probe(service: str, method: str, role: str, **fields: str) -> Probe:
+    """The probe of a method asked about account "probe" on integrations (plus `fields`)."""
+    declared = pb.DESCRIPTOR.services_by_name[service].methods_by_name[method]
+    request_type = getattr(pb, declared.input_type.name)
+    request = request_type(account_id="probe", product=pb.PRODUCT_INTEGRATIONS, **fields)
+    return _probe(service, method, request, role)
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -284,48 +280,18 @@ class Scenario:
     long_calls: bool = False
 
 
-_ALLOWANCE = _probe(
-    "EntitlementService",
-    "GetSeatAllowance",
-    pb.GetSeatAllowanceRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    "integrations",
+_ALLOWANCE = _account_probe("EntitlementService", "GetSeatAllowance", "integrations")
+_TOKEN = _account_probe("EntitlementService", "GetAllowanceToken", "integrations")
+_SUMMARY = _account_probe("EntitlementService", "GetSubscriptionSummary", "integrations")
+_VALIDATE = _account_probe(
+    "ActivationService", "ValidateKey", "portal", code="probe", session_id="probe"
 )
-_TOKEN = _probe(
-    "EntitlementService",
-    "GetAllowanceToken",
-    pb.GetAllowanceTokenRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    "integrations",
-)
-_SUMMARY = _probe(
-    "EntitlementService",
-    "GetSubscriptionSummary",
-    pb.GetSubscriptionSummaryRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    "integrations",
-)
-_VALIDATE = _probe(
-    "ActivationService",
-    "ValidateKey",
-    pb.ValidateKeyRequest(
-        code="probe", account_id="probe", session_id="probe", product=pb.PRODUCT_INTEGRATIONS
-    ),
-    "portal",
-)
-_ACTIVATE = _probe(
-    "ActivationService",
-    "ActivateKey",
-    pb.ActivateKeyRequest(
-        code="probe", account_id="probe", session_id="probe", product=pb.PRODUCT_INTEGRATIONS
-    ),
-    "portal",
+_ACTIVATE = _account_probe(
+    "ActivationService", "ActivateKey", "portal", code="probe", session_id="probe"
 )
 _ISSUE = _probe("KeyService", "IssueKeys", issue_request(count=1), "reseller")
 _PLAN = _probe("BillingService", "RecordPlanEvent", plan_started("bench-probe"), "billing")
-_ACQUIRE = _probe(
-    "SeatService",
-    "ListSeatLeases",
-    pb.ListSeatLeasesRequest(account_id="probe", product=pb.PRODUCT_INTEGRATIONS),
-    "integrations",
-)
+_ACQUIRE = _account_probe("SeatService", "ListSeatLeases", "integrations")
 _HISTORY = _probe(
     "AuditService",
     "GetKeyHistory",

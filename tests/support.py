@@ -17,12 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.rpc import error_details_pb2
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2_grpc
 from grpc_status import rpc_status
 
+from bench.processes import wait_until_serving
 from license_svc import config
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
-from license_svc.entrypoints.api.gen import licensing_pb2_grpc as pb_grpc
+from license_svc.entrypoints.client.common import ServiceStubs
 from tests import roles
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ class FakeClock:
             return self._now
 
 
-class Client:
+class Client(ServiceStubs):
     """Typed stubs on one channel; `as_(role)` picks the bearer token per call."""
 
     def __init__(self, address: str, credentials: grpc.ChannelCredentials | None = None) -> None:
@@ -112,13 +113,7 @@ class Client:
             if credentials is None
             else grpc.secure_channel(address, credentials)
         )
-        self.keys = pb_grpc.KeyServiceStub(self.channel)
-        self.activation = pb_grpc.ActivationServiceStub(self.channel)
-        self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
-        self.audit = pb_grpc.AuditServiceStub(self.channel)
-        self.ops = pb_grpc.OpsServiceStub(self.channel)
-        self.billing = pb_grpc.BillingServiceStub(self.channel)
-        self.webhooks = pb_grpc.WebhookServiceStub(self.channel)
+        super().__init__(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
 
     @staticmethod
@@ -156,16 +151,7 @@ class Client:
 
     def wait_serving(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                answer = self.health.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                if answer.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"server at {self.address} not SERVING after {timeout}s")
-            time.sleep(0.1)
+        wait_until_serving(self.health, deadline, f"server at {self.address}", timeout)
 
     def close(self) -> None:
         self.channel.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from bench.processes import stop_process
 from license_svc import bootstrap, config
 from license_svc.bootstrap import Service
 from projections import generations
@@ -98,13 +99,7 @@ def server_with_worker(database_url: str, folder: Path) -> Iterator[Client]:
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    stop_process(process, 30)
 
 
 def cli(database_url: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

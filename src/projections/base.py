@@ -232,6 +232,19 @@ class View(PostgresTrackingRecorder):
             "WHERE application_name = {}) p"
         ).format(self.tracking, APP_NAME)
 
+    def ids_of_account(self, suffix: str, column: str, account_id: str) -> tuple[list[UUID], int]:
+        """The `column` of every row of the `suffix` table on the account, and the view's
+        position in the same statement."""
+        statement = SQL(
+            "SELECT p.position, a.{column} FROM {position} LEFT JOIN {rows} a ON a.account_id = %s"
+        ).format(
+            column=Identifier(column), position=self.position_subquery(), rows=self.table(suffix)
+        )
+        with self.datastore.get_connection() as conn:
+            rows = conn.execute(statement, (account_id,)).fetchall()
+        ids = [row[column] for row in rows if row[column] is not None]
+        return ids, int(rows[0]["position"]) if rows else 0
+
 
 @contextmanager
 def ddl_lock(conn: Any) -> Iterator[None]:

@@ -194,6 +194,18 @@ class CatalogView(View):
         keys = [_key(row).at(now) for row in rows if row["key_id"] is not None]
         return KeyPage(keys, int(rows[0]["position"]) if rows else 0)
 
+    def _page_with_position(self, page: str, **parts: Composable) -> Composed:
+        """`page` (a SELECT of {columns} FROM {keys}) joined to the view's position: one row
+        with the position and no key when the page is empty."""
+        return SQL(
+            "SELECT p.position, k.* FROM {position} LEFT JOIN LATERAL (" + page + ") k ON true"
+        ).format(
+            position=self.position_subquery(),
+            columns=SQL(COLUMNS),
+            keys=self.table("keys"),
+            **parts,
+        )
+
     def list_statement(
         self, where: KeyFilter, now: datetime, after_position: int, limit: int
     ) -> tuple[Composed, list[object]]:
@@ -209,14 +221,8 @@ class CatalogView(View):
         if where.status is not None:
             conditions.append(_status_condition(where.status))
             params.extend(_status_params(where.status, now))
-        statement = SQL(
-            "SELECT p.position, k.* FROM {position} LEFT JOIN LATERAL"
-            " (SELECT {columns} FROM {keys} k WHERE {conditions}"
-            " ORDER BY k.issued_position LIMIT %s) k ON true"
-        ).format(
-            position=self.position_subquery(),
-            columns=SQL(COLUMNS),
-            keys=self.table("keys"),
+        statement = self._page_with_position(
+            "SELECT {columns} FROM {keys} k WHERE {conditions} ORDER BY k.issued_position LIMIT %s",
             conditions=SQL(" AND ").join(conditions),
         )
         return statement, [*params, limit]
@@ -224,13 +230,7 @@ class CatalogView(View):
     def keys_of_account(self, account_id: str) -> tuple[list[UUID], int]:
         """Every key ever activated on the account (whatever its status now), and the view's
         position in the same statement."""
-        statement = SQL(
-            "SELECT p.position, k.key_id FROM {position} LEFT JOIN {keys} k ON k.account_id = %s"
-        ).format(position=self.position_subquery(), keys=self.table("keys"))
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(statement, (account_id,)).fetchall()
-        keys = [row["key_id"] for row in rows if row["key_id"] is not None]
-        return keys, int(rows[0]["position"]) if rows else 0
+        return self.ids_of_account("keys", "key_id", account_id)
 
     def due(
         self, now: datetime, after: tuple[datetime, UUID] | None, limit: int
@@ -256,15 +256,10 @@ class CatalogView(View):
         """Activated keys whose period runs at `now` and ends before `before`, by end then key
         id, after `after` (keyset paging: rows activated meanwhile never shift a page)."""
         reseller = SQL(" AND reseller_id = %s") if reseller_id else SQL("")
-        statement = SQL(
-            "SELECT p.position, k.* FROM {position} LEFT JOIN LATERAL"
-            " (SELECT {columns} FROM {keys} WHERE status = 'activated' AND period_ends_at > %s"
+        statement = self._page_with_position(
+            "SELECT {columns} FROM {keys} WHERE status = 'activated' AND period_ends_at > %s"
             " AND period_ends_at < %s AND (period_ends_at, key_id) > (%s, %s){reseller}"
-            " ORDER BY period_ends_at, key_id LIMIT %s) k ON true"
-        ).format(
-            position=self.position_subquery(),
-            columns=SQL(COLUMNS),
-            keys=self.table("keys"),
+            " ORDER BY period_ends_at, key_id LIMIT %s",
             reseller=reseller,
         )
         start = after or (now, UUID(int=0))

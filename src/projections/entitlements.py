@@ -242,13 +242,7 @@ class EntitlementsView(View):
 
     def plans_of_account(self, account_id: str) -> tuple[list[UUID], int]:
         """Every plan the account ever had, and the view's position when it answered."""
-        statement = SQL(
-            "SELECT p.position, a.plan_id FROM {position} LEFT JOIN {plans} a ON a.account_id = %s"
-        ).format(position=self.position_subquery(), plans=self.table("plan_accounts"))
-        with self.datastore.get_connection() as conn:
-            rows = conn.execute(statement, (account_id,)).fetchall()
-        plans = [row["plan_id"] for row in rows if row["plan_id"] is not None]
-        return plans, int(rows[0]["position"]) if rows else 0
+        return self.ids_of_account("plan_accounts", "plan_id", account_id)
 
     def due_plans(self, now: datetime, limit: int) -> list[UUID]:
         """Plans whose end has passed and whose SubscriptionExpired the view has not seen."""

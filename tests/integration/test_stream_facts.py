@@ -38,7 +38,7 @@ async def stream(
 def test_streams_from_the_start_hold_one_batch_of_facts_and_share_one_bounded_cache(
     service: Service,
 ) -> None:
-    feed = LogFeed(service.feed.follower, service.feed.reader, service.feed._executor, batch=100)
+    feed = LogFeed(service.feed.follower, service.feed.reader, service.feed.executor, batch=100)
     before = feed.reader.head()
     keys = issue(service, 600) + issue(service, 600)
     account = unique("acct-mine")

@@ -150,6 +150,10 @@ class Fields:
     # -- structured text -------------------------------------------------------------------
 
     def key_id(self, value: str, field: str = "key_id", *, required: bool = True) -> UUID | None:
+        return self.uuid(value, field, "key id", required=required)
+
+    def uuid(self, value: str, field: str, what: str, *, required: bool = True) -> UUID | None:
+        """An id in UUID form (`what` names it in the refusal), or None when empty."""
         value = value.strip(" ")
         if not value:
             if required:
@@ -160,7 +164,7 @@ class Fields:
                 return UUID(value)
             except ValueError:
                 pass
-        self.add(field, "must be a key id (UUID)")
+        self.add(field, f"must be a {what} (UUID)")
         return None
 
     def day(self, value: str, field: str) -> date | None:

@@ -68,24 +68,24 @@ class AttemptLimiter:
         reserve = Identifier(datastore.schema, "license_svc_reserve_attempt")
         end = Identifier(datastore.schema, "license_svc_end_attempt")
         self._create = [
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {t} ("
-                " id bigserial PRIMARY KEY,"
-                " at timestamptz NOT NULL,"
-                " account_id text NOT NULL,"
-                " session_id text NOT NULL,"
-                " method text NOT NULL,"
-                " reason text NOT NULL,"
-                " key_id uuid)"
-            ).format(t=table),
-            SQL(
-                "CREATE INDEX IF NOT EXISTS failed_attempts_session_idx"
-                " ON {t} (account_id, session_id, at)"
-            ).format(t=table),
-            SQL(
-                "CREATE INDEX IF NOT EXISTS failed_attempts_account_idx ON {t} (account_id, at)"
-            ).format(t=table),
-            SQL("CREATE INDEX IF NOT EXISTS failed_attempts_at_idx ON {t} (at)").format(t=table),
+            *(
+                SQL(statement).format(t=table)
+                for statement in (
+                    "CREATE TABLE IF NOT EXISTS {t} ("
+                    " id bigserial PRIMARY KEY,"
+                    " at timestamptz NOT NULL,"
+                    " account_id text NOT NULL,"
+                    " session_id text NOT NULL,"
+                    " method text NOT NULL,"
+                    " reason text NOT NULL,"
+                    " key_id uuid)",
+                    "CREATE INDEX IF NOT EXISTS failed_attempts_session_idx"
+                    " ON {t} (account_id, session_id, at)",
+                    "CREATE INDEX IF NOT EXISTS failed_attempts_account_idx"
+                    " ON {t} (account_id, at)",
+                    "CREATE INDEX IF NOT EXISTS failed_attempts_at_idx ON {t} (at)",
+                )
+            ),
             # A failure forgiven by support (attempt_upkeep.lift_block) names its lift and no
             # longer counts. Added only when missing: ALTER TABLE would lock the table at
             # every start.

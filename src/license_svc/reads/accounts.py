@@ -33,20 +33,14 @@ class AccountReads:
         self, account_id: str, product: Product, now: datetime, min_position: int, timeout: float
     ) -> Answer:
         return self._read(
-            AllowanceView,
-            account_id,
-            product,
-            now,
-            min_position,
-            timeout,
-            lambda view: self._leased(
-                account_id, product, view.allowance(account_id, product, now), now
-            ),
+            AllowanceView, self._leased, account_id, product, now, min_position, timeout
         )
 
-    def _leased(self, account_id: str, product: Product, answer: Answer, now: datetime) -> Answer:
-        """The view's answer with the account's live seat leases (rules §12) at `now`."""
-        found, position = answer
+    def _leased(
+        self, view: AllowanceView, account_id: str, product: Product, now: datetime
+    ) -> Answer:
+        """The view's allowance with the account's live seat leases (rules §12) at `now`."""
+        found, position = view.allowance(account_id, product, now)
         account = (account_id, product.value)
         return self._views.with_leases({account: found}, now)[account], position
 
@@ -60,13 +54,7 @@ class AccountReads:
         self, account_id: str, product: Product, now: datetime, min_position: int, timeout: float
     ) -> Answer:
         return self._read(
-            SummaryView,
-            account_id,
-            product,
-            now,
-            min_position,
-            timeout,
-            lambda view: view.summary(account_id, product, now),
+            SummaryView, SummaryView.summary, account_id, product, now, min_position, timeout
         )
 
     def _cached(
@@ -81,12 +69,12 @@ class AccountReads:
     def _read(
         self,
         cls: type[V],
+        query: Callable[[V, str, Product, datetime], Answer],
         account_id: str,
         product: Product,
         now: datetime,
         min_position: int,
         timeout: float,
-        query: Callable[[V], Answer],
     ) -> Answer:
         found = self._cached(cls, account_id, product, now, min_position)
         if found is not None:
@@ -95,7 +83,7 @@ class AccountReads:
         def read_and_keep(view: V) -> Answer:
             ticket = self._cache.begin((view.full_name, account_id, product.value))
             try:
-                answer, position = query(view)
+                answer, position = query(view, account_id, product, now)
             except BaseException:
                 self._cache.cancel(ticket)
                 raise

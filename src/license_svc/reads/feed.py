@@ -45,22 +45,14 @@ class Step:
     caught_up: bool = False
 
 
+@dataclass(eq=False)
 class LogFeed:
-    def __init__(
-        self,
-        follower: LogFollower,
-        reader: LogReader,
-        executor: Executor,
-        batch: int = 500,
-        tick: float = 1.0,
-        silence: float = float("inf"),
-    ) -> None:
-        self.follower = follower
-        self.reader = reader
-        self._executor = executor
-        self._batch = batch
-        self._tick = tick
-        self._silence = silence
+    follower: LogFollower
+    reader: LogReader
+    executor: Executor
+    batch: int = 500
+    tick: float = 1.0
+    silence: float = float("inf")
 
     @classmethod
     def build(
@@ -86,13 +78,13 @@ class LogFeed:
 
     def close(self) -> None:
         self.follower.stop()
-        if isinstance(self._executor, ThreadPoolExecutor):
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if isinstance(self.executor, ThreadPoolExecutor):
+            self.executor.shutdown(wait=False, cancel_futures=True)
         self.reader.close()
 
     async def call(self, fn: Callable[..., T], *args: object) -> T:
         """Run a blocking store read on the stream readers' threads."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def head(self) -> int:
         return await self.call(self.reader.head)
@@ -101,7 +93,7 @@ class LogFeed:
         position = after
         target = await self.head()  # the historical part: everything committed by now
         while position < target:
-            events = await self.call(self.reader.after, position, self._batch)
+            events = await self.call(self.reader.after, position, self.batch)
             events = [e for e in events if e.id <= target]
             if not events:
                 break  # nothing more below the target (ids the store skipped)
@@ -125,9 +117,9 @@ class LogFeed:
         try:
             last_step = time.monotonic()
             while True:
-                events = self.follower.read(position, self._batch)
+                events = self.follower.read(position, self.batch)
                 if events is None:  # fell behind the window: read the store
-                    events = await self.call(self.reader.after, position, self._batch)
+                    events = await self.call(self.reader.after, position, self.batch)
                 if events:
                     position = events[-1].id
                     last_step = time.monotonic()
@@ -136,7 +128,7 @@ class LogFeed:
                 woken.clear()
                 if self.follower.head > position:
                     continue  # appended between the read and the clear
-                wait = self._tick - (time.monotonic() - last_step)
+                wait = self.tick - (time.monotonic() - last_step)
                 if wait > 0:
                     try:
                         await asyncio.wait_for(woken.wait(), wait)
@@ -144,7 +136,7 @@ class LogFeed:
                     except TimeoutError:
                         pass
                 silent = self.follower.silent_for()
-                if silent > self._silence:
+                if silent > self.silence:
                     raise LogSilent(
                         f"The store's log has not answered for {silent:.0f} s; resume from"
                         f" position {position}"

@@ -22,7 +22,8 @@ class LeaseTable:
     def __init__(self, schema: str) -> None:
         t = SQL("{}.seat_leases").format(Identifier(schema))
         self.create: list[Composed] = [
-            SQL(
+            SQL(statement).format(t=t)
+            for statement in (
                 "CREATE TABLE IF NOT EXISTS {t} ("
                 " lease_id uuid PRIMARY KEY,"
                 " account_id text NOT NULL,"
@@ -35,21 +36,15 @@ class LeaseTable:
                 " ended text,"
                 " ended_at timestamptz,"
                 " recorded boolean NOT NULL DEFAULT false)"
-                " WITH (fillfactor = 70)"
-            ).format(t=t),
-            # One open lease per connection: a retried acquire finds it, never a second seat.
-            SQL(
+                " WITH (fillfactor = 70)",
+                # One open lease per connection: a retried acquire finds it, never a second seat.
                 "CREATE UNIQUE INDEX IF NOT EXISTS seat_leases_connection_idx"
-                " ON {t} (account_id, product, connection_id) WHERE ended IS NULL"
-            ).format(t=t),
-            SQL(
+                " ON {t} (account_id, product, connection_id) WHERE ended IS NULL",
                 "CREATE INDEX IF NOT EXISTS seat_leases_account_idx"
-                " ON {t} (account_id, product, granted_at)"
-            ).format(t=t),
-            SQL(
+                " ON {t} (account_id, product, granted_at)",
                 "CREATE INDEX IF NOT EXISTS seat_leases_unrecorded_idx"
-                " ON {t} (granted_at) WHERE NOT recorded"
-            ).format(t=t),
+                " ON {t} (granted_at) WHERE NOT recorded",
+            )
         ]
         state = Identifier(schema, "license_svc_seat_state")
         # An acquire's first half in one round trip. In a VOLATILE function each statement takes

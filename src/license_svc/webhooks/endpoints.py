@@ -81,22 +81,14 @@ class EndpointHealth:
     oldest_pending_at: datetime | None
 
 
+@dataclass(eq=False)
 class Endpoints:
-    def __init__(
-        self,
-        tables: WebhookTables,
-        box: SecretBox,
-        head: Callable[[], int | None],
-        clock: Clock,
-        allow_private: bool,
-        resolve: addresses.Resolve = addresses.system_resolve,
-    ) -> None:
-        self._tables = tables
-        self._box = box
-        self._head = head
-        self._clock = clock
-        self._allow_private = allow_private
-        self._resolve = resolve
+    tables: WebhookTables
+    box: SecretBox
+    head: Callable[[], int | None]
+    clock: Clock
+    allow_private: bool
+    resolve: addresses.Resolve = addresses.system_resolve
 
     def create(self, reseller_id: str, url: str, event_types: list[str]) -> Created:
         """Raises `addresses.UrlRefused` for a URL that may not be called, ValueError for an
@@ -104,12 +96,12 @@ class Endpoints:
         unknown = [t for t in event_types if t not in TYPES]
         if unknown:
             raise ValueError(f"unknown message type {unknown[0]!r} (one of {', '.join(TYPES)})")
-        addresses.check(url, self._allow_private, self._resolve)
+        addresses.check(url, self.allow_private, self.resolve)
         endpoint_id = str(uuid.uuid4())
         secret = new_secret()
-        now = self._clock()
-        t = self._tables.t
-        with self._tables.datastore.transaction(commit=True) as curs:
+        now = self.clock()
+        t = self.tables.t
+        with self.tables.datastore.transaction(commit=True) as curs:
             # Serialise a reseller's creations so the count below is a limit, not a guess.
             curs.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"wh:{reseller_id}",))
             row = curs.execute(
@@ -122,7 +114,7 @@ class Endpoints:
             # Between two router transactions: every event up to the head read now was routed
             # (or will be) without this endpoint, and every later one will see it committed.
             hold_the_router(curs)
-            head = self._head() or 0
+            head = self.head() or 0
             curs.execute(
                 f"INSERT INTO {t('webhook_endpoints')} (endpoint_id, reseller_id, url,"
                 " event_types, secret, secret_key_id, created_at, created_position)"
@@ -132,8 +124,8 @@ class Endpoints:
                     reseller_id,
                     url,
                     sorted(set(event_types)),
-                    self._box.seal(secret, endpoint_id),
-                    self._box.key_id,
+                    self.box.seal(secret, endpoint_id),
+                    self.box.key_id,
                     now,
                     head,
                 ),
@@ -144,12 +136,12 @@ class Endpoints:
         return Created(endpoint, secret)
 
     def health(self, reseller_id: str = "") -> list[EndpointHealth]:
-        return endpoint_health(self._tables, reseller_id)
+        return endpoint_health(self.tables, reseller_id)
 
     def list(self, reseller_id: str) -> list[Endpoint]:
         """A reseller's endpoints ('' = every reseller's), oldest first."""
-        t = self._tables.t
-        with self._tables.datastore.transaction(commit=False) as curs:
+        t = self.tables.t
+        with self.tables.datastore.transaction(commit=False) as curs:
             rows = curs.execute(
                 f"SELECT e.*, d.pending, d.oldest FROM {t('webhook_endpoints')} e"
                 " LEFT JOIN LATERAL (SELECT count(*) AS pending, min(created_at) AS oldest"
@@ -162,8 +154,8 @@ class Endpoints:
         return [_endpoint(row) for row in rows]
 
     def get(self, endpoint_id: str, reseller_id: str | None) -> Endpoint:
-        t = self._tables.t
-        with self._tables.datastore.transaction(commit=False) as curs:
+        t = self.tables.t
+        with self.tables.datastore.transaction(commit=False) as curs:
             row = curs.execute(
                 f"SELECT * FROM {t('webhook_endpoints')} WHERE endpoint_id = %s",
                 (endpoint_id,),
@@ -175,8 +167,8 @@ class Endpoints:
     def delete(self, endpoint_id: str, reseller_id: str | None) -> tuple[bool, int]:
         """(deleted now, pending deliveries cancelled); deleting again changes nothing."""
         found = self.get(endpoint_id, reseller_id)
-        t = self._tables.t
-        with self._tables.datastore.transaction(commit=True) as curs:
+        t = self.tables.t
+        with self.tables.datastore.transaction(commit=True) as curs:
             hold_the_router(curs)  # no routing in flight that still counts this endpoint live
             # Delivery rows before the endpoint's row, as the sender takes them (no lock cycle).
             cancelled = curs.execute(
@@ -187,7 +179,7 @@ class Endpoints:
             row = curs.execute(
                 f"UPDATE {t('webhook_endpoints')} SET deleted_at = %s"
                 " WHERE endpoint_id = %s AND deleted_at IS NULL RETURNING endpoint_id",
-                (self._clock(), found.endpoint_id),
+                (self.clock(), found.endpoint_id),
             ).fetchone()
         return row is not None, cancelled
 
@@ -196,8 +188,8 @@ class Endpoints:
     ) -> DeliveryPage:
         """Newest first; `before_seq` continues a page."""
         self.get(endpoint_id, reseller_id)
-        t = self._tables.t
-        with self._tables.datastore.transaction(commit=False) as curs:
+        t = self.tables.t
+        with self.tables.datastore.transaction(commit=False) as curs:
             rows = curs.execute(
                 f"SELECT * FROM {t('webhook_deliveries')} WHERE endpoint_id = %s"
                 " AND (%s::bigint IS NULL OR seq < %s) ORDER BY seq DESC LIMIT %s",
@@ -227,9 +219,9 @@ class Endpoints:
             raise EndpointDisabled(
                 f"The endpoint is disabled ({endpoint.disabled_reason}); create a new one"
             )
-        now = self._clock()
-        t = self._tables.t
-        with self._tables.datastore.transaction(commit=True) as curs:
+        now = self.clock()
+        t = self.tables.t
+        with self.tables.datastore.transaction(commit=True) as curs:
             row = curs.execute(
                 f"UPDATE {t('webhook_deliveries')} SET state = 'pending', next_attempt_at = %s,"
                 " window_from = %s,"

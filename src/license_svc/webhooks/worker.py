@@ -24,6 +24,8 @@ from datetime import timedelta
 
 import psycopg
 
+from license_svc.adapters.threads import Threads
+
 from .router import BATCH, Reminders, Router
 from .sender import Claim, Sender
 
@@ -31,7 +33,7 @@ log = logging.getLogger("license_svc.webhooks")
 PAUSE_AFTER_ERROR = 0.5
 
 
-class WebhookWorker:
+class WebhookWorker(Threads):
     def __init__(
         self,
         router: Router,
@@ -59,25 +61,18 @@ class WebhookWorker:
         self._lock = threading.Lock()
         self._in_flight: Counter[str] = Counter()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook-send")
-        self._loops = [
-            threading.Thread(target=self._route_loop, name="webhook-router", daemon=True),
-            threading.Thread(target=self._remind_loop, name="webhook-reminders", daemon=True),
-            threading.Thread(target=self._dispatch_loop, name="webhook-dispatch", daemon=True),
-        ]
-
-    def start(self) -> None:
-        for loop in self._loops:
-            loop.start()
-
-    def is_alive(self) -> bool:
-        return all(loop.is_alive() for loop in self._loops)
+        super().__init__(
+            [
+                threading.Thread(target=self._route_loop, name="webhook-router", daemon=True),
+                threading.Thread(target=self._remind_loop, name="webhook-reminders", daemon=True),
+                threading.Thread(target=self._dispatch_loop, name="webhook-dispatch", daemon=True),
+            ]
+        )
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stopping.set()
         self._wake.set()
-        for loop in self._loops:
-            if loop.is_alive():
-                loop.join(timeout)
+        self.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._sender.close()
 

@@ -38,6 +38,7 @@ from psycopg.rows import dict_row
 from license_svc.adapters import pools as dbpool
 from license_svc.adapters.application import EventStore
 from license_svc.adapters.supervise import supervise
+from license_svc.adapters.threads import Threads
 from license_svc.config import Settings
 from projections.base import generation_name
 from projections.generations import Generations
@@ -260,7 +261,7 @@ class ViewWorker(threading.Thread):
             close_runner(runner)
 
 
-class ProjectionWorkers:
+class ProjectionWorkers(Threads):
     """The views' worker of one process: `license-svc project`, or inside `license-svc run`."""
 
     def __init__(
@@ -275,18 +276,9 @@ class ProjectionWorkers:
         if create:
             Generations(datastore).create_table()
         self.workers = [ViewWorker(settings, datastore, names, create)]
-
-    def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
-
-    def is_alive(self) -> bool:
-        """Every worker thread still running (standing by counts): for the health endpoint."""
-        return all(worker.is_alive() for worker in self.workers)
+        super().__init__(self.workers)  # alive while every worker runs (standing by counts)
 
     def stop(self, timeout: float = 30.0) -> None:
         for worker in self.workers:
             worker.stop()
-        for worker in self.workers:
-            if worker.is_alive():
-                worker.join(timeout)
+        self.join(timeout)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from license_svc.access.fields import BadRequest, Fields
 from license_svc.adapters.clock import Clock
 from license_svc.domain.subscription import Subscription
 from license_svc.domain.tiers import Product
-from license_svc.reads.accounts import AccountReads
+from license_svc.reads.accounts import AccountReads, Answer
 from license_svc.reads.live import LiveViews
 from license_svc.reads.pointintime import PointInTime
 from license_svc.reads.watch import AllowanceWatch
@@ -88,22 +89,35 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         answer = self._point_in_time.subscription(account_id, product, as_of)
         return as_of, answer.subscription, answer.position
 
+    def _then_or_now(
+        self,
+        request: Any,
+        context: grpc.ServicerContext,
+        account_id: str,
+        product: Product,
+        read: Callable[[str, Product, datetime, int, float], Answer],
+    ) -> tuple[datetime | None, Subscription, int]:
+        """The point-in-time answer when the request has `as_of`, else `read` at the service's
+        clock (waiting for `min_position` within the call's deadline)."""
+        then = self._as_of(request, account_id, product)
+        if then is not None:
+            return then
+        found, position = read(
+            account_id,
+            product,
+            self._clock(),
+            min_position(request.min_position),
+            wait_budget(context, self._max_wait),
+        )
+        return None, found, position
+
     def GetSubscriptionSummary(
         self, request: pb.GetSubscriptionSummaryRequest, context: grpc.ServicerContext
     ) -> pb.SubscriptionSummary:
         account_id, product = _account(request.account_id, request.product)
-        then = self._as_of(request, account_id, product)
-        if then is not None:
-            as_of, found, position = then
-        else:
-            as_of, now = None, self._clock()
-            found, position = self._reads.summary(
-                account_id,
-                product,
-                now,
-                min_position(request.min_position),
-                wait_budget(context, self._max_wait),
-            )
+        as_of, found, position = self._then_or_now(
+            request, context, account_id, product, self._reads.summary
+        )
         limits = found.limits
         return pb.SubscriptionSummary(
             account_id=account_id,
@@ -148,18 +162,9 @@ class EntitlementServicer(pb_grpc.EntitlementServiceServicer):
         in_use = request.connections_in_use
         if in_use < 0:
             raise BadRequest([("connections_in_use", "must not be negative")])
-        then = self._as_of(request, account_id, product)
-        if then is not None:
-            as_of, found, position = then
-        else:
-            as_of, now = None, self._clock()
-            found, position = self._reads.allowance(
-                account_id,
-                product,
-                now,
-                min_position(request.min_position),
-                wait_budget(context, self._max_wait),
-            )
+        as_of, found, position = self._then_or_now(
+            request, context, account_id, product, self._reads.allowance
+        )
         answer = seat_allowance(account_id, product, found, position, in_use)
         if (stamp := convert.timestamp(as_of)) is not None:
             answer.as_of.CopyFrom(stamp)

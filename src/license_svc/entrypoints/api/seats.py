@@ -7,11 +7,10 @@ RetryInfo) are the error table's. The portal lists only; integrations and ops do
 from __future__ import annotations
 
 from collections.abc import Callable
-from uuid import UUID
 
 import grpc
 
-from license_svc.access.fields import MAX_KEY_ID, BadRequest, Fields, forbidden_character
+from license_svc.access.fields import BadRequest, Fields
 from license_svc.domain.seats import MAX_RENEWALS, ttl_of
 from license_svc.domain.tiers import Product
 from license_svc.seats.book import Lease, SeatBook
@@ -32,8 +31,7 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
         self, request: pb.AcquireSeatRequest, context: grpc.ServicerContext
     ) -> pb.AcquireSeatResponse:
         check = Fields()
-        account_id = check.identifier(request.account_id, "account_id")
-        product = _product(check, request.product)
+        account_id, product = _account_product(check, request)
         connection_id = check.identifier(request.connection_id, "connection_id")
         holder = check.identifier(request.holder, "holder")
         ttl = 0
@@ -63,7 +61,9 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
         elif len(request.lease_ids) > MAX_RENEWALS:
             check.add("lease_ids", f"must name at most {MAX_RENEWALS:,} leases")
             check.done()
-        ids = [_lease_id(check, v, f"lease_ids[{i}]") for i, v in enumerate(request.lease_ids)]
+        ids = [
+            check.uuid(v, f"lease_ids[{i}]", "lease id") for i, v in enumerate(request.lease_ids)
+        ]
         check.done()
         renewals = self._book.renew(holder, [i for i in ids if i is not None])
         return pb.RenewSeatsResponse(
@@ -83,7 +83,7 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
         self, request: pb.ReleaseSeatRequest, context: grpc.ServicerContext
     ) -> pb.ReleaseSeatResponse:
         check = Fields()
-        lease_id = _lease_id(check, request.lease_id, "lease_id")
+        lease_id = check.uuid(request.lease_id, "lease_id", "lease id")
         check.done()
         assert lease_id is not None
         released = self._book.release(lease_id)
@@ -95,8 +95,7 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
         self, request: pb.ListSeatLeasesRequest, context: grpc.ServicerContext
     ) -> pb.ListSeatLeasesResponse:
         check = Fields()
-        account_id = check.identifier(request.account_id, "account_id")
-        product = _product(check, request.product)
+        account_id, product = _account_product(check, request)
         check.done()
         assert product is not None
         return pb.ListSeatLeasesResponse(
@@ -116,23 +115,15 @@ def lease(value: Lease) -> pb.SeatLease:
     )
 
 
+def _account_product(
+    check: Fields, request: pb.AcquireSeatRequest | pb.ListSeatLeasesRequest
+) -> tuple[str, Product | None]:
+    return check.identifier(request.account_id, "account_id"), _product(check, request.product)
+
+
 def _product(check: Fields, value: int) -> Product | None:
     try:
         return convert.product(value)
     except BadRequest as error:
         check.merge(error)
         return None
-
-
-def _lease_id(check: Fields, value: str, field: str) -> UUID | None:
-    text = value.strip(" ")
-    if not text:
-        check.add(field, "is required")
-        return None
-    if len(text) <= MAX_KEY_ID and forbidden_character(text) is None:
-        try:
-            return UUID(text)
-        except ValueError:
-            pass
-    check.add(field, "must be a lease id (UUID)")
-    return None

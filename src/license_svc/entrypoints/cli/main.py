@@ -20,6 +20,8 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from license_svc import bootstrap, config, logs, netaddr, startup
 from license_svc.entrypoints import client
@@ -98,6 +100,16 @@ def _settings(
     if settings.found_development:  # one line: what a maintenance command found by itself
         print(f"license-svc: {settings.found_development}", file=sys.stderr)
     return settings.with_(**changes) if changes else settings
+
+
+@contextmanager
+def _tool_service() -> Iterator[bootstrap.Service]:
+    """The service of a one-shot maintenance command (a small pool), closed when it is done."""
+    service = _service(_settings("tool", changes=SMALL_POOL))
+    try:
+        yield service
+    finally:
+        service.close()
 
 
 def _service(settings: config.Settings) -> bootstrap.Service:
@@ -237,15 +249,15 @@ def cmd_webhooks(args: argparse.Namespace) -> int:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from projections.workers.rebuild import RebuildBusy, rebuild
 
-    service = _service(_settings("tool", changes=SMALL_POOL))
-    try:
-        for name in NAMES if args.name == "all" else [args.name]:
-            rebuild(service.settings, service.datastore, service.app, name, keep_old=args.keep_old)
-    except RebuildBusy as error:
-        log.error("%s", error)
-        return 1
-    finally:
-        service.close()
+    with _tool_service() as service:
+        try:
+            for name in NAMES if args.name == "all" else [args.name]:
+                rebuild(
+                    service.settings, service.datastore, service.app, name, keep_old=args.keep_old
+                )
+        except RebuildBusy as error:
+            log.error("%s", error)
+            return 1
     return 0
 
 
@@ -253,28 +265,22 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from projections.workers.prune import prune
     from projections.workers.rebuild import rebuilding
 
-    service = _service(_settings("tool", changes=SMALL_POOL))
-    try:
+    with _tool_service() as service:
         for name in NAMES if args.name == "all" else [args.name]:
             with rebuilding(service.settings, name) as (conn, mine):
                 if not mine:
                     print(f"{name}: a rebuild is running; try again after it")
                     continue
                 print(prune(conn, service.settings, service.datastore, name).summary())
-    finally:
-        service.close()
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    service = _service(_settings("tool", changes=SMALL_POOL))
-    try:
+    with _tool_service() as service:
         head = service.app.recorder.max_notification_id() or 0
         for name, position in service.views.status():
             generation = service.views.live_generation(name)
             print(f"{name} generation={generation} position={position} head={head}")
-    finally:
-        service.close()
     return 0
 
 

@@ -53,7 +53,22 @@ def options() -> argparse.ArgumentParser:
     return parent
 
 
-class Connection:
+class ServiceStubs:
+    """The stubs of the licensing services on one channel (sync or aio: the stub classes are
+    the same)."""
+
+    def __init__(self, channel: Any) -> None:
+        self.keys = pb_grpc.KeyServiceStub(channel)
+        self.activation = pb_grpc.ActivationServiceStub(channel)
+        self.entitlements = pb_grpc.EntitlementServiceStub(channel)
+        self.audit = pb_grpc.AuditServiceStub(channel)
+        self.ops = pb_grpc.OpsServiceStub(channel)
+        self.billing = pb_grpc.BillingServiceStub(channel)
+        self.webhooks = pb_grpc.WebhookServiceStub(channel)
+        self.seats = pb_grpc.SeatServiceStub(channel)
+
+
+class Connection(ServiceStubs):
     """One channel with the caller's token; the stubs of every service."""
 
     def __init__(self, args: argparse.Namespace) -> None:
@@ -71,12 +86,7 @@ class Connection:
             self.channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(root))
         else:
             self.channel = grpc.insecure_channel(self.target)
-        self.keys = pb_grpc.KeyServiceStub(self.channel)
-        self.activation = pb_grpc.ActivationServiceStub(self.channel)
-        self.entitlements = pb_grpc.EntitlementServiceStub(self.channel)
-        self.audit = pb_grpc.AuditServiceStub(self.channel)
-        self.ops = pb_grpc.OpsServiceStub(self.channel)
-        self.webhooks = pb_grpc.WebhookServiceStub(self.channel)
+        super().__init__(self.channel)
 
     def call(self, method: Callable[..., M], request: Message, timeout: float | None = None) -> M:
         try:
