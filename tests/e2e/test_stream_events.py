@@ -210,8 +210,10 @@ def test_an_unknown_event_type_or_a_bad_key_id_is_invalid_argument_with_field_vi
 def test_past_the_cap_a_new_stream_is_refused_with_retry_info(
     make_service: Callable[..., Service], serve_in_process: Callable[[Service], Client]
 ) -> None:
-    client = serve_in_process(make_service(max_streams=1))
-    holding = open_stream(client, follow=True, after_position=0, limit=0)
+    service = make_service(max_streams=1)
+    client = serve_in_process(service)
+    # From the head: the slots are the point, not the suite's whole history.
+    holding = open_stream(client, follow=True, after_position=service.feed.reader.head(), limit=0)
     read_until(holding, lambda i: i.WhichOneof("item") == "caught_up")
     with pytest.raises(grpc.RpcError) as failure:
         next(open_stream(client, follow=True))
@@ -225,15 +227,17 @@ def test_past_the_cap_a_new_stream_is_refused_with_retry_info(
 def test_one_caller_holds_at_most_its_share_of_the_slots_while_others_still_open_theirs(
     make_service: Callable[..., Service], serve_in_process: Callable[[Service], Client]
 ) -> None:
-    client = serve_in_process(make_service(max_streams=4, stream_share_percent=50))
+    service = make_service(max_streams=4, stream_share_percent=50)
+    client = serve_in_process(service)
+    head = service.feed.reader.head()  # the slots are the point, not the suite's history
     held = []
     for _ in range(2):
-        held.append(open_stream(client, follow=True, after_position=0))
+        held.append(open_stream(client, follow=True, after_position=head))
         read_until(held[-1], lambda i: i.WhichOneof("item") == "caught_up")
     with pytest.raises(grpc.RpcError) as failure:
         next(open_stream(client, follow=True))
     for _ in range(2):
-        held.append(open_stream(client, "ops", follow=True, after_position=0))
+        held.append(open_stream(client, "ops", follow=True, after_position=head))
         read_until(held[-1], lambda i: i.WhichOneof("item") == "caught_up")
     for call in held:
         call.cancel()

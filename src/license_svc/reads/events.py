@@ -38,7 +38,7 @@ from license_svc.domain.key import ActivationKey
 from license_svc.domain.plan import Plan
 from license_svc.domain.seats import SeatLease
 
-from .feed import LogFeed
+from .feed import Abandoned, LogFeed, Memo, shared
 
 _EVENTS: tuple[type, ...] = (
     ActivationKey.KeyIssued,
@@ -95,6 +95,7 @@ class KeyFact:
 
 
 UNKNOWN = KeyFact()
+ISSUED_ONLY = KeyFact(final=False)  # a key issued in the batch, its reseller not looked at
 
 
 class FactCache:
@@ -133,17 +134,58 @@ class KeyFacts:
         self.decode = decode
         self.cache = cache
         self.batch: dict[Id, KeyFact] = {}
+        self._memo: Memo | None = None  # the shared batch `batch` was learned for
 
-    async def learn(self, events: Sequence[Notification], feed: LogFeed) -> None:
+    async def learn(
+        self,
+        events: Sequence[Notification],
+        feed: LogFeed,
+        memo: Memo | None = None,
+        resellers: bool = True,
+    ) -> None:
         """Know every key of `events`: from the cache, else from the store (whose versions 1
-        and 2 include those of the batch: the batch is committed)."""
+        and 2 include those of the batch: the batch is committed). With the `memo` of a shared
+        batch, the first stream to ask learns them and the others take its answer. Without
+        `resellers`, the reseller of a key merely issued in the batch is not decoded (an
+        account's filter never lets a KeyIssued through)."""
+        self._memo = memo
+        if memo is None:
+            self.batch = await self._learn(events, feed, resellers)
+            return
+        key = ("facts", id(self.cache), resellers)
+        while True:
+            future, mine = memo.claim(key)
+            if not mine:
+                try:
+                    if future.done():
+                        self.batch = future.result()
+                    else:
+                        self.batch = await shared(future)
+                    return
+                except Abandoned:
+                    continue  # its stream left or failed: learn them here
+            try:
+                self.batch = await self._learn(events, feed, resellers)
+            except BaseException:
+                memo.abandon(key, future)
+                raise
+            future.set_result(self.batch)
+            return
+
+    async def _learn(
+        self, events: Sequence[Notification], feed: LogFeed, resellers: bool
+    ) -> dict[Id, KeyFact]:
         batch: dict[Id, KeyFact] = {}
         missing: list[Id] = []
         # A key's first event says all a filter needs about it at that position (its reseller;
         # no account yet), so only the keys with later events in the batch are looked up.
         later = {e.originator_id for e in events if not _first(e)}
         for event in events:
-            if event.originator_id not in later and event.originator_id not in batch:
+            if event.originator_id in later or event.originator_id in batch:
+                continue
+            if event.topic == ISSUED and not resellers:
+                batch[event.originator_id] = ISSUED_ONLY  # may change: never cached
+            else:
                 batch[event.originator_id] = fact = self._fact([event])
                 self.cache.put(event.originator_id, fact)  # a plan's start is final already
         for key_id in later:
@@ -159,7 +201,7 @@ class KeyFacts:
             for key_id, found in first.items():
                 batch[key_id] = fact = self._fact(found)
                 self.cache.put(key_id, fact)
-        self.batch = batch
+        return batch
 
     def _fact(self, first: list[Notification]) -> KeyFact:
         reseller, account, activated_at, issued, second = "", "", 0, False, False
@@ -171,6 +213,37 @@ class KeyFacts:
             elif event.topic in (ACTIVATED, PLAN_STARTED, LEASE_GRANTED):
                 account, activated_at = self.decode(event).account_id, event.id
         return KeyFact(reseller, account, activated_at, final=second or not issued)
+
+    def matching(self, wanted: EventFilter, events: Sequence[Notification]) -> list[int]:
+        """The indexes of the events of the batch last learned that `wanted` lets through.
+        On a shared batch, an account's or a reseller's events are found through an index
+        built once for every stream, not by each stream looking at every event."""
+        memo = self._memo if wanted.needs_facts else None
+        if memo is None:
+            return [i for i, event in enumerate(events) if self.matches(wanted, event)]
+        if wanted.account_id:
+            index = memo.get(("by_account", id(self.cache)), lambda: self._by_account(events))
+            candidates = index.get(wanted.account_id, ())
+        else:
+            index = memo.get(("by_reseller", id(self.cache)), lambda: self._by_reseller(events))
+            candidates = index.get(wanted.reseller_id, ())
+        return [i for i in candidates if self.matches(wanted, events[i])]
+
+    def _by_account(self, events: Sequence[Notification]) -> dict[str, list[int]]:
+        index: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            key = self.batch.get(event.originator_id, UNKNOWN)
+            if key.account_id and 0 < key.activated_at <= event.id:
+                index.setdefault(key.account_id, []).append(i)
+        return index
+
+    def _by_reseller(self, events: Sequence[Notification]) -> dict[str, list[int]]:
+        index: dict[str, list[int]] = {}
+        for i, event in enumerate(events):
+            key = self.batch.get(event.originator_id, UNKNOWN)
+            if key.reseller_id:
+                index.setdefault(key.reseller_id, []).append(i)
+        return index
 
     def matches(self, wanted: EventFilter, event: Notification) -> bool:
         if wanted.topics and event.topic not in wanted.topics:

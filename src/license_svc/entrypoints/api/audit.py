@@ -73,18 +73,19 @@ class _Stream:
         limit, sent = request.limit, 0
         self._said = request.after_position
         async for step in self._feed.walk(request.after_position, request.follow):
-            if self._wanted.needs_facts and step.events:
-                await self._facts.learn(step.events, self._feed)
-            for event in step.events:
-                if self._facts.matches(self._wanted, event):
-                    await self._say(pb.StreamEventsResponse(event=self._event(event)), event.id)
-                    sent += 1
-                    if limit and sent >= limit:
-                        return
-                else:
-                    self._skipped += 1
-                    if self._skipped >= CHECKPOINT_EVERY:
-                        await self._checkpoint(event.id)
+            events = step.events
+            if self._wanted.needs_facts and events:
+                resellers = bool(self._wanted.reseller_id)
+                await self._facts.learn(events, self._feed, step.memo, resellers)
+            done = -1  # the index of the last event sent or skipped
+            for i in self._facts.matching(self._wanted, events) if events else ():
+                await self._skip(events, done, i)
+                await self._say(pb.StreamEventsResponse(event=self._event(events[i])), events[i].id)
+                done = i
+                sent += 1
+                if limit and sent >= limit:
+                    return
+            await self._skip(events, done, len(events))
             if step.caught_up:
                 if step.upto > self._said and self._skipped:
                     await self._checkpoint(step.upto)
@@ -92,6 +93,14 @@ class _Stream:
                 await self._say(pb.StreamEventsResponse(caught_up=caught_up), step.upto)
             elif step.upto > self._said and time.monotonic() - self._said_at >= CHECKPOINT_SECONDS:
                 await self._checkpoint(step.upto)
+
+    async def _skip(self, events: list[Notification], done: int, upto: int) -> None:
+        """Skip the events after index `done` and before `upto`, with a checkpoint at every
+        CHECKPOINT_EVERY-th event skipped since the last message."""
+        while self._skipped + (upto - done - 1) >= CHECKPOINT_EVERY:
+            done += CHECKPOINT_EVERY - self._skipped
+            await self._checkpoint(events[done].id)  # resets the count
+        self._skipped += upto - done - 1
 
     async def _checkpoint(self, position: int) -> None:
         checkpoint = pb.Checkpoint(position=position)
