@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.processes import process_pool
 from bench.watchers import WatchSpec, run_watchers
 from license_svc.entrypoints.api.gen import licensing_pb2 as pb
 from tests.helpers import EVENTS_TABLE
@@ -137,7 +138,7 @@ def test_ten_thousand_watchers_opened_and_closed_three_times_leave_the_rss_flat(
         process = psutil.Process(server.process.pid)
         before = process.memory_info().rss
         after: list[int] = []
-        with ProcessPoolExecutor(PROCESSES) as pool:
+        with process_pool(PROCESSES) as pool:  # spawned: a forked gRPC client can hang
             for n in range(1, ROUNDS + 1):
                 one_round(pool, server, tmp_path)
                 while watches_ended(server) < n * ACCOUNTS:  # the server let every one go
