@@ -290,13 +290,13 @@ class LicensingRecorder(PostgresApplicationRecorder):
 
     def append_in(
         self, curs: Cursor[DictRow], insert: Cursor[DictRow], stored_events: Sequence[StoredEvent]
-    ) -> Callable[[], int]:
+    ) -> Callable[[], Sequence[int]]:
         """Append events inside the caller's transaction, after its own rows, by the library's
         rules: the table lock, then NOTIFY, then the insert (on `insert`, a cursor of its own).
-        Works in pipeline mode too: nothing is read here. Returns a function that gives the last
-        notification id once the results are in. The caller commits: its rows and the events
-        are recorded together or not at all. The table lock serialises every writer of the
-        store: take it last and commit soon."""
+        Works in pipeline mode too: nothing is read here. Returns a function that gives the
+        events' notification ids, in order, once the results are in. The caller commits: its
+        rows and the events are recorded together or not at all. The table lock serialises
+        every writer of the store: take it last and commit soon."""
         make = self.construct_pg_stored_event
         rows = [
             make(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events
@@ -306,12 +306,12 @@ class LicensingRecorder(PostgresApplicationRecorder):
         curs.execute(self._append_notify)
         insert.execute(self._append_insert, (rows,))
 
-        def last_id() -> int:
-            ids = self._fetch_ids_after_insert_events(insert, stored_events)
-            assert ids
-            return int(ids[-1])
+        def ids() -> Sequence[int]:
+            found = self._fetch_ids_after_insert_events(insert, stored_events)
+            assert found and len(found) == len(stored_events)
+            return found
 
-        return last_id
+        return ids
 
     def _record_request(self, curs: Cursor[DictRow], request: IssueRequest) -> None:
         """Insert the request row; a racing copy of the request makes it wait for that copy to

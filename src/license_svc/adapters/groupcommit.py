@@ -31,8 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresDatastore
@@ -42,43 +41,47 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 MAX_GROUP = 64  # appends written in one transaction
 
 
-@dataclass(eq=False)
-class Append:
-    events: Sequence[StoredEvent]
-    ids: Sequence[int] | None = None
-    error: BaseException | None = None
-    lead: bool = False  # handed the writer's role
-    done: threading.Event = field(default_factory=threading.Event)
+class Job:
+    """One command waiting for a group's writer: the writer settles it (its result or its
+    error); `lead` says the writer's role was handed to it."""
 
-    def outcome(self) -> Sequence[int]:
-        if self.error is not None:
-            raise self.error
-        assert self.ids is not None
-        return self.ids
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self.lead = False
+        self.done = threading.Event()
+
+    def settled(self) -> bool:
+        return self.error is not None
 
 
-Writer = Callable[[list[Append]], None]  # sets each append's ids or error, or raises
+J = TypeVar("J", bound=Job)
 
 
-class GroupCommit:
-    def __init__(self, write: Writer, max_group: int = MAX_GROUP) -> None:
+class Batcher(Generic[J]):
+    """The group-commit queue for any kind of command: the first thread to submit while no
+    group is being written writes every queued job (at most `max_group`, its own first) with
+    `write`, which settles each; jobs that arrive meanwhile queue, and the oldest of them writes
+    the next group. No timer. A `write` that raises settles every job it left unsettled with
+    (a copy of) its error."""
+
+    def __init__(self, write: Callable[[list[J]], None], max_group: int = MAX_GROUP) -> None:
         self._write = write
         self._max_group = max(1, max_group)
         self._lock = threading.Lock()
-        self._queue: deque[Append] = deque()
+        self._queue: deque[J] = deque()
         self._writing = False
-        # Totals since start, for the bench's append rows (mean group size, time per group).
+        # Totals since start, for the bench's rows (mean group size, time per group).
         self.groups = 0
-        self.appends = 0
+        self.appends = 0  # jobs written
         self.write_seconds = 0.0
 
     def queued(self) -> int:
-        """Appends waiting for a writer (not those being written)."""
+        """Jobs waiting for a writer (not those being written)."""
         with self._lock:
             return len(self._queue)
 
-    def append(self, events: Sequence[StoredEvent]) -> Sequence[int]:
-        mine = Append(events)
+    def submit(self, mine: J) -> J:
+        """Queue `mine` and return it once a group's writer settled it."""
         with self._lock:
             self._queue.append(mine)
             lead = not self._writing
@@ -90,13 +93,13 @@ class GroupCommit:
                 self._abandon(mine)
                 raise
             if not mine.lead:
-                return mine.outcome()
+                return mine
         self._write_group()
-        return mine.outcome()
+        return mine
 
-    def _abandon(self, mine: Append) -> None:
-        """Take back an append that no writer has taken yet; if the writer's role had been
-        handed to it, hand the role on, so the appends queued behind it are still written."""
+    def _abandon(self, mine: J) -> None:
+        """Take back a job that no writer has taken yet; if the writer's role had been handed
+        to it, hand the role on, so the jobs queued behind it are still written."""
         with self._lock:
             if mine in self._queue:
                 self._queue.remove(mine)
@@ -104,7 +107,7 @@ class GroupCommit:
                     self._hand_over()
 
     def _hand_over(self) -> None:
-        """(Under the lock.) Give the writer's role to the oldest queued append, or end it."""
+        """(Under the lock.) Give the writer's role to the oldest queued job, or end it."""
         if self._queue:
             successor = self._queue[0]
             successor.lead = True
@@ -113,24 +116,55 @@ class GroupCommit:
             self._writing = False
 
     def _write_group(self) -> None:
-        """Write the queue's head (the caller's own append first), then hand over."""
+        """Write the queue's head (the caller's own job first), then hand over."""
         with self._lock:
             group = [self._queue.popleft() for _ in range(min(self._max_group, len(self._queue)))]
         began = time.perf_counter()
         try:
-            self._write([a for a in claimed_alone(group) if a.error is None])
+            self._write(group)
         except BaseException as exc:
-            for append in group:
-                if append.ids is None and append.error is None:
-                    append.error = _own(exc)
+            for job in group:
+                if not job.settled():
+                    job.error = _own(exc)
         finally:
             with self._lock:
                 self.groups += 1
                 self.appends += len(group)
                 self.write_seconds += time.perf_counter() - began
                 self._hand_over()
-            for append in group[1:]:
-                append.done.set()
+            for job in group[1:]:
+                job.done.set()
+
+
+class Append(Job):
+    def __init__(self, events: Sequence[StoredEvent]) -> None:
+        super().__init__()
+        self.events = events
+        self.ids: Sequence[int] | None = None
+
+    def settled(self) -> bool:
+        return self.ids is not None or self.error is not None
+
+    def outcome(self) -> Sequence[int]:
+        if self.error is not None:
+            raise self.error
+        assert self.ids is not None
+        return self.ids
+
+
+Writer = Callable[[list[Append]], None]  # sets each append's ids or error, or raises
+
+
+class GroupCommit(Batcher[Append]):
+    """Appends of stored events, grouped (see the module's text)."""
+
+    def __init__(self, write: Writer, max_group: int = MAX_GROUP) -> None:
+        super().__init__(
+            lambda group: write([a for a in claimed_alone(group) if a.error is None]), max_group
+        )
+
+    def append(self, events: Sequence[StoredEvent]) -> Sequence[int]:
+        return self.submit(Append(events)).outcome()
 
 
 def _own(error: BaseException) -> BaseException:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
 from eventsourcing.persistence import ProgrammingError
@@ -31,6 +31,7 @@ from psycopg.rows import DictRow
 
 from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock, utcnow
+from license_svc.adapters.groupcommit import MAX_GROUP, Batcher, Job
 from license_svc.domain.seats import (
     Held,
     NoActiveSubscription,
@@ -39,7 +40,7 @@ from license_svc.domain.seats import (
     ending,
     over_allowance,
 )
-from license_svc.domain.subscription import subscription_at
+from license_svc.domain.subscription import Entitlement, subscription_at
 from license_svc.domain.tiers import Product
 
 from .answers import Account, AllowanceRows, Grant, Lease, Release, Renewal
@@ -71,6 +72,10 @@ class SeatBook:
         datastore: PostgresDatastore = app.store.datastore
         self._datastore = datastore
         self.table = LeaseTable(datastore.schema or "public")
+        # Acquires and releases that wait at the same moment share one transaction; with the
+        # store's group commit off, each is a transaction of its own.
+        grouped = app.store.group_commit is not None
+        self._commands = Batcher[_Command](self._write_group, MAX_GROUP if grouped else 1)
 
     def create_table(self) -> None:
         with self._datastore.transaction(commit=True) as curs:
@@ -90,64 +95,65 @@ class SeatBook:
     def acquire(
         self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
     ) -> Grant:
-        return self._on_live_view(self._acquire, account_id, product, connection_id, holder, ttl)
+        job = _Acquiring(account_id, product, connection_id, holder, ttl)
+        return cast(Grant, self._on_live_view(self._submit, job))
 
-    def _acquire(
-        self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
-    ) -> Grant:
-        """Two round trips in one transaction: the lock, the time, the lapsed leases ended, the
-        open leases and the entitlements; then the lease row and its event, and COMMIT."""
-        t = self.table
-        account = (account_id, product.value)
+    def release(self, lease_id: UUID) -> Release:
+        return cast(Release, self._on_live_view(self._submit, _Releasing(lease_id)))
+
+    def _submit(self, job: _Command) -> Grant | Release:
+        """Run one acquire or release in the next group (at once if none is being written)."""
+        return self._commands.submit(job).outcome()
+
+    def _write_group(self, jobs: list[_Command]) -> None:
+        """One transaction for a group of acquires and releases, in two round trips: the locks
+        of every account they touch (in one order), the releases, the lapsed leases ended, the
+        open leases and the entitlements; then the new lease rows, the retried ones' renewals
+        and every event, and COMMIT. Each command is decided as if alone, releases first, then
+        acquires in the order they came; a refusal is that command's answer only."""
+        acquires = [j for j in jobs if isinstance(j, _Acquiring)]
+        releases = [j for j in jobs if isinstance(j, _Releasing)]
+        accounts = list(dict.fromkeys(j.account for j in acquires))
         # Entitlements that ended a day before the clock reads cannot count at the database's
-        # time under the lock; the rule below drops any other ended one exactly.
+        # time under the lock; the rule in `subscription_at` drops any other ended one exactly.
         since = (self.now() or utcnow()) - timedelta(days=1)
         with self.pipelined() as (conn, curs, insert):
             with conn.transaction():
-                curs.execute(t.state, (account_id, product.value, self.now()), prepare=True)
-                held, _ = self._allowance().entitlements_in(insert, [account], since)
-                rows = curs.fetchall()
-                now: datetime = rows[0]["at_now"]
-                open_leases = [
-                    Lease.of({**r, "account_id": account_id, "product": product.value})
-                    for r in rows
-                    if r["lease_id"] is not None
-                ]
-                subscription = subscription_at(product, held[account], now)
-                if not subscription.active:
-                    raise NoActiveSubscription(product)
-                seats, leased = subscription.seats, len(open_leases)
-                mine = next((x for x in open_leases if x.connection_id == connection_id), None)
-                if mine is not None:  # a retried acquire: the same lease, renewed
-                    expires_at = now + timedelta(seconds=ttl)
-                    curs.execute(t.extend, (expires_at, holder, ttl, mine.lease_id), prepare=True)
-                    renewed = replace(mine, holder=holder, ttl_seconds=ttl, expires_at=expires_at)
-                    return Grant(renewed, seats, leased, 0, granted=False)
-                if leased >= seats:
-                    earliest = min(x.expires_at for x in open_leases)
-                    retry_after = max(earliest - now, timedelta(seconds=1))
-                    raise NoSeatAvailable(seats, leased, retry_after)
-                lease = SeatLease.grant(
-                    uuid4(),
-                    account_id=account_id,
-                    product=product,
-                    connection_id=connection_id,
-                    holder=holder,
-                    ttl_seconds=ttl,
-                    now=now,
-                )
-                granted = Lease(
-                    lease.id, account_id, product, connection_id, holder, ttl,
-                    lease.granted_at, lease.expires_at,
-                )  # fmt: skip
                 curs.execute(
-                    t.insert,
-                    (granted.lease_id, account_id, product.value, connection_id, holder, ttl,
-                     granted.granted_at, granted.expires_at),
+                    self.table.group,
+                    (self.now(), [a for a, _ in accounts], [p for _, p in accounts],
+                     [j.lease_id for j in releases]),
                     prepare=True,
                 )  # fmt: skip
-                position = self.append(curs, insert, lease.collect_events())
-            return Grant(granted, seats, leased + 1, position(), granted=True)
+                held: dict[Account, list[Entitlement]] = {}
+                if accounts:
+                    held, _ = self._allowance().entitlements_in(insert, accounts, since)
+                rows = curs.fetchall()
+                decided = _Decisions(rows[-1]["at_now"], rows, held)
+                for releasing in releases:
+                    decided.release(releasing)
+                for acquiring in acquires:
+                    decided.acquire(acquiring)
+                t = self.table
+                if decided.granted:
+                    columns = zip(*(_row(x) for x in decided.granted.values()), strict=True)
+                    curs.execute(t.insert, [list(c) for c in columns], prepare=True)
+                if decided.renewed:
+                    leases = list(decided.renewed.values())
+                    curs.execute(
+                        t.extend,
+                        ([x.lease_id for x in leases], [x.expires_at for x in leases],
+                         [x.holder for x in leases], [x.ttl_seconds for x in leases]),
+                        prepare=True,
+                    )  # fmt: skip
+                ids: Callable[[], Sequence[int]] = list
+                if decided.events:
+                    ids = self.append(curs, insert, [e for _, e in decided.events])
+            positions = ids()
+        for (command, _), position in zip(decided.events, positions, strict=True):
+            command.position = position
+        for command in jobs:
+            command.settle()
 
     def renew(self, holder: str, lease_ids: Sequence[UUID]) -> list[Renewal]:
         return self._on_live_view(self._renew, holder, lease_ids)
@@ -177,18 +183,6 @@ class SeatBook:
             else Renewal(lease_id, False)
             for lease_id in lease_ids
         ]
-
-    def release(self, lease_id: UUID) -> Release:
-        with self.pipelined() as (conn, curs, insert):
-            with conn.transaction():
-                row = curs.execute(self.table.release, (self.now(), lease_id), prepare=True)
-                found = row.fetchone()
-                if found is None:
-                    return Release(False)
-                account_id, product, at = found["account_id"], found["product"], found["now"]
-                event = ending(lease_id, account_id, product, at, released=True)
-                position = self.append(curs, insert, [event])
-            return Release(True, position(), account_id)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -265,8 +259,147 @@ class SeatBook:
 
     def append(
         self, curs: Cursor[DictRow], insert: Cursor[DictRow], events: Sequence[Any]
-    ) -> Callable[[], int]:
-        """Queue the events' append in the open transaction; call the result for the position
-        once the transaction is over (in pipeline mode the results come at its end)."""
+    ) -> Callable[[], Sequence[int]]:
+        """Queue the events' append in the open transaction; call the result for their
+        positions once the transaction is over (in pipeline mode the results come at its end)."""
         stored = [self._app.mapper.to_stored_event(e) for e in events]
         return self._app.store.append_in(curs, insert, stored)
+
+
+# -- a group's commands ------------------------------------------------------------------------
+
+
+class _Command(Job):
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer: Grant | Release | None = None
+        self.position = 0  # of its event, once committed
+
+    def settled(self) -> bool:
+        return self.answer is not None or self.error is not None
+
+    def settle(self) -> None:
+        """Called once the group committed: the answer takes its event's position."""
+
+    def outcome(self) -> Grant | Release:
+        if self.error is not None:
+            raise self.error
+        assert self.answer is not None
+        return self.answer
+
+
+class _Acquiring(_Command):
+    def __init__(
+        self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
+    ) -> None:
+        super().__init__()
+        self.account_id, self.product = account_id, product
+        self.account: Account = (account_id, product.value)
+        self.connection_id, self.holder, self.ttl = connection_id, holder, ttl
+        # Decided, not yet committed: a failed group leaves the command unsettled, and the
+        # group's error is its answer.
+        self.grant: Grant | None = None
+        self.refused: Exception | None = None
+
+    def settle(self) -> None:
+        if self.refused is not None:
+            self.error = self.refused
+        elif self.grant is not None:
+            position = self.position if self.grant.granted else 0
+            self.answer = replace(self.grant, position=position)
+
+
+class _Releasing(_Command):
+    def __init__(self, lease_id: UUID) -> None:
+        super().__init__()
+        self.lease_id = lease_id
+        self.found: tuple[str, str, datetime] | None = None  # account, product, when
+
+    def settle(self) -> None:
+        if self.found is None:
+            self.answer = Release(False)
+        else:
+            self.answer = Release(True, self.position, self.found[0])
+
+
+class _Decisions:
+    """A group's commands decided one after another on what the first round trip read: each
+    sees the leases the ones before it granted or released."""
+
+    def __init__(
+        self, now: datetime, rows: list[DictRow], held: dict[Account, list[Entitlement]]
+    ) -> None:
+        self.now = now
+        self.held = held
+        self.released: dict[UUID, DictRow] = {}
+        self.open: dict[Account, list[Lease]] = {account: [] for account in held}
+        for r in rows:
+            if r["kind"] == "released":
+                self.released[r["lease_id"]] = r
+            elif r["kind"] == "open":
+                self.open[(r["account_id"], r["product"])].append(Lease.of(r))
+        self.granted: dict[UUID, Lease] = {}  # rows to insert
+        self.renewed: dict[UUID, Lease] = {}  # stored rows a retried acquire renews
+        self.events: list[tuple[_Command, Any]] = []
+
+    def release(self, job: _Releasing) -> None:
+        row = self.released.pop(job.lease_id, None)  # a lease named twice ends once
+        if row is not None:
+            job.found = (row["account_id"], row["product"], row["at_now"])
+            event = ending(job.lease_id, row["account_id"], row["product"], self.now, released=True)
+            self.events.append((job, event))
+
+    def acquire(self, job: _Acquiring) -> None:
+        now, leases = self.now, self.open[job.account]
+        try:
+            subscription = subscription_at(job.product, self.held[job.account], now)
+            if not subscription.active:
+                raise NoActiveSubscription(job.product)
+            seats, leased = subscription.seats, len(leases)
+            mine = next(
+                (i for i, x in enumerate(leases) if x.connection_id == job.connection_id), None
+            )
+            if mine is not None:  # a retried acquire: the same lease, renewed
+                renewed = replace(
+                    leases[mine],
+                    holder=job.holder,
+                    ttl_seconds=job.ttl,
+                    expires_at=now + timedelta(seconds=job.ttl),
+                )
+                leases[mine] = renewed
+                if renewed.lease_id in self.granted:  # granted earlier in this group
+                    self.granted[renewed.lease_id] = renewed
+                else:
+                    self.renewed[renewed.lease_id] = renewed
+                job.grant = Grant(renewed, seats, leased, 0, granted=False)
+                return
+            if leased >= seats:
+                earliest = min(x.expires_at for x in leases)
+                raise NoSeatAvailable(seats, leased, max(earliest - now, timedelta(seconds=1)))
+        except (NoActiveSubscription, NoSeatAvailable) as refused:
+            job.refused = refused
+            return
+        lease = SeatLease.grant(
+            uuid4(),
+            account_id=job.account_id,
+            product=job.product,
+            connection_id=job.connection_id,
+            holder=job.holder,
+            ttl_seconds=job.ttl,
+            now=now,
+        )
+        granted = Lease(
+            lease.id, job.account_id, job.product, job.connection_id, job.holder, job.ttl,
+            lease.granted_at, lease.expires_at,
+        )  # fmt: skip
+        leases.append(granted)
+        self.granted[granted.lease_id] = granted
+        job.grant = Grant(granted, seats, leased + 1, 0, granted=True)
+        self.events.extend((job, e) for e in lease.collect_events())
+
+
+def _row(lease: Lease) -> tuple[Any, ...]:
+    return (
+        lease.lease_id, lease.account_id, lease.product.value, lease.connection_id,
+        lease.holder, lease.ttl_seconds, lease.granted_at, lease.expires_at,
+    )  # fmt: skip

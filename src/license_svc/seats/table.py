@@ -46,50 +46,78 @@ class LeaseTable:
                 " ON {t} (granted_at) WHERE NOT recorded",
             )
         ]
-        state = Identifier(schema, "license_svc_seat_state")
-        # An acquire's first half in one round trip. In a VOLATILE function each statement takes
-        # a fresh snapshot: the count, coming after the lock and the UPDATE, sees every lease
-        # committed by those who held the lock before and every renewal that won a row.
+        group = Identifier(schema, "license_svc_seat_group")
+        # The first half of a group of acquires and releases, in one round trip. The advisory
+        # locks of every account the group touches (an acquire's, a released lease's) are taken
+        # first and in one order, that of the lock numbers, on every replica: two groups never
+        # wait for each other in a circle. In a VOLATILE function each statement takes a fresh
+        # snapshot: what follows the locks sees every lease committed by those who held them
+        # before, and every renewal that won a row.
         self.create.append(
             SQL(
-                "CREATE OR REPLACE FUNCTION {state}(p_account text, p_product text,"
-                " p_now timestamptz)"
-                " RETURNS TABLE (at_now timestamptz, lease_id uuid, connection_id text,"
-                " holder text, ttl_seconds integer, granted_at timestamptz,"
-                " expires_at timestamptz)"
+                "CREATE OR REPLACE FUNCTION {group}(p_now timestamptz, p_accounts text[],"
+                " p_products text[], p_releases uuid[])"
+                " RETURNS TABLE (kind text, at_now timestamptz, lease_id uuid, account_id text,"
+                " product text, connection_id text, holder text, ttl_seconds integer,"
+                " granted_at timestamptz, expires_at timestamptz)"
                 " LANGUAGE plpgsql VOLATILE AS $$"
                 " #variable_conflict use_column\n"
-                " DECLARE v_now timestamptz;"
+                " DECLARE v_now timestamptz; v_lock integer;"
                 " BEGIN"
-                "  PERFORM pg_advisory_xact_lock({ns}, hashtext(p_account || '/' || p_product));"
+                "  FOR v_lock IN SELECT DISTINCT hashtext(x.account_id || '/' || x.product)"
+                "   FROM (SELECT a.account_id, a.product"
+                "    FROM unnest(p_accounts, p_products) AS a(account_id, product)"
+                "    UNION ALL SELECT l.account_id, l.product FROM {t} l"
+                "    WHERE l.lease_id = ANY(p_releases)) x ORDER BY 1"
+                "  LOOP"
+                "   PERFORM pg_advisory_xact_lock({ns}, v_lock);"
+                "  END LOOP;"
                 "  v_now := coalesce(p_now, clock_timestamp());"
+                # Releases first: the group's acquires count the seats they free.
+                "  RETURN QUERY UPDATE {t} l SET ended = 'released', ended_at = v_now,"
+                "   recorded = true WHERE l.lease_id = ANY(p_releases) AND l.ended IS NULL"
+                "   AND l.expires_at > v_now RETURNING 'released'::text, v_now, l.lease_id,"
+                "   l.account_id, l.product, NULL::text, NULL::text, NULL::integer,"
+                "   NULL::timestamptz, NULL::timestamptz;"
                 # Lapsed leases end here, under the lock, before counting: no renewal can bring
                 # one back after it was not counted (a renewal racing this waits for the row
                 # and then finds it ended, or got the row first and is seen by the count).
                 "  UPDATE {t} l SET ended = 'expired', ended_at = l.expires_at"
-                "   WHERE l.account_id = p_account AND l.product = p_product"
+                "   FROM unnest(p_accounts, p_products) AS a(account_id, product)"
+                "   WHERE l.account_id = a.account_id AND l.product = a.product"
                 "   AND l.ended IS NULL AND l.expires_at <= v_now;"
-                "  RETURN QUERY SELECT v_now, l.lease_id, l.connection_id, l.holder,"
-                "   l.ttl_seconds, l.granted_at, l.expires_at FROM {t} l"
-                "   WHERE l.account_id = p_account AND l.product = p_product AND l.ended IS NULL"
-                "   ORDER BY l.granted_at, l.lease_id;"
-                "  IF NOT FOUND THEN"
-                "   RETURN QUERY SELECT v_now, NULL::uuid, NULL::text, NULL::text,"
-                "    NULL::integer, NULL::timestamptz, NULL::timestamptz;"
-                "  END IF;"
+                "  RETURN QUERY SELECT 'open'::text, v_now, l.lease_id, l.account_id, l.product,"
+                "   l.connection_id, l.holder, l.ttl_seconds, l.granted_at, l.expires_at"
+                "   FROM {t} l JOIN unnest(p_accounts, p_products) AS a(account_id, product)"
+                "   ON l.account_id = a.account_id AND l.product = a.product"
+                "   WHERE l.ended IS NULL ORDER BY l.granted_at, l.lease_id;"
+                "  RETURN QUERY SELECT 'now'::text, v_now, NULL::uuid, NULL::text, NULL::text,"
+                "   NULL::text, NULL::text, NULL::integer, NULL::timestamptz, NULL::timestamptz;"
                 " END $$"
-            ).format(state=state, t=t, ns=Literal(LOCK_NAMESPACE))
+            ).format(group=group, t=t, ns=Literal(LOCK_NAMESPACE))
         )
-        self.state = SQL("SELECT * FROM {}(%s, %s, %s)").format(state).as_bytes(None)
+        self.group = SQL("SELECT * FROM {}(%s, %s, %s, %s)").format(group).as_bytes(None)
+        # An old server's one-acquire function goes: nothing calls it.
+        self.create.append(
+            SQL("DROP FUNCTION IF EXISTS {}(text, text, timestamptz)").format(
+                Identifier(schema, "license_svc_seat_state")
+            )
+        )
         columns = (
             "lease_id, account_id, product, connection_id, holder, ttl_seconds,"
             " granted_at, expires_at"
         )
+        # A group's new leases in one statement, and its retried acquires' renewals in another.
         self.insert = SQL(
-            "INSERT INTO {t} (" + columns + ") VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
+            "INSERT INTO {t} (" + columns + ") SELECT * FROM unnest(%s::uuid[], %s::text[],"
+            " %s::text[], %s::text[], %s::text[], %s::integer[], %s::timestamptz[],"
+            " %s::timestamptz[])"
         ).format(t=t)
         self.extend = SQL(
-            "UPDATE {t} SET expires_at = %s, holder = %s, ttl_seconds = %s WHERE lease_id = %s"
+            "UPDATE {t} l SET expires_at = x.expires_at, holder = x.holder,"
+            " ttl_seconds = x.ttl_seconds FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[],"
+            " %s::integer[]) AS x(lease_id, expires_at, holder, ttl_seconds)"
+            " WHERE l.lease_id = x.lease_id"
         ).format(t=t)
         self._t = t
         self._renew: dict[str, bytes] = {}
@@ -98,12 +126,6 @@ class LeaseTable:
             " JOIN unnest(%s::text[], %s::text[]) AS a(account_id, product)"
             " ON l.account_id = a.account_id AND l.product = a.product"
             " WHERE l.ended IS NULL AND l.expires_at > %s"
-        ).format(t=t)
-        self.release = SQL(
-            "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now)"
-            " UPDATE {t} l SET ended = 'released', ended_at = c.now, recorded = true"
-            " FROM c WHERE l.lease_id = %s AND l.ended IS NULL AND l.expires_at > c.now"
-            " RETURNING l.account_id, l.product, c.now"
         ).format(t=t)
         self.live = SQL(
             "SELECT " + columns + " FROM {t}"
