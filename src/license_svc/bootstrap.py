@@ -118,6 +118,7 @@ class Service:
         for task in reversed(self.background):  # they use the app's pool: stop them first
             task.stop()
         self.background.clear()
+        self.seats.close()
         self.monitor.stop()
         self.views.close()
         self.feed.close()

@@ -26,11 +26,14 @@ outcome), and a group at most `MAX_GROUP` appends.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from typing import Any, Generic, TypeVar, cast
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -43,12 +46,15 @@ MAX_GROUP = 64  # appends written in one transaction
 
 class Job:
     """One command waiting for a group's writer: the writer settles it (its result or its
-    error); `lead` says the writer's role was handed to it."""
+    error); `lead` says the writer's role was handed to it. A thread waits on `done`; a
+    coroutine (`Batcher.submit_async`) on a future of its loop, resolved from the writer's
+    thread."""
 
     def __init__(self) -> None:
         self.error: BaseException | None = None
         self.lead = False
         self.done = threading.Event()
+        self.woken: asyncio.Future[None] | None = None
 
     def settled(self) -> bool:
         return self.error is not None
@@ -97,6 +103,28 @@ class Batcher(Generic[J]):
         self._write_group()
         return mine
 
+    async def submit_async(self, mine: J, writer: Executor) -> J:
+        """`submit` for a coroutine: it waits on the event loop, holding no thread, and when
+        the writer's role comes to it, it writes its group on `writer`'s thread. A cancelled
+        caller leaves the queue (its job unwritten) or, if its group is being written, leaves
+        the group to finish without it."""
+        loop = asyncio.get_running_loop()
+        mine.woken = loop.create_future()
+        with self._lock:
+            self._queue.append(mine)
+            lead = not self._writing
+            self._writing = True
+        if not lead:
+            try:
+                await mine.woken
+            except BaseException:  # cancelled: the client went away or its deadline passed
+                self._abandon(mine)
+                raise
+            if not mine.lead:
+                return mine
+        await loop.run_in_executor(writer, self._write_group)
+        return mine
+
     def _abandon(self, mine: J) -> None:
         """Take back a job that no writer has taken yet; if the writer's role had been handed
         to it, hand the role on, so the jobs queued behind it are still written."""
@@ -111,7 +139,7 @@ class Batcher(Generic[J]):
         if self._queue:
             successor = self._queue[0]
             successor.lead = True
-            successor.done.set()
+            _wake([successor])
         else:
             self._writing = False
 
@@ -132,8 +160,27 @@ class Batcher(Generic[J]):
                 self.appends += len(group)
                 self.write_seconds += time.perf_counter() - began
                 self._hand_over()
-            for job in group[1:]:
-                job.done.set()
+            _wake(group[1:])
+
+
+def _wake(jobs: Sequence[Job]) -> None:
+    """Wake each job's waiter: a thread's event, or a coroutine's future, resolved on its loop
+    (one call per loop for all of its jobs, not one per job)."""
+    loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+    for job in jobs:
+        if job.woken is None:
+            job.done.set()
+        else:
+            loops.setdefault(job.woken.get_loop(), []).append(job.woken)
+    for loop, futures in loops.items():
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_resolve, futures)
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for future in futures:
+        if not future.done():  # (a cancelled waiter's is done)
+            future.set_result(None)
 
 
 class Append(Job):

@@ -17,10 +17,13 @@ A lease past its `expires_at` is not counted from that instant: the next acquire
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, TypeVar, cast
 from uuid import UUID, uuid4
 
@@ -76,6 +79,8 @@ class SeatBook:
         # store's group commit off, each is a transaction of its own.
         grouped = app.store.group_commit is not None
         self._commands = Batcher[_Command](self._write_group, MAX_GROUP if grouped else 1)
+        # The groups of coroutines' commands are written here (one group at a time: one thread).
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="seat-writer")
 
     def create_table(self) -> None:
         with self._datastore.transaction(commit=True) as curs:
@@ -104,6 +109,30 @@ class SeatBook:
     def _submit(self, job: _Command) -> Grant | Release:
         """Run one acquire or release in the next group (at once if none is being written)."""
         return self._commands.submit(job).outcome()
+
+    # The server's way: the caller waits on the event loop, holding no thread, and the groups
+    # are written on one writer thread. Every waiting call joins the next group, however many.
+
+    async def acquire_async(
+        self, account_id: str, product: Product, connection_id: str, holder: str, ttl: int
+    ) -> Grant:
+        make = partial(_Acquiring, account_id, product, connection_id, holder, ttl)
+        return cast(Grant, await self._on_live_view_async(make))
+
+    async def release_async(self, lease_id: UUID) -> Release:
+        return cast(Release, await self._on_live_view_async(partial(_Releasing, lease_id)))
+
+    async def _on_live_view_async(self, make: Callable[[], _Command]) -> Grant | Release:
+        """`_on_live_view` for a coroutine (the refresh is one short read: on the writer)."""
+        try:
+            return (await self._commands.submit_async(make(), self._writer)).outcome()
+        except ProgrammingError:
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._refresh)
+            return (await self._commands.submit_async(make(), self._writer)).outcome()
+
+    def close(self) -> None:
+        """Stop the writer thread (after the server stopped taking calls)."""
+        self._writer.shutdown(wait=True)
 
     def _write_group(self, jobs: list[_Command]) -> None:
         """One transaction for a group of acquires and releases, in two round trips: the locks

@@ -7,6 +7,7 @@ RetryInfo) are the error table's. The portal lists only; integrations and ops do
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 
@@ -27,8 +28,11 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
         self._book = book
         self._changed = changed or (lambda _account, _position: None)
 
-    def AcquireSeat(
-        self, request: pb.AcquireSeatRequest, context: grpc.ServicerContext
+    # AcquireSeat and ReleaseSeat are coroutines: a call waits for its group's commit on the
+    # event loop, not on one of the server's few threads (`SeatBook.acquire_async`).
+
+    async def AcquireSeat(  # type: ignore[override]
+        self, request: pb.AcquireSeatRequest, context: Any
     ) -> pb.AcquireSeatResponse:
         check = Fields()
         account_id, product = _account_product(check, request)
@@ -41,7 +45,7 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
             check.add("ttl_seconds", str(error).removeprefix("ttl_seconds "))
         check.done()
         assert product is not None
-        grant = self._book.acquire(account_id, product, connection_id, holder, ttl)
+        grant = await self._book.acquire_async(account_id, product, connection_id, holder, ttl)
         if grant.granted:
             self._changed(account_id, grant.position)
         return pb.AcquireSeatResponse(
@@ -79,14 +83,14 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
             ]
         )
 
-    def ReleaseSeat(
-        self, request: pb.ReleaseSeatRequest, context: grpc.ServicerContext
+    async def ReleaseSeat(  # type: ignore[override]
+        self, request: pb.ReleaseSeatRequest, context: Any
     ) -> pb.ReleaseSeatResponse:
         check = Fields()
         lease_id = check.uuid(request.lease_id, "lease_id", "lease id")
         check.done()
         assert lease_id is not None
-        released = self._book.release(lease_id)
+        released = await self._book.release_async(lease_id)
         if released.released:
             self._changed(released.account_id, released.position)
         return pb.ReleaseSeatResponse(released=released.released, position=released.position)
