@@ -134,12 +134,13 @@ def test_an_append_given_up_before_its_turn_hands_the_writers_role_on() -> None:
     _, first_threads = append_in_threads(commit, [[event()]])
     store.holding.wait(timeout=30)
     given_up = Append([event()])
+    given_up.done = done = threading.Event()
     with commit._lock:  # as `append` queues it, before its thread was interrupted
         commit._queue.append(given_up)
     behind, behind_threads = append_in_threads(commit, [[event()]])
     wait_queued(commit, 2)
     store.release.set()
-    given_up.done.wait(timeout=30)  # the first writer handed it the role...
+    done.wait(timeout=30)  # the first writer handed it the role...
     assert given_up.lead
     commit._abandon(given_up)  # ...just as its thread was interrupted
     for thread in [*first_threads, *behind_threads]:

@@ -53,7 +53,9 @@ class Job:
     def __init__(self) -> None:
         self.error: BaseException | None = None
         self.lead = False
-        self.done = threading.Event()
+        # Its waiter's wake-up, made before the job is queued: a thread's event, or a
+        # coroutine's future.
+        self.done: threading.Event | None = None
         self.woken: asyncio.Future[None] | None = None
 
     def settled(self) -> bool:
@@ -88,13 +90,14 @@ class Batcher(Generic[J]):
 
     def submit(self, mine: J) -> J:
         """Queue `mine` and return it once a group's writer settled it."""
+        mine.done = done = threading.Event()
         with self._lock:
             self._queue.append(mine)
             lead = not self._writing
             self._writing = True
         if not lead:
             try:
-                mine.done.wait()
+                done.wait()
             except BaseException:  # interrupted (a KeyboardInterrupt in the main thread)
                 self._abandon(mine)
                 raise
@@ -168,9 +171,9 @@ def _wake(jobs: Sequence[Job]) -> None:
     (one call per loop for all of its jobs, not one per job)."""
     loops: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
     for job in jobs:
-        if job.woken is None:
+        if job.done is not None:
             job.done.set()
-        else:
+        elif job.woken is not None:
             loops.setdefault(job.woken.get_loop(), []).append(job.woken)
     for loop, futures in loops.items():
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more

@@ -62,7 +62,7 @@ class LeaseTable:
                 " granted_at timestamptz, expires_at timestamptz)"
                 " LANGUAGE plpgsql VOLATILE AS $$"
                 " #variable_conflict use_column\n"
-                " DECLARE v_now timestamptz; v_lock integer;"
+                " DECLARE v_now timestamptz; v_lock integer; i integer;"
                 " BEGIN"
                 "  FOR v_lock IN SELECT DISTINCT hashtext(x.account_id || '/' || x.product)"
                 "   FROM (SELECT a.account_id, a.product"
@@ -82,15 +82,18 @@ class LeaseTable:
                 # Lapsed leases end here, under the lock, before counting: no renewal can bring
                 # one back after it was not counted (a renewal racing this waits for the row
                 # and then finds it ended, or got the row first and is seen by the count).
-                "  UPDATE {t} l SET ended = 'expired', ended_at = l.expires_at"
-                "   FROM unnest(p_accounts, p_products) AS a(account_id, product)"
-                "   WHERE l.account_id = a.account_id AND l.product = a.product"
-                "   AND l.ended IS NULL AND l.expires_at <= v_now;"
-                "  RETURN QUERY SELECT 'open'::text, v_now, l.lease_id, l.account_id, l.product,"
-                "   l.connection_id, l.holder, l.ttl_seconds, l.granted_at, l.expires_at"
-                "   FROM {t} l JOIN unnest(p_accounts, p_products) AS a(account_id, product)"
-                "   ON l.account_id = a.account_id AND l.product = a.product"
-                "   WHERE l.ended IS NULL ORDER BY l.granted_at, l.lease_id;"
+                # One account at a time: each statement finds its open leases through the
+                # partial index of open leases, however many ended ones the account has.
+                "  FOR i IN 1 .. coalesce(array_length(p_accounts, 1), 0) LOOP"
+                "   UPDATE {t} l SET ended = 'expired', ended_at = l.expires_at"
+                "    WHERE l.account_id = p_accounts[i] AND l.product = p_products[i]"
+                "    AND l.ended IS NULL AND l.expires_at <= v_now;"
+                "   RETURN QUERY SELECT 'open'::text, v_now, l.lease_id, l.account_id,"
+                "    l.product, l.connection_id, l.holder, l.ttl_seconds, l.granted_at,"
+                "    l.expires_at FROM {t} l"
+                "    WHERE l.account_id = p_accounts[i] AND l.product = p_products[i]"
+                "    AND l.ended IS NULL ORDER BY l.granted_at, l.lease_id;"
+                "  END LOOP;"
                 "  RETURN QUERY SELECT 'now'::text, v_now, NULL::uuid, NULL::text, NULL::text,"
                 "   NULL::text, NULL::text, NULL::integer, NULL::timestamptz, NULL::timestamptz;"
                 " END $$"
@@ -108,17 +111,25 @@ class LeaseTable:
             " granted_at, expires_at"
         )
         # A group's new leases in one statement, and its retried acquires' renewals in another.
-        self.insert = SQL(
-            "INSERT INTO {t} (" + columns + ") SELECT * FROM unnest(%s::uuid[], %s::text[],"
-            " %s::text[], %s::text[], %s::text[], %s::integer[], %s::timestamptz[],"
-            " %s::timestamptz[])"
-        ).format(t=t)
-        self.extend = SQL(
-            "UPDATE {t} l SET expires_at = x.expires_at, holder = x.holder,"
-            " ttl_seconds = x.ttl_seconds FROM unnest(%s::uuid[], %s::timestamptz[], %s::text[],"
-            " %s::integer[]) AS x(lease_id, expires_at, holder, ttl_seconds)"
-            " WHERE l.lease_id = x.lease_id"
-        ).format(t=t)
+        self.insert = (
+            SQL(
+                "INSERT INTO {t} (" + columns + ") SELECT * FROM unnest(%s::uuid[], %s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::integer[], %s::timestamptz[],"
+                " %s::timestamptz[])"
+            )
+            .format(t=t)
+            .as_bytes(None)
+        )
+        self.extend = (
+            SQL(
+                "UPDATE {t} l SET expires_at = x.expires_at, holder = x.holder,"
+                " ttl_seconds = x.ttl_seconds FROM unnest(%s::uuid[], %s::timestamptz[],"
+                " %s::text[], %s::integer[]) AS x(lease_id, expires_at, holder, ttl_seconds)"
+                " WHERE l.lease_id = x.lease_id"
+            )
+            .format(t=t)
+            .as_bytes(None)
+        )
         self._t = t
         self._renew: dict[str, bytes] = {}
         self.live_of = SQL(
