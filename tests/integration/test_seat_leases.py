@@ -4,6 +4,7 @@ exactly once. Time is the injected clock."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from uuid import UUID
@@ -16,8 +17,10 @@ from license_svc.bootstrap import Service
 from license_svc.domain.seats import NoActiveSubscription, NoSeatAvailable
 from license_svc.domain.tiers import Product, Tier
 from license_svc.keys.app import IssueKeys
+from license_svc.seats.answers import Release
 from license_svc.seats.book import Grant
 from license_svc.seats.sweeper import LeaseSweeper
+from license_svc.seats.table import LOCK_NAMESPACE
 from projections.allowance import AllowanceView
 from tests.helpers import EVENTS_TABLE, unique
 from tests.support import FakeClock
@@ -205,3 +208,80 @@ def test_two_racing_sweepers_record_each_expiry_exactly_once(
         (leases,),
     ).fetchone()
     assert expired_at == (12,)
+
+
+def test_commands_that_wait_together_share_one_transaction_and_keep_their_own_answers(
+    service: Service, sql: psycopg.Connection
+) -> None:
+    """A group of acquires and releases on three accounts, held back behind an account lock
+    until all of them queue: one transaction, releases decided first, each account counted
+    apart, a connection named twice gets one lease, every event at its own position."""
+    bootstrap.start_projections(service)
+    one, _ = account_with_keys(service, 1)
+    full, _ = account_with_keys(service, 3)
+    two, _ = account_with_keys(service, 2)
+    held = [acquire(service, full).lease.lease_id for _ in range(3)]  # 3 of 3
+    book = service.seats
+    blocker = psycopg.connect(sql.info.dsn, autocommit=False)
+    blocker.execute(
+        "SELECT pg_advisory_xact_lock(%s, hashtext(%s || '/' || %s))",
+        (LOCK_NAMESPACE, one, INT.value),
+    )
+
+    async def run() -> list[object]:
+        first = asyncio.ensure_future(book.acquire_async(one, INT, "first", "h", 60))
+        while book._commands.groups == groups_before and not blocked(sql):
+            await asyncio.sleep(0.01)
+        queued = [
+            book.acquire_async(full, INT, "c-full-1", "h", 60),  # decided after the release
+            book.acquire_async(full, INT, "c-full-2", "h", 60),
+            book.release_async(held[0]),
+            book.release_async(held[0]),  # named twice: released once
+            book.acquire_async(two, INT, "c-two", "h", 60),
+            book.acquire_async(two, INT, "c-two", "h", 60),  # the same connection: one lease
+            book.acquire_async(two, INT, "c-two-b", "h", 60),
+            book.acquire_async(one, INT, "second", "h", 60),  # its one seat goes to `first`
+        ]
+        tasks = [asyncio.ensure_future(c) for c in queued]
+        while book._commands.queued() < len(tasks):
+            await asyncio.sleep(0.01)
+        blocker.commit()  # the first group goes on; everything queued is the next one
+        return await asyncio.gather(first, *tasks, return_exceptions=True)
+
+    groups_before = book._commands.groups
+    answers = asyncio.run(run())
+    blocker.close()
+    assert book._commands.groups == groups_before + 2
+    first, full_1, full_2, released, again, two_a, two_b, two_c, second = answers
+    assert isinstance(first, Grant) and first.granted
+    assert isinstance(released, Release) and released.released
+    assert isinstance(again, Release) and not again.released
+    assert [type(a) for a in (full_1, full_2)].count(Grant) == 1  # the released seat, once
+    assert [type(a) for a in (full_1, full_2)].count(NoSeatAvailable) == 1
+    assert isinstance(two_a, Grant) and isinstance(two_b, Grant) and isinstance(two_c, Grant)
+    assert two_b.lease.lease_id == two_a.lease.lease_id and not two_b.granted
+    assert (two_a.seats_leased, two_c.seats_leased) == (1, 2)
+    assert isinstance(second, NoSeatAvailable)
+    grants = [a for a in answers if isinstance(a, Grant) and a.granted]
+    positions = [a.position for a in grants] + [released.position]
+    assert len(set(positions)) == len(positions) == 5 and all(positions)
+    stored: dict[int, UUID] = dict(
+        sql.execute(
+            f"SELECT notification_id, originator_id FROM {EVENTS_TABLE}"
+            " WHERE notification_id = ANY(%s)",
+            (positions,),
+        ).fetchall()
+    )
+    assert stored == {
+        **{a.position: a.lease.lease_id for a in grants},
+        released.position: held[0],
+    }
+    assert len(book.live(two, INT)) == 2 and len(book.live(full, INT)) == 3
+
+
+def blocked(sql: psycopg.Connection) -> bool:
+    """Some session waits for an advisory lock."""
+    row = sql.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+    ).fetchone()
+    return bool(row and row[0])

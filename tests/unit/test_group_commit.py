@@ -3,7 +3,10 @@ each append gets its own outcome, and a failed transaction fails only its own gr
 
 from __future__ import annotations
 
+import asyncio
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from uuid import UUID, uuid4
 
 import pytest
@@ -147,3 +150,56 @@ def test_an_append_given_up_before_its_turn_hands_the_writers_role_on() -> None:
         thread.join(timeout=30)
     assert behind == [[2]]
     assert store.groups == [1, 1]
+
+
+class Job(Append):
+    """An append that a coroutine submits (`submit_async`): its outcome is its ids."""
+
+
+def test_coroutines_wait_on_their_loop_and_the_writers_role_passes_to_one_of_them() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.write)
+    writer = ThreadPoolExecutor(1)
+
+    async def run() -> list[Sequence[int]]:
+        first = asyncio.ensure_future(commit.submit_async(Job([event()]), writer))
+        while not store.holding.is_set():  # the first group is being written, held
+            await asyncio.sleep(0.001)
+        rest = [
+            asyncio.ensure_future(commit.submit_async(Job([event()]), writer)) for _ in range(5)
+        ]
+        while commit.queued() < 5:
+            await asyncio.sleep(0.001)
+        store.release.set()
+        return [job.outcome() for job in await asyncio.gather(first, *rest)]
+
+    ids = asyncio.run(run())
+    writer.shutdown()
+    assert sorted(i for each in ids for i in each) == [1, 2, 3, 4, 5, 6]
+    assert store.groups == [1, 5]  # the five that waited were one group, on the writer thread
+
+
+def test_a_cancelled_coroutine_leaves_the_queue_unwritten_and_the_rest_go_on() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.write)
+    writer = ThreadPoolExecutor(1)
+
+    async def run() -> tuple[list[Sequence[int]], bool]:
+        first = asyncio.ensure_future(commit.submit_async(Job([event()]), writer))
+        while not store.holding.is_set():
+            await asyncio.sleep(0.001)
+        leaving = asyncio.ensure_future(commit.submit_async(Job([event()]), writer))
+        staying = asyncio.ensure_future(commit.submit_async(Job([event()]), writer))
+        while commit.queued() < 2:
+            await asyncio.sleep(0.001)
+        leaving.cancel()  # its client went away before its turn
+        await asyncio.sleep(0)
+        store.release.set()
+        done = await asyncio.gather(first, staying)
+        return [job.outcome() for job in done], leaving.cancelled()
+
+    ids, cancelled = asyncio.run(run())
+    writer.shutdown()
+    assert cancelled
+    assert ids == [[1], [2]]
+    assert store.groups == [1, 1]  # the cancelled one was never written
