@@ -56,7 +56,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class Renewal:
-    lease_id: UUID
+    lease_id: UUID | str  # as the caller named it
     renewed: bool
     over_allowance: bool = False
     expires_at: datetime | None = None

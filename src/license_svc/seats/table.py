@@ -179,7 +179,8 @@ class LeaseTable:
                     "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now),"
                     " renewed AS (UPDATE {t} l SET expires_at = c.now"
                     " + make_interval(secs => l.ttl_seconds) FROM c"
-                    " WHERE l.lease_id = ANY(%s) AND l.holder = %s AND l.ended IS NULL"
+                    " WHERE l.lease_id = ANY(string_to_array(%s, ',')::uuid[])"
+                    " AND l.holder = %s AND l.ended IS NULL"
                     " AND l.expires_at > c.now"
                     " RETURNING l.lease_id, l.account_id, l.product, l.expires_at, c.now),"
                     # Counted once per account, not per lease: a batch of 100 leases of one
@@ -196,7 +197,8 @@ class LeaseTable:
                     "  AND e.starts_at <= a.now AND e.ends_at > a.now)"
                     "  AS seats"
                     " FROM accounts a)"
-                    " SELECT r.*, t.live, t.seats FROM renewed r"
+                    " SELECT r.lease_id::text, r.expires_at, r.account_id, r.product, t.live,"
+                    " t.seats, r.now FROM renewed r"
                     " JOIN tallies t ON t.account_id = r.account_id AND t.product = r.product"
                 )
                 .format(t=self._t, e=entitlements)
