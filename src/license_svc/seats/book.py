@@ -50,11 +50,11 @@ from .answers import Account, AllowanceRows, Grant, Lease, Release, Renewal
 from .table import LeaseTable
 
 T = TypeVar("T")
-# A heartbeat does not wait for its WAL flush (as the limiter's reservations): a crash of the
-# database can lose the last fraction of a second of renewals, which only moves those leases'
-# expires_at back to the renewal before — still ahead, with heartbeats at a third of the TTL.
-# The limit never depends on it: acquires and releases commit synchronously.
-ASYNC_COMMIT = b"SET LOCAL synchronous_commit = off"
+# A heartbeat does not wait for its WAL flush (as the limiter's reservations; `LeaseTable.renew`
+# says so in its statement): a crash of the database can lose the last fraction of a second of
+# renewals, which only moves those leases' expires_at back to the renewal before — still ahead,
+# with heartbeats at a third of the TTL. The limit never depends on it: acquires and releases
+# commit synchronously.
 
 
 class SeatBook:
@@ -199,11 +199,9 @@ class SeatBook:
         wanted = list(dict.fromkeys(map(str, lease_ids)))
         statement = self.table.renew(self._allowance().table("entitlements"))
         with (
-            self.pipelined() as (conn, curs, _),
-            conn.transaction(),
+            self._datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as tuples,
         ):
-            curs.execute(ASYNC_COMMIT)
             rows = tuples.execute(
                 statement, (self.now(), ",".join(wanted), holder), prepare=True
             ).fetchall()

@@ -176,7 +176,10 @@ class LeaseTable:
         if found is None:
             found = self._renew[key] = (
                 SQL(
-                    "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now),"
+                    # One statement, its own transaction (autocommit), whose commit does not
+                    # wait for the WAL flush: set_config(…, true) lasts to that commit.
+                    "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now,"
+                    " set_config('synchronous_commit', 'off', true) AS flush),"
                     " renewed AS (UPDATE {t} l SET expires_at = c.now"
                     " + make_interval(secs => l.ttl_seconds) FROM c"
                     " WHERE l.lease_id = ANY(string_to_array(%s, ',')::uuid[])"
