@@ -13,6 +13,13 @@ expiries only take leases away. So at no instant are there more live leases than
 
 A lease past its `expires_at` is not counted from that instant: the next acquire ends it itself
 (no sweeper needed); the sweeper records its `SeatLeaseExpired` afterwards.
+
+Acquires and releases that wait at the same moment share that transaction (a group, as the
+store's appends: `adapters.groupcommit`): it takes the lock of every account the group touches,
+in the order of the lock numbers on every replica (so groups never wait for each other in a
+circle), and decides each command in turn on what the ones before it left — releases first, then
+acquires in arrival order. The count of an account still sees every lease committed before its
+lock was taken, plus the group's own grants so far; the argument above holds command by command.
 """
 
 from __future__ import annotations
