@@ -73,9 +73,12 @@ class LeaseTable:
                 "   PERFORM pg_advisory_xact_lock({ns}, v_lock);"
                 "  END LOOP;"
                 "  v_now := coalesce(p_now, clock_timestamp());"
-                # Releases first: the group's acquires count the seats they free.
+                # Releases first: the group's acquires count the seats they free. ("Open" is
+                # written so that it does not match the partial index of open leases: each
+                # released lease is one primary-key look-up, as in the heartbeat.)
                 "  RETURN QUERY UPDATE {t} l SET ended = 'released', ended_at = v_now,"
-                "   recorded = true WHERE l.lease_id = ANY(p_releases) AND l.ended IS NULL"
+                "   recorded = true WHERE l.lease_id = ANY(p_releases)"
+                "   AND coalesce(l.ended, '') = ''"
                 "   AND l.expires_at > v_now RETURNING 'released'::text, v_now, l.lease_id,"
                 "   l.account_id, l.product, NULL::text, NULL::text, NULL::integer,"
                 "   NULL::timestamptz, NULL::timestamptz;"
@@ -180,10 +183,15 @@ class LeaseTable:
                     # wait for the WAL flush: set_config(…, true) lasts to that commit.
                     "WITH c AS (SELECT coalesce(%s::timestamptz, clock_timestamp()) AS now,"
                     " set_config('synchronous_commit', 'off', true) AS flush),"
+                    # Each id one primary-key look-up, whatever the cached generic plan: the
+                    # ids are split once (a sub-select), and "open" is written so that it does
+                    # not match the partial index of open leases — else the plan may scan every
+                    # open lease of every account and test each against the batch (seen: 160 ms
+                    # a call with 4,000 open leases).
                     " renewed AS (UPDATE {t} l SET expires_at = c.now"
                     " + make_interval(secs => l.ttl_seconds) FROM c"
-                    " WHERE l.lease_id = ANY(string_to_array(%s, ',')::uuid[])"
-                    " AND l.holder = %s AND l.ended IS NULL"
+                    " WHERE l.lease_id = ANY((SELECT string_to_array(%s, ',')::uuid[])::uuid[])"
+                    " AND l.holder = %s AND coalesce(l.ended, '') = ''"
                     " AND l.expires_at > c.now"
                     " RETURNING l.lease_id, l.account_id, l.product, l.expires_at, c.now),"
                     # Counted once per account, not per lease: a batch of 100 leases of one
