@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
-from license_svc.adapters.groupcommit import Append, GroupCommit
+from license_svc.adapters.groupcommit import Append, GroupCommit, QueueFull
 
 
 def event(version: int = 1, originator: UUID | None = None) -> StoredEvent:
@@ -203,3 +203,28 @@ def test_a_cancelled_coroutine_leaves_the_queue_unwritten_and_the_rest_go_on() -
     assert cancelled
     assert ids == [[1], [2]]
     assert store.groups == [1, 1]  # the cancelled one was never written
+
+
+def test_past_its_bound_a_coroutine_is_refused_at_once_and_queues_nothing() -> None:
+    store = FakeStore()
+    commit = GroupCommit(store.write, max_waiting=2)
+    writer = ThreadPoolExecutor(1)
+
+    async def run() -> list[Sequence[int]]:
+        first = asyncio.ensure_future(commit.submit_async(Job([event()]), writer))
+        while not store.holding.is_set():
+            await asyncio.sleep(0.001)
+        waiting = [
+            asyncio.ensure_future(commit.submit_async(Job([event()]), writer)) for _ in range(2)
+        ]
+        while commit.queued() < 2:
+            await asyncio.sleep(0.001)
+        with pytest.raises(QueueFull):
+            await commit.submit_async(Job([event()]), writer)
+        assert commit.queued() == 2
+        store.release.set()
+        return [job.outcome() for job in await asyncio.gather(first, *waiting)]
+
+    ids = asyncio.run(run())
+    writer.shutdown()
+    assert ids == [[1], [2], [3]]

@@ -21,7 +21,8 @@ notification ids of its own events. An error of the whole transaction (a lost co
 lock timeout) fails every append of the group, as it would have failed each alone.
 
 Bounds: the queue holds at most one append per thread that appends (each waits for its own
-outcome), and a group at most `MAX_GROUP` appends.
+outcome) and at most `MAX_WAITING` coroutines' commands (`submit_async` refuses more); a
+group at most `MAX_GROUP` appends.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 MAX_GROUP = 64  # appends written in one transaction
+# Coroutines waiting in one queue (`submit_async`): they hold no thread, so nothing else bounds
+# them; past this a call is refused at once (the service is busy: retry), queueing nothing.
+MAX_WAITING = 4_096
+
+
+class QueueFull(Exception):
+    """`MAX_WAITING` commands already wait for a group: this one was not queued."""
 
 
 class Job:
@@ -72,9 +80,15 @@ class Batcher(Generic[J]):
     the next group. No timer. A `write` that raises settles every job it left unsettled with
     (a copy of) its error."""
 
-    def __init__(self, write: Callable[[list[J]], None], max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[J]], None],
+        max_group: int = MAX_GROUP,
+        max_waiting: int = MAX_WAITING,
+    ) -> None:
         self._write = write
         self._max_group = max(1, max_group)
+        self._max_waiting = max(1, max_waiting)
         self._lock = threading.Lock()
         self._queue: deque[J] = deque()
         self._writing = False
@@ -114,6 +128,8 @@ class Batcher(Generic[J]):
         loop = asyncio.get_running_loop()
         mine.woken = loop.create_future()
         with self._lock:
+            if len(self._queue) >= self._max_waiting:
+                raise QueueFull(f"{len(self._queue):,} commands wait for a group already")
             self._queue.append(mine)
             lead = not self._writing
             self._writing = True
@@ -208,9 +224,13 @@ Writer = Callable[[list[Append]], None]  # sets each append's ids or error, or r
 class GroupCommit(Batcher[Append]):
     """Appends of stored events, grouped (see the module's text)."""
 
-    def __init__(self, write: Writer, max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self, write: Writer, max_group: int = MAX_GROUP, max_waiting: int = MAX_WAITING
+    ) -> None:
         super().__init__(
-            lambda group: write([a for a in claimed_alone(group) if a.error is None]), max_group
+            lambda group: write([a for a in claimed_alone(group) if a.error is None]),
+            max_group,
+            max_waiting,
         )
 
     def append(self, events: Sequence[StoredEvent]) -> Sequence[int]:

@@ -27,6 +27,7 @@ from psycopg_pool import PoolTimeout
 from license_svc.access.auth import PermissionDenied, Unauthenticated
 from license_svc.access.fields import BadRequest
 from license_svc.adapters.application import KeyNotFound
+from license_svc.adapters.groupcommit import QueueFull
 from license_svc.adapters.pools import DeadlinePassed
 from license_svc.attempts.limiter import TooManyAttempts
 from license_svc.domain.codes import InvalidKeyFormat
@@ -174,6 +175,9 @@ TABLE: dict[type[Exception], Mapping] = {
     OperationalError: _UNAVAILABLE,
     InterfaceError: _UNAVAILABLE,
     PoolTimeout: _retry_soon(
+        grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", "The service is busy, please retry"
+    ),
+    QueueFull: _retry_soon(
         grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", "The service is busy, please retry"
     ),
     PlanConflict: _retry_soon(
