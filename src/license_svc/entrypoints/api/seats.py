@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -72,18 +73,24 @@ class SeatServicer(pb_grpc.SeatServiceServicer):
             ids = [str(i) for i in parsed if i is not None]
         check.done()
         renewals = self._book.renew(holder, ids)
-        return pb.RenewSeatsResponse(
-            leases=[
+        # The leases renewed together share their new expires_at (one clock reading, one TTL
+        # most often): each distinct time is converted once (a third of the answer's cost).
+        stamps: dict[datetime | None, Any] = {}
+        leases = []
+        for r in renewals:
+            stamp = stamps.get(r.expires_at)
+            if stamp is None:
+                stamp = stamps[r.expires_at] = convert.timestamp(r.expires_at)
+            leases.append(
                 pb.LeaseRenewal(
                     lease_id=str(r.lease_id),
                     renewed=r.renewed,
                     lost=r.lost,
                     over_allowance=r.over_allowance,
-                    expires_at=convert.timestamp(r.expires_at),
+                    expires_at=stamp,
                 )
-                for r in renewals
-            ]
-        )
+            )
+        return pb.RenewSeatsResponse(leases=leases)
 
     async def ReleaseSeat(  # type: ignore[override]
         self, request: pb.ReleaseSeatRequest, context: Any
