@@ -103,12 +103,8 @@ class LeaseTable:
             ).format(group=group, t=t, ns=Literal(LOCK_NAMESPACE))
         )
         self.group = SQL("SELECT * FROM {}(%s, %s, %s, %s)").format(group).as_bytes(None)
-        # An old server's one-acquire function goes: nothing calls it.
-        self.create.append(
-            SQL("DROP FUNCTION IF EXISTS {}(text, text, timestamptz)").format(
-                Identifier(schema, "license_svc_seat_state")
-            )
-        )
+        # (`license_svc_seat_state`, the one-acquire function of earlier servers, is left in
+        # place: replicas of the previous version call it until a rolling update replaces them.)
         columns = (
             "lease_id, account_id, product, connection_id, holder, ttl_seconds,"
             " granted_at, expires_at"
