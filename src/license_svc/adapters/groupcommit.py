@@ -43,6 +43,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 MAX_GROUP = 64  # appends written in one transaction
+R = TypeVar("R")  # a job's answer
 # Coroutines waiting in one queue (`submit_async`): they hold no thread, so nothing else bounds
 # them; past this a call is refused at once (the service is busy: retry), queueing nothing.
 MAX_WAITING = 4_096
@@ -52,13 +53,14 @@ class QueueFull(Exception):
     """`MAX_WAITING` commands already wait for a group: this one was not queued."""
 
 
-class Job:
-    """One command waiting for a group's writer: the writer settles it (its result or its
-    error); `lead` says the writer's role was handed to it. A thread waits on `done`; a
+class Job(Generic[R]):
+    """One command waiting for a group's writer: the writer settles it (its `answer` or its
+    `error`); `lead` says the writer's role was handed to it. A thread waits on `done`; a
     coroutine (`Batcher.submit_async`) on a future of its loop, resolved from the writer's
     thread."""
 
     def __init__(self) -> None:
+        self.answer: R | None = None
         self.error: BaseException | None = None
         self.lead = False
         # Its waiter's wake-up, made before the job is queued: a thread's event, or a
@@ -67,10 +69,16 @@ class Job:
         self.woken: asyncio.Future[None] | None = None
 
     def settled(self) -> bool:
-        return self.error is not None
+        return self.answer is not None or self.error is not None
+
+    def outcome(self) -> R:
+        if self.error is not None:
+            raise self.error
+        assert self.answer is not None
+        return self.answer
 
 
-J = TypeVar("J", bound=Job)
+J = TypeVar("J", bound=Job[Any])
 
 
 class Batcher(Generic[J]):
@@ -202,20 +210,19 @@ def _resolve(futures: list[asyncio.Future[None]]) -> None:
             future.set_result(None)
 
 
-class Append(Job):
+class Append(Job[Sequence[int]]):
     def __init__(self, events: Sequence[StoredEvent]) -> None:
         super().__init__()
         self.events = events
-        self.ids: Sequence[int] | None = None
 
-    def settled(self) -> bool:
-        return self.ids is not None or self.error is not None
+    @property
+    def ids(self) -> Sequence[int] | None:
+        """The events' notification ids: the append's answer."""
+        return self.answer
 
-    def outcome(self) -> Sequence[int]:
-        if self.error is not None:
-            raise self.error
-        assert self.ids is not None
-        return self.ids
+    @ids.setter
+    def ids(self, value: Sequence[int]) -> None:
+        self.answer = value
 
 
 Writer = Callable[[list[Append]], None]  # sets each append's ids or error, or raises

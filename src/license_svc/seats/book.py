@@ -315,23 +315,13 @@ class SeatBook:
 # -- a group's commands ------------------------------------------------------------------------
 
 
-class _Command(Job):
+class _Command(Job[Grant | Release]):
     def __init__(self) -> None:
         super().__init__()
-        self.answer: Grant | Release | None = None
-        self.position = 0  # of its event, once committed
-
-    def settled(self) -> bool:
-        return self.answer is not None or self.error is not None
+        self.position = 0  # of its event, once committed (none: 0)
 
     def settle(self) -> None:
         """Called once the group committed: the answer takes its event's position."""
-
-    def outcome(self) -> Grant | Release:
-        if self.error is not None:
-            raise self.error
-        assert self.answer is not None
-        return self.answer
 
 
 class _Acquiring(_Command):
@@ -351,21 +341,20 @@ class _Acquiring(_Command):
         if self.refused is not None:
             self.error = self.refused
         elif self.grant is not None:
-            position = self.position if self.grant.granted else 0
-            self.answer = replace(self.grant, position=position)
+            self.answer = replace(self.grant, position=self.position)
 
 
 class _Releasing(_Command):
     def __init__(self, lease_id: UUID) -> None:
         super().__init__()
         self.lease_id = lease_id
-        self.found: tuple[str, str, datetime] | None = None  # account, product, when
+        self.account_id: str | None = None  # the released lease's, if it was live
 
     def settle(self) -> None:
-        if self.found is None:
+        if self.account_id is None:
             self.answer = Release(False)
         else:
-            self.answer = Release(True, self.position, self.found[0])
+            self.answer = Release(True, self.position, self.account_id)
 
 
 class _Decisions:
@@ -391,7 +380,7 @@ class _Decisions:
     def release(self, job: _Releasing) -> None:
         row = self.released.pop(job.lease_id, None)  # a lease named twice ends once
         if row is not None:
-            job.found = (row["account_id"], row["product"], row["at_now"])
+            job.account_id = row["account_id"]
             event = ending(job.lease_id, row["account_id"], row["product"], self.now, released=True)
             self.events.append((job, event))
 
