@@ -11,6 +11,7 @@ events were batched.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 from typing import ClassVar
 from uuid import UUID
 
@@ -33,7 +34,6 @@ class AllowanceView(EntitlementsView):
     name = "allowance"
     with_hint = False
     tables: ClassVar[tuple[str, ...]] = (*EntitlementsView.tables, "changes", "leases")
-    _entitlements_in: bytes | None = None  # `entitlements_in`'s statement, once rendered
 
     def create_statements(self) -> list[Composed]:
         return [
@@ -176,26 +176,30 @@ class AllowanceView(EntitlementsView):
         }
         return answers, position
 
+    @cached_property
+    def _select_for_accounts(self) -> bytes:
+        """`entitlements_in`'s statement, rendered once per view (as `_select_for_account`)."""
+        return (
+            SQL(
+                "SELECT p.position, a.account_id, a.product, e.key_id, e.tier, e.seats,"
+                " e.starts_at, e.ends_at FROM {position}"
+                " CROSS JOIN unnest(%s::text[], %s::text[]) AS a(account_id, product)"
+                " LEFT JOIN {entitlements} e ON e.account_id = a.account_id"
+                " AND e.product = a.product AND e.ends_at > %s"
+            )
+            .format(position=self.position_subquery(), entitlements=self.table("entitlements"))
+            .as_bytes(None)
+        )
+
     def entitlements_in(
         self, curs: Cursor[DictRow], accounts: list[Account], now: datetime
     ) -> tuple[dict[Account, list[Entitlement]], int]:
         """Several accounts' entitlements not ended at `now`, and the view's position, read in
         the caller's transaction (seat leases count against them under the account's lock)."""
-        statement = self._entitlements_in
-        if statement is None:  # rendered once per generation (each has its own tables)
-            statement = self._entitlements_in = (
-                SQL(
-                    "SELECT p.position, a.account_id, a.product, e.key_id, e.tier, e.seats,"
-                    " e.starts_at, e.ends_at FROM {position}"
-                    " CROSS JOIN unnest(%s::text[], %s::text[]) AS a(account_id, product)"
-                    " LEFT JOIN {entitlements} e ON e.account_id = a.account_id"
-                    " AND e.product = a.product AND e.ends_at > %s"
-                )
-                .format(position=self.position_subquery(), entitlements=self.table("entitlements"))
-                .as_bytes(None)
-            )
         rows = curs.execute(
-            statement, ([a for a, _ in accounts], [p for _, p in accounts], now), prepare=True
+            self._select_for_accounts,
+            ([a for a, _ in accounts], [p for _, p in accounts], now),
+            prepare=True,
         ).fetchall()
         held: dict[Account, list[Entitlement]] = {account: [] for account in accounts}
         for row in rows:
