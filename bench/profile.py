@@ -116,9 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", help="an operation of bench.run (e.g. ActivateKey)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="seconds more before recording (an operation that seeds first: RenewSeats100 ~12)",
+    )
+    parser.add_argument("--mode", choices=sorted(MODES), action="append", help="default: both")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    plan = replace(Plan.quick(), duration=args.seconds + 2, warmup=0.5)
+    plan = replace(Plan.quick(), duration=args.seconds + 2 + args.delay, warmup=0.5)
     OUT.mkdir(parents=True, exist_ok=True)
     logs = Path(tempfile.mkdtemp(prefix="license-svc-profile-"))
     context = multiprocessing.get_context("spawn")
@@ -131,11 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         seeder = Seeder(service.address)
         seeder.reads(plan.seed_activated, plan.seed_unredeemed)
         reports = []
-        for mode in MODES:
+        for mode in args.mode or list(MODES):
             path = OUT / f"{args.name}-c{args.concurrency}-{mode}.txt"
             spy: list[subprocess.Popen[bytes]] = []
             timer = threading.Timer(
-                plan.warmup + 1.3,
+                plan.warmup + 1.3 + args.delay,
                 lambda p=path, m=mode, s=spy: s.append(record(service.pids[0], args.seconds, p, m)),
             )
             timer.start()
