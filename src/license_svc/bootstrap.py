@@ -234,7 +234,11 @@ def _wire(
     dialog = ActivationDialog(app, limiter)
     # Seat leases count on the database's clock like the limiter (one timeline for every
     # replica), against the allowance view's live generation, read in their own transaction.
-    seats = SeatBook(app, lambda: views.allowance, attempt_clock, refresh=views.refresh)
+    # Heartbeats run on the server's event loop, on a few connections of their own.
+    loop_pool = dbpool.LoopPool(datastore, settings.heartbeat_connections, settings.pool_timeout)
+    seats = SeatBook(
+        app, lambda: views.allowance, attempt_clock, refresh=views.refresh, loop_pool=loop_pool
+    )
     if owner:
         seats.create_table()
     views.leases = seats  # GetSeatAllowance and its watch show seats_leased
@@ -243,7 +247,7 @@ def _wire(
         settings.conninfo(),
         settings.database_label(),
         settings.health_interval_seconds,
-        pools=dbpool.pools_of(datastore),
+        pools=[*dbpool.pools_of(datastore), loop_pool],
         failures=settings.health_failures,
         clock=clock if attempt_clock is None else None,  # the real clock (not a test's)
         max_offset=settings.max_clock_offset_ms / 1000,

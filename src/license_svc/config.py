@@ -78,6 +78,9 @@ class Settings:
     # runs in-process beside them (the sweeper, projections under `run`).
     pool_size: int = 8
     pool_max_overflow: int = 4
+    # Seat heartbeats (RenewSeats) run on the event loop, on a pool of their own of at most
+    # this many connections (opened at the first heartbeat, one kept).
+    heartbeat_connections: int = 4
     connect_timeout: float = 5.0
     lock_timeout: float = 5.0
     # Outages: no call waits long for the database. A pool checkout waits at most
@@ -663,6 +666,9 @@ def load(env: Mapping[str, str] | None = None, *, purpose: Purpose = "service") 
         found_development=found.describe() if found is not None else "",
         startup_wait_seconds=_float(env, "STARTUP_WAIT_SECONDS", Settings.startup_wait_seconds),
         pool_size=_int(env, "POOL_SIZE", Settings.pool_size, lo=1),
+        heartbeat_connections=_int(
+            env, "HEARTBEAT_CONNECTIONS", Settings.heartbeat_connections, lo=1
+        ),
         pool_max_overflow=_int(env, "POOL_MAX_OVERFLOW", Settings.pool_max_overflow),
         connect_timeout=_float(env, "CONNECT_TIMEOUT", Settings.connect_timeout, lo=1),
         lock_timeout=_float(env, "LOCK_TIMEOUT", Settings.lock_timeout, lo=0.1),

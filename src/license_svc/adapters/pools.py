@@ -24,15 +24,17 @@ Broken pooled connections are discarded by psycopg_pool when they are returned a
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 from eventsourcing.postgres import PostgresDatastore
-from psycopg import Connection, pq
+from psycopg import AsyncConnection, Connection, pq
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from psycopg_pool.base import AttemptWithBackoff
 
 CONNECT_OPTIONS = "SERVICE_CONNECT_OPTIONS"
@@ -133,3 +135,74 @@ def serve_quickly(datastore: PostgresDatastore, timeout: float) -> None:
 
 def pools_of(*datastores: PostgresDatastore) -> list[Any]:
     return [d.pool for d in datastores if isinstance(d.pool, ConnectionPool)]
+
+
+class _QuickAsyncPool(AsyncConnectionPool):  # type: ignore[type-arg]
+    """psycopg_pool's asyncio pool, reconnecting as quickly as `ServicePool`."""
+
+    async def _add_connection(
+        self, attempt: AttemptWithBackoff | None, growing: bool = False
+    ) -> None:
+        if attempt is None:
+            attempt = QuickAttempt(timeout=self.reconnect_timeout)
+        await super()._add_connection(attempt, growing)
+
+
+class LoopPool:
+    """A few autocommit connections for statements a coroutine runs on the server's event loop
+    itself, with no hop to a thread and back (that hop costs more than a short statement: the
+    heartbeat's). Built like the datastore's pool (the same conninfo, libpq options and
+    server-side timeouts), opened on the loop of its first checkout, at most `size`
+    connections; a checkout waits at most `timeout` (PoolTimeout: UNAVAILABLE, retry).
+
+    The caller's deadline: a checkout after it is refused (`DeadlinePassed`); a statement the
+    deadline overtakes is cancelled with the call (gRPC cancels the coroutine, psycopg cancels
+    the statement in the server). `check()` and `close()` may be called from any thread."""
+
+    def __init__(self, datastore: PostgresDatastore, size: int, timeout: float) -> None:
+        sync: Any = datastore.pool
+        kwargs = {k: v for k, v in dict(sync.kwargs).items() if k != "row_factory"}
+        self._pool = _QuickAsyncPool(
+            sync.conninfo,
+            kwargs={**kwargs, "autocommit": True},
+            connection_class=AsyncConnection,
+            min_size=1,
+            max_size=max(1, size),
+            timeout=timeout,
+            open=False,
+            name="loop",
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        deadline_bound(0)  # raises once the caller's deadline has passed
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            await self._pool.open(wait=False)
+        async with self._pool.connection() as conn:
+            yield conn
+
+    def check(self, timeout: float = 5.0) -> None:
+        """Drop the idle connections an outage broke (the database monitor, on its thread)."""
+        self._on_loop(self._pool.check(), timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._on_loop(self._pool.close(), timeout)
+
+    def _on_loop(self, work: Coroutine[Any, Any, None], timeout: float) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            work.close()  # never opened (or its loop is gone, and its connections with it)
+            return
+        if _running_loop() is loop:
+            loop.create_task(work)
+            return
+        asyncio.run_coroutine_threadsafe(work, loop).result(timeout)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None

@@ -42,6 +42,7 @@ from psycopg.rows import DictRow, tuple_row
 from license_svc.adapters.application import EventStore
 from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.groupcommit import MAX_GROUP, Batcher, Job
+from license_svc.adapters.pools import LoopPool
 from license_svc.domain.seats import (
     Held,
     NoActiveSubscription,
@@ -71,6 +72,7 @@ class SeatBook:
         allowance: Callable[[], AllowanceRows],
         clock: Clock | None = None,
         refresh: Callable[[], None] = lambda: None,
+        loop_pool: LoopPool | None = None,
     ) -> None:
         """`allowance`: the allowance view's live generation; `refresh` re-reads which one that
         is (a rebuild may have switched and dropped the old one unheard). `clock=None`: the
@@ -79,6 +81,7 @@ class SeatBook:
         self._allowance = allowance
         self._clock = clock
         self._refresh = refresh
+        self._loop_pool = loop_pool  # heartbeats from coroutines, on the event loop
         datastore: PostgresDatastore = app.store.datastore
         self._datastore = datastore
         self.table = LeaseTable(datastore.schema or "public")
@@ -138,8 +141,15 @@ class SeatBook:
             return (await self._commands.submit_async(make(), self._writer)).outcome()
 
     def close(self) -> None:
-        """Stop the writer thread (after the server stopped taking calls)."""
+        """Stop the writer thread and close the heartbeats' connections (after the server
+        stopped taking calls; the server closes those while its loop still runs)."""
         self._writer.shutdown(wait=True)
+        if self._loop_pool is not None:
+            self._loop_pool.close()
+
+    def close_loop_pool(self) -> None:
+        if self._loop_pool is not None:
+            self._loop_pool.close()
 
     def _write_group(self, jobs: list[_Command]) -> None:
         """One transaction for a group of acquires and releases, in two round trips: the locks
@@ -203,32 +213,53 @@ class SeatBook:
         the WAL flush) unless some account holds more leases than seats: those are ranked in a
         second, short read. The ids go out as one text and come back as text, in plain tuples:
         a heartbeat of 100 leases makes no UUID, no dict and no array element in Python."""
-        wanted = list(dict.fromkeys(map(str, lease_ids)))
-        statement = self.table.renew(self._allowance().table("entitlements"))
         with (
             self._datastore.get_connection() as conn,
             conn.cursor(row_factory=tuple_row) as tuples,
         ):
-            rows = tuples.execute(
-                statement, (self.now(), ",".join(wanted), holder), prepare=True
-            ).fetchall()
-        # (lease_id, expires_at, account_id, product, live, seats, now)
-        over: set[str] = set()
-        crowded = list(dict.fromkeys((r[2], r[3]) for r in rows if r[4] > r[5]))
-        if crowded:
-            with self.pipelined() as (conn, curs, other), conn.transaction():
-                over = {str(i) for i in self._over_allowance(curs, other, crowded, rows[0][6])}
-        renewed = {r[0]: r[1] for r in rows}
-        answers = []
-        for lease_id in lease_ids:
-            key = str(lease_id)
-            expires_at = renewed.get(key)
-            answers.append(
-                Renewal(lease_id, False)
-                if expires_at is None
-                else Renewal(lease_id, True, key in over, expires_at)
-            )
-        return answers
+            rows = tuples.execute(*self._renewal(holder, lease_ids), prepare=True).fetchall()
+        crowded = _crowded(rows)
+        return _renewals(lease_ids, rows, self._over(crowded, rows) if crowded else set())
+
+    async def renew_async(self, holder: str, lease_ids: Sequence[UUID | str]) -> list[Renewal]:
+        """`renew` for a coroutine: the statement runs on the caller's event loop, on the
+        `LoopPool` (no thread taken, no hop to one and back); the rare second read of a crowded
+        account runs on the loop's default executor. Without a loop pool: `renew` on it."""
+        loop = asyncio.get_running_loop()
+        if self._loop_pool is None:
+            return await loop.run_in_executor(None, self.renew, holder, lease_ids)
+        try:
+            rows = await self._renew_on_loop(self._loop_pool, holder, lease_ids)
+        except ProgrammingError:  # the allowance view's generation is gone: learn the live one
+            await loop.run_in_executor(None, self._refresh)
+            rows = await self._renew_on_loop(self._loop_pool, holder, lease_ids)
+        crowded = _crowded(rows)
+        over = await loop.run_in_executor(None, self._over, crowded, rows) if crowded else set()
+        return _renewals(lease_ids, rows, over)
+
+    async def _renew_on_loop(
+        self, pool: LoopPool, holder: str, lease_ids: Sequence[UUID | str]
+    ) -> list[tuple[Any, ...]]:
+        async with pool.connection() as conn, conn.cursor(row_factory=tuple_row) as tuples:
+            await tuples.execute(*self._renewal(holder, lease_ids), prepare=True)
+            return await tuples.fetchall()
+
+    def _renewal(
+        self, holder: str, lease_ids: Sequence[UUID | str]
+    ) -> tuple[bytes, tuple[datetime | None, str, str]]:
+        """The heartbeat's statement and its parameters (each id once)."""
+        wanted = ",".join(dict.fromkeys(map(str, lease_ids)))
+        return self.table.renew(self._allowance().table("entitlements")), (
+            self.now(),
+            wanted,
+            holder,
+        )
+
+    def _over(self, crowded: list[Account], rows: list[tuple[Any, ...]]) -> set[str]:
+        """The leases of crowded accounts renewed beyond their seats (the newest), by id."""
+        now = next(r[4] for r in rows if r[4] is not None)
+        with self.pipelined() as (conn, curs, other), conn.transaction():
+            return {str(i) for i in self._over_allowance(curs, other, crowded, now)}
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -438,3 +469,30 @@ def _row(lease: Lease) -> tuple[Any, ...]:
         lease.lease_id, lease.account_id, lease.product.value, lease.connection_id,
         lease.holder, lease.ttl_seconds, lease.granted_at, lease.expires_at,
     )  # fmt: skip
+
+
+# A heartbeat's row: (lease_id, expires_at, account_id, product, now), the last three set only
+# where the account holds more live leases than seats (`LeaseTable.renew`).
+
+
+def _crowded(rows: list[tuple[Any, ...]]) -> list[Account]:
+    """The renewed accounts holding more live leases than seats (each once)."""
+    return list(dict.fromkeys((r[2], r[3]) for r in rows if r[2] is not None))
+
+
+def _renewals(
+    lease_ids: Sequence[UUID | str], rows: list[tuple[Any, ...]], over: set[str]
+) -> list[Renewal]:
+    """Each named lease's answer, in the order named: renewed (perhaps over the allowance)
+    with its new expires_at, or lost."""
+    renewed = {r[0]: r[1] for r in rows}
+    answers = []
+    for lease_id in lease_ids:
+        key = str(lease_id)
+        expires_at = renewed.get(key)
+        answers.append(
+            Renewal(lease_id, False)
+            if expires_at is None
+            else Renewal(lease_id, True, key in over, expires_at)
+        )
+    return answers

@@ -167,9 +167,10 @@ class LeaseTable:
 
     def renew(self, entitlements: Identifier) -> bytes:
         """The heartbeat: one statement for the whole batch, one HOT update per lease. Each
-        renewed lease comes back with its account's live leases and the seats its counted
-        entitlements add up to (in the allowance view's table `entitlements`), so the caller
-        ranks leases for `over_allowance` only where the leases outnumber the seats."""
+        renewed lease comes back as (id, new expires_at, account, product, time), the last
+        three only where the account's live leases outnumber the seats its counted entitlements
+        add up to (in the allowance view's table `entitlements`): the caller ranks those
+        leases for `over_allowance`, and only those."""
         key = entitlements.as_string(None)
         found = self._renew.get(key)
         if found is None:
@@ -204,8 +205,12 @@ class LeaseTable:
                     "  AND e.starts_at <= a.now AND e.ends_at > a.now)"
                     "  AS seats"
                     " FROM accounts a)"
-                    " SELECT r.lease_id::text, r.expires_at, r.account_id, r.product, t.live,"
-                    " t.seats, r.now FROM renewed r"
+                    # The account, product and time only where the account is crowded (more
+                    # live leases than seats): else NULLs, which cost nothing to read.
+                    " SELECT r.lease_id::text, r.expires_at,"
+                    " CASE WHEN t.live > t.seats THEN r.account_id END,"
+                    " CASE WHEN t.live > t.seats THEN r.product END,"
+                    " CASE WHEN t.live > t.seats THEN r.now END FROM renewed r"
                     " JOIN tallies t ON t.account_id = r.account_id AND t.product = r.product"
                 )
                 .format(t=self._t, e=entitlements)

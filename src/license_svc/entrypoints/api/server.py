@@ -229,6 +229,7 @@ class Server:
         if not self._loop.is_closed():
             self._on_loop(self.grpc.stop(grace))
             self._on_loop(self.streams.close())
+            self.service.seats.close_loop_pool()  # its connections belong to the loop
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._loop_thread.join(5.0)
             self._loop.close()
