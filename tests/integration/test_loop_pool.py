@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import pytest
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolTimeout, TooManyRequests
 
 from license_svc.adapters.pools import DeadlinePassed, LoopPool, call_deadline
 from license_svc.bootstrap import Service
@@ -154,3 +154,37 @@ def test_close_from_another_thread_closes_its_connections(
             break
         time.sleep(0.05)
     assert row is not None and row[0] == 0
+
+
+def test_at_most_max_waiting_checkouts_wait_and_the_next_is_refused_at_once(
+    service: Service, loop: LoopThread
+) -> None:
+    pool = LoopPool(service.datastore, 1, timeout=30, max_waiting=1)
+
+    async def scenario() -> str:
+        holding = asyncio.Event()
+        release = asyncio.Event()
+
+        async def hold() -> None:
+            async with pool.connection():
+                holding.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await holding.wait()
+        waiter = asyncio.create_task(hold())  # waits for the one connection
+        while not pool._pool.get_stats().get("requests_waiting"):
+            await asyncio.sleep(0)
+        try:
+            async with pool.connection():
+                return "served"
+        except TooManyRequests:
+            return "refused"
+        finally:
+            release.set()
+            await asyncio.gather(holder, waiter)
+
+    try:
+        assert loop.run(scenario()) == "refused"
+    finally:
+        pool.close()

@@ -40,6 +40,7 @@ from psycopg_pool.base import AttemptWithBackoff
 CONNECT_OPTIONS = "SERVICE_CONNECT_OPTIONS"
 STATEMENT_TIMEOUT_MS = "SERVICE_STATEMENT_TIMEOUT_MS"
 MAX_RECONNECT_DELAY = 0.5
+LOOP_POOL_MAX_WAITING = 4_096  # coroutines waiting for a loop pool's connection, at most
 # The deadline (time.monotonic()) of the call being served on this thread or task; None: none.
 call_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "call_deadline", default=None
@@ -153,13 +154,21 @@ class LoopPool:
     itself, with no hop to a thread and back (that hop costs more than a short statement: the
     heartbeat's). Built like the datastore's pool (the same conninfo, libpq options and
     server-side timeouts), opened on the loop of its first checkout, at most `size`
-    connections; a checkout waits at most `timeout` (PoolTimeout: UNAVAILABLE, retry).
+    connections; a checkout waits at most `timeout` (PoolTimeout: UNAVAILABLE, retry), and at
+    most `max_waiting` checkouts wait at once (past that one is refused at once:
+    TooManyRequests, UNAVAILABLE "busy", retry).
 
     The caller's deadline: a checkout after it is refused (`DeadlinePassed`); a statement the
     deadline overtakes is cancelled with the call (gRPC cancels the coroutine, psycopg cancels
     the statement in the server). `check()` and `close()` may be called from any thread."""
 
-    def __init__(self, datastore: PostgresDatastore, size: int, timeout: float) -> None:
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        size: int,
+        timeout: float,
+        max_waiting: int = LOOP_POOL_MAX_WAITING,
+    ) -> None:
         sync: Any = datastore.pool
         kwargs = {k: v for k, v in dict(sync.kwargs).items() if k != "row_factory"}
         self._pool = _QuickAsyncPool(
@@ -169,6 +178,7 @@ class LoopPool:
             min_size=1,
             max_size=max(1, size),
             timeout=timeout,
+            max_waiting=max(1, max_waiting),
             open=False,
             name="loop",
         )

@@ -22,7 +22,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolTimeout, TooManyRequests
 
 from license_svc.access.auth import PermissionDenied, Unauthenticated
 from license_svc.access.fields import BadRequest
@@ -94,6 +94,8 @@ _UNAVAILABLE = _retry_soon(
     "UNAVAILABLE",
     "The service is temporarily unavailable, please retry",
 )
+# Every wait of this process is full (a pool, a group's queue): nothing was started.
+_BUSY = _retry_soon(grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", "The service is busy, please retry")
 
 
 # What a fault produces, by SQLSTATE: admin/crash shutdown and "cannot connect now" (57P0x),
@@ -174,12 +176,9 @@ TABLE: dict[type[Exception], Mapping] = {
     Unavailable: _UNAVAILABLE,
     OperationalError: _UNAVAILABLE,
     InterfaceError: _UNAVAILABLE,
-    PoolTimeout: _retry_soon(
-        grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", "The service is busy, please retry"
-    ),
-    QueueFull: _retry_soon(
-        grpc.StatusCode.UNAVAILABLE, "UNAVAILABLE", "The service is busy, please retry"
-    ),
+    PoolTimeout: _BUSY,
+    QueueFull: _BUSY,
+    TooManyRequests: _BUSY,  # a loop pool's waiting room is full
     PlanConflict: _retry_soon(
         grpc.StatusCode.ABORTED,
         "PLAN_BUSY",

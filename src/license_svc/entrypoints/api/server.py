@@ -1,10 +1,13 @@
 """The gRPC server: business servicers, health, reflection, one guard interceptor.
 
-A `grpc.aio` server whose event loop runs on a thread of its own. Unary methods stay sync
+A `grpc.aio` server whose event loop runs on a thread of its own. Most unary methods stay sync
 functions (the `eventsourcing` library has no asyncio API; each call is a short Postgres round
 trip): the aio server runs them on its thread pool of `grpc_workers` threads, as the sync
-server did. Streaming methods are coroutines on the loop (`streaming.py`): a follower that
-stays connected for a day holds no thread, so streams never take the threads unary calls need.
+server did. A few are coroutines, where the hop to a thread and back cost more than the work:
+cache hits, seat acquires and releases (waiting for their group's commit) and heartbeats (one
+statement on the loop's own small pool). Streaming methods are coroutines on the loop
+(`streaming.py`): a follower that stays connected for a day holds no thread, so streams never
+take the threads unary calls need.
 (A sync grpcio server runs each stream's generator on a pool thread for the stream's life, and
 a second server for streams would need a second port; see the README for the measurements.)
 `stop()` is graceful (the CLI calls it on SIGTERM/SIGINT): health turns NOT_SERVING, new calls
