@@ -257,7 +257,7 @@ class SeatBook:
 
     def _over(self, crowded: list[Account], rows: list[tuple[Any, ...]]) -> set[str]:
         """The leases of crowded accounts renewed beyond their seats (the newest), by id."""
-        now = next(r[4] for r in rows if r[4] is not None)
+        now = next(r[3] for r in rows if r[3] is not None)
         with self.pipelined() as (conn, curs, other), conn.transaction():
             return {str(i) for i in self._over_allowance(curs, other, crowded, now)}
 
@@ -471,13 +471,14 @@ def _row(lease: Lease) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-# A heartbeat's row: (lease_id, expires_at, account_id, product, now), the last three set only
-# where the account holds more live leases than seats (`LeaseTable.renew`).
+# A heartbeat's row: (expires_at, account_id, product, now, the ids renewed to that expires_at
+# joined by commas); account, product and now only where the account holds more live leases
+# than seats (`LeaseTable.renew`).
 
 
 def _crowded(rows: list[tuple[Any, ...]]) -> list[Account]:
     """The renewed accounts holding more live leases than seats (each once)."""
-    return list(dict.fromkeys((r[2], r[3]) for r in rows if r[2] is not None))
+    return list(dict.fromkeys((r[1], r[2]) for r in rows if r[1] is not None))
 
 
 def _renewals(
@@ -485,7 +486,9 @@ def _renewals(
 ) -> list[Renewal]:
     """Each named lease's answer, in the order named: renewed (perhaps over the allowance)
     with its new expires_at, or lost."""
-    renewed = {r[0]: r[1] for r in rows}
+    renewed: dict[str, datetime] = {}
+    for row in rows:
+        renewed.update(dict.fromkeys(row[4].split(","), row[0]))
     answers = []
     for lease_id in lease_ids:
         key = str(lease_id)

@@ -167,10 +167,10 @@ class LeaseTable:
 
     def renew(self, entitlements: Identifier) -> bytes:
         """The heartbeat: one statement for the whole batch, one HOT update per lease. Each
-        renewed lease comes back as (id, new expires_at, account, product, time), the last
-        three only where the account's live leases outnumber the seats its counted entitlements
-        add up to (in the allowance view's table `entitlements`): the caller ranks those
-        leases for `over_allowance`, and only those."""
+        row is (new expires_at, account, product, time, the renewed ids joined by commas), one
+        per expires_at; account, product and time are set only where the account's live leases
+        outnumber the seats its counted entitlements add up to (in the allowance view's table
+        `entitlements`): the caller ranks those leases for `over_allowance`, and only those."""
         key = entitlements.as_string(None)
         found = self._renew.get(key)
         if found is None:
@@ -205,13 +205,16 @@ class LeaseTable:
                     "  AND e.starts_at <= a.now AND e.ends_at > a.now)"
                     "  AS seats"
                     " FROM accounts a)"
-                    # The account, product and time only where the account is crowded (more
-                    # live leases than seats): else NULLs, which cost nothing to read.
-                    " SELECT r.lease_id::text, r.expires_at,"
+                    # One row per new expires_at (most often one for the whole batch), its
+                    # leases' ids as one text; the account, product and time only where the
+                    # account is crowded (more live leases than seats), else NULLs.
+                    " SELECT r.expires_at,"
                     " CASE WHEN t.live > t.seats THEN r.account_id END,"
                     " CASE WHEN t.live > t.seats THEN r.product END,"
-                    " CASE WHEN t.live > t.seats THEN r.now END FROM renewed r"
+                    " CASE WHEN t.live > t.seats THEN r.now END,"
+                    " string_agg(r.lease_id::text, ',') FROM renewed r"
                     " JOIN tallies t ON t.account_id = r.account_id AND t.product = r.product"
+                    " GROUP BY 1, 2, 3, 4"
                 )
                 .format(t=self._t, e=entitlements)
                 .as_bytes(None)
