@@ -112,3 +112,19 @@ def test_a_lease_granted_here_drops_the_accounts_answer_and_a_read_racing_it() -
     assert cache.get(key("b"), T0, 0) == ("B", 10)
     keep(cache, "a", "fresh", 12)  # a read begun after it counts the lease: kept
     assert cache.get(key("a"), T0, 0) == ("fresh", 12)
+
+
+def test_forget_drops_the_account_in_every_view_generation_and_product_and_nothing_else() -> None:
+    cache = listening(10)
+    for view in (VIEW, "allowance_g2"):
+        for product in ("integrations", "invoicing"):
+            for account in ("a", "b"):
+                ticket = cache.begin((view, account, product))
+                cache.put(ticket, f"{view}/{account}/{product}", 10, T0, None)
+    assert len(cache) == 8
+    cache.forget("a", 15)
+    assert len(cache) == 4
+    for view in (VIEW, "allowance_g2"):
+        for product in ("integrations", "invoicing"):
+            assert cache.get((view, "a", product), T0, 0) is None
+            assert cache.get((view, "b", product), T0, 0) == (f"{view}/b/{product}", 10)
