@@ -20,6 +20,9 @@ with `DeadlinePassed`, so nothing is started, retried or committed for a caller 
 
 Broken pooled connections are discarded by psycopg_pool when they are returned after a failure
 (their status is then UNKNOWN); `dbhealth` also checks the idle ones when the database returns.
+
+`LoopPool` is the same policy for coroutines: a few asyncio connections for statements a server
+runs on its event loop (the seat heartbeat), built from the datastore's pool settings.
 """
 
 from __future__ import annotations

@@ -144,8 +144,7 @@ class SeatBook:
         """Stop the writer thread and close the heartbeats' connections (after the server
         stopped taking calls; the server closes those while its loop still runs)."""
         self._writer.shutdown(wait=True)
-        if self._loop_pool is not None:
-            self._loop_pool.close()
+        self.close_loop_pool()
 
     def close_loop_pool(self) -> None:
         if self._loop_pool is not None:
