@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
 
@@ -241,3 +242,31 @@ def test_a_large_append_goes_through_whole(
     assert ids is not None and list(ids) == stored_ids(sql, key)
     assert len(ids) == 5_000
     assert recorder.select_events(key, gt=4_998) == events[-2:]
+
+
+def test_notifications_read_as_the_library_reads_them(recorder: LicensingRecorder) -> None:
+    """The lean read (binary tuples, statements rendered once) answers every shape of query
+    exactly as the library's own `select_notifications`."""
+    first = uuid.uuid4()
+    ids = recorder.insert_events(
+        [event(first, 1, b'{"a":"\\u0000\\u00e9"}'), event(first, 2), event(uuid.uuid4(), 1)]
+    )
+    assert ids is not None
+    a, b, c = ids
+    library = PostgresApplicationRecorder.select_notifications
+    shapes: list[dict[str, Any]] = [
+        {"start": None, "limit": 10},
+        {"start": a, "limit": 10},
+        {"start": a, "limit": 10, "inclusive_of_start": False},
+        {"start": a, "limit": 1},
+        {"start": None, "limit": 10, "stop": b},
+        {"start": a, "limit": 10, "stop": b, "inclusive_of_start": False},
+        {"start": c, "limit": 10, "stop": c},
+        {"start": c + 1, "limit": 10},
+        {"start": a, "limit": 10, "topics": [TOPIC]},
+    ]
+    for shape in shapes:
+        lean = recorder.select_notifications(**shape)
+        assert lean == library(recorder, **shape), shape
+        assert all(type(n.state) is bytes for n in lean)
+    assert [n.id for n in recorder.select_notifications(start=a, limit=10)] == [a, b, c]

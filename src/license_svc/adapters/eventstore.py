@@ -34,6 +34,7 @@ from uuid import UUID
 from eventsourcing.persistence import (
     IntegrityError,
     InterfaceError,
+    Notification,
     OperationalError,
     StoredEvent,
 )
@@ -42,7 +43,7 @@ from eventsourcing.utils import retry
 from psycopg import Connection, Cursor, generators
 from psycopg import Error as PsycopgError
 from psycopg.pq import TransactionStatus
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
 from license_svc.adapters.groupcommit import (
@@ -72,6 +73,24 @@ def retried(method: F) -> F:
 def _unretried(method: Any) -> Any:
     """A library method without its own retry decorator (`functools.wraps` keeps it)."""
     return getattr(method, "__wrapped__", method)
+
+
+def _notification_statements(
+    schema: Identifier, table: Identifier
+) -> dict[tuple[bool | None, bool], bytes]:
+    """`select_notifications`' statements, by (inclusive of start, or None: no start; a stop)."""
+    select = SQL(
+        "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
+    ).format(schema, table)
+    starts = {None: [], True: [SQL("notification_id >= %s")], False: [SQL("notification_id > %s")]}
+    statements = {}
+    for start, after in starts.items():
+        for stop in (False, True):
+            where = [*after, *([SQL("notification_id <= %s")] if stop else [])]
+            condition = SQL(" WHERE ") + SQL(" AND ").join(where) if where else SQL("")
+            statement = select + condition + SQL(" ORDER BY notification_id LIMIT %s")
+            statements[(start, stop)] = statement.as_bytes(None)
+    return statements
 
 
 @dataclass(frozen=True)
@@ -132,6 +151,9 @@ class LicensingRecorder(PostgresApplicationRecorder):
             "SELECT reseller_id, request_id, batch_id, fingerprint, count, last_key_id,"
             " created_at FROM {schema}.issue_requests WHERE reseller_id = %s AND request_id = %s"
         ).format(schema=schema)
+        self._select_notifications = _notification_statements(
+            schema, Identifier(self.events_table_name)
+        )
         self._copy_events = SQL(
             "COPY {schema}.{table} (originator_id, originator_version, topic, state)"
             " FROM STDIN (FORMAT BINARY)"
@@ -205,8 +227,44 @@ class LicensingRecorder(PostgresApplicationRecorder):
         return events
 
     @retried
-    def select_notifications(self, *args: Any, **kwargs: Any) -> Any:
-        return _unretried(PostgresApplicationRecorder.select_notifications)(self, *args, **kwargs)
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's query and answer, read leaner: binary rows as tuples (a bytea comes
+        as bytes, not hex text to decode), one statement per shape rendered once. A replay
+        reads every event through here: the library's dict rows cost it 1.3 µs an event."""
+        if topics:
+            return cast(
+                Sequence[Notification],
+                _unretried(PostgresApplicationRecorder.select_notifications)(
+                    self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+                ),
+            )
+        params = [p for p in (start, stop) if p is not None]
+        statement = self._select_notifications[
+            (None if start is None else inclusive_of_start, stop is not None)
+        ]
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as curs,
+        ):
+            curs.execute(statement, (*params, limit), prepare=True)
+            return [
+                Notification(
+                    id=notification_id,
+                    originator_id=originator_id,
+                    originator_version=version,
+                    topic=topic,
+                    state=state,
+                )
+                for notification_id, originator_id, version, topic, state in curs.fetchall()
+            ]
 
     @retried
     def max_notification_id(self) -> int | None:
