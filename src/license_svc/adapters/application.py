@@ -12,13 +12,14 @@ from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import InfrastructureFactory, StoredEvent
+from eventsourcing.persistence import InfrastructureFactory, Mapper, StoredEvent
 from eventsourcing.utils import Environment, strtobool
 
 from license_svc.adapters import pools as dbpool
 from license_svc.adapters.clock import Clock, utcnow
 from license_svc.adapters.eventstore import TOPIC as RECORDER_TOPIC
 from license_svc.adapters.eventstore import LicensingRecorder
+from license_svc.adapters.mapper import StoreMapper
 from license_svc.domain import codes
 from license_svc.domain.identity import KeyIdentity
 from license_svc.domain.key import ActivationKey, event_type
@@ -59,6 +60,10 @@ class EventStore(Application[UUID]):
             self.store.use_group_commit(strtobool(self.env.get(GROUP_COMMIT) or "y"))
         self._identity = identity
         self.clock = clock
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The library's mapper, quicker to decode (`adapters/mapper.py`)."""
+        return self.factory.mapper(transcoder=self.construct_transcoder(), mapper_class=StoreMapper)
 
     def construct_factory(self, env: Environment) -> InfrastructureFactory:  # type: ignore[type-arg]
         """The library's factory, its pool given the service's connection policy before the
