@@ -49,6 +49,11 @@ class AllowanceView(EntitlementsView):
                 " account_id text NOT NULL, product text NOT NULL,"
                 " granted_at timestamptz NOT NULL, ended_at timestamptz)"
             ).format(self.table("leases")),
+        ]
+
+    def read_index_statements(self) -> list[Composed]:
+        return [
+            *super().read_index_statements(),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, product, granted_at)").format(
                 Identifier(f"{self.full_name}_leases_by_account"), self.table("leases")
             ),

@@ -133,6 +133,7 @@ class View(PostgresTrackingRecorder):
         self.full_name = tracking_table_name.removesuffix("_tracking")
         self.generation = int(self.full_name.rsplit("_g", 1)[1])
         self.sql_create_statements.extend(self.create_statements())
+        self.read_indexes = self.read_index_statements()
         self._qualified = f'"{datastore.schema}"."{tracking_table_name}"'
         self._select_position = SQL(
             "SELECT max(notification_id) AS position FROM {} WHERE application_name = %s"
@@ -164,7 +165,14 @@ class View(PostgresTrackingRecorder):
         return [f"{self.full_name}_{suffix}" for suffix in self.tables]
 
     @abstractmethod
-    def create_statements(self) -> list[Composed]: ...
+    def create_statements(self) -> list[Composed]:
+        """The tables, and the indexes that writing a batch uses."""
+
+    def read_index_statements(self) -> list[Composed]:
+        """The indexes only reads use. A rebuild builds them once its replay has caught up:
+        one sort each over the filled table, where a replay into them would insert into each
+        of them for every event (for the catalog, half of a rebuild's database time)."""
+        return []
 
     @abstractmethod
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None: ...
@@ -205,7 +213,9 @@ class View(PostgresTrackingRecorder):
                 f" ({batch.first}-{batch.last}) committed: another runner applied it"
             )
 
-    def create_table(self) -> None:
+    def create_table(self, read_indexes: bool = True) -> None:
+        """The view's tables and the indexes its writes use; and, unless `read_indexes` is
+        False (a rebuild's replay: see `create_read_indexes`), the indexes its reads use."""
         with self.datastore.get_connection() as conn, ddl_lock(conn):
             found = conn.execute(
                 "SELECT to_regclass(%s) IS NOT NULL AS found", (self._qualified,)
@@ -217,6 +227,16 @@ class View(PostgresTrackingRecorder):
                 # logs an ERROR in PostgreSQL's log for every new generation. A missing table
                 # needs no migration: create it as the library does once the probe failed.
                 PostgresRecorder.create_table(self)
+        if read_indexes:
+            self.create_read_indexes()
+
+    def create_read_indexes(self) -> None:
+        """The indexes of `read_index_statements` that are missing."""
+        if not self.read_indexes:
+            return
+        with self.datastore.get_connection() as conn, ddl_lock(conn):
+            for statement in self.read_indexes:
+                conn.execute(statement)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ from license_svc.domain.tiers import Product, Tier
 from .base import Batch, View, pg_text, pg_value
 from .changes import Change
 
+# A pending key's row (key_id, product, tier, seats, hint), copied in binary as the catalog's.
+PENDING_TYPES = ("uuid", "text", "text", "int4", "text")
 PLAN_SNAPSHOTS = (Plan.PlanStarted, Plan.PlanRenewed, Plan.PlanChanged, Plan.PlanCancelled)
 
 
@@ -52,9 +54,6 @@ class EntitlementsView(View):
                 " seats integer NOT NULL, starts_at timestamptz NOT NULL,"
                 " ends_at timestamptz NOT NULL{})"
             ).format(self.table("entitlements"), hint),
-            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, product)").format(
-                Identifier(f"{self.full_name}_by_account"), self.table("entitlements")
-            ),
             # Plans bought online stand beside keys (added later: tables made before gain them).
             # Only when a column is missing: an ALTER TABLE takes an ACCESS EXCLUSIVE lock even
             # when it changes nothing, and on every start it could deadlock with a worker.
@@ -70,13 +69,20 @@ class EntitlementsView(View):
                 name=Literal(f"{self.full_name}_entitlements"),
                 table=self.table("entitlements"),
             ),
-            SQL(
-                "CREATE INDEX IF NOT EXISTS {} ON {} (ends_at, key_id) WHERE source = 'plan'"
-            ).format(Identifier(f"{self.full_name}_plans_by_end"), self.table("entitlements")),
             # Every plan an account ever had (kept after it ends): point-in-time reads look here.
             SQL(
                 "CREATE TABLE IF NOT EXISTS {} (plan_id uuid PRIMARY KEY, account_id text NOT NULL)"
             ).format(self.table("plan_accounts")),
+        ]
+
+    def read_index_statements(self) -> list[Composed]:
+        return [
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id, product)").format(
+                Identifier(f"{self.full_name}_by_account"), self.table("entitlements")
+            ),
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {} ON {} (ends_at, key_id) WHERE source = 'plan'"
+            ).format(Identifier(f"{self.full_name}_plans_by_end"), self.table("entitlements")),
             SQL("CREATE INDEX IF NOT EXISTS {} ON {} (account_id)").format(
                 Identifier(f"{self.full_name}_plan_accounts_by_account"),
                 self.table("plan_accounts"),
@@ -139,10 +145,11 @@ class EntitlementsView(View):
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
         pending, entitlements = self.table("pending"), self.table("entitlements")
         if batch.issued:
-            copy_sql = SQL("COPY {} (key_id, product, tier, seats{}) FROM STDIN").format(
-                pending, self._hint_column
-            )
+            copy_sql = SQL(
+                "COPY {} (key_id, product, tier, seats{}) FROM STDIN (FORMAT BINARY)"
+            ).format(pending, self._hint_column)
             with curs.copy(copy_sql) as copy:
+                copy.set_types(PENDING_TYPES[: 5 if self.with_hint else 4])
                 for _, e in batch.issued:
                     row = (e.originator_id, pg_text(e.product), pg_text(e.tier), e.seats)
                     copy.write_row((*row, pg_text(e.hint)) if self.with_hint else row)

@@ -19,7 +19,7 @@ from license_svc.domain.tiers import Product, Tier
 from license_svc.keys.app import IssueKeys
 from license_svc.reads.live import LiveViews
 from projections.catalog import CatalogView
-from projections.registry import NAMES
+from projections.registry import NAMES, view_class
 from projections.workers.prune import prune
 from projections.workers.rebuild import rebuild, rebuilding
 from projections.workers.runner import connect, worker_lock_key
@@ -73,6 +73,27 @@ def test_a_rebuild_drops_every_table_of_the_generation_it_replaced(
     rebuild(service.settings, service.datastore, service.app, name, io.StringIO())
     assert generations_on_disk(service, name) == {2}
     assert service.views.generations.live([name]) == {name: 2}
+
+
+def index_definitions(service: Service, name: str, generation: int) -> set[str]:
+    """Every index of the generation's tables, its name and definition without the prefix."""
+    prefix = f"{name}_g{generation}_"
+    with psycopg.connect(service.settings.database_url) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE %s",
+            (prefix.replace("_", "\\_") + "%",),
+        ).fetchall()
+    return {f"{index} {definition}".replace(prefix, "") for index, definition in rows}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_rebuilt_generation_has_every_index_a_new_one_has(service: Service, name: str) -> None:
+    """A rebuild builds the indexes only reads use after its replay (`create_read_indexes`):
+    the generation it switches to has them all, as one made by `create_table` does."""
+    made = index_definitions(service, name, 1)
+    assert len(made) > len(view_class(name).at(service.datastore, 1).read_indexes) > 0
+    rebuild(service.settings, service.datastore, service.app, name, io.StringIO())
+    assert index_definitions(service, name, 2) == made
 
 
 def test_prune_keeps_a_generation_while_a_worker_runs_it(service: Service) -> None:

@@ -99,7 +99,7 @@ def rebuild(
             old.create_table()
             _report(out, prune(conn, settings, datastore, name))
             new = cls.at(datastore, new_generation)
-            new.create_table()
+            new.create_table(read_indexes=False)  # built once the replay has caught up
             with advisory_lock(conn, worker_lock_key(name, new_generation)) as held:
                 assert held, "nothing else runs a generation that is not live yet"
                 rebuilt = _replay_and_switch(settings, generations, app, old, new, out)
@@ -139,6 +139,7 @@ def _replay_and_switch(
             runner.run_forever(timeout=TICK_SECONDS)  # re-raises the runner's error
             if runner.is_interrupted.is_set():
                 raise RuntimeError("the rebuild's runner stopped")
+        new.create_read_indexes()
         seconds = time.monotonic() - progress.started
         progress.show(done, head, final=True)
         # Traffic goes on: the switch waits, with the live position held still, for the last few.
