@@ -16,6 +16,7 @@ import re
 import zlib
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -230,13 +231,23 @@ class View(PostgresTrackingRecorder):
         if read_indexes:
             self.create_read_indexes()
 
-    def create_read_indexes(self) -> None:
-        """The indexes of `read_index_statements` that are missing."""
+    def create_read_indexes(self, parallel: int = 1) -> None:
+        """The indexes of `read_index_statements` that are missing, built `parallel` at a time
+        (each on a connection of its own: a build is a sort on one core, and two builds on one
+        table share its SHARE lock)."""
         if not self.read_indexes:
             return
         with self.datastore.get_connection() as conn, ddl_lock(conn):
-            for statement in self.read_indexes:
-                conn.execute(statement)
+            if parallel <= 1:
+                for statement in self.read_indexes:
+                    conn.execute(statement)
+                return
+            with ThreadPoolExecutor(parallel, thread_name_prefix="read-index") as builders:
+                list(builders.map(self._create_index, self.read_indexes))
+
+    def _create_index(self, statement: Composed) -> None:
+        with self.datastore.get_connection() as conn:
+            conn.execute(statement)
 
     # -- reading ---------------------------------------------------------------------------
 

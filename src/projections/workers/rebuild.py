@@ -19,20 +19,24 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 import psycopg
+from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore
 
 from license_svc.adapters.application import EventStore
 from license_svc.config import Settings
-from projections.base import View
+from projections.base import APP_NAME, View
 from projections.generations import Generations, advisory_lock
 from projections.registry import view_class
 
 from .prune import Pruned, prune
 from .runner import close_runner, connect, start_runner, worker_lock_key
+from .viewset import ViewSet
 
 # How often a rebuild asks how far its replay is (one indexed SELECT): at 0.25 s, a replay of a
 # second was reported (and switched) up to a quarter of a second late.
 TICK_SECONDS = 0.02
+INDEX_BUILDS = 2  # a rebuild's read indexes built at once, each on a connection of its own
+REPLAY_CHUNK = 5_000  # events read, decoded and written in one transaction by a replay
 
 
 class RebuildBusy(Exception):
@@ -128,7 +132,8 @@ def _replay_and_switch(
 ) -> Rebuilt:
     name = type(new).name
     progress = Progress(f"rebuild {name} g{new.generation}", out)
-    runner = start_runner(settings, name, new.generation)
+    _replay(app, new, app.recorder.max_notification_id() or 0, progress)
+    runner = start_runner(settings, name, new.generation)  # the events appended meanwhile
     try:
         while True:
             head = app.recorder.max_notification_id() or 0
@@ -139,7 +144,7 @@ def _replay_and_switch(
             runner.run_forever(timeout=TICK_SECONDS)  # re-raises the runner's error
             if runner.is_interrupted.is_set():
                 raise RuntimeError("the rebuild's runner stopped")
-        new.create_read_indexes()
+        new.create_read_indexes(parallel=INDEX_BUILDS)
         seconds = time.monotonic() - progress.started
         progress.show(done, head, final=True)
         # Traffic goes on: the switch waits, with the live position held still, for the last few.
@@ -153,6 +158,30 @@ def _replay_and_switch(
         f" ({rebuilt.events_per_second:,.0f} events/s); generation {new.generation} is live\n"
     )
     return rebuilt
+
+
+def _replay(app: EventStore, view: View, head: int, progress: Progress) -> None:
+    """The view from its position up to `head`, in this thread: read REPLAY_CHUNK events,
+    decode them, write them as one batch (the views' own transaction, fenced on the tracking
+    row as a worker's), and again. A runner does the same with a thread reading ahead and a
+    queue between them, and under one GIL the hand-offs cost more than the overlap saved (a
+    replay of 100,000 events, in process: 0.82 s this way, 0.95 s through a runner)."""
+    views = ViewSet([view])
+    to_event = app.mapper.to_domain_event
+    done = view.position()
+    while done < head:
+        # No stop at `head`: with one, PostgreSQL's estimate of the range (from statistics
+        # taken while the store was smaller) chose a bitmap scan and a sort of every event
+        # after `done`, 30 ms a chunk, where the index gives the next 5,000 in 1 ms. Events
+        # past `head` are as good to apply as any.
+        found = app.recorder.select_notifications(
+            start=done, limit=REPLAY_CHUNK, inclusive_of_start=False
+        )
+        if not found:
+            break
+        views.record([(to_event(n), Tracking(APP_NAME, n.id)) for n in found])
+        done = found[-1].id
+        progress.show(done, head)
 
 
 @contextmanager
