@@ -11,11 +11,12 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.pq import TransactionStatus
 from psycopg.sql import SQL, Identifier
@@ -269,4 +270,5 @@ def test_notifications_read_as_the_library_reads_them(recorder: LicensingRecorde
         lean = recorder.select_notifications(**shape)
         assert lean == library(recorder, **shape), shape
         assert all(type(n.state) is bytes for n in lean)
+        assert all(vars(n).keys() == {f.name for f in fields(Notification)} for n in lean)
     assert [n.id for n in recorder.select_notifications(start=a, limit=10)] == [a, b, c]

@@ -75,6 +75,30 @@ def _unretried(method: Any) -> Any:
     return getattr(method, "__wrapped__", method)
 
 
+_new, _set = object.__new__, object.__setattr__
+
+
+def _notification(
+    notification_id: int, originator_id: UUID, version: int, topic: str, state: bytes
+) -> Notification:
+    """A Notification as its dataclass `__init__` makes it, in 0.35 µs instead of 0.8 (a frozen
+    dataclass sets each field through `object.__setattr__`): the library builds its domain
+    events the same way (`Mapper.to_domain_event`)."""
+    made = _new(Notification)
+    _set(
+        made,
+        "__dict__",
+        {
+            "originator_id": originator_id,
+            "originator_version": version,
+            "topic": topic,
+            "state": state,
+            "id": notification_id,
+        },
+    )
+    return made
+
+
 def _notification_statements(
     schema: Identifier, table: Identifier
 ) -> dict[tuple[bool | None, bool], bytes]:
@@ -255,16 +279,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
             conn.cursor(binary=True, row_factory=tuple_row) as curs,
         ):
             curs.execute(statement, (*params, limit), prepare=True)
-            return [
-                Notification(
-                    id=notification_id,
-                    originator_id=originator_id,
-                    originator_version=version,
-                    topic=topic,
-                    state=state,
-                )
-                for notification_id, originator_id, version, topic, state in curs.fetchall()
-            ]
+            return [_notification(*row) for row in curs.fetchall()]
 
     @retried
     def max_notification_id(self) -> int | None:
