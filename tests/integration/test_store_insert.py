@@ -269,6 +269,6 @@ def test_notifications_read_as_the_library_reads_them(recorder: LicensingRecorde
     for shape in shapes:
         lean = recorder.select_notifications(**shape)
         assert lean == library(recorder, **shape), shape
-        assert all(type(n.state) is bytes for n in lean)
+        assert all(type(n.state) is bytes and type(n.originator_id) is uuid.UUID for n in lean)
         assert all(vars(n).keys() == {f.name for f in fields(Notification)} for n in lean)
     assert [n.id for n in recorder.select_notifications(start=a, limit=10)] == [a, b, c]

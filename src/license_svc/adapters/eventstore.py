@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
-from uuid import UUID
+from uuid import UUID, SafeUUID
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -42,7 +42,9 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor, generators
 from psycopg import Error as PsycopgError
-from psycopg.pq import TransactionStatus
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.pq import Format, TransactionStatus
 from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Identifier, Literal
 
@@ -76,6 +78,19 @@ def _unretried(method: Any) -> Any:
 
 
 _new, _set = object.__new__, object.__setattr__
+
+
+class QuickUUIDLoader(Loader):
+    """A binary uuid column as `uuid.UUID(bytes=...)` makes it, without that constructor's
+    argument checks (0.29 µs instead of 0.66: a replay loads one per event)."""
+
+    format = Format.BINARY
+
+    def load(self, data: Buffer) -> UUID:
+        made = _new(UUID)
+        _set(made, "int", int.from_bytes(data))
+        _set(made, "is_safe", SafeUUID.unknown)
+        return made
 
 
 def _notification(
@@ -278,6 +293,7 @@ class LicensingRecorder(PostgresApplicationRecorder):
             self.datastore.get_connection() as conn,
             conn.cursor(binary=True, row_factory=tuple_row) as curs,
         ):
+            curs.adapters.register_loader("uuid", QuickUUIDLoader)
             curs.execute(statement, (*params, limit), prepare=True)
             return [_notification(*row) for row in curs.fetchall()]
 
