@@ -28,6 +28,7 @@ from .changes import Change
 from .entitlements import EntitlementsView
 
 Account = tuple[str, str]  # (account_id, product)
+CHANGE_TYPES = ("int8", "text", "text")  # a change log row, copied in binary
 
 
 class AllowanceView(EntitlementsView):
@@ -65,35 +66,45 @@ class AllowanceView(EntitlementsView):
             self._write_leases(curs, batch.leases)
 
     def _write_leases(self, curs: Cursor[DictRow], events: list[LeaseEvent]) -> None:
-        granted = [e for e in events if isinstance(e, SeatLease.SeatLeaseGranted)]
+        """Each lease's row as the batch leaves it. A lease granted and ended in the same batch
+        (a connection that came and went, or a replay's chunk) is written once, ended, instead
+        of inserted and then updated: on a conflict (its row is there already) the end is
+        still recorded, as the UPDATE would have."""
+        granted: dict[UUID, list[object]] = {}  # account, product, granted at, ended at
+        ended: dict[UUID, datetime] = {}
+        for e in events:
+            if isinstance(e, SeatLease.SeatLeaseGranted):
+                granted[e.originator_id] = [
+                    pg_text(e.account_id),
+                    pg_text(e.product),
+                    e.granted_at,
+                    None,
+                ]
+                continue
+            at = e.released_at if isinstance(e, SeatLease.SeatLeaseReleased) else e.expired_at
+            if e.originator_id in granted:
+                granted[e.originator_id][3] = at
+            else:
+                ended[e.originator_id] = at
         if granted:
+            rows = [(lease, *row) for lease, row in granted.items()]
             curs.execute(
                 SQL(
-                    "INSERT INTO {} (lease_id, account_id, product, granted_at)"
+                    "INSERT INTO {} AS l (lease_id, account_id, product, granted_at, ended_at)"
                     " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[],"
-                    " %s::timestamptz[]) ON CONFLICT (lease_id) DO NOTHING"
+                    " %s::timestamptz[], %s::timestamptz[])"
+                    " ON CONFLICT (lease_id) DO UPDATE SET ended_at = excluded.ended_at"
+                    " WHERE excluded.ended_at IS NOT NULL"
                 ).format(self.table("leases")),
-                (
-                    [e.originator_id for e in granted],
-                    [pg_text(e.account_id) for e in granted],
-                    [pg_text(e.product) for e in granted],
-                    [e.granted_at for e in granted],
-                ),
+                tuple(list(column) for column in zip(*rows, strict=True)),
             )
-        ended = [
-            (e.originator_id, e.released_at)
-            if isinstance(e, SeatLease.SeatLeaseReleased)
-            else (e.originator_id, e.expired_at)
-            for e in events
-            if not isinstance(e, SeatLease.SeatLeaseGranted)
-        ]
         if ended:
             curs.execute(
                 SQL(
                     "UPDATE {} l SET ended_at = e.ended_at FROM unnest(%s::uuid[],"
                     " %s::timestamptz[]) AS e(lease_id, ended_at) WHERE l.lease_id = e.lease_id"
                 ).format(self.table("leases")),
-                ([lease for lease, _ in ended], [at for _, at in ended]),
+                (list(ended), list(ended.values())),
             )
 
     def lease_spans(
@@ -127,17 +138,11 @@ class AllowanceView(EntitlementsView):
         return sorted([*changes, *leases], key=lambda c: c.position)
 
     def _keep_changes(self, curs: Cursor[DictRow], changes: list[Change]) -> None:
-        curs.execute(
-            SQL(
-                "INSERT INTO {} (position, account_id, product)"
-                " SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[])"
-            ).format(self.table("changes")),
-            (
-                [c.position for c in changes],
-                [c.account_id for c in changes],
-                [c.product for c in changes],
-            ),
-        )
+        copy_sql = SQL("COPY {} (position, account_id, product) FROM STDIN (FORMAT BINARY)")
+        with curs.copy(copy_sql.format(self.table("changes"))) as copy:
+            copy.set_types(CHANGE_TYPES)
+            for change in changes:
+                copy.write_row((change.position, change.account_id, change.product))
 
     def allowance(
         self, account_id: str, product: Product, now: datetime
