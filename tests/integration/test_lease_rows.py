@@ -17,7 +17,7 @@ from license_svc.bootstrap import Service
 from license_svc.domain.seats import SeatLease, ending
 from license_svc.domain.tiers import Product
 from projections.allowance import AllowanceView
-from projections.base import APP_NAME
+from projections.base import APP_NAME, View
 from projections.workers.viewset import ViewSet
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
@@ -46,7 +46,7 @@ def lease_events() -> list[Any]:
 
 
 @pytest.fixture
-def views(service: Service) -> Iterator[list[AllowanceView]]:
+def views(service: Service) -> Iterator[list[View]]:
     made = [AllowanceView.at(service.datastore, random.randrange(10**6, 10**9)) for _ in "ab"]
     for view in made:
         view.create_table()
@@ -57,7 +57,7 @@ def views(service: Service) -> Iterator[list[AllowanceView]]:
                 conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
-def rows(service: Service, view: AllowanceView, suffix: str, order: str) -> list[tuple[Any, ...]]:
+def rows(service: Service, view: View, suffix: str, order: str) -> list[tuple[Any, ...]]:
     with service.datastore.get_connection() as conn, conn.cursor() as curs:
         table = f"{view.full_name}_{suffix}"
         found = curs.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()
@@ -65,7 +65,7 @@ def rows(service: Service, view: AllowanceView, suffix: str, order: str) -> list
 
 
 def test_a_lease_ended_in_its_grants_batch_leaves_the_rows_of_one_event_per_batch(
-    service: Service, views: list[AllowanceView]
+    service: Service, views: list[View]
 ) -> None:
     events = lease_events()
     items = [(e, Tracking(APP_NAME, position)) for position, e in enumerate(events, start=1)]
