@@ -228,22 +228,21 @@ class View(PostgresTrackingRecorder):
                 # logs an ERROR in PostgreSQL's log for every new generation. A missing table
                 # needs no migration: create it as the library does once the probe failed.
                 PostgresRecorder.create_table(self)
-        if read_indexes:
-            self.create_read_indexes()
+            for statement in self.read_indexes if read_indexes else ():
+                conn.execute(statement)  # under the same lock, on the same connection
 
-    def create_read_indexes(self, parallel: int = 1) -> None:
+    def create_read_indexes(self, parallel: int) -> None:
         """The indexes of `read_index_statements` that are missing, built `parallel` at a time
         (each on a connection of its own: a build is a sort on one core, and two builds on one
-        table share its SHARE lock)."""
+        table share its SHARE lock), under the DDL lock. A rebuild's, after its replay."""
         if not self.read_indexes:
             return
-        with self.datastore.get_connection() as conn, ddl_lock(conn):
-            if parallel <= 1:
-                for statement in self.read_indexes:
-                    conn.execute(statement)
-                return
-            with ThreadPoolExecutor(parallel, thread_name_prefix="read-index") as builders:
-                list(builders.map(self._create_index, self.read_indexes))
+        with (
+            self.datastore.get_connection() as conn,
+            ddl_lock(conn),
+            ThreadPoolExecutor(parallel, thread_name_prefix="read-index") as builders,
+        ):
+            list(builders.map(self._create_index, self.read_indexes))
 
     def _create_index(self, statement: Composed) -> None:
         with self.datastore.get_connection() as conn:
