@@ -10,9 +10,10 @@ events were batched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from psycopg import Cursor
@@ -23,12 +24,13 @@ from license_svc.domain.seats import LeaseEvent, SeatLease
 from license_svc.domain.subscription import Entitlement, Subscription, subscription_at
 from license_svc.domain.tiers import Product, Tier
 
-from .base import Batch, pg_text
+from .base import LEASE_EVENTS, Aggregate, Batch, Folder, pg_text
 from .changes import Change
-from .entitlements import EntitlementsView
+from .entitlements import EntitlementsFolder, EntitlementsView
 
 Account = tuple[str, str]  # (account_id, product)
 CHANGE_TYPES = ("int8", "text", "text")  # a change log row, copied in binary
+LEASE_TYPES = ("uuid", "text", "text", "timestamptz", "timestamptz")  # a lease row, the same
 
 
 class AllowanceView(EntitlementsView):
@@ -59,6 +61,9 @@ class AllowanceView(EntitlementsView):
                 Identifier(f"{self.full_name}_leases_by_account"), self.table("leases")
             ),
         ]
+
+    def folder(self) -> Folder:
+        return AllowanceFolder(self)
 
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
         super()._write(curs, batch)
@@ -227,3 +232,40 @@ class AllowanceView(EntitlementsView):
                     )
                 )
         return held, int(rows[0]["position"]) if rows else 0
+
+
+class AllowanceFolder(EntitlementsFolder):
+    """The entitlements' fold, and the allowance's own: each seat lease's row (granted, and
+    ended by its release or expiry) and the change log, a row for every lease event."""
+
+    events: tuple[type, ...] = (*EntitlementsFolder.events, *LEASE_EVENTS)
+
+    def __init__(self, view: AllowanceView) -> None:
+        super().__init__(view, keeps_changes=True)
+        self.allowance = view
+        self.leases: list[list[Any]] = []
+
+    def write(self, curs: Cursor[DictRow], aggregates: Sequence[Aggregate]) -> None:
+        super().write(curs, aggregates)
+        self._copy(curs, "leases", "lease_id, account_id, product, granted_at, ended_at",
+                   LEASE_TYPES, self.leases)  # fmt: skip
+        if self.changes:
+            self.allowance._keep_changes(curs, self.changes)
+        self.leases, self.changes = [], []
+
+    def _other(self, events: Aggregate) -> None:
+        row: list[Any] | None = None
+        for position, e in events:
+            if not isinstance(e, LEASE_EVENTS):
+                continue
+            self._change(position, pg_text(e.account_id), pg_text(e.product))
+            if isinstance(e, SeatLease.SeatLeaseGranted):
+                if row is None:
+                    row = [e.originator_id, pg_text(e.account_id), pg_text(e.product),
+                           e.granted_at, None]  # fmt: skip
+            elif row is not None:
+                row[4] = (
+                    e.released_at if isinstance(e, SeatLease.SeatLeaseReleased) else e.expired_at
+                )
+        if row is not None:
+            self.leases.append(row)

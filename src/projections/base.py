@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -36,6 +36,12 @@ from license_svc.domain.seats import LeaseEvent, SeatLease
 from .changes import Change, Notice
 
 CHANNEL = "license_svc_views"
+KEY_EVENTS = (
+    ActivationKey.KeyIssued,
+    ActivationKey.KeyActivated,
+    ActivationKey.KeyRevoked,
+    ActivationKey.SubscriptionExpired,
+)
 LEASE_EVENTS = (
     SeatLease.SeatLeaseGranted,
     SeatLease.SeatLeaseReleased,
@@ -121,6 +127,25 @@ class Batch:
         return self.positions[(event.originator_id, event.originator_version)]
 
 
+# One aggregate's events in version order, each with its position: what a rebuild's fold
+# (`projections.fold`) hands a view, all of an aggregate's events at once.
+Aggregate = list[tuple[int, Any]]
+
+
+class Folder(Protocol):
+    """A view's side of a rebuild's fold: each aggregate's events folded into the rows they
+    leave, written once (no row inserted and then updated), in the fold's one transaction."""
+
+    events: tuple[type, ...]  # the events it folds: no other event is decoded
+
+    def write(self, curs: Cursor[DictRow], aggregates: Sequence[Aggregate]) -> None:
+        """The rows of these aggregates, each aggregate whole (its events up to the fold's
+        head); every aggregate comes once in the whole fold."""
+
+    def finish(self, curs: Cursor[DictRow]) -> None:
+        """After the last aggregate: what is kept across aggregates (the catalog's counts)."""
+
+
 class View(PostgresTrackingRecorder):
     """Base of the three views. Subclasses name their tables and write a batch."""
 
@@ -177,6 +202,11 @@ class View(PostgresTrackingRecorder):
 
     @abstractmethod
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None: ...
+
+    @abstractmethod
+    def folder(self) -> Folder:
+        """A fold of this view (see `Folder`): it must leave exactly the rows the batches of
+        one event each leave (`_write`, `_account_changes`, `_keep_changes`)."""
 
     def _account_changes(self, curs: Cursor[DictRow], batch: Batch) -> list[Change] | None:
         """What this batch changes for which accounts, found before it is written (the notice

@@ -134,10 +134,24 @@ def record(curs: Cursor[DictRow], view: View, batch: Batch, before: dict[UUID, l
     _add(curs, daily, "day, reseller_id, product, tier", "date text text text", days)
 
 
-def _add(
-    curs: Cursor[DictRow], table: Identifier, columns: str, types: str, deltas: Counter[Any]
+def write_folded(
+    curs: Cursor[DictRow], view: View, counts: Counter[CountKey], days: Counter[DayKey]
 ) -> None:
-    changed = [(*key, n) for key, n in deltas.items() if n]
+    """A rebuild's fold: the counts (zeros included: a status some key stood in) and days."""
+    _add(curs, view.table("counts"), "reseller_id, product, tier, status", "text text text text",
+         counts, zeros=True)  # fmt: skip
+    _add(curs, view.table("daily"), "day, reseller_id, product, tier", "date text text text", days)
+
+
+def _add(
+    curs: Cursor[DictRow],
+    table: Identifier,
+    columns: str,
+    types: str,
+    deltas: Counter[Any],
+    zeros: bool = False,
+) -> None:
+    changed = [(*key, n) for key, n in deltas.items() if n or zeros]
     if not changed:
         return
     arrays = SQL(", ").join(SQL("%s::{}[]").format(SQL(t)) for t in [*types.split(), "bigint"])

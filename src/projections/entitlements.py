@@ -7,26 +7,35 @@ A period that has ended is filtered out when read, so the view never depends on 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
+from license_svc.domain.key import ActivationKey
 from license_svc.domain.plan import Plan
 from license_svc.domain.subscription import Entitlement
 from license_svc.domain.tiers import Product, Tier
 
-from .base import Batch, View, pg_text, pg_value
+from .base import KEY_EVENTS, Aggregate, Batch, Folder, View, pg_text, pg_value
 from .changes import Change
 
 # A pending key's row (key_id, product, tier, seats, hint), copied in binary as the catalog's.
 PENDING_TYPES = ("uuid", "text", "text", "int4", "text")
 PLAN_SNAPSHOTS = (Plan.PlanStarted, Plan.PlanRenewed, Plan.PlanChanged, Plan.PlanCancelled)
+# An entitlement's row as a rebuild's fold copies it: key_id, account_id, product, tier, seats,
+# starts_at, ends_at, source, subscription_id and (the summary's) hint.
+ENTITLEMENT_COLUMNS = (
+    "key_id, account_id, product, tier, seats, starts_at, ends_at, source, subscription_id"
+)
+ENTITLEMENT_TYPES: tuple[str, ...] = ("uuid", "text", "text", "text", "int4", "timestamptz")
+ENTITLEMENT_TYPES += ("timestamptz", "text", "text", "text")
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,9 @@ class EntitlementsView(View):
             if key in accounts and key in products:
                 changes.append(Change(batch.position_of(event), accounts[key], products[key]))
         return sorted(changes, key=lambda c: c.position)
+
+    def folder(self) -> Folder:
+        return EntitlementsFolder(self)
 
     def _write(self, curs: Cursor[DictRow], batch: Batch) -> None:
         pending, entitlements = self.table("pending"), self.table("entitlements")
@@ -285,3 +297,122 @@ class EntitlementsView(View):
             if row["key_id"] is not None
         )
         return AccountEntitlements(found, int(rows[0]["position"]) if rows else 0)
+
+
+class EntitlementsFolder:
+    """A rebuild's fold of the summary or allowance: the pending keys, the entitlements (keys'
+    and plans') and the plans' accounts as each aggregate's events leave them, copied once;
+    and, where the view keeps a change log, its rows (one per event that changed an account's
+    entitlements, as `_account_changes` finds them one event at a time)."""
+
+    events: tuple[type, ...] = (*KEY_EVENTS, Plan.Event)
+
+    def __init__(self, view: EntitlementsView, keeps_changes: bool = False) -> None:
+        self.view = view
+        self.hint = view.with_hint
+        self.changes: list[Change] | None = [] if keeps_changes else None
+
+    def write(self, curs: Cursor[DictRow], aggregates: Sequence[Aggregate]) -> None:
+        pending: list[tuple[Any, ...]] = []
+        entitled: list[list[Any]] = []
+        accounts: list[tuple[Any, ...]] = []
+        for events in aggregates:
+            first = events[0][1]
+            if isinstance(first, KEY_EVENTS):
+                self._key(events, pending, entitled)
+            elif isinstance(first, Plan.Event):
+                self._plan(events, entitled, accounts)
+            else:
+                self._other(events)
+        width = 5 if self.hint else 4
+        self._copy(curs, "pending", "key_id, product, tier, seats", PENDING_TYPES[:width],
+                   [row[:width] for row in pending])  # fmt: skip
+        width = 10 if self.hint else 9
+        self._copy(curs, "entitlements", ENTITLEMENT_COLUMNS, ENTITLEMENT_TYPES[:width],
+                   [row[:width] for row in entitled])  # fmt: skip
+        self._copy(curs, "plan_accounts", "plan_id, account_id", ("uuid", "text"), accounts)
+
+    def _copy(
+        self,
+        curs: Cursor[DictRow],
+        suffix: str,
+        columns: str,
+        types: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> None:
+        if not rows:
+            return
+        if self.hint and suffix in ("pending", "entitlements"):
+            columns += ", hint"
+        copy_sql = SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
+        with curs.copy(copy_sql.format(self.view.table(suffix), SQL(columns))) as copy:
+            copy.set_types(list(types))
+            for row in rows:
+                copy.write_row(row)
+
+    def _change(self, position: int, account_id: str, product: str) -> None:
+        if self.changes is not None:
+            self.changes.append(Change(position, account_id, product))
+
+    def _key(
+        self, events: Aggregate, pending: list[tuple[Any, ...]], entitled: list[list[Any]]
+    ) -> None:
+        """The batch statements one event at a time: issued → pending; activated → moved from
+        pending to entitlements with its period; revoked → out of both; expired → out of the
+        entitlements. An ending changes the account only if the key was entitled."""
+        waiting: tuple[Any, ...] | None = None  # key_id, product, tier, seats, hint
+        row: list[Any] | None = None
+        for position, e in events:
+            if isinstance(e, ActivationKey.KeyIssued):
+                waiting = (e.originator_id, pg_text(e.product), pg_text(e.tier), e.seats,
+                           pg_text(e.hint))  # fmt: skip
+            elif isinstance(e, ActivationKey.KeyActivated):
+                if waiting is not None:
+                    key_id, product, tier, seats, hint = waiting
+                    row = [key_id, pg_text(e.account_id), product, tier, seats,
+                           e.period_starts_at, e.period_ends_at, "key", "", hint]  # fmt: skip
+                    self._change(position, row[1], product)
+                    waiting = None
+            elif isinstance(e, ActivationKey.KeyRevoked | ActivationKey.SubscriptionExpired):
+                if row is not None:
+                    self._change(position, row[1], row[2])
+                    row = None
+                if isinstance(e, ActivationKey.KeyRevoked):
+                    waiting = None
+        if waiting is not None:
+            pending.append(waiting)
+        if row is not None:
+            entitled.append(row)
+
+    def _plan(
+        self, events: Aggregate, entitled: list[list[Any]], accounts: list[tuple[Any, ...]]
+    ) -> None:
+        """`_write_plans` one event at a time: a start records the plan's account; each applied
+        provider event inserts the plan's row or moves its tier, seats and period; an expiry
+        removes it; an ignored event changes nothing."""
+        row: list[Any] | None = None
+        account: tuple[Any, ...] | None = None
+        for position, e in events:
+            if isinstance(e, Plan.PlanStarted) and account is None:
+                account = (e.originator_id, pg_value(e.account_id))
+            if isinstance(e, PLAN_SNAPSHOTS):
+                self._change(position, pg_text(e.account_id), pg_text(e.product))
+                if row is None:
+                    row = [e.originator_id, pg_value(e.account_id), pg_value(e.product),
+                           pg_value(e.tier), e.seats, e.period_starts_at, e.ends_at, "plan",
+                           pg_value(e.subscription_id), ""]  # fmt: skip
+                else:
+                    row[3:7] = [pg_value(e.tier), e.seats, e.period_starts_at, e.ends_at]
+            elif isinstance(e, Plan.SubscriptionExpired) and row is not None:
+                self._change(position, row[1], row[2])
+                row = None
+        if account is not None:
+            accounts.append(account)
+        if row is not None:
+            entitled.append(row)
+
+    def _other(self, events: Aggregate) -> None:
+        """Another aggregate's events (a seat lease's, for the allowance)."""
+
+    def finish(self, curs: Cursor[DictRow]) -> None:
+        pass

@@ -193,6 +193,26 @@ class LicensingRecorder(PostgresApplicationRecorder):
         self._select_notifications = _notification_statements(
             schema, Identifier(self.events_table_name)
         )
+        # A rebuild's fold (`projections.fold`): the events up to a position in aggregate order,
+        # each aggregate's events together, from where the last read stopped (the primary key's
+        # own order: an index range scan, no sort).
+        columns = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
+        ).format(schema, Identifier(self.events_table_name))
+        order = SQL(" ORDER BY originator_id, originator_version LIMIT %s")
+        self._select_by_aggregate = {
+            first: (
+                columns
+                + SQL(
+                    " WHERE notification_id <= %s"
+                    if first
+                    else " WHERE (originator_id, originator_version) > (%s, %s)"
+                    " AND notification_id <= %s"
+                )
+                + order
+            ).as_bytes(None)
+            for first in (True, False)
+        }
         self._copy_events = SQL(
             "COPY {schema}.{table} (originator_id, originator_version, topic, state)"
             " FROM STDIN (FORMAT BINARY)"
@@ -295,6 +315,22 @@ class LicensingRecorder(PostgresApplicationRecorder):
         ):
             curs.adapters.register_loader("uuid", QuickUUIDLoader)
             curs.execute(statement, (*params, limit), prepare=True)
+            return [_notification(*row) for row in curs.fetchall()]
+
+    @retried
+    def select_by_aggregate(
+        self, after: tuple[UUID, int] | None, head: int, limit: int
+    ) -> list[Notification]:
+        """Up to `limit` events at positions up to `head`, ordered by aggregate id then version,
+        after the event `after` (an aggregate id and version; None: from the first). Each is a
+        Notification whose `id` is its position."""
+        params = (head, limit) if after is None else (*after, head, limit)
+        with (
+            self.datastore.get_connection() as conn,
+            conn.cursor(binary=True, row_factory=tuple_row) as curs,
+        ):
+            curs.adapters.register_loader("uuid", QuickUUIDLoader)
+            curs.execute(self._select_by_aggregate[after is None], params, prepare=True)
             return [_notification(*row) for row in curs.fetchall()]
 
     @retried

@@ -1,9 +1,13 @@
 """`license-svc projections rebuild NAME`: replay the store from position 0 into a new generation
 of the view's tables, with a progress bar, then switch readers over once it has caught up.
 
-Readers keep answering from the live generation the whole time. The new generation is filled by
-the same runner (and batches) a worker uses, holding that generation's worker lock, so no worker
-runs it concurrently; after the switch the workers move to it. The generation it replaced is
+The replay is first a fold (`fold.py`: the store up to its head in aggregate order, each
+aggregate's rows copied once), then the events appended meanwhile in store order (`_replay`),
+then a runner until the switch.
+
+Readers keep answering from the live generation the whole time. The new generation is filled
+holding that generation's worker lock (its tail by the same runner and batches a worker uses), so
+no worker runs it concurrently; after the switch the workers move to it. The generation it replaced is
 dropped once nothing uses it (`prune.py`; `keep_old` keeps it, e.g. to compare the two), and so
 is any other generation but the live one (an abandoned rebuild's) when a rebuild starts.
 """
@@ -29,6 +33,7 @@ from projections.base import APP_NAME, View
 from projections.generations import Generations, advisory_lock
 from projections.registry import view_class
 
+from .fold import fold
 from .prune import Pruned, prune
 from .runner import close_runner, connect, start_runner, worker_lock_key
 from .viewset import ViewSet
@@ -133,7 +138,9 @@ def _replay_and_switch(
 ) -> Rebuilt:
     name = type(new).name
     progress = Progress(f"rebuild {name} g{new.generation}", out)
-    _replay(app, new, app.recorder.max_notification_id() or 0, progress)
+    head = app.recorder.max_notification_id() or 0
+    fold(app, new, head, lambda done: progress.show(done, head))  # one row per aggregate
+    _replay(app, new, app.recorder.max_notification_id() or 0, progress)  # appended meanwhile
     runner = start_runner(settings, name, new.generation)  # the events appended meanwhile
     try:
         while True:

@@ -1,0 +1,136 @@
+"""A rebuild's first pass: the store up to its head, folded one aggregate at a time.
+
+A replay in store order inserts a key's row when the key is issued and updates it when the key
+is activated, revoked or expired, which happens far later in the log, so in another batch: an
+UPDATE per event, and PostgreSQL pays for an updated row (a new row version, its index entries)
+several times what it pays for a copied one. In a store of activations and seat leases those
+updates set a rebuild's pace.
+
+The fold reads the store in the primary key's order instead (aggregate id, then version; an
+index range scan, up to the head it started at), so all of an aggregate's events arrive
+together. Each view's `Folder` turns them into the rows they leave, and copies each row once.
+Everything is one transaction, with the view's tracking row set to the head at its end: a fold
+that fails or is killed leaves nothing, and a rebuild then replays from position 0 as before.
+The events appended meanwhile (past the head) are replayed in store order after it.
+
+Memory: a chunk of CHUNK events read and decoded, one more being written, one being read (not
+yet decoded), and the one
+aggregate a chunk may end inside of (an aggregate's events: a key has at most four, a lease
+two; a plan one a month); the catalog's counts besides (as many as its count table's rows).
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, cast
+from uuid import UUID
+
+from eventsourcing.utils import resolve_topic
+
+from license_svc.adapters.application import EventStore
+from projections.base import Aggregate, Batch, Folder, View
+
+CHUNK = 5_000  # events read and decoded at a time
+_DONE, _ABANDON = object(), object()
+_WAIT = 0.05  # how often a full hand-off looks whether the writer has failed
+
+
+def aggregates(
+    app: EventStore, head: int, chunk: int = CHUNK, wanted: tuple[type, ...] = (object,)
+) -> Iterator[tuple[list[Aggregate], int]]:
+    """Every aggregate's events at positions up to `head`, a chunk at a time, each aggregate
+    whole in one chunk (one that a read ends inside of is carried to the next); with each
+    chunk, the number of events read for it. Only events of the `wanted` classes are decoded
+    and kept (a topic's class is resolved once). The next chunk is read by a thread of its own
+    while this one is decoded: PostgreSQL's part of a read in this order (a heap page per
+    event) is as long as the decoding."""
+    to_event = app.mapper.to_domain_event
+    kept: dict[str, bool] = {}
+
+    def keeps(topic: str) -> bool:
+        if topic not in kept:
+            kept[topic] = issubclass(resolve_topic(topic), wanted)
+        return kept[topic]
+
+    current: Aggregate = []
+    current_id: Any = None
+    with ThreadPoolExecutor(1, thread_name_prefix="fold-reader") as reader:
+        reading = reader.submit(app.store.select_by_aggregate, None, head, chunk)
+        while True:
+            found = reading.result()
+            more = len(found) == chunk
+            if more:  # the next read starts after this one's last event
+                last = found[-1]
+                after = (cast(UUID, last.originator_id), last.originator_version)
+                reading = reader.submit(app.store.select_by_aggregate, after, head, chunk)
+            whole: list[Aggregate] = []
+            for n in found:
+                if n.originator_id != current_id:
+                    if current:
+                        whole.append(current)
+                    current, current_id = [], n.originator_id
+                if keeps(n.topic):
+                    current.append((n.id, to_event(n)))
+            if not more:  # the last read: the aggregate it ends with is whole
+                if current:
+                    whole.append(current)
+                yield whole, len(found)
+                return
+            yield whole, len(found)
+
+
+def fold(
+    app: EventStore,
+    view: View,
+    head: int,
+    progress: Callable[[int], None] = lambda done: None,
+    chunk: int = CHUNK,
+) -> None:
+    """`view` (an empty generation at position 0) up to `head`, in one transaction: chunks are
+    read and decoded here while a writer thread copies the one before (at most one waits)."""
+    if head <= 0:
+        return
+    handed: queue.Queue[object] = queue.Queue(maxsize=1)
+    with ThreadPoolExecutor(1, thread_name_prefix="fold-writer") as pool:
+        folder = view.folder()
+        writing = pool.submit(_write, view, folder, head, handed)
+        done = 0
+        try:
+            for whole, read in aggregates(app, head, chunk, folder.events):
+                _hand(handed, whole, writing)
+                done += read
+                progress(done)
+            _hand(handed, _DONE, writing)
+        except BaseException:
+            if not writing.done():
+                _hand(handed, _ABANDON, writing, quiet=True)
+            raise
+        writing.result()
+
+
+def _hand(
+    handed: queue.Queue[object], item: object, writing: Future[None], quiet: bool = False
+) -> None:
+    """Put `item` for the writer, or raise the writer's error if it stopped (nothing if quiet)."""
+    while True:
+        try:
+            handed.put(item, timeout=_WAIT)
+            return
+        except queue.Full:
+            if writing.done():
+                if quiet:
+                    return
+                writing.result()
+                raise RuntimeError("the fold's writer stopped before the fold ended") from None
+
+
+def _write(view: View, folder: Folder, head: int, handed: queue.Queue[object]) -> None:
+    with view.datastore.transaction(commit=True) as curs:
+        while (item := handed.get()) is not _DONE:
+            if item is _ABANDON:
+                raise RuntimeError("the fold was abandoned")  # rolls the transaction back
+            folder.write(curs, item)  # type: ignore[arg-type]
+        folder.finish(curs)
+        view._fence_tracking(curs, Batch(first=1, last=head))
