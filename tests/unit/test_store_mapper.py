@@ -4,6 +4,7 @@ value or its error — for whatever it does not expect."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -114,3 +115,62 @@ def test_what_it_does_not_expect_goes_to_the_library() -> None:
         assert str(found.value) == str(expected.value)
     with pytest.raises(MapperDeserialisationError):
         QUICK.to_domain_event(stored(b"{"))
+
+
+# -- any document: orjson where it reads as the scanner does, the scanner where it might not --
+
+TRANSCODED = st.one_of(
+    st.datetimes(timezones=st.just(UTC)).map(
+        lambda d: {"_type_": "datetime_iso", "_data_": d.isoformat()}
+    ),
+    st.uuids().map(lambda u: {"_type_": "uuid_hex", "_data_": u.hex}),
+    st.just({"_type_": "decimal_str", "_data_": "1.50"}),
+    st.just({"_type_": "not-registered", "_data_": "x"}),
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**63 - 2, max_value=2**80) | st.integers(max_value=-(2**63) + 2),
+    st.floats(allow_nan=False),  # a float (or a number orjson reads as one): the scanner's
+    TEXT,
+    TRANSCODED,
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(TEXT, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@given(document=st.dictionaries(TEXT, VALUES, max_size=6), ascii_only=st.booleans())
+def test_any_document_decodes_as_the_library_decodes_it(
+    document: dict[str, Any], ascii_only: bool
+) -> None:
+    try:
+        data = json.dumps(document, ensure_ascii=ascii_only).encode()
+    except UnicodeEncodeError:  # a lone surrogate written raw: not UTF-8, no store holds it
+        return
+    event = stored(data)
+    try:
+        expected = LIBRARY.to_domain_event(event)
+    except Exception as error:
+        with pytest.raises(type(error)) as found:
+            QUICK.to_domain_event(event)
+        assert str(found.value) == str(error)
+        return
+    decoded = QUICK.to_domain_event(event)
+    assert type(decoded) is type(expected)
+    # repr, not ==: an integer read as a float would still compare equal.
+    assert repr(decoded.__dict__) == repr(expected.__dict__)
+
+
+def test_a_big_integer_and_a_nested_transcoding_decode_as_the_library_decodes_them() -> None:
+    document = {
+        "big": 2**70,
+        "nested": [{"at": {"_type_": "datetime_iso", "_data_": NOW.isoformat()}}],
+        "whole": {"_type_": "uuid_hex", "_data_": uuid.UUID(int=7).hex},
+    }
+    decoded = same(stored(json.dumps(document)))
+    assert decoded.big == 2**70 and type(decoded.big) is int
+    assert decoded.nested[0]["at"] == NOW and decoded.whole == uuid.UUID(int=7)

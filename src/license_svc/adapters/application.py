@@ -79,6 +79,10 @@ class EventStore(Application[UUID]):
         return cast(LicensingRecorder, self.recorder)
 
     @property
+    def store_mapper(self) -> StoreMapper:
+        return cast(StoreMapper, self.mapper)
+
+    @property
     def identity(self) -> KeyIdentity:
         if self._identity is None:
             raise RuntimeError("this LicensingApp was built without a pepper (read-only use)")

@@ -87,10 +87,20 @@ class QuickUUIDLoader(Loader):
     format = Format.BINARY
 
     def load(self, data: Buffer) -> UUID:
-        made = _new(UUID)
-        _set(made, "int", int.from_bytes(data))
-        _set(made, "is_safe", SafeUUID.unknown)
-        return made
+        return quick_uuid(data)
+
+
+def quick_uuid(data: Buffer) -> UUID:
+    """`UUID(bytes=data)` without the constructor's checks (as `QuickUUIDLoader`)."""
+    made = _new(UUID)
+    _set(made, "int", int.from_bytes(data))
+    _set(made, "is_safe", SafeUUID.unknown)
+    return made
+
+
+def _bytes_loader(conn: Connection[Any]) -> type[Loader]:
+    """The connection's binary bytea loader (psycopg's C one): a uuid column as its 16 bytes."""
+    return conn.adapters.get_loader(conn.adapters.types["bytea"].oid, Format.BINARY)  # type: ignore[return-value]
 
 
 def _notification(
@@ -320,18 +330,19 @@ class LicensingRecorder(PostgresApplicationRecorder):
     @retried
     def select_by_aggregate(
         self, after: tuple[UUID, int] | None, head: int, limit: int
-    ) -> list[Notification]:
+    ) -> list[tuple[int, bytes, int, str, bytes]]:
         """Up to `limit` events at positions up to `head`, ordered by aggregate id then version,
-        after the event `after` (an aggregate id and version; None: from the first). Each is a
-        Notification whose `id` is its position."""
+        after the event `after` (an aggregate id and version; None: from the first), as rows
+        (position, the aggregate id's 16 bytes, version, topic, state): a fold makes one UUID
+        per aggregate, not one per event, and no Notification."""
         params = (head, limit) if after is None else (*after, head, limit)
         with (
             self.datastore.get_connection() as conn,
             conn.cursor(binary=True, row_factory=tuple_row) as curs,
         ):
-            curs.adapters.register_loader("uuid", QuickUUIDLoader)
+            curs.adapters.register_loader("uuid", _bytes_loader(conn))
             curs.execute(self._select_by_aggregate[after is None], params, prepare=True)
-            return [_notification(*row) for row in curs.fetchall()]
+            return curs.fetchall()
 
     @retried
     def max_notification_id(self) -> int | None:

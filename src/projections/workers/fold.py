@@ -24,12 +24,11 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, cast
-from uuid import UUID
 
 from eventsourcing.utils import resolve_topic
 
 from license_svc.adapters.application import EventStore
+from license_svc.adapters.eventstore import quick_uuid
 from projections.base import Aggregate, Batch, Folder, View
 
 CHUNK = 5_000  # events read and decoded at a time
@@ -46,33 +45,31 @@ def aggregates(
     and kept (a topic's class is resolved once). The next chunk is read by a thread of its own
     while this one is decoded: PostgreSQL's part of a read in this order (a heap page per
     event) is as long as the decoding."""
-    to_event = app.mapper.to_domain_event
+    decode = app.store_mapper.decode
     kept: dict[str, bool] = {}
-
-    def keeps(topic: str) -> bool:
-        if topic not in kept:
-            kept[topic] = issubclass(resolve_topic(topic), wanted)
-        return kept[topic]
-
     current: Aggregate = []
-    current_id: Any = None
+    current_id: bytes = b""
+    uuid = quick_uuid(bytes(16))
     with ThreadPoolExecutor(1, thread_name_prefix="fold-reader") as reader:
         reading = reader.submit(app.store.select_by_aggregate, None, head, chunk)
         while True:
             found = reading.result()
             more = len(found) == chunk
             if more:  # the next read starts after this one's last event
-                last = found[-1]
-                after = (cast(UUID, last.originator_id), last.originator_version)
+                _, last_id, last_version, _, _ = found[-1]
+                after = (quick_uuid(last_id), last_version)
                 reading = reader.submit(app.store.select_by_aggregate, after, head, chunk)
             whole: list[Aggregate] = []
-            for n in found:
-                if n.originator_id != current_id:
+            for position, originator_id, version, topic, state in found:
+                if originator_id != current_id:
                     if current:
                         whole.append(current)
-                    current, current_id = [], n.originator_id
-                if keeps(n.topic):
-                    current.append((n.id, to_event(n)))
+                    current, current_id, uuid = [], originator_id, quick_uuid(originator_id)
+                keep = kept.get(topic)
+                if keep is None:
+                    keep = kept[topic] = issubclass(resolve_topic(topic), wanted)
+                if keep:
+                    current.append((position, decode(uuid, version, topic, state)))
             if not more:  # the last read: the aggregate it ends with is whole
                 if current:
                     whole.append(current)

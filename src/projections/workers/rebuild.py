@@ -6,10 +6,11 @@ aggregate's rows copied once), then the events appended meanwhile in store order
 then a runner until the switch.
 
 Readers keep answering from the live generation the whole time. The new generation is filled
-holding that generation's worker lock (its tail by the same runner and batches a worker uses), so
-no worker runs it concurrently; after the switch the workers move to it. The generation it replaced is
-dropped once nothing uses it (`prune.py`; `keep_old` keeps it, e.g. to compare the two), and so
-is any other generation but the live one (an abandoned rebuild's) when a rebuild starts.
+holding that generation's worker lock (its tail by the same runner and batches a worker uses),
+so no worker runs it concurrently; after the switch the workers move to it. The generation it
+replaced is dropped once nothing uses it (`prune.py`; `keep_old` keeps it, e.g. to compare the
+two), and so is any other generation but the live one (an abandoned rebuild's) when a rebuild
+starts.
 """
 
 from __future__ import annotations
