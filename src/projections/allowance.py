@@ -239,6 +239,7 @@ class AllowanceFolder(EntitlementsFolder):
     ended by its release or expiry) and the change log, a row for every lease event."""
 
     events: tuple[type, ...] = (*EntitlementsFolder.events, *LEASE_EVENTS)
+    copied = (*EntitlementsFolder.copied, "changes", "leases")
 
     def __init__(self, view: AllowanceView) -> None:
         super().__init__(view, keeps_changes=True)

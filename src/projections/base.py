@@ -137,6 +137,9 @@ class Folder(Protocol):
     leave, written once (no row inserted and then updated), in the fold's one transaction."""
 
     events: tuple[type, ...]  # the events it folds: no other event is decoded
+    # The tables it only copies rows into (never reads, never upserts): their primary keys and
+    # unique constraints are added once the rows are in (`fold._defer_unique`).
+    copied: tuple[str, ...]
 
     def write(self, curs: Cursor[DictRow], aggregates: Sequence[Aggregate]) -> None:
         """The rows of these aggregates, each aggregate whole (its events up to the fold's

@@ -300,6 +300,7 @@ class CatalogFolder:
     and a day row for every activation."""
 
     events: tuple[type, ...] = KEY_EVENTS
+    copied: tuple[str, ...] = ("keys",)  # the counts and days are upserted
 
     def __init__(self, view: CatalogView) -> None:
         self.view = view

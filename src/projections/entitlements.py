@@ -306,6 +306,7 @@ class EntitlementsFolder:
     entitlements, as `_account_changes` finds them one event at a time)."""
 
     events: tuple[type, ...] = (*KEY_EVENTS, Plan.Event)
+    copied: tuple[str, ...] = ("pending", "entitlements", "plan_accounts")
 
     def __init__(self, view: EntitlementsView, keeps_changes: bool = False) -> None:
         self.view = view

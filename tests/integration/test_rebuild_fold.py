@@ -191,3 +191,40 @@ def test_a_fold_that_fails_leaves_its_generation_empty(
                 assert row == (0,), table
     finally:
         drop(service, view)
+
+
+def schema_of(conn: psycopg.Connection[Any], view: View) -> set[tuple[str, ...]]:
+    """The generation's indexes and constraints, named without the generation."""
+    prefix = view.full_name + "_"
+    indexes = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE %s", (prefix + "%",)
+    ).fetchall()
+    constraints = conn.execute(
+        "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+        " WHERE conrelid::regclass::text LIKE %s",
+        (prefix + "%",),
+    ).fetchall()
+    return {tuple(str(v).replace(prefix, "") for v in row) for row in [*indexes, *constraints]}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_folded_generation_has_every_key_and_constraint_of_a_new_one(
+    service: Service, one_by_one: list[View], name: str
+) -> None:
+    """The fold adds the primary keys and unique constraints of the tables it copies into
+    once their rows are in: by the same names and definitions as the tables were made with."""
+    service.app.save(*every_path())
+    head = catch_up(service, one_by_one)
+    expected = next(v for v in one_by_one if v.name == name)
+    view = folded(service, name, head, 4)
+    try:
+        with psycopg.connect(service.settings.database_url, autocommit=True) as conn:
+            found, made = schema_of(conn, view), schema_of(conn, expected)
+            assert found == made
+            assert any("PRIMARY KEY" in row[-1] for row in found)
+            assert (
+                generations.differences(conn, type(view), view.generation, expected.generation)
+                == {}
+            )
+    finally:
+        drop(service, view)

@@ -22,10 +22,13 @@ two; a plan one a month); the catalog's counts besides (as many as its count tab
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from eventsourcing.utils import resolve_topic
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
 
 from license_svc.adapters.application import EventStore
 from license_svc.adapters.eventstore import quick_uuid
@@ -125,9 +128,41 @@ def _hand(
 
 def _write(view: View, folder: Folder, head: int, handed: queue.Queue[object]) -> None:
     with view.datastore.transaction(commit=True) as curs:
+        deferred = _defer_unique(curs, view, folder.copied)
         while (item := handed.get()) is not _DONE:
             if item is _ABANDON:
                 raise RuntimeError("the fold was abandoned")  # rolls the transaction back
             folder.write(curs, item)  # type: ignore[arg-type]
         folder.finish(curs)
+        for statement in deferred:
+            curs.execute(statement)
         view._fence_tracking(curs, Batch(first=1, last=head))
+
+
+def _defer_unique(curs: Cursor[DictRow], view: View, suffixes: Sequence[str]) -> list[Composed]:
+    """Drop the primary keys and unique constraints of the tables the folder only copies into,
+    and return the statements that add them back, by the same names and definitions, once the
+    rows are in: an index built by one sort instead of a B-tree insertion per row at random
+    (a third of the allowance's copying). A row the constraint refuses fails the fold."""
+    restore: list[Composed] = []
+    for suffix in suffixes:
+        table = view.table(suffix)
+        found = curs.execute(
+            "SELECT conname, pg_get_constraintdef(c.oid) AS definition FROM pg_constraint c"
+            " WHERE conrelid = to_regclass(%s) AND contype IN ('p', 'u') ORDER BY conname",
+            (table.as_string(curs),),
+        ).fetchall()
+        if not found:
+            continue
+        names = [Identifier(row["conname"]) for row in found]
+        curs.execute(
+            SQL("ALTER TABLE {} {}").format(
+                table, SQL(", ").join(SQL("DROP CONSTRAINT {}").format(n) for n in names)
+            )
+        )
+        adds = [
+            SQL("ADD CONSTRAINT {} {}").format(name, SQL(row["definition"]))
+            for name, row in zip(names, found, strict=True)
+        ]
+        restore.append(SQL("ALTER TABLE {} {}").format(table, SQL(", ").join(adds)))
+    return restore
