@@ -40,6 +40,8 @@ ROW_TYPES += ("timestamptz", "timestamptz", "text", "text", "timestamptz", "int4
 # Where a row's columns are in COLUMNS.
 _PRODUCT, _TIER, _RESELLER, _STATUS, _ACCOUNT, _ACTIVATED_AT = 2, 3, 6, 9, 10, 12
 _REVOKED_AT, _EXPIRED_AT, _VERSION = 15, 18, 19
+_ISSUED, _ACTIVATED = KeyStatus.ISSUED.value, KeyStatus.ACTIVATED.value  # (an Enum member's
+_REVOKED, _EXPIRED = KeyStatus.REVOKED.value, KeyStatus.EXPIRED.value  # lookup is slow)
 
 
 @dataclass(frozen=True)
@@ -323,7 +325,7 @@ class CatalogFolder:
                 if row is None:
                     row = [e.originator_id, position, pg_text(e.product), pg_text(e.tier),
                            e.seats, e.period_months, pg_text(e.reseller_id),
-                           pg_text(e.batch_id), pg_text(e.hint), KeyStatus.ISSUED.value, None,
+                           pg_text(e.batch_id), pg_text(e.hint), _ISSUED, None,
                            e.timestamp, None, None, None, None, None, None, None,
                            e.originator_version]  # fmt: skip
                     self._count(row)
@@ -331,7 +333,7 @@ class CatalogFolder:
             if row is None:  # an UPDATE of a key the catalog does not hold changes nothing
                 continue
             if isinstance(e, ActivationKey.KeyActivated):
-                row[_STATUS] = KeyStatus.ACTIVATED.value
+                row[_STATUS] = _ACTIVATED
                 row[_ACCOUNT] = pg_value(e.account_id)
                 row[_ACTIVATED_AT : _ACTIVATED_AT + 3] = [
                     e.activated_at,
@@ -341,14 +343,14 @@ class CatalogFolder:
                 day = e.activated_at.astimezone(UTC).date()
                 self.days[(day, row[_RESELLER], row[_PRODUCT], row[_TIER])] += 1
             elif isinstance(e, ActivationKey.KeyRevoked):
-                row[_STATUS] = KeyStatus.REVOKED.value
+                row[_STATUS] = _REVOKED
                 row[_REVOKED_AT : _REVOKED_AT + 3] = [
                     e.revoked_at,
                     pg_value(e.reason),
                     pg_value(e.revoked_by),
                 ]
             elif isinstance(e, ActivationKey.SubscriptionExpired):
-                row[_STATUS] = KeyStatus.EXPIRED.value
+                row[_STATUS] = _EXPIRED
                 row[_EXPIRED_AT] = e.expired_at
             else:
                 continue

@@ -82,7 +82,7 @@ _new, _set = object.__new__, object.__setattr__
 
 class QuickUUIDLoader(Loader):
     """A binary uuid column as `uuid.UUID(bytes=...)` makes it, without that constructor's
-    argument checks (0.29 µs instead of 0.66: a replay loads one per event)."""
+    argument checks (`quick_uuid`: a replay loads one per event)."""
 
     format = Format.BINARY
 
@@ -90,11 +90,18 @@ class QuickUUIDLoader(Loader):
         return quick_uuid(data)
 
 
+# The two slots' descriptors (UUID's own `__slots__`).
+_set_int = UUID.__dict__["int"].__set__
+_set_safe = UUID.__dict__["is_safe"].__set__
+_UNKNOWN, _from_bytes = SafeUUID.unknown, int.from_bytes  # (an Enum member's lookup is slow)
+
+
 def quick_uuid(data: Buffer) -> UUID:
-    """`UUID(bytes=data)` without the constructor's checks (as `QuickUUIDLoader`)."""
+    """`UUID(bytes=data)` as the constructor leaves it, without its checks: its two slots set
+    directly (0.25 µs instead of 0.7; a fold makes one per aggregate, a replay one per event)."""
     made = _new(UUID)
-    _set(made, "int", int.from_bytes(data))
-    _set(made, "is_safe", SafeUUID.unknown)
+    _set_int(made, _from_bytes(data))
+    _set_safe(made, _UNKNOWN)
     return made
 
 
