@@ -243,15 +243,15 @@ class AllowanceFolder(EntitlementsFolder):
 
     def __init__(self, view: AllowanceView) -> None:
         super().__init__(view, keeps_changes=True)
-        self.allowance = view
         self.leases: list[list[Any]] = []
 
     def write(self, curs: Cursor[DictRow], aggregates: Sequence[Aggregate]) -> None:
         super().write(curs, aggregates)
         self._copy(curs, "leases", "lease_id, account_id, product, granted_at, ended_at",
                    LEASE_TYPES, self.leases)  # fmt: skip
-        if self.changes:
-            self.allowance._keep_changes(curs, self.changes)
+        self._copy(
+            curs, "changes", "position, account_id, product", CHANGE_TYPES, self.changes or []
+        )
         self.leases, self.changes = [], []
 
     def _other(self, events: Aggregate) -> None:

@@ -311,7 +311,8 @@ class EntitlementsFolder:
     def __init__(self, view: EntitlementsView, keeps_changes: bool = False) -> None:
         self.view = view
         self.hint = view.with_hint
-        self.changes: list[Change] | None = [] if keeps_changes else None
+        # The change log's rows (position, account, product), where the view keeps one.
+        self.changes: list[tuple[int, str, str]] | None = [] if keeps_changes else None
 
     def write(self, curs: Cursor[DictRow], aggregates: Sequence[Aggregate]) -> None:
         pending: list[tuple[Any, ...]] = []
@@ -353,7 +354,7 @@ class EntitlementsFolder:
 
     def _change(self, position: int, account_id: str, product: str) -> None:
         if self.changes is not None:
-            self.changes.append(Change(position, account_id, product))
+            self.changes.append((position, account_id, product))
 
     def _key(
         self, events: Aggregate, pending: list[tuple[Any, ...]], entitled: list[list[Any]]
