@@ -128,7 +128,7 @@ class Batch:
 
 
 # One aggregate's events in version order, each with its position: what a rebuild's fold
-# (`projections.fold`) hands a view, all of an aggregate's events at once.
+# (`projections.workers.fold`) hands a view, all of an aggregate's events at once.
 Aggregate = list[tuple[int, Any]]
 
 

@@ -210,9 +210,9 @@ class LicensingRecorder(PostgresApplicationRecorder):
         self._select_notifications = _notification_statements(
             schema, Identifier(self.events_table_name)
         )
-        # A rebuild's fold (`projections.fold`): the events up to a position in aggregate order,
-        # each aggregate's events together, from where the last read stopped (the primary key's
-        # own order: an index range scan, no sort).
+        # A rebuild's fold (`projections.workers.fold`): the events up to a position in
+        # aggregate order, each aggregate's events together, from where the last read stopped
+        # (the primary key's own order: an index range scan, no sort).
         columns = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {}.{}"
         ).format(schema, Identifier(self.events_table_name))

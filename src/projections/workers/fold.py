@@ -10,13 +10,13 @@ The fold reads the store in the primary key's order instead (aggregate id, then 
 index range scan, up to the head it started at), so all of an aggregate's events arrive
 together. Each view's `Folder` turns them into the rows they leave, and copies each row once.
 Everything is one transaction, with the view's tracking row set to the head at its end: a fold
-that fails or is killed leaves nothing, and a rebuild then replays from position 0 as before.
-The events appended meanwhile (past the head) are replayed in store order after it.
+that fails or is killed leaves nothing (the rebuild fails and its generation is abandoned). The
+events appended meanwhile (past the head) are replayed in store order after it.
 
 Memory: a chunk of CHUNK events read and decoded, one more being written, one being read (not
-yet decoded), and the one
-aggregate a chunk may end inside of (an aggregate's events: a key has at most four, a lease
-two; a plan one a month); the catalog's counts besides (as many as its count table's rows).
+yet decoded), and the one aggregate a chunk may end inside of (an aggregate's events: a key has
+at most four, a lease two, a plan one a month); the catalog's counts besides (as many as its
+count table's rows).
 """
 
 from __future__ import annotations
