@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
@@ -20,7 +19,6 @@ from eventsourcing.persistence import Tracking
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from license_svc import bootstrap
 from license_svc.bootstrap import Service
 from license_svc.domain.key import ActivationKey
 from license_svc.domain.plan import Plan
@@ -33,18 +31,13 @@ from projections.workers.fold import fold
 from projections.workers.viewset import ViewSet
 from tests.integration.test_lease_rows import lease_events
 from tests.integration.test_views_take_every_event import keys, plans
-from tests.views_support import fresh_database, settings_for
+from tests.views_support import service_on_fresh_database
 
 
 @pytest.fixture(scope="module")
 def service(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    with fresh_database(database_url) as url:
-        var = Path(tmp_path_factory.mktemp("fold-var"))
-        built = bootstrap.build(settings_for(url, var, LICENSE_SVC_POOL_SIZE="3"))
-        try:
-            yield built
-        finally:
-            built.close()
+    with service_on_fresh_database(database_url, tmp_path_factory.mktemp("fold-var")) as built:
+        yield built
 
 
 T0 = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
