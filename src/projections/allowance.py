@@ -10,7 +10,7 @@ events were batched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any, ClassVar
@@ -239,6 +239,12 @@ class AllowanceFolder(EntitlementsFolder):
     ended by its release or expiry) and the change log, a row for every lease event."""
 
     events: tuple[type, ...] = (*EntitlementsFolder.events, *LEASE_EVENTS)
+    reads: Mapping[type, tuple[str, ...]] = {
+        **EntitlementsFolder.reads,
+        SeatLease.SeatLeaseGranted: ("account_id", "product", "granted_at"),
+        SeatLease.SeatLeaseReleased: ("account_id", "product", "released_at"),
+        SeatLease.SeatLeaseExpired: ("account_id", "product", "expired_at"),
+    }
     copied = (*EntitlementsFolder.copied, "changes", "leases")
 
     def __init__(self, view: AllowanceView) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import zlib
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -137,6 +137,9 @@ class Folder(Protocol):
     leave, written once (no row inserted and then updated), in the fold's one transaction."""
 
     events: tuple[type, ...]  # the events it folds: no other event is decoded
+    # The attributes it reads of an event of each class (beside its id and version): only these
+    # are decoded. An event of a class not named here is decoded whole.
+    reads: Mapping[type, tuple[str, ...]]
     # The tables it only copies rows into (never reads, never upserts): their primary keys and
     # unique constraints are added once the rows are in (`fold._defer_unique`).
     copied: tuple[str, ...]

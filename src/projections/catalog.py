@@ -8,7 +8,7 @@ position), which makes a page token a single number and paging stable while keys
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -302,6 +302,26 @@ class CatalogFolder:
     and a day row for every activation."""
 
     events: tuple[type, ...] = KEY_EVENTS
+    reads: Mapping[type, tuple[str, ...]] = {
+        ActivationKey.KeyIssued: (
+            "product",
+            "tier",
+            "seats",
+            "period_months",
+            "reseller_id",
+            "batch_id",
+            "hint",
+            "timestamp",
+        ),
+        ActivationKey.KeyActivated: (
+            "account_id",
+            "activated_at",
+            "period_starts_at",
+            "period_ends_at",
+        ),
+        ActivationKey.KeyRevoked: ("revoked_at", "reason", "revoked_by"),
+        ActivationKey.SubscriptionExpired: ("expired_at",),
+    }
     copied: tuple[str, ...] = ("keys",)  # the counts and days are upserted
 
     def __init__(self, view: CatalogView) -> None:

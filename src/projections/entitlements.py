@@ -7,7 +7,7 @@ A period that has ended is filtered out when read, so the view never depends on 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -306,6 +306,12 @@ class EntitlementsFolder:
     entitlements, as `_account_changes` finds them one event at a time)."""
 
     events: tuple[type, ...] = (*KEY_EVENTS, Plan.Event)
+    reads: Mapping[type, tuple[str, ...]] = {
+        ActivationKey.KeyIssued: ("product", "tier", "seats", "hint"),
+        ActivationKey.KeyActivated: ("account_id", "period_starts_at", "period_ends_at"),
+        ActivationKey.KeyRevoked: (),
+        ActivationKey.SubscriptionExpired: (),
+    }  # a plan's events are decoded whole
     copied: tuple[str, ...] = ("pending", "entitlements", "plan_accounts")
 
     def __init__(self, view: EntitlementsView, keeps_changes: bool = False) -> None:

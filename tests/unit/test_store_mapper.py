@@ -87,7 +87,13 @@ class Upcast(Aggregate):
             state["size"] = 0
 
 
+class Plain(Aggregate):
+    class Created(Aggregate.Created):
+        pass
+
+
 TOPIC = "tests.unit.test_store_mapper:Upcast.Created"
+PLAIN = "tests.unit.test_store_mapper:Plain.Created"  # class version 1: fields decoded alone
 STATE = '{"timestamp":{"_type_":"datetime_iso","_data_":"2026-12-06T12:00:00+00:00"},'
 STATE += '"originator_topic":"tests.unit.test_store_mapper:Upcast"'
 
@@ -174,3 +180,69 @@ def test_a_big_integer_and_a_nested_transcoding_decode_as_the_library_decodes_th
     decoded = same(stored(json.dumps(document)))
     assert decoded.big == 2**70 and type(decoded.big) is int
     assert decoded.nested[0]["at"] == NOW and decoded.whole == uuid.UUID(int=7)
+
+
+# -- decode_fields: a fold's events, only the fields it reads --
+
+
+@given(
+    document=st.dictionaries(TEXT, VALUES, max_size=6),
+    extra=st.lists(TEXT, max_size=2),
+    pick=st.data(),
+)
+def test_the_fields_a_fold_reads_decode_as_the_library_decodes_them(
+    document: dict[str, Any], extra: list[str], pick: st.DataObject
+) -> None:
+    """Each field asked for (one the document may lack among them) is what the library's
+    event holds; nothing else is kept; where the library cannot decode the document, the
+    fields either decode alike or the library's own error is raised."""
+    try:
+        data = json.dumps(document, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return
+    fields = tuple(pick.draw(st.lists(st.sampled_from([*document, *extra]), unique=True))
+                   if document or extra else ())  # fmt: skip
+    event = stored(data, PLAIN)
+    try:
+        expected = LIBRARY.to_domain_event(event)
+    except Exception as error:
+        try:
+            QUICK.decode_fields(*values(event), fields)
+        except Exception as found:
+            assert type(found) is type(error) and str(found) == str(error)
+        return
+    found = QUICK.decode_fields(*values(event), fields)
+    assert type(found) is type(expected)
+    assert set(found.__dict__) <= set(expected.__dict__)
+    for name in ("originator_id", "originator_version", *fields):
+        assert repr(getattr(found, name, None)) == repr(getattr(expected, name, None))
+
+
+def values(event: StoredEvent) -> tuple[Any, ...]:
+    return event.originator_id, event.originator_version, event.topic, event.state
+
+
+def test_a_class_that_upcasts_is_decoded_whole() -> None:
+    event = stored(STATE + "}")
+    found = QUICK.decode_fields(*values(event), ())
+    assert found.size == 0 and found.timestamp == NOW
+
+
+def test_fields_with_a_big_integer_a_float_or_a_nested_transcoding_decode_as_the_library_does() -> (
+    None
+):
+    document: dict[str, Any] = {
+        "big": 2**70,
+        "float": 1.5,
+        "nested": [{"at": {"_type_": "datetime_iso", "_data_": NOW.isoformat()}}],
+        "whole": {"_type_": "uuid_hex", "_data_": uuid.UUID(int=7).hex},
+    }
+    event = stored(json.dumps(document), PLAIN)
+    expected = LIBRARY.to_domain_event(event)
+    for field in document:
+        found = QUICK.decode_fields(*values(event), (field,))
+        assert repr(getattr(found, field)) == repr(getattr(expected, field))
+    # A field it does not read is not looked at: not even a transcoding no one registered.
+    document["unread"] = {"_type_": "not-registered", "_data_": "x"}
+    found = QUICK.decode_fields(*values(stored(json.dumps(document), PLAIN)), ("whole",))
+    assert found.whole == uuid.UUID(int=7) and not hasattr(found, "unread")

@@ -60,13 +60,7 @@ class StoreMapper(Mapper[UUID]):
         scan = self._scan
         if scan is None:
             return self._library(originator_id, originator_version, topic, data)
-        key = (topic, type(originator_id))
-        known = self._classes.get(key)
-        if known is None:
-            cls = resolve_topic(topic)
-            convert = find_id_convertor(cls, cast(Hashable, type(originator_id)))
-            known = self._classes[key] = (cls, convert, getattr(cls, "class_version", 1))
-        cls, convert, class_version = known
+        cls, convert, class_version = self._known(topic, type(originator_id))
         state = _parsed(data, self._names)
         if state is None:
             try:
@@ -85,6 +79,62 @@ class StoreMapper(Mapper[UUID]):
         domain_event: Any = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", state)
         return domain_event  # type: ignore[no-any-return]
+
+    def decode_fields(
+        self,
+        originator_id: UUID | str,
+        originator_version: int,
+        topic: str,
+        data: bytes,
+        fields: tuple[str, ...],
+    ) -> DomainEventProtocol[UUID]:
+        """`decode`, keeping only the named fields of the event's state (with its id and
+        version): the event a rebuild's fold reads a few attributes of, without transcoding the
+        rest (a KeyActivated's four datetimes, of which a view reads two). Each kept field is
+        transcoded as `decode` transcodes it; the rest of the document is parsed, not looked
+        at. Anything `decode` would read otherwise — a transcoder or mapper not the library's
+        plain JSON, a class that upcasts, a field missing, a float, a transcoding not
+        registered, a document orjson refuses — is decoded whole by `decode`."""
+        names = self._names
+        if names is None or data[:1] != b"{" or data[-1:] != b"}":
+            return self.decode(originator_id, originator_version, topic, data)
+        cls, convert, class_version = self._known(topic, type(originator_id))
+        if class_version != 1:
+            return self.decode(originator_id, originator_version, topic, data)
+        try:
+            state = orjson.loads(data)
+            kept = {
+                "originator_id": convert(originator_id),
+                "originator_version": originator_version,
+            }
+            for name in fields:
+                value = state[name]
+                kind = type(value)
+                if kind is dict:
+                    value = _transcoded(value, names)
+                elif kind is list:
+                    _revived_list(value, names)
+                elif kind is float:
+                    raise _HasFloat
+                kept[name] = value
+        except Exception:
+            return self.decode(originator_id, originator_version, topic, data)
+        domain_event: Any = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", kept)
+        return domain_event  # type: ignore[no-any-return]
+
+    def _known(self, topic: str, id_type: type) -> tuple[type, Any, int]:
+        """The topic's class, its id conversion for ids of `id_type`, its class version."""
+        known = self._classes.get((topic, id_type))
+        if known is None:
+            cls = resolve_topic(topic)
+            convert = find_id_convertor(cls, cast(Hashable, id_type))
+            known = self._classes[(topic, id_type)] = (
+                cls,
+                convert,
+                getattr(cls, "class_version", 1),
+            )
+        return known
 
     def _library(
         self, originator_id: UUID | str, originator_version: int, topic: str, data: bytes

@@ -22,7 +22,7 @@ count table's rows).
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from eventsourcing.utils import resolve_topic
@@ -40,16 +40,23 @@ _WAIT = 0.05  # how often a full hand-off looks whether the writer has failed
 
 
 def aggregates(
-    app: EventStore, head: int, chunk: int = CHUNK, wanted: tuple[type, ...] = (object,)
+    app: EventStore,
+    head: int,
+    chunk: int = CHUNK,
+    wanted: tuple[type, ...] = (object,),
+    reads: Mapping[type, tuple[str, ...]] | None = None,
 ) -> Iterator[tuple[list[Aggregate], int]]:
     """Every aggregate's events at positions up to `head`, a chunk at a time, each aggregate
     whole in one chunk (one that a read ends inside of is carried to the next); with each
     chunk, the number of events read for it. Only events of the `wanted` classes are decoded
-    and kept (a topic's class is resolved once). The next chunk is read by a thread of its own
-    while this one is decoded: PostgreSQL's part of a read in this order (a heap page per
-    event) is as long as the decoding."""
-    decode = app.store_mapper.decode
-    kept: dict[str, bool] = {}
+    and kept (a topic's class is resolved once); of a class in `reads`, only the fields named
+    there (`StoreMapper.decode_fields`). The next chunk is read by a thread of its own while
+    this one is decoded: PostgreSQL's part of a read in this order (a heap page per event) is
+    as long as the decoding."""
+    mapper = app.store_mapper
+    decode, decode_fields = mapper.decode, mapper.decode_fields
+    reads = reads or {}
+    kept: dict[str, tuple[str, ...] | bool] = {}  # by topic: False, True (whole) or its fields
     current: Aggregate = []
     current_id: bytes = b""
     uuid = quick_uuid(bytes(16))
@@ -70,15 +77,25 @@ def aggregates(
                     current, current_id, uuid = [], originator_id, quick_uuid(originator_id)
                 keep = kept.get(topic)
                 if keep is None:
-                    keep = kept[topic] = issubclass(resolve_topic(topic), wanted)
-                if keep:
+                    keep = kept[topic] = _kept(resolve_topic(topic), wanted, reads)
+                if keep is True:
                     current.append((position, decode(uuid, version, topic, state)))
+                elif keep is not False:
+                    current.append((position, decode_fields(uuid, version, topic, state, keep)))
             if not more:  # the last read: the aggregate it ends with is whole
                 if current:
                     whole.append(current)
                 yield whole, len(found)
                 return
             yield whole, len(found)
+
+
+def _kept(
+    cls: type, wanted: tuple[type, ...], reads: Mapping[type, tuple[str, ...]]
+) -> tuple[str, ...] | bool:
+    if not issubclass(cls, wanted):
+        return False
+    return reads.get(cls, True)
 
 
 def fold(
@@ -98,7 +115,7 @@ def fold(
         writing = pool.submit(_write, view, folder, head, handed)
         done = 0
         try:
-            for whole, read in aggregates(app, head, chunk, folder.events):
+            for whole, read in aggregates(app, head, chunk, folder.events, folder.reads):
                 _hand(handed, whole, writing)
                 done += read
                 progress(done)
